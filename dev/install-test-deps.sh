@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Installs the outside parts the integration tests talk to, idempotently: each step checks first
+# and returns at once when the part is already there.
+#   - Tansu, a Kafka-compatible broker in Rust (a real broker over TCP)
+#   - kcat, from Debian (an outside consumer)
+#   - confluent-kafka, the Python client (an outside consumer, and the Python baseline)
+set -euo pipefail
+
+log() { printf 'install-test-deps: %s\n' "$*" >&2; }
+
+install_tansu() {
+  if command -v tansu >/dev/null 2>&1 || [ -x "${CARGO_HOME:-$HOME/.cargo}/bin/tansu" ]; then
+    log "tansu present"
+    return
+  fi
+  log "installing tansu (cargo install, about 10 minutes on 2 cores, once per machine)"
+  cargo install tansu --locked --features dynostore
+}
+
+install_kcat() {
+  if command -v kcat >/dev/null 2>&1; then
+    log "kcat present"
+    return
+  fi
+  log "installing kcat from Debian"
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq kcat >/dev/null
+}
+
+install_confluent_kafka() {
+  if python3 -c 'import confluent_kafka' >/dev/null 2>&1; then
+    log "confluent-kafka present"
+    return
+  fi
+  log "installing confluent-kafka from PyPI"
+  python3 -m pip install --quiet 'confluent-kafka>=2.6'
+}
+
+install_kcat
+install_confluent_kafka
+install_tansu

@@ -1,0 +1,344 @@
+//! The commands as library calls: `run`, `backfill`, `sample` and `check`.
+//!
+//! Each loads the scenario, resolves settings over its `config()`, sets it up with the seed and
+//! the clock, opens the sink (starting the embedded broker when no brokers are configured), runs
+//! the pipeline and closes the sink with a final account. What a person should see along the way
+//! (the seed, the broker's address) is reported through [`Notice`]s, so the library never writes
+//! to the terminal itself.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::broker::EmbeddedBroker;
+use crate::clock::SimClock;
+use crate::error::SimError;
+use crate::metrics::Metrics;
+use crate::pipeline::Pipeline;
+use crate::rng::fresh_seed;
+use crate::script::Scenario;
+use crate::settings::{resolve, InitMode, Settings, UserInput};
+use crate::shutdown::Shutdown;
+use crate::sink::{
+    ensure_topic, DeliveryAccount, DiscardSink, JsonLinesSink, KafkaSink, KafkaSinkConfig, Sink,
+    SinkSpec, TopicSpec,
+};
+
+/// How long closing waits for outstanding deliveries.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What every command takes.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The scenario script.
+    pub script: PathBuf,
+    /// Flags, environment and config file.
+    pub input: UserInput,
+    /// `--seed`; a fresh seed (reported) when absent.
+    pub seed: Option<u64>,
+    /// `--now`; the real now when absent.
+    pub now: Option<DateTime<Utc>>,
+    /// `--sink`.
+    pub sink: SinkSpec,
+}
+
+/// Something worth telling the person running `sim`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Notice {
+    /// The seed in use, so the run can be reproduced.
+    Seed(u64),
+    /// The embedded broker is up at this address, with this topic.
+    EmbeddedBroker {
+        /// Bootstrap address.
+        address: String,
+        /// The topic.
+        topic: String,
+    },
+    /// The topic was (re)created on a real cluster.
+    TopicReady {
+        /// The topic.
+        topic: String,
+        /// Whether it was deleted and recreated.
+        recreated: bool,
+    },
+    /// The backfill finished.
+    BackfillDone {
+        /// Events sent.
+        events: u64,
+        /// Start of the window.
+        from: DateTime<Utc>,
+        /// End of the window, where the live stream begins.
+        to: DateTime<Utc>,
+    },
+    /// Delivery failures by reason.
+    Failures(Vec<(String, u64)>),
+}
+
+/// What a finished command reports.
+#[derive(Debug, Clone, Copy)]
+pub struct Outcome {
+    /// Events made.
+    pub events: u64,
+    /// The sink's final account.
+    pub account: DeliveryAccount,
+}
+
+impl Outcome {
+    /// Whether every event was delivered.
+    pub fn succeeded(&self) -> bool {
+        self.account.failed == 0 && self.account.in_flight() == 0
+    }
+}
+
+/// A scenario loaded, configured and set up.
+pub struct Prepared {
+    /// The scenario.
+    pub scenario: Scenario,
+    /// Its resolved settings.
+    pub settings: Settings,
+    /// The seed.
+    pub seed: u64,
+    /// What the simulator takes as now.
+    pub now: DateTime<Utc>,
+}
+
+/// Loads, configures and sets up the scenario of `options`.
+pub fn prepare(options: &Options) -> Result<Prepared, SimError> {
+    let mut scenario = Scenario::load(&options.script)?;
+    let defaults = scenario.config()?;
+    let settings = resolve(&options.input, &defaults)?;
+    let seed = options.seed.unwrap_or_else(fresh_seed);
+    let now = options.now.unwrap_or_else(Utc::now);
+    scenario.setup(&settings, seed, now.timestamp_millis())?;
+    Ok(Prepared {
+        scenario,
+        settings,
+        seed,
+        now,
+    })
+}
+
+/// An open sink and what keeps it alive.
+struct OpenSink {
+    sink: Box<dyn Sink>,
+    // Held for its lifetime: the embedded broker stops when dropped.
+    _broker: Option<EmbeddedBroker>,
+}
+
+fn open_sink(
+    options: &Options,
+    prepared: &Prepared,
+    metrics: &Metrics,
+    recreate_topic: bool,
+    notify: &mut dyn FnMut(Notice),
+) -> Result<OpenSink, SimError> {
+    let settings = &prepared.settings;
+    let counters = metrics.delivery.clone();
+    match &options.sink {
+        SinkSpec::Stdout => Ok(OpenSink {
+            sink: Box::new(JsonLinesSink::stdout(counters)),
+            _broker: None,
+        }),
+        SinkSpec::File(path) => Ok(OpenSink {
+            sink: Box::new(JsonLinesSink::file(path, counters)?),
+            _broker: None,
+        }),
+        SinkSpec::Kafka => {
+            let topic = TopicSpec {
+                name: settings.topic.clone(),
+                partitions: settings.partitions,
+                replication: settings.replication,
+            };
+            let mut config = KafkaSinkConfig {
+                brokers: String::new(),
+                brokers_origin: settings.brokers_origin.clone(),
+                topic: settings.topic.clone(),
+                properties: settings.kafka.clone(),
+                headers: vec![("scenario".into(), prepared.scenario.name().to_string())],
+            };
+            let broker = match &settings.brokers {
+                Some(brokers) => {
+                    config.brokers = brokers.clone();
+                    None
+                }
+                None => {
+                    let broker = EmbeddedBroker::start(&topic)?;
+                    config.brokers = broker.bootstrap_servers();
+                    notify(Notice::EmbeddedBroker {
+                        address: config.brokers.clone(),
+                        topic: topic.name.clone(),
+                    });
+                    Some(broker)
+                }
+            };
+            // Connecting first reports an unreachable broker before any topic work is tried.
+            let sink = KafkaSink::connect(&config, counters)?;
+            if broker.is_none() {
+                ensure_topic(&config.client_config(), &topic, recreate_topic)?;
+                notify(Notice::TopicReady {
+                    topic: topic.name.clone(),
+                    recreated: recreate_topic,
+                });
+            }
+            let sink = Box::new(sink);
+            let reasons: *const KafkaSink = &*sink;
+            let _ = reasons;
+            Ok(OpenSink {
+                sink,
+                _broker: broker,
+            })
+        }
+    }
+}
+
+fn close(
+    mut open: OpenSink,
+    events: u64,
+    notify: &mut dyn FnMut(Notice),
+) -> Result<Outcome, SimError> {
+    let account = open.sink.close(CLOSE_TIMEOUT)?;
+    let failures = open.sink.failure_reasons();
+    if !failures.is_empty() {
+        notify(Notice::Failures(failures));
+    }
+    Ok(Outcome { events, account })
+}
+
+/// Runs a whole pipeline step against an open sink, closing the sink (and so flushing what was
+/// accepted) whether the step succeeded or not.
+fn with_pipeline(
+    prepared: Prepared,
+    mut open: OpenSink,
+    metrics: Arc<Metrics>,
+    notify: &mut dyn FnMut(Notice),
+    step: impl FnOnce(&mut Pipeline<'_>, &mut dyn FnMut(Notice)) -> Result<u64, SimError>,
+) -> Result<Outcome, SimError> {
+    let result = {
+        let mut pipeline = Pipeline::new(
+            prepared.scenario,
+            &prepared.settings,
+            prepared.seed,
+            open.sink.as_mut(),
+            metrics,
+        );
+        step(&mut pipeline, notify)
+    };
+    match result {
+        Ok(events) => close(open, events, notify),
+        Err(err) => {
+            // Deliver what was accepted before reporting the error.
+            let _ = close(open, 0, notify);
+            Err(err)
+        }
+    }
+}
+
+/// `sim run`: backfill (when `EVENT_INIT_MODE=flush`), then stream live until `shutdown`, or
+/// for `duration` of simulated time when given.
+pub fn run(
+    options: &Options,
+    shutdown: &Shutdown,
+    duration: Option<Duration>,
+    metrics: Arc<Metrics>,
+    notify: &mut dyn FnMut(Notice),
+) -> Result<Outcome, SimError> {
+    let prepared = prepare(options)?;
+    notify(Notice::Seed(prepared.seed));
+    let flush = prepared.settings.init_mode == InitMode::Flush;
+    let open = open_sink(options, &prepared, &metrics, flush, notify)?;
+    let (count, days) = (prepared.settings.backfill, prepared.settings.backfill_days);
+    let now = prepared.now;
+    with_pipeline(prepared, open, metrics, notify, |pipeline, notify| {
+        let mut events = 0;
+        if flush && count > 0 {
+            events += pipeline.backfill(now, count, days, shutdown)?;
+            notify(Notice::BackfillDone {
+                events,
+                from: now - chrono::Duration::seconds((days * 86_400.0) as i64),
+                to: now,
+            });
+        }
+        if shutdown.is_triggered() {
+            return Ok(events);
+        }
+        // The live stream starts where the backfill window ends: no gap, no overlap.
+        let clock = SimClock::starting_at(now);
+        let until = duration.and_then(|d| chrono::Duration::from_std(d).ok().map(|d| now + d));
+        events += pipeline.live(&clock, shutdown, until)?;
+        Ok(events)
+    })
+}
+
+/// `sim backfill`: only the historical part, `count` events over the `days` before now.
+pub fn backfill(
+    options: &Options,
+    count: Option<u64>,
+    days: Option<f64>,
+    shutdown: &Shutdown,
+    metrics: Arc<Metrics>,
+    notify: &mut dyn FnMut(Notice),
+) -> Result<Outcome, SimError> {
+    let prepared = prepare(options)?;
+    notify(Notice::Seed(prepared.seed));
+    let count = count.unwrap_or(prepared.settings.backfill);
+    let days = days.unwrap_or(prepared.settings.backfill_days);
+    let open = open_sink(options, &prepared, &metrics, false, notify)?;
+    let now = prepared.now;
+    with_pipeline(prepared, open, metrics, notify, |pipeline, _| {
+        pipeline.backfill(now, count, days, shutdown)
+    })
+}
+
+/// `sim sample`: `count` events from now on, as JSON lines on the sink (standard output).
+pub fn sample(
+    options: &Options,
+    count: u64,
+    metrics: Arc<Metrics>,
+    notify: &mut dyn FnMut(Notice),
+) -> Result<Outcome, SimError> {
+    let prepared = prepare(options)?;
+    let open = open_sink(options, &prepared, &metrics, false, notify)?;
+    let now = prepared.now;
+    with_pipeline(prepared, open, metrics, notify, |pipeline, _| {
+        pipeline.sample(now, count)
+    })
+}
+
+/// What `sim check` found for one script.
+#[derive(Debug)]
+pub struct CheckReport {
+    /// The script.
+    pub script: PathBuf,
+    /// Events generated and encoded.
+    pub events: u64,
+}
+
+/// `sim check`, first version: compiles, sets up and samples `count` events with a fixed seed,
+/// encoding each (so a missing key field or a non-map event fails the check).
+pub fn check(script: &Path, input: &UserInput, count: u64) -> Result<CheckReport, SimError> {
+    let options = Options {
+        script: script.to_path_buf(),
+        input: input.clone(),
+        seed: Some(0),
+        now: DateTime::from_timestamp(1_705_312_800, 0), // 2024-01-15T10:00:00Z
+        sink: SinkSpec::Stdout, // not opened: events go to a discarding sink
+    };
+    let prepared = prepare(&options)?;
+    let metrics = Arc::new(Metrics::default());
+    let mut sink = DiscardSink::default();
+    let now = prepared.now;
+    let mut pipeline = Pipeline::new(
+        prepared.scenario,
+        &prepared.settings,
+        prepared.seed,
+        &mut sink,
+        metrics,
+    );
+    let events = pipeline.sample(now, count)?;
+    Ok(CheckReport {
+        script: script.to_path_buf(),
+        events,
+    })
+}

@@ -1,0 +1,300 @@
+//! The command line: argument definitions and the translation into library calls.
+//!
+//! Parsing only; the work is done by [`crate::app`]. Notices and the final account go to standard
+//! error, so standard output carries nothing but events (for `sample` and `--sink stdout`).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use clap::{Args, Parser, Subcommand};
+
+use crate::app::{self, Notice, Options, Outcome};
+use crate::error::SimError;
+use crate::metrics::{spawn_status_line, Metrics};
+use crate::settings::{split_assignment, UserInput};
+use crate::shutdown::Shutdown;
+use crate::sink::SinkSpec;
+
+/// A scriptable real-time event simulator for Kafka.
+#[derive(Debug, Parser)]
+#[command(name = "sim", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Stream a scenario live: backfill history (EVENT_INIT_MODE=flush), then real time until
+    /// Ctrl-C. Without --brokers or KAFKA_BROKER, runs an embedded broker and prints its address.
+    Run {
+        /// The scenario script, e.g. scripts/darooghe.rhai.
+        script: PathBuf,
+        /// Stop after this many seconds of live streaming (as if Ctrl-C were pressed).
+        #[arg(long, value_name = "SECONDS")]
+        duration: Option<f64>,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+    /// Print N events as JSON lines, as the timeline would make them from --now on.
+    Sample {
+        /// The scenario script.
+        script: PathBuf,
+        /// How many events.
+        #[arg(short = 'n', long, default_value_t = 10)]
+        count: u64,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+    /// Produce only the historical part: COUNT events over the DAYS before --now.
+    Backfill {
+        /// The scenario script.
+        script: PathBuf,
+        /// How many events (default: the BACKFILL setting, 20,000).
+        #[arg(long)]
+        count: Option<u64>,
+        /// The window in days (default: the backfill_days setting, 7).
+        #[arg(long)]
+        days: Option<f64>,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+    /// Compile, set up and sample each script; exit non-zero if any fails.
+    Check {
+        /// The scenario scripts.
+        #[arg(required = true)]
+        scripts: Vec<PathBuf>,
+        /// Events to generate from each script.
+        #[arg(short = 'n', long, default_value_t = 1_000)]
+        count: u64,
+        /// TOML config file.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Set any setting: --set fraud_rate=0.1 (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+    },
+}
+
+/// Flags every producing command takes.
+#[derive(Debug, Args)]
+struct CommonArgs {
+    /// Kafka bootstrap servers (overrides KAFKA_BROKER). Without either, an embedded broker runs.
+    #[arg(long, value_name = "HOST:PORT,...")]
+    brokers: Option<String>,
+    /// Topic to produce to (overrides TOPIC).
+    #[arg(long)]
+    topic: Option<String>,
+    /// Seed for every random draw; with --now, output is byte-identical across runs.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// What the simulator takes as the current time (RFC 3339, e.g. 2024-01-15T10:00:00Z).
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    now: Option<DateTime<Utc>>,
+    /// Where events go: kafka, stdout or file:PATH (JSON lines).
+    #[arg(long, value_name = "SINK")]
+    sink: Option<String>,
+    /// TOML config file: settings, and librdkafka properties in a [kafka] table.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Any librdkafka property: -X linger.ms=10 (repeatable).
+    #[arg(short = 'X', value_name = "KEY=VALUE")]
+    kafka: Vec<String>,
+    /// Set any setting: --set fraud_rate=0.1 (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+}
+
+fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .or_else(|_| NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S").map(|t| t.and_utc()))
+        .map_err(|_| format!("`{text}` is not a time like 2024-01-15T10:00:00Z"))
+}
+
+fn user_input(
+    config: Option<PathBuf>,
+    set: &[String],
+    kafka: &[String],
+    topic: Option<&String>,
+    brokers: Option<&String>,
+) -> Result<UserInput, SimError> {
+    let mut input = UserInput::from_process_env();
+    input.config_file = config;
+    for text in set {
+        let (key, value) = split_assignment(text, "--set")?;
+        input.flags.push((key, value, format!("--set {text}")));
+    }
+    for text in kafka {
+        input.kafka_flags.push(split_assignment(text, "-X")?);
+    }
+    if let Some(topic) = topic {
+        input
+            .flags
+            .push(("topic".into(), topic.clone(), "--topic".into()));
+    }
+    if let Some(brokers) = brokers {
+        input
+            .flags
+            .push(("brokers".into(), brokers.clone(), "--brokers".into()));
+    }
+    Ok(input)
+}
+
+impl CommonArgs {
+    fn options(self, script: PathBuf, default_sink: &str) -> Result<Options, SimError> {
+        let input = user_input(
+            self.config,
+            &self.set,
+            &self.kafka,
+            self.topic.as_ref(),
+            self.brokers.as_ref(),
+        )?;
+        let sink = SinkSpec::parse(self.sink.as_deref().unwrap_or(default_sink))?;
+        Ok(Options {
+            script,
+            input,
+            seed: self.seed,
+            now: self.now,
+            sink,
+        })
+    }
+}
+
+fn print_notice(notice: Notice) {
+    match notice {
+        Notice::Seed(seed) => eprintln!("seed {seed} (pass --seed {seed} to reproduce)"),
+        Notice::EmbeddedBroker { address, topic } => {
+            eprintln!("embedded broker at {address}, topic {topic}");
+            eprintln!("  consume with: kcat -C -b {address} -t {topic}");
+        }
+        Notice::TopicReady { topic, recreated } => {
+            let how = if recreated { "recreated" } else { "ready" };
+            eprintln!("topic {topic} {how}");
+        }
+        Notice::BackfillDone { events, from, to } => {
+            eprintln!("backfilled {events} events from {from} to {to}; streaming live from {to}");
+        }
+        Notice::Failures(failures) => {
+            for (reason, count) in failures {
+                eprintln!("delivery failed for {count} events: {reason}");
+            }
+        }
+    }
+}
+
+fn report(outcome: &Outcome) -> ExitCode {
+    let account = outcome.account;
+    eprintln!(
+        "account: produced {}, delivered {}, failed {}{}",
+        account.produced,
+        account.delivered,
+        account.failed,
+        match account.in_flight() {
+            0 => String::new(),
+            n => format!(", unaccounted {n}"),
+        }
+    );
+    if outcome.succeeded() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+impl Cli {
+    /// Runs the command; errors are returned for the caller to render.
+    pub fn execute(self) -> Result<ExitCode, SimError> {
+        let metrics = Arc::new(Metrics::default());
+        let mut notify = print_notice;
+        match self.command {
+            Command::Run {
+                script,
+                duration,
+                common,
+            } => {
+                let options = common.options(script, "kafka")?;
+                let shutdown = Shutdown::new();
+                shutdown
+                    .on_signals()
+                    .map_err(|e| SimError::Input(format!("cannot watch for signals: {e}")))?;
+                spawn_status_line(metrics.clone(), shutdown.clone());
+                let duration = duration
+                    .map(|s| {
+                        Duration::try_from_secs_f64(s).map_err(|_| {
+                            SimError::Input(format!("--duration {s}: expected seconds, at least 0"))
+                        })
+                    })
+                    .transpose()?;
+                let outcome = app::run(&options, &shutdown, duration, metrics, &mut notify);
+                shutdown.trigger();
+                Ok(report(&outcome?))
+            }
+            Command::Sample {
+                script,
+                count,
+                common,
+            } => {
+                let options = common.options(script, "stdout")?;
+                let outcome = app::sample(&options, count, metrics, &mut notify)?;
+                Ok(if outcome.succeeded() {
+                    ExitCode::SUCCESS
+                } else {
+                    report(&outcome)
+                })
+            }
+            Command::Backfill {
+                script,
+                count,
+                days,
+                common,
+            } => {
+                let options = common.options(script, "kafka")?;
+                let shutdown = Shutdown::new();
+                shutdown
+                    .on_signals()
+                    .map_err(|e| SimError::Input(format!("cannot watch for signals: {e}")))?;
+                let started = std::time::Instant::now();
+                let outcome =
+                    app::backfill(&options, count, days, &shutdown, metrics, &mut notify)?;
+                let seconds = started.elapsed().as_secs_f64();
+                eprintln!(
+                    "backfilled {} events in {:.2} s ({:.0} events/s, delivery included)",
+                    outcome.events,
+                    seconds,
+                    outcome.events as f64 / seconds.max(1e-9)
+                );
+                Ok(report(&outcome))
+            }
+            Command::Check {
+                scripts,
+                count,
+                config,
+                set,
+            } => {
+                let input = user_input(config, &set, &[], None, None)?;
+                let mut failed = 0;
+                for script in &scripts {
+                    match app::check(script, &input, count) {
+                        Ok(report) => {
+                            eprintln!("ok: {} ({} events)", report.script.display(), report.events)
+                        }
+                        Err(err) => {
+                            failed += 1;
+                            eprintln!("{:?}", miette::Report::new(err));
+                        }
+                    }
+                }
+                Ok(if failed == 0 {
+                    ExitCode::SUCCESS
+                } else {
+                    eprintln!("{failed} of {} scripts failed", scripts.len());
+                    ExitCode::FAILURE
+                })
+            }
+        }
+    }
+}

@@ -1,0 +1,37 @@
+//! `sim`: a scriptable real-time event simulator for Kafka.
+//!
+//! The engine owns time, randomness and delivery; a Rhai scenario script owns the business (the
+//! event's shape, the pools of merchants and customers, the rules). A non-homogeneous Poisson
+//! timeline decides when events happen, the script decides what they are, and a sink delivers
+//! them: Kafka through librdkafka (an embedded broker by default), or JSON lines.
+//!
+//! # Layout
+//!
+//! - [`timeline`] and [`rate`]: when events happen (arrivals in real or virtual time).
+//! - [`clock`]: what the simulator takes as now (`--now`).
+//! - [`script`]: the scenario (compiled once, called per arrival) and its native API.
+//! - [`encode`]: an event map into a key and a JSON value.
+//! - [`sink`]: Kafka, stdout and file sinks, with delivery accounting; [`broker`]: the
+//!   embedded broker.
+//! - [`pipeline`]: the one module that joins timeline, script and sink.
+//! - [`settings`]: flags > environment > config file > `config()` > defaults.
+//! - [`app`]: the commands as library calls; [`cli`]: the command line on top.
+//! - [`metrics`], [`shutdown`], [`rng`], [`error`]: the shared pieces.
+
+pub mod app;
+pub mod broker;
+pub mod cli;
+pub mod clock;
+pub mod encode;
+pub mod error;
+pub mod metrics;
+pub mod pipeline;
+pub mod rate;
+pub mod rng;
+pub mod script;
+pub mod settings;
+pub mod shutdown;
+pub mod sink;
+pub mod timeline;
+
+pub use error::SimError;

@@ -1,0 +1,78 @@
+//! Running figures of a simulation and the one-line status that shows them.
+//!
+//! The status line redraws in place about once a second when standard error is a terminal, and
+//! stays quiet when it is not (a pipe, a file, CI), so logs are not flooded with carriage returns.
+
+use std::io::{IsTerminal, Write};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::shutdown::Shutdown;
+use crate::sink::DeliveryCounters;
+
+/// Figures the pipeline updates and the status line reads.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    events: AtomicU64,
+    target_per_second: AtomicU64,
+    /// The sink's delivery counters.
+    pub delivery: Arc<DeliveryCounters>,
+}
+
+impl Metrics {
+    /// Counts one event made.
+    pub fn event(&self) {
+        self.events.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Events made so far.
+    pub fn events(&self) -> u64 {
+        self.events.load(Ordering::Relaxed)
+    }
+
+    /// Records the rate the timeline is aiming for now.
+    pub fn set_target_per_second(&self, rate: f64) {
+        self.target_per_second
+            .store(rate.to_bits(), Ordering::Relaxed);
+    }
+
+    /// The rate the timeline is aiming for now, events per second.
+    pub fn target_per_second(&self) -> f64 {
+        f64::from_bits(self.target_per_second.load(Ordering::Relaxed))
+    }
+
+    /// The status line: rate target and achieved, delivered, failed.
+    pub fn status_line(&self, achieved_per_second: f64) -> String {
+        let account = self.delivery.account();
+        format!(
+            "rate {:.1}/s (target {:.1}/s) | events {} | delivered {} | failed {} | in flight {}",
+            achieved_per_second,
+            self.target_per_second(),
+            self.events(),
+            account.delivered,
+            account.failed,
+            account.in_flight()
+        )
+    }
+}
+
+/// Redraws the status line on a terminal until `shutdown`; does nothing when stderr is not one.
+pub fn spawn_status_line(metrics: Arc<Metrics>, shutdown: Shutdown) {
+    if !std::io::stderr().is_terminal() {
+        return;
+    }
+    std::thread::spawn(move || {
+        let mut last = (Instant::now(), metrics.events());
+        while !shutdown.wait(Duration::from_secs(1)) {
+            let now = (Instant::now(), metrics.events());
+            let seconds = now.0.duration_since(last.0).as_secs_f64();
+            let achieved = (now.1 - last.1) as f64 / seconds.max(1e-9);
+            last = now;
+            let mut err = std::io::stderr().lock();
+            let _ = write!(err, "\r\x1b[2K{}", metrics.status_line(achieved));
+            let _ = err.flush();
+        }
+        eprintln!();
+    });
+}

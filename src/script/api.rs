@@ -1,0 +1,255 @@
+//! The scripting API: every native helper a scenario can call, registered once per engine.
+//!
+//! All randomness goes through the one seeded generator handed in here, so a run is reproduced
+//! by its seed. Helpers take numbers as either integers or floats (Rhai does not convert between
+//! them on its own), and report misuse (an empty array, a negative weight) as script errors at the
+//! call site. `docs/scripting.md` mirrors this list.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use chrono::{DateTime, Datelike, Timelike, Utc};
+use chrono_tz::Tz;
+use rand::Rng;
+use rand_distr::{Distribution, Exp, LogNormal, Normal};
+use rhai::{Array, Dynamic, Engine, EvalAltResult, Map, FLOAT, INT};
+
+use crate::rng::SimRng;
+
+type Fallible<T> = Result<T, Box<EvalAltResult>>;
+
+/// The generator shared by every helper of one engine.
+pub type SharedRng = Rc<RefCell<SimRng>>;
+
+fn fail<T>(message: impl Into<String>) -> Fallible<T> {
+    Err(message.into().into())
+}
+
+/// A number argument given as an integer or a float.
+fn number(value: &Dynamic, helper: &str) -> Fallible<FLOAT> {
+    value
+        .as_float()
+        .or_else(|_| value.as_int().map(|i| i as FLOAT))
+        .or_else(|_| {
+            fail(format!(
+                "{helper}: expected a number, got {}",
+                value.type_name()
+            ))
+        })
+}
+
+/// Names of the helpers, for suggestions when a script calls one that does not exist.
+pub const HELPERS: &[&str] = &[
+    "rand_float",
+    "rand_int",
+    "chance",
+    "pick",
+    "pick_weighted",
+    "normal",
+    "log_normal",
+    "exponential",
+    "uuid",
+    "iso8601",
+    "hour_of",
+    "weekday_of",
+    "jitter",
+];
+
+/// Registers every helper on `engine`, drawing from `rng`.
+pub fn register(engine: &mut Engine, rng: &SharedRng) {
+    register_draws(engine, rng);
+    register_choices(engine, rng);
+    register_time(engine);
+    register_geo(engine, rng);
+}
+
+fn register_draws(engine: &mut Engine, rng: &SharedRng) {
+    // rand_float() -> a float in [0, 1).
+    let r = rng.clone();
+    engine.register_fn("rand_float", move || -> FLOAT { r.borrow_mut().random() });
+    // rand_float(lo, hi) -> a float in [lo, hi).
+    let r = rng.clone();
+    engine.register_fn(
+        "rand_float",
+        move |lo: Dynamic, hi: Dynamic| -> Fallible<FLOAT> {
+            let (lo, hi) = (number(&lo, "rand_float")?, number(&hi, "rand_float")?);
+            if !(lo < hi) {
+                return fail(format!("rand_float: need lo < hi, got {lo} and {hi}"));
+            }
+            Ok(r.borrow_mut().random_range(lo..hi))
+        },
+    );
+    // rand_int(lo, hi) -> an integer in [lo, hi], both ends included.
+    let r = rng.clone();
+    engine.register_fn("rand_int", move |lo: INT, hi: INT| -> Fallible<INT> {
+        if lo > hi {
+            return fail(format!("rand_int: need lo <= hi, got {lo} and {hi}"));
+        }
+        Ok(r.borrow_mut().random_range(lo..=hi))
+    });
+    // chance(p) -> true with probability p.
+    let r = rng.clone();
+    engine.register_fn("chance", move |p: Dynamic| -> Fallible<bool> {
+        let p = number(&p, "chance")?;
+        Ok(r.borrow_mut().random_bool(p.clamp(0.0, 1.0)))
+    });
+    // normal(mean, sd) -> a normal draw.
+    let r = rng.clone();
+    engine.register_fn(
+        "normal",
+        move |mean: Dynamic, sd: Dynamic| -> Fallible<FLOAT> {
+            let (mean, sd) = (number(&mean, "normal")?, number(&sd, "normal")?);
+            let dist = Normal::new(mean, sd).or_else(|e| fail(format!("normal: {e}")))?;
+            Ok(dist.sample(&mut *r.borrow_mut()))
+        },
+    );
+    // log_normal(mu, sigma) -> exp of a normal(mu, sigma) draw; its median is exp(mu).
+    let r = rng.clone();
+    engine.register_fn(
+        "log_normal",
+        move |mu: Dynamic, sigma: Dynamic| -> Fallible<FLOAT> {
+            let (mu, sigma) = (number(&mu, "log_normal")?, number(&sigma, "log_normal")?);
+            let dist = LogNormal::new(mu, sigma).or_else(|e| fail(format!("log_normal: {e}")))?;
+            Ok(dist.sample(&mut *r.borrow_mut()))
+        },
+    );
+    // exponential(rate) -> an exponential draw with mean 1 / rate.
+    let r = rng.clone();
+    engine.register_fn("exponential", move |rate: Dynamic| -> Fallible<FLOAT> {
+        let rate = number(&rate, "exponential")?;
+        let dist = Exp::new(rate).or_else(|e| fail(format!("exponential: {e}")))?;
+        Ok(dist.sample(&mut *r.borrow_mut()))
+    });
+    // uuid() -> a version-4 UUID string from the seeded generator.
+    let r = rng.clone();
+    engine.register_fn("uuid", move || -> String {
+        let bytes: [u8; 16] = r.borrow_mut().random();
+        uuid::Builder::from_random_bytes(bytes)
+            .into_uuid()
+            .hyphenated()
+            .to_string()
+    });
+}
+
+fn register_choices(engine: &mut Engine, rng: &SharedRng) {
+    // pick(array) -> one element, uniformly. Method style (`pool.pick()`) avoids copying the array.
+    let r = rng.clone();
+    engine.register_fn("pick", move |items: &mut Array| -> Fallible<Dynamic> {
+        if items.is_empty() {
+            return fail("pick: the array is empty");
+        }
+        let index = r.borrow_mut().random_range(0..items.len());
+        Ok(items[index].clone())
+    });
+    // pick_weighted(#{name: weight, ...}) -> a key, with probability proportional to its weight.
+    let r = rng.clone();
+    engine.register_fn(
+        "pick_weighted",
+        move |weights: &mut Map| -> Fallible<String> {
+            let mut total = 0.0;
+            for (key, weight) in weights.iter() {
+                let weight = number(weight, "pick_weighted")?;
+                if !(weight >= 0.0 && weight.is_finite()) {
+                    return fail(format!("pick_weighted: weight of `{key}` is {weight}"));
+                }
+                total += weight;
+            }
+            if total <= 0.0 {
+                return fail("pick_weighted: the weights add up to zero");
+            }
+            let mut target = r.borrow_mut().random_range(0.0..total);
+            let mut last = None;
+            for (key, weight) in weights.iter() {
+                let weight = number(weight, "pick_weighted")?;
+                if weight > 0.0 {
+                    last = Some(key);
+                    if target < weight {
+                        return Ok(key.to_string());
+                    }
+                    target -= weight;
+                }
+            }
+            // Rounding can leave `target` a hair past the last weight.
+            Ok(last.map(ToString::to_string).unwrap_or_default())
+        },
+    );
+    // pick_weighted(items, weights) -> an item, with probability proportional to its weight.
+    let r = rng.clone();
+    engine.register_fn(
+        "pick_weighted",
+        move |items: &mut Array, weights: Array| -> Fallible<Dynamic> {
+            if items.len() != weights.len() || items.is_empty() {
+                return fail(format!(
+                    "pick_weighted: {} items but {} weights",
+                    items.len(),
+                    weights.len()
+                ));
+            }
+            let weights: Vec<FLOAT> = weights
+                .iter()
+                .map(|w| number(w, "pick_weighted"))
+                .collect::<Fallible<_>>()?;
+            let index = rand_distr::weighted::WeightedIndex::new(&weights)
+                .or_else(|e| fail(format!("pick_weighted: {e}")))?
+                .sample(&mut *r.borrow_mut());
+            Ok(items[index].clone())
+        },
+    );
+}
+
+fn utc(ms: INT) -> Fallible<DateTime<Utc>> {
+    DateTime::from_timestamp_millis(ms)
+        .map_or_else(|| fail(format!("time {ms} is out of range")), Ok)
+}
+
+fn zone(name: &str) -> Fallible<Tz> {
+    name.parse::<Tz>()
+        .or_else(|_| fail(format!("unknown time zone `{name}`")))
+}
+
+fn register_time(engine: &mut Engine) {
+    // iso8601(ms) -> "2024-01-15T10:30:45.123Z", UTC with millisecond precision.
+    engine.register_fn("iso8601", |ms: INT| -> Fallible<String> {
+        Ok(utc(ms)?.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+    });
+    // hour_of(ms) -> the UTC hour 0-23; hour_of(ms, "Asia/Tehran") -> the local hour.
+    engine.register_fn("hour_of", |ms: INT| -> Fallible<INT> {
+        Ok(utc(ms)?.hour() as INT)
+    });
+    engine.register_fn("hour_of", |ms: INT, tz: &str| -> Fallible<INT> {
+        Ok(utc(ms)?.with_timezone(&zone(tz)?).hour() as INT)
+    });
+    // weekday_of(ms) -> 0 for Monday to 6 for Sunday (UTC); weekday_of(ms, tz) in a zone.
+    engine.register_fn("weekday_of", |ms: INT| -> Fallible<INT> {
+        Ok(utc(ms)?.weekday().num_days_from_monday() as INT)
+    });
+    engine.register_fn("weekday_of", |ms: INT, tz: &str| -> Fallible<INT> {
+        Ok(utc(ms)?
+            .with_timezone(&zone(tz)?)
+            .weekday()
+            .num_days_from_monday() as INT)
+    });
+}
+
+fn register_geo(engine: &mut Engine, rng: &SharedRng) {
+    // jitter(lat, lng, km) -> #{lat, lng}: a point uniformly within `km` of the given one,
+    // rounded to 4 decimals (about 10 m).
+    let r = rng.clone();
+    engine.register_fn(
+        "jitter",
+        move |lat: Dynamic, lng: Dynamic, km: Dynamic| -> Fallible<Map> {
+            let (lat, lng) = (number(&lat, "jitter")?, number(&lng, "jitter")?);
+            let km = number(&km, "jitter")?;
+            let mut rng = r.borrow_mut();
+            let distance = km * rng.random::<f64>().sqrt();
+            let bearing = rng.random_range(0.0..std::f64::consts::TAU);
+            let dlat = distance / 111.32 * bearing.cos();
+            let dlng = distance / (111.32 * lat.to_radians().cos().max(1e-6)) * bearing.sin();
+            let round = |x: f64| (x * 10_000.0).round() / 10_000.0;
+            let mut point = Map::new();
+            point.insert("lat".into(), Dynamic::from_float(round(lat + dlat)));
+            point.insert("lng".into(), Dynamic::from_float(round(lng + dlng)));
+            Ok(point)
+        },
+    );
+}

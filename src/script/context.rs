@@ -1,0 +1,31 @@
+//! `ctx`, the argument of `setup(ctx)` and `event(ctx)`.
+//!
+//! A native type with read-only properties rather than a Rhai map: building a map per event would
+//! allocate, and copying the scenario state into it would cost in proportion to the pools. The
+//! state and the settings are *shared* values, so handing them to the script is a reference-count
+//! increment whatever their size.
+
+use rhai::{Dynamic, Engine, INT};
+
+/// What the engine tells a script function about the event being made.
+#[derive(Debug, Clone)]
+pub struct EventContext {
+    /// Event time, milliseconds since the Unix epoch (UTC).
+    pub time: INT,
+    /// Sequence number of the arrival, from 0, continuing from backfill into live.
+    pub seq: INT,
+    /// What `setup` returned (`()` while `setup` itself runs).
+    pub state: Dynamic,
+    /// Every resolved setting, by name.
+    pub settings: Dynamic,
+}
+
+/// Registers the `ctx` type and its properties.
+pub fn register(engine: &mut Engine) {
+    engine
+        .register_type_with_name::<EventContext>("Context")
+        .register_get("time", |ctx: &mut EventContext| ctx.time)
+        .register_get("seq", |ctx: &mut EventContext| ctx.seq)
+        .register_get("state", |ctx: &mut EventContext| ctx.state.clone())
+        .register_get("settings", |ctx: &mut EventContext| ctx.settings.clone());
+}

@@ -1,0 +1,203 @@
+//! Errors from loading and running a scenario script, as miette diagnostics that point into the
+//! script's source: file, line, column, the offending line with the span marked, and a hint.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use miette::{NamedSource, SourceOffset, SourceSpan};
+use rhai::{EvalAltResult, ParseError, Position};
+
+/// A script that could not be read, compiled, set up or run.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum ScriptError {
+    /// The script file could not be read.
+    #[error("cannot read script {}: {source}", path.display())]
+    #[diagnostic(code(sim::script::read))]
+    Read {
+        /// The script.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The script does not compile.
+    #[error("syntax error in {location}: {message}")]
+    #[diagnostic(code(sim::script::syntax))]
+    Syntax {
+        /// What the parser said.
+        message: String,
+        /// `file:line:column`.
+        location: String,
+        /// The script's text.
+        #[source_code]
+        src: NamedSource<Arc<str>>,
+        /// Where in it.
+        #[label("here")]
+        span: Option<SourceSpan>,
+    },
+    /// A script function failed while running.
+    #[error("{function}() failed at {location}: {message}")]
+    #[diagnostic(code(sim::script::runtime))]
+    Runtime {
+        /// The function the engine called.
+        function: String,
+        /// What went wrong.
+        message: String,
+        /// `file:line:column`, or the file alone when the position is unknown.
+        location: String,
+        /// The script's text.
+        #[source_code]
+        src: NamedSource<Arc<str>>,
+        /// Where in it.
+        #[label("{message}")]
+        span: Option<SourceSpan>,
+        /// A hint, when one helps.
+        #[help]
+        help: Option<String>,
+    },
+    /// A function the contract requires is missing.
+    #[error("script {} has no `{signature}` function", path.display())]
+    #[diagnostic(code(sim::script::missing_function), help("{help}"))]
+    MissingFunction {
+        /// The script.
+        path: PathBuf,
+        /// The function, e.g. `event(ctx)`.
+        signature: String,
+        /// How to add it.
+        help: String,
+    },
+    /// A function returned a value of the wrong shape.
+    #[error("{function}() at {location} returned {found}; expected {expected}")]
+    #[diagnostic(code(sim::script::bad_return))]
+    BadReturn {
+        /// The function.
+        function: String,
+        /// What it returned.
+        found: String,
+        /// What the contract expects.
+        expected: String,
+        /// `file:line:column` of the function.
+        location: String,
+        /// The script's text.
+        #[source_code]
+        src: NamedSource<Arc<str>>,
+        /// The function's definition.
+        #[label("defined here")]
+        span: Option<SourceSpan>,
+    },
+}
+
+/// The script's text and name, to point errors into.
+#[derive(Debug, Clone)]
+pub struct SourceFile {
+    /// The script's path as the user gave it.
+    pub path: PathBuf,
+    /// Its text.
+    pub text: Arc<str>,
+}
+
+impl SourceFile {
+    /// `file:line:column` of `position`, or the file alone.
+    pub fn location(&self, position: Position) -> String {
+        match (position.line(), position.position()) {
+            (Some(line), Some(column)) => format!("{}:{line}:{column}", self.path.display()),
+            (Some(line), None) => format!("{}:{line}", self.path.display()),
+            _ => self.path.display().to_string(),
+        }
+    }
+
+    /// A one-character span at `position`, when it has one.
+    pub fn span(&self, position: Position) -> Option<SourceSpan> {
+        let line = position.line()?;
+        let column = position.position().unwrap_or(1);
+        let offset = SourceOffset::from_location(&*self.text, line, column);
+        Some(SourceSpan::new(offset, 1))
+    }
+
+    fn named(&self) -> NamedSource<Arc<str>> {
+        NamedSource::new(self.path.display().to_string(), self.text.clone())
+    }
+
+    /// The diagnostic for a parse error.
+    pub fn syntax_error(&self, err: &ParseError) -> ScriptError {
+        ScriptError::Syntax {
+            message: err.err_type().to_string(),
+            location: self.location(err.position()),
+            src: self.named(),
+            span: self.span(err.position()),
+        }
+    }
+
+    /// The diagnostic for an error raised while `function` ran, pointing at its innermost cause.
+    pub fn runtime_error(&self, function: &str, err: Box<EvalAltResult>) -> ScriptError {
+        let outer = err.position();
+        let mut inner = err;
+        while let EvalAltResult::ErrorInFunctionCall(.., nested, _)
+        | EvalAltResult::ErrorInModule(_, nested, _) = *inner
+        {
+            inner = nested;
+        }
+        let position = match inner.take_position() {
+            Position::NONE => outer,
+            position => position,
+        };
+        let help = match &*inner {
+            EvalAltResult::ErrorTooManyOperations(_) => Some(
+                "the script ran past its operation limit: look for an endless loop".to_string(),
+            ),
+            EvalAltResult::ErrorStackOverflow(_) => {
+                Some("the script recursed past its call-depth limit".to_string())
+            }
+            EvalAltResult::ErrorDataTooLarge(..) => {
+                Some("a string, array or map grew past the sandbox's size limit".to_string())
+            }
+            EvalAltResult::ErrorFunctionNotFound(..) => Some(
+                "native helpers are listed in docs/scripting.md; check the name and argument types"
+                    .to_string(),
+            ),
+            _ => None,
+        };
+        ScriptError::Runtime {
+            function: function.to_string(),
+            message: inner.to_string(),
+            location: self.location(position),
+            src: self.named(),
+            span: self.span(position),
+            help,
+        }
+    }
+
+    /// The diagnostic for a function whose result has the wrong shape.
+    pub fn bad_return(
+        &self,
+        function: &str,
+        position: Position,
+        found: &str,
+        expected: &str,
+    ) -> ScriptError {
+        ScriptError::BadReturn {
+            function: function.to_string(),
+            found: found.to_string(),
+            expected: expected.to_string(),
+            location: self.location(position),
+            src: self.named(),
+            span: self.span(position),
+        }
+    }
+
+    /// The diagnostic for a missing contract function.
+    pub fn missing(&self, signature: &str, help: &str) -> ScriptError {
+        ScriptError::MissingFunction {
+            path: self.path.clone(),
+            signature: signature.to_string(),
+            help: help.to_string(),
+        }
+    }
+}
+
+/// The error for a script file that cannot be read.
+pub fn read_error(path: &Path, source: std::io::Error) -> ScriptError {
+    ScriptError::Read {
+        path: path.to_path_buf(),
+        source,
+    }
+}

@@ -1,0 +1,287 @@
+//! The scenario script: compiled once, called per arrival.
+//!
+//! A [`Scenario`] owns one Rhai engine (built once, helpers registered once, sandbox limits set)
+//! and the script's AST (compiled once). The engine calls the contract's functions without
+//! re-running the script's top level:
+//!
+//! | function | when | returns |
+//! | --- | --- | --- |
+//! | `config()` | at load | a map of setting defaults |
+//! | `setup(ctx)` | after settings resolve | the scenario state: pools and the like |
+//! | `event(ctx)` | once per arrival | a map, an array of maps, or `()` |
+//! | `rate(t)` | optional, once per simulated minute | events per minute at `t` |
+
+mod api;
+mod context;
+mod convert;
+mod error;
+
+use std::cell::RefCell;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::Arc;
+
+use rhai::module_resolvers::FileModuleResolver;
+use rhai::{CallFnOptions, Dynamic, Engine, FuncArgs, Map, Position, Scope, AST, INT};
+
+pub use api::HELPERS;
+pub use context::EventContext;
+pub use error::{ScriptError, SourceFile};
+
+use crate::rng::{stream_rng, Stream};
+use crate::settings::{ScriptDefaults, Settings};
+
+/// Sandbox limits. Setup builds the pools, so it may take many operations (a million customers
+/// at a few dozen operations each); a single event must stay small, so a runaway loop in
+/// `event` is stopped within a fraction of a second instead of stalling the stream.
+pub mod limits {
+    /// Operations one `setup` call may take.
+    pub const SETUP_OPERATIONS: u64 = 2_000_000_000;
+    /// Operations one `config`, `event` or `rate` call may take.
+    pub const CALL_OPERATIONS: u64 = 1_000_000;
+    /// Nested function calls.
+    pub const CALL_DEPTH: usize = 64;
+    /// Nesting of one expression, at top level and in functions.
+    pub const EXPRESSION_DEPTH: usize = 128;
+    /// Bytes in one string.
+    pub const STRING_SIZE: usize = 1 << 20;
+    /// Elements in one array: large enough for pools of millions.
+    pub const ARRAY_SIZE: usize = 10_000_000;
+    /// Entries in one map.
+    pub const MAP_SIZE: usize = 1_000_000;
+}
+
+/// A loaded scenario script.
+pub struct Scenario {
+    engine: Engine,
+    ast: AST,
+    source: SourceFile,
+    name: String,
+    rng: api::SharedRng,
+    state: Dynamic,
+    settings: Dynamic,
+    has_rate: bool,
+    scope: Scope<'static>,
+}
+
+/// Builds the engine every scenario runs on: the one constructor for production and tests.
+fn build_engine(rng: &api::SharedRng, script_dir: &Path, name: &str) -> Engine {
+    let mut engine = Engine::new();
+    engine
+        .set_max_operations(limits::CALL_OPERATIONS)
+        .set_max_call_levels(limits::CALL_DEPTH)
+        .set_max_expr_depths(limits::EXPRESSION_DEPTH, limits::EXPRESSION_DEPTH)
+        .set_max_string_size(limits::STRING_SIZE)
+        .set_max_array_size(limits::ARRAY_SIZE)
+        .set_max_map_size(limits::MAP_SIZE)
+        // Undeclared variables are compile errors, so typos are caught before the first event.
+        .set_strict_variables(true)
+        .set_fail_on_invalid_map_property(false)
+        .set_module_resolver(FileModuleResolver::new_with_path(script_dir));
+    // `eval` would let a script compile code that escaped the checks done at load.
+    engine.disable_symbol("eval");
+    let tag = name.to_string();
+    engine.on_print(move |text| eprintln!("[{tag}] {text}"));
+    let tag = name.to_string();
+    engine.on_debug(move |text, _, pos| eprintln!("[{tag}:{pos}] {text}"));
+    api::register(&mut engine, rng);
+    context::register(&mut engine);
+    engine
+}
+
+impl Scenario {
+    /// Reads and compiles the script at `path`.
+    pub fn load(path: &Path) -> Result<Self, ScriptError> {
+        let text = std::fs::read_to_string(path).map_err(|e| error::read_error(path, e))?;
+        Self::from_source(path, &text)
+    }
+
+    /// Compiles `text` as the script at `path` (which names it in errors and resolves imports).
+    pub fn from_source(path: &Path, text: &str) -> Result<Self, ScriptError> {
+        let source = SourceFile {
+            path: path.to_path_buf(),
+            text: Arc::from(text),
+        };
+        let name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "scenario".into());
+        let rng = Rc::new(RefCell::new(stream_rng(0, Stream::Script)));
+        let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let engine = build_engine(&rng, &dir, &name);
+        let ast = engine
+            .compile(text)
+            .map_err(|err| source.syntax_error(&err))?;
+        let defines = |fn_name: &str, arity: usize| {
+            ast.iter_functions()
+                .any(|f| f.name == fn_name && f.params.len() == arity)
+        };
+        if !defines("event", 1) {
+            return Err(source.missing(
+                "event(ctx)",
+                "every scenario defines `fn event(ctx) { #{ ... } }`, returning one event as a map",
+            ));
+        }
+        let has_rate = defines("rate", 1);
+        Ok(Self {
+            engine,
+            ast,
+            source,
+            name,
+            rng,
+            state: Dynamic::UNIT,
+            settings: Dynamic::from_map(Map::new()),
+            has_rate,
+            scope: Scope::new(),
+        })
+    }
+
+    /// The scenario's name: the script's file stem.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The script's path.
+    pub fn path(&self) -> &Path {
+        &self.source.path
+    }
+
+    /// Whether the script defines `rate(t)`.
+    pub fn has_rate(&self) -> bool {
+        self.has_rate
+    }
+
+    /// Calls a script function by name with the per-call sandbox limit: for contract functions
+    /// and for tests of a script's rules (`commission`, `vat`).
+    pub fn call(&mut self, function: &str, args: impl FuncArgs) -> Result<Dynamic, ScriptError> {
+        let options = CallFnOptions::new().eval_ast(false).rewind_scope(true);
+        self.engine
+            .call_fn_with_options::<Dynamic>(options, &mut self.scope, &self.ast, function, args)
+            .map_err(|err| self.source.runtime_error(function, err))
+    }
+
+    fn defines(&self, function: &str, arity: usize) -> bool {
+        self.ast
+            .iter_functions()
+            .any(|f| f.name == function && f.params.len() == arity)
+    }
+
+    fn position_of(&self, function: &str) -> Position {
+        // Function positions are not exposed by the AST's metadata; find the definition's line.
+        let needle = format!("fn {function}(");
+        self.source
+            .text
+            .lines()
+            .position(|line| line.trim_start().starts_with(&needle))
+            .map(|index| Position::new(index as u16 + 1, 1))
+            .unwrap_or(Position::NONE)
+    }
+
+    /// The setting defaults from `config()`, or none when the script has no `config`.
+    pub fn config(&mut self) -> Result<ScriptDefaults, ScriptError> {
+        let mut defaults = ScriptDefaults {
+            path: self.source.path.clone(),
+            values: Vec::new(),
+        };
+        if !self.defines("config", 0) {
+            return Ok(defaults);
+        }
+        let result = self.call("config", ())?;
+        let Some(map) = result.clone().try_cast::<Map>() else {
+            return Err(self.source.bad_return(
+                "config",
+                self.position_of("config"),
+                result.type_name(),
+                "a map of settings",
+            ));
+        };
+        for (key, value) in map {
+            if let Some(raw) = convert::raw_value(&value) {
+                defaults.values.push((key.to_string(), raw));
+            } else if key != "schema" {
+                return Err(self.source.bad_return(
+                    "config",
+                    self.position_of("config"),
+                    &format!("`{key}` of type {}", value.type_name()),
+                    "settings that are numbers, strings, booleans or lists of them",
+                ));
+            }
+        }
+        Ok(defaults)
+    }
+
+    /// Seeds the script's generator, hands it the settings, and runs `setup(ctx)`; its result
+    /// becomes `ctx.state` for every event.
+    pub fn setup(
+        &mut self,
+        settings: &Settings,
+        seed: u64,
+        start_ms: INT,
+    ) -> Result<(), ScriptError> {
+        *self.rng.borrow_mut() = stream_rng(seed, Stream::Script);
+        self.settings = Dynamic::from_map(convert::settings_map(settings)).into_shared();
+        if !self.defines("setup", 1) {
+            self.state = Dynamic::UNIT;
+            return Ok(());
+        }
+        let ctx = self.context(start_ms, 0);
+        self.engine.set_max_operations(limits::SETUP_OPERATIONS);
+        let result = self.call("setup", (ctx,));
+        self.engine.set_max_operations(limits::CALL_OPERATIONS);
+        self.state = result?.into_shared();
+        Ok(())
+    }
+
+    fn context(&self, time: INT, seq: INT) -> EventContext {
+        EventContext {
+            time,
+            seq,
+            state: self.state.clone(),
+            settings: self.settings.clone(),
+        }
+    }
+
+    /// Runs `event(ctx)` for the arrival at `time_ms` with sequence number `seq`, returning what
+    /// the script returned, checked to be a map, an array of maps, or `()`.
+    pub fn event(&mut self, time_ms: INT, seq: INT) -> Result<Dynamic, ScriptError> {
+        let ctx = self.context(time_ms, seq);
+        let result = self.call("event", (ctx,))?;
+        let shape_ok = result.is_map()
+            || result.is_unit()
+            || (result.is_array()
+                && result
+                    .read_lock::<rhai::Array>()
+                    .is_some_and(|items| items.iter().all(Dynamic::is_map)));
+        if shape_ok {
+            Ok(result)
+        } else {
+            Err(self.source.bad_return(
+                "event",
+                self.position_of("event"),
+                result.type_name(),
+                "a map (one event), an array of maps, or () to skip",
+            ))
+        }
+    }
+
+    /// Runs `rate(t)`: events per minute at `time_ms`.
+    pub fn rate(&mut self, time_ms: INT) -> Result<f64, ScriptError> {
+        let result = self.call("rate", (time_ms,))?;
+        result
+            .as_float()
+            .or_else(|_| result.as_int().map(|i| i as f64))
+            .map_err(|found| {
+                self.source.bad_return(
+                    "rate",
+                    self.position_of("rate"),
+                    found,
+                    "a number of events per minute",
+                )
+            })
+    }
+
+    /// The path of the script for messages.
+    pub fn display_path(&self) -> PathBuf {
+        self.source.path.clone()
+    }
+}

@@ -1,0 +1,469 @@
+//! Resolved settings and their precedence.
+//!
+//! Highest first: command-line flags, environment variables, the TOML config file (`--config`),
+//! the scenario's `config()`, built-in defaults. The engine's own settings are typed fields of
+//! [`Settings`]; every setting, the scenario's own included, is also kept as a typed value for the
+//! script (`ctx.settings`). A value that does not parse names the setting, the value and where it
+//! came from.
+//!
+//! Environment variables keep the original producer's names (`EVENT_RATE`, `KAFKA_BROKER`, ...);
+//! any other setting a scenario declares is read from its name in upper case (`fraud_rate` from
+//! `FRAUD_RATE`).
+
+mod sources;
+mod value;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use chrono_tz::Tz;
+
+pub use sources::{split_assignment, ConfigFile, UserInput};
+pub use value::{Origin, RawValue, Sourced};
+
+/// The seed's names for the environment variables of engine settings; others are upper-cased.
+const ENV_NAMES: &[(&str, &str)] = &[
+    ("brokers", "KAFKA_BROKER"),
+    ("rate", "EVENT_RATE"),
+    ("init_mode", "EVENT_INIT_MODE"),
+];
+
+/// Keys that are not settings in a script's `config()` map.
+const NON_SETTING_KEYS: &[&str] = &["schema", "name", "description"];
+
+/// What the topic is set up as before live events: the seed's `EVENT_INIT_MODE`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InitMode {
+    /// Delete and recreate the topic, then backfill historical events.
+    Flush,
+    /// Leave the topic as it is and backfill nothing.
+    Skip,
+}
+
+/// A typed setting value, as the script sees it in `ctx.settings`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TypedValue {
+    /// An integer.
+    Int(i64),
+    /// A floating-point number.
+    Float(f64),
+    /// A boolean.
+    Bool(bool),
+    /// A string.
+    Str(String),
+    /// A list.
+    List(Vec<TypedValue>),
+}
+
+/// Every setting, resolved and checked.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Topic to produce to.
+    pub topic: String,
+    /// Bootstrap servers; `None` runs the embedded broker.
+    pub brokers: Option<String>,
+    /// Where `brokers` came from, for connection errors.
+    pub brokers_origin: Origin,
+    /// Event field whose value is the message key.
+    pub key_field: String,
+    /// Base rate, events per minute (`EVENT_RATE`).
+    pub rate_per_minute: f64,
+    /// Multiplier inside peak hours (`PEAK_FACTOR`).
+    pub peak_factor: f64,
+    /// Peak hours `[start, end)` in local time.
+    pub peak_hours: (u32, u32),
+    /// Time zone of the peak hours.
+    pub timezone: Tz,
+    /// Partitions of a topic `sim` creates.
+    pub partitions: i32,
+    /// Replication factor of a topic `sim` creates.
+    pub replication: i32,
+    /// Historical events before the live stream (`BACKFILL`).
+    pub backfill: u64,
+    /// Length of the backfill window in days.
+    pub backfill_days: f64,
+    /// Whether to recreate the topic and backfill (`EVENT_INIT_MODE`).
+    pub init_mode: InitMode,
+    /// librdkafka properties from the `[kafka]` table and `-X`, `-X` last.
+    pub kafka: BTreeMap<String, String>,
+    /// Every setting as the script sees it.
+    pub values: BTreeMap<String, TypedValue>,
+}
+
+/// An error in a setting.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum SettingsError {
+    /// A value that does not parse or is out of range.
+    #[error("invalid value `{value}` for setting `{key}` (from {origin}): expected {expected}")]
+    #[diagnostic(code(sim::settings::invalid))]
+    Invalid {
+        /// The setting.
+        key: String,
+        /// The value as given.
+        value: String,
+        /// Where it came from.
+        origin: Origin,
+        /// What was expected.
+        expected: String,
+    },
+    /// A setting that neither the engine nor the scenario knows.
+    #[error("unknown setting `{key}` (from {origin})")]
+    #[diagnostic(code(sim::settings::unknown), help("known settings: {known}"))]
+    Unknown {
+        /// The setting.
+        key: String,
+        /// Where it came from.
+        origin: Origin,
+        /// The settings that exist.
+        known: String,
+    },
+    /// A flag that needs `key=value`.
+    #[error("{flag} expects key=value, got `{text}`")]
+    #[diagnostic(code(sim::settings::assignment))]
+    BadAssignment {
+        /// The flag.
+        flag: String,
+        /// What was given.
+        text: String,
+    },
+    /// The config file could not be read.
+    #[error("cannot read config file {}", path.display())]
+    #[diagnostic(code(sim::settings::config_read))]
+    ConfigRead {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The config file is not valid TOML.
+    #[error("config file {}{} is not valid TOML: {message}", path.display(), line.map(|l| format!(":{l}")).unwrap_or_default())]
+    #[diagnostic(code(sim::settings::config_parse))]
+    ConfigParse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message.
+        message: String,
+        /// 1-based line of the error.
+        line: Option<usize>,
+    },
+}
+
+/// The defaults a scenario's `config()` declares.
+#[derive(Debug, Clone, Default)]
+pub struct ScriptDefaults {
+    /// The script, named as the origin of these values.
+    pub path: PathBuf,
+    /// Key and value of each setting.
+    pub values: Vec<(String, RawValue)>,
+}
+
+fn builtin_defaults() -> Vec<(&'static str, RawValue)> {
+    vec![
+        ("topic", RawValue::Str("sim.events".into())),
+        ("key_field", RawValue::Str("customer_id".into())),
+        ("rate", RawValue::Float(100.0)),
+        ("peak_factor", RawValue::Float(2.5)),
+        (
+            "peak_hours",
+            RawValue::List(vec![RawValue::Int(9), RawValue::Int(18)]),
+        ),
+        ("timezone", RawValue::Str("UTC".into())),
+        ("partitions", RawValue::Int(3)),
+        ("replication", RawValue::Int(1)),
+        ("backfill", RawValue::Int(20_000)),
+        ("backfill_days", RawValue::Float(7.0)),
+        ("init_mode", RawValue::Str("flush".into())),
+    ]
+}
+
+/// The environment variable that sets `key`.
+pub fn env_name(key: &str) -> String {
+    ENV_NAMES
+        .iter()
+        .find(|(k, _)| *k == key)
+        .map(|(_, env)| env.to_string())
+        .unwrap_or_else(|| key.to_ascii_uppercase())
+}
+
+/// Layers the user's input over the script's defaults and checks every value.
+pub fn resolve(input: &UserInput, script: &ScriptDefaults) -> Result<Settings, SettingsError> {
+    let file = match &input.config_file {
+        Some(path) => ConfigFile::read(path)?,
+        None => ConfigFile::default(),
+    };
+    let mut layered: BTreeMap<String, Sourced> = BTreeMap::new();
+    for (key, value) in builtin_defaults() {
+        layered.insert(
+            key.to_string(),
+            Sourced {
+                value,
+                origin: Origin::Default,
+            },
+        );
+    }
+    for (key, value) in &script.values {
+        if NON_SETTING_KEYS.contains(&key.as_str()) {
+            continue;
+        }
+        layered.insert(
+            key.clone(),
+            Sourced {
+                value: value.clone(),
+                origin: Origin::Script(script.path.clone()),
+            },
+        );
+    }
+    // Only settings someone declared can be set; `brokers` has no default but is always known.
+    let mut known: Vec<String> = layered.keys().cloned().collect();
+    known.push("brokers".into());
+    known.sort();
+    let check_known = |key: &str, origin: &Origin| {
+        if known.iter().any(|k| k == key) {
+            Ok(())
+        } else {
+            Err(SettingsError::Unknown {
+                key: key.to_string(),
+                origin: origin.clone(),
+                known: known.join(", "),
+            })
+        }
+    };
+    for (key, sourced) in file.settings {
+        check_known(&key, &sourced.origin)?;
+        layered.insert(key, sourced);
+    }
+    for key in &known {
+        let var = env_name(key);
+        if let Some(text) = input.env.get(&var) {
+            layered.insert(
+                key.clone(),
+                Sourced {
+                    value: RawValue::Text(text.clone()),
+                    origin: Origin::Env(var),
+                },
+            );
+        }
+    }
+    for (key, text, flag) in &input.flags {
+        let origin = Origin::Flag(flag.clone());
+        check_known(key, &origin)?;
+        layered.insert(
+            key.clone(),
+            Sourced {
+                value: RawValue::Text(text.clone()),
+                origin,
+            },
+        );
+    }
+    let mut kafka = file.kafka;
+    kafka.extend(input.kafka_flags.iter().cloned());
+    build(layered, script, kafka)
+}
+
+fn build(
+    layered: BTreeMap<String, Sourced>,
+    script: &ScriptDefaults,
+    kafka: BTreeMap<String, String>,
+) -> Result<Settings, SettingsError> {
+    let get = |key: &str| layered.get(key).expect("every engine key has a default");
+    let brokers = layered.get("brokers");
+    let mut values = BTreeMap::new();
+    for (key, sourced) in &layered {
+        let declared = script.values.iter().find(|(k, _)| k == key).map(|(_, v)| v);
+        values.insert(key.clone(), typed(key, sourced, declared)?);
+    }
+    let settings = Settings {
+        topic: checked::topic("topic", get("topic"))?,
+        brokers: brokers.map(|b| checked::text("brokers", b)).transpose()?,
+        brokers_origin: brokers.map_or(Origin::Default, |b| b.origin.clone()),
+        key_field: checked::text("key_field", get("key_field"))?,
+        rate_per_minute: checked::positive("rate", get("rate"))?,
+        peak_factor: checked::positive("peak_factor", get("peak_factor"))?,
+        peak_hours: checked::hours("peak_hours", get("peak_hours"))?,
+        timezone: checked::timezone("timezone", get("timezone"))?,
+        partitions: checked::at_least("partitions", get("partitions"), 1)? as i32,
+        replication: checked::replication("replication", get("replication"))?,
+        backfill: checked::at_least("backfill", get("backfill"), 0)? as u64,
+        backfill_days: checked::positive("backfill_days", get("backfill_days"))?,
+        init_mode: checked::init_mode("init_mode", get("init_mode"))?,
+        kafka,
+        values,
+    };
+    Ok(settings)
+}
+
+/// The script's view of a setting: typed by the engine for its own keys and the seed's, and by the
+/// type of the script's default for the rest.
+fn typed(
+    key: &str,
+    sourced: &Sourced,
+    declared: Option<&RawValue>,
+) -> Result<TypedValue, SettingsError> {
+    match key {
+        "fraud_rate" | "declined_rate" => checked::fraction(key, sourced).map(TypedValue::Float),
+        "merchant_count" | "customer_count" => {
+            checked::at_least(key, sourced, 1).map(TypedValue::Int)
+        }
+        "rate" | "peak_factor" | "backfill_days" => {
+            checked::positive(key, sourced).map(TypedValue::Float)
+        }
+        "partitions" | "replication" | "backfill" => {
+            checked::at_least(key, sourced, -1).map(TypedValue::Int)
+        }
+        _ => checked::like(key, sourced, declared.unwrap_or(&sourced.value)),
+    }
+}
+
+mod checked {
+    //! Parsing and range checks, each naming what it expected.
+
+    use super::*;
+
+    fn invalid(key_hint: &str, sourced: &Sourced, expected: &str) -> SettingsError {
+        SettingsError::Invalid {
+            key: key_hint.to_string(),
+            value: sourced.value.to_string(),
+            origin: sourced.origin.clone(),
+            expected: expected.to_string(),
+        }
+    }
+
+    pub(super) fn positive(key: &str, s: &Sourced) -> Result<f64, SettingsError> {
+        match s.value.as_f64() {
+            Some(x) if x.is_finite() && x > 0.0 => Ok(x),
+            _ => Err(invalid(key, s, "a positive number")),
+        }
+    }
+
+    pub(super) fn fraction(key: &str, s: &Sourced) -> Result<f64, SettingsError> {
+        match s.value.as_f64() {
+            Some(x) if (0.0..=1.0).contains(&x) => Ok(x),
+            _ => Err(invalid(key, s, "a fraction between 0 and 1")),
+        }
+    }
+
+    pub(super) fn at_least(key: &str, s: &Sourced, min: i64) -> Result<i64, SettingsError> {
+        match s.value.as_i64() {
+            Some(i) if i >= min => Ok(i),
+            _ => Err(invalid(key, s, &format!("an integer of at least {min}"))),
+        }
+    }
+
+    pub(super) fn replication(key: &str, s: &Sourced) -> Result<i32, SettingsError> {
+        match s.value.as_i64() {
+            Some(i) if i >= 1 || i == -1 => Ok(i as i32),
+            _ => Err(invalid(
+                key,
+                s,
+                "a replication factor of at least 1 (or -1 for the broker's default)",
+            )),
+        }
+    }
+
+    pub(super) fn text(key: &str, s: &Sourced) -> Result<String, SettingsError> {
+        match s.value.as_str().map(str::trim) {
+            Some(text) if !text.is_empty() => Ok(text.to_string()),
+            _ => Err(invalid(key, s, "a non-empty string")),
+        }
+    }
+
+    pub(super) fn topic(key: &str, s: &Sourced) -> Result<String, SettingsError> {
+        let name = text(key, s)?;
+        let legal = name.len() <= 249
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+        if legal && name != "." && name != ".." {
+            Ok(name)
+        } else {
+            Err(invalid(
+                key,
+                s,
+                "a Kafka topic name: up to 249 of a-z A-Z 0-9 . _ -",
+            ))
+        }
+    }
+
+    pub(super) fn hours(key: &str, s: &Sourced) -> Result<(u32, u32), SettingsError> {
+        let expected = "two hours [start, end) between 0 and 24, e.g. [9, 18] or 9-18";
+        let list = s.value.as_list().ok_or_else(|| invalid(key, s, expected))?;
+        let hours: Option<Vec<i64>> = list.iter().map(RawValue::as_i64).collect();
+        match hours.as_deref() {
+            Some(&[start, end])
+                if (0..24).contains(&start) && (1..=24).contains(&end) && start != end =>
+            {
+                Ok((start as u32, end as u32))
+            }
+            _ => Err(invalid(key, s, expected)),
+        }
+    }
+
+    pub(super) fn timezone(key: &str, s: &Sourced) -> Result<Tz, SettingsError> {
+        s.value
+            .as_str()
+            .and_then(|name| name.trim().parse::<Tz>().ok())
+            .ok_or_else(|| invalid(key, s, "an IANA time zone such as UTC or Asia/Tehran"))
+    }
+
+    pub(super) fn init_mode(key: &str, s: &Sourced) -> Result<InitMode, SettingsError> {
+        match s
+            .value
+            .as_str()
+            .map(|t| t.trim().to_ascii_lowercase())
+            .as_deref()
+        {
+            Some("flush") => Ok(InitMode::Flush),
+            Some("skip") => Ok(InitMode::Skip),
+            _ => Err(invalid(key, s, "flush or skip")),
+        }
+    }
+
+    /// A scenario setting, typed like the script's default for it.
+    pub(super) fn like(
+        key: &str,
+        s: &Sourced,
+        declared: &RawValue,
+    ) -> Result<TypedValue, SettingsError> {
+        let value = match declared {
+            RawValue::Int(_) => s.value.as_i64().map(TypedValue::Int),
+            RawValue::Float(_) => s.value.as_f64().map(TypedValue::Float),
+            RawValue::Bool(_) => s.value.as_bool().map(TypedValue::Bool),
+            RawValue::List(_) => s
+                .value
+                .as_list()
+                .map(|items| TypedValue::List(items.iter().map(untyped).collect())),
+            RawValue::Str(_) | RawValue::Text(_) => {
+                s.value.as_str().map(|t| TypedValue::Str(t.to_string()))
+            }
+        };
+        value.ok_or_else(|| {
+            let kind = match declared {
+                RawValue::Int(_) => "an integer",
+                RawValue::Float(_) => "a number",
+                RawValue::Bool(_) => "true or false",
+                RawValue::List(_) => "a list",
+                _ => "a string",
+            };
+            invalid(key, s, kind)
+        })
+    }
+
+    fn untyped(value: &RawValue) -> TypedValue {
+        match value {
+            RawValue::Int(i) => TypedValue::Int(*i),
+            RawValue::Float(x) => TypedValue::Float(*x),
+            RawValue::Bool(b) => TypedValue::Bool(*b),
+            RawValue::Str(t) => TypedValue::Str(t.clone()),
+            RawValue::Text(t) => t
+                .parse()
+                .map(TypedValue::Int)
+                .or_else(|_| t.parse().map(TypedValue::Float))
+                .unwrap_or_else(|_| TypedValue::Str(t.clone())),
+            RawValue::List(items) => TypedValue::List(items.iter().map(untyped).collect()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,144 @@
+use super::*;
+
+fn script(values: &[(&str, RawValue)]) -> ScriptDefaults {
+    ScriptDefaults {
+        path: "scenario.rhai".into(),
+        values: values
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect(),
+    }
+}
+
+fn env(pairs: &[(&str, &str)]) -> UserInput {
+    UserInput {
+        env: pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        ..UserInput::default()
+    }
+}
+
+#[test]
+fn precedence_is_flag_then_env_then_file_then_script_then_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("sim.toml");
+    std::fs::write(
+        &file,
+        "rate = 30\npeak_factor = 4.0\ntopic = \"from-file\"\n",
+    )
+    .unwrap();
+    let mut input = env(&[("EVENT_RATE", "40"), ("TOPIC", "from-env")]);
+    input.config_file = Some(file);
+    input
+        .flags
+        .push(("topic".into(), "from-flag".into(), "--topic".into()));
+    let scenario = script(&[
+        ("rate", RawValue::Int(20)),
+        ("peak_factor", RawValue::Float(3.0)),
+        ("partitions", RawValue::Int(6)),
+    ]);
+    let settings = resolve(&input, &scenario).unwrap();
+    assert_eq!(settings.topic, "from-flag");
+    assert_eq!(settings.rate_per_minute, 40.0);
+    assert_eq!(settings.peak_factor, 4.0);
+    assert_eq!(settings.partitions, 6);
+    assert_eq!(settings.replication, 1);
+    assert_eq!(settings.brokers, None);
+}
+
+#[test]
+fn a_rate_that_is_not_a_number_names_the_variable() {
+    let err = resolve(&env(&[("EVENT_RATE", "abc")]), &script(&[])).unwrap_err();
+    let message = err.to_string();
+    assert!(message.contains("`abc`"), "{message}");
+    assert!(
+        message.contains("environment variable EVENT_RATE"),
+        "{message}"
+    );
+    assert!(message.contains("positive number"), "{message}");
+}
+
+#[test]
+fn a_negative_peak_factor_is_refused() {
+    let err = resolve(&env(&[("PEAK_FACTOR", "-1")]), &script(&[])).unwrap_err();
+    assert!(err.to_string().contains("PEAK_FACTOR"), "{err}");
+}
+
+#[test]
+fn scenario_settings_are_read_from_their_upper_case_variable_and_typed_by_their_default() {
+    let scenario = script(&[
+        ("fraud_rate", RawValue::Float(0.02)),
+        ("customer_count", RawValue::Int(1000)),
+        ("label", RawValue::Str("x".into())),
+    ]);
+    let settings = resolve(
+        &env(&[("CUSTOMER_COUNT", "250"), ("FRAUD_RATE", "0.5")]),
+        &scenario,
+    )
+    .unwrap();
+    assert_eq!(settings.values["customer_count"], TypedValue::Int(250));
+    assert_eq!(settings.values["fraud_rate"], TypedValue::Float(0.5));
+    assert_eq!(settings.values["label"], TypedValue::Str("x".into()));
+
+    let err = resolve(&env(&[("CUSTOMER_COUNT", "many")]), &scenario).unwrap_err();
+    assert!(err.to_string().contains("CUSTOMER_COUNT"), "{err}");
+    let err = resolve(&env(&[("FRAUD_RATE", "1.5")]), &scenario).unwrap_err();
+    assert!(err.to_string().contains("between 0 and 1"), "{err}");
+}
+
+#[test]
+fn an_unknown_setting_in_a_flag_or_file_is_refused_with_the_known_ones() {
+    let mut input = UserInput::default();
+    input
+        .flags
+        .push(("peak_facter".into(), "2".into(), "--set".into()));
+    let err = resolve(&input, &script(&[])).unwrap_err();
+    assert!(matches!(err, SettingsError::Unknown { .. }), "{err}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("sim.toml");
+    std::fs::write(&file, "topic = \"t\"\nratee = 3\n").unwrap();
+    let input = UserInput {
+        config_file: Some(file),
+        ..UserInput::default()
+    };
+    match resolve(&input, &script(&[])).unwrap_err() {
+        SettingsError::Unknown { origin, .. } => assert!(origin.to_string().ends_with(":2")),
+        other => panic!("{other}"),
+    }
+}
+
+#[test]
+fn kafka_properties_from_flags_override_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("sim.toml");
+    std::fs::write(&file, "[kafka]\n\"linger.ms\" = 50\n\"acks\" = \"1\"\n").unwrap();
+    let input = UserInput {
+        config_file: Some(file),
+        kafka_flags: vec![("linger.ms".into(), "5".into())],
+        ..UserInput::default()
+    };
+    let settings = resolve(&input, &script(&[])).unwrap();
+    assert_eq!(settings.kafka["linger.ms"], "5");
+    assert_eq!(settings.kafka["acks"], "1");
+}
+
+#[test]
+fn peak_hours_time_zone_and_init_mode_parse_from_text() {
+    let settings = resolve(
+        &env(&[
+            ("PEAK_HOURS", "8-20"),
+            ("TIMEZONE", "Asia/Tehran"),
+            ("EVENT_INIT_MODE", "skip"),
+        ]),
+        &script(&[]),
+    )
+    .unwrap();
+    assert_eq!(settings.peak_hours, (8, 20));
+    assert_eq!(settings.timezone, chrono_tz::Asia::Tehran);
+    assert_eq!(settings.init_mode, InitMode::Skip);
+    assert!(resolve(&env(&[("TIMEZONE", "Mars/Base")]), &script(&[])).is_err());
+    assert!(resolve(&env(&[("EVENT_INIT_MODE", "wipe")]), &script(&[])).is_err());
+}

@@ -1,0 +1,219 @@
+//! Where events go: a small [`Sink`] trait with Kafka and JSON-lines behind it.
+//!
+//! Every sink accounts for what it was given in one [`DeliveryCounters`]: `produced` counts
+//! records accepted by `send`, and each ends up `delivered` or `failed` by the time `close`
+//! returns, so produced = delivered + failed is the final account.
+
+mod json_lines;
+mod kafka;
+mod topic;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+pub use json_lines::JsonLinesSink;
+pub use kafka::{KafkaSink, KafkaSinkConfig};
+pub use topic::{ensure_topic, TopicSpec};
+
+use crate::settings::Origin;
+
+/// One message: key, JSON payload and event time.
+#[derive(Debug, Clone, Copy)]
+pub struct Record<'a> {
+    /// Message key, if the event has one.
+    pub key: Option<&'a [u8]>,
+    /// The encoded event.
+    pub payload: &'a [u8],
+    /// Event time, milliseconds since the epoch (the Kafka message timestamp).
+    pub timestamp_ms: i64,
+}
+
+/// The final (or running) account of a sink.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DeliveryAccount {
+    /// Records accepted for delivery.
+    pub produced: u64,
+    /// Records confirmed delivered.
+    pub delivered: u64,
+    /// Records that failed.
+    pub failed: u64,
+}
+
+impl DeliveryAccount {
+    /// Records neither delivered nor failed yet.
+    pub fn in_flight(&self) -> u64 {
+        self.produced
+            .saturating_sub(self.delivered)
+            .saturating_sub(self.failed)
+    }
+}
+
+/// Counters a sink updates as it goes and a status line reads from another thread.
+#[derive(Debug, Default)]
+pub struct DeliveryCounters {
+    produced: AtomicU64,
+    delivered: AtomicU64,
+    failed: AtomicU64,
+}
+
+impl DeliveryCounters {
+    /// Counts a record accepted for delivery.
+    pub fn produced(&self) {
+        self.produced.fetch_add(1, Ordering::Relaxed);
+    }
+    /// Counts a record delivered.
+    pub fn delivered(&self) {
+        self.delivered.fetch_add(1, Ordering::Relaxed);
+    }
+    /// Counts a record that failed.
+    pub fn failed(&self) {
+        self.failed.fetch_add(1, Ordering::Relaxed);
+    }
+    /// A snapshot. Delivered and failed are read before produced, so the snapshot never shows
+    /// more settled than produced.
+    pub fn account(&self) -> DeliveryAccount {
+        let delivered = self.delivered.load(Ordering::Acquire);
+        let failed = self.failed.load(Ordering::Acquire);
+        DeliveryAccount {
+            produced: self.produced.load(Ordering::Acquire),
+            delivered,
+            failed,
+        }
+    }
+}
+
+/// A destination for records.
+pub trait Sink {
+    /// Accepts one record for delivery, waiting if the sink's queue is full.
+    fn send(&mut self, record: Record<'_>) -> Result<(), SinkError>;
+    /// Waits up to `timeout` for everything accepted to be delivered; whatever is still pending
+    /// then is counted failed. Returns the final account.
+    fn close(&mut self, timeout: Duration) -> Result<DeliveryAccount, SinkError>;
+    /// The running account.
+    fn account(&self) -> DeliveryAccount;
+    /// Why deliveries failed, with a count for each reason.
+    fn failure_reasons(&self) -> Vec<(String, u64)> {
+        Vec::new()
+    }
+}
+
+/// A sink that accepts and forgets: for checks and benchmarks of generation alone.
+#[derive(Debug, Default)]
+pub struct DiscardSink {
+    account: DeliveryAccount,
+}
+
+impl Sink for DiscardSink {
+    fn send(&mut self, _record: Record<'_>) -> Result<(), SinkError> {
+        self.account.produced += 1;
+        self.account.delivered += 1;
+        Ok(())
+    }
+
+    fn close(&mut self, _timeout: Duration) -> Result<DeliveryAccount, SinkError> {
+        Ok(self.account)
+    }
+
+    fn account(&self) -> DeliveryAccount {
+        self.account
+    }
+}
+
+/// Which sink `--sink` chose.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SinkSpec {
+    /// Kafka: the configured brokers or the embedded broker.
+    Kafka,
+    /// JSON lines on standard output.
+    Stdout,
+    /// JSON lines in a file.
+    File(PathBuf),
+}
+
+impl SinkSpec {
+    /// Parses `kafka`, `stdout` or `file:PATH`.
+    pub fn parse(text: &str) -> Result<Self, SinkError> {
+        match text {
+            "kafka" => Ok(SinkSpec::Kafka),
+            "stdout" | "-" => Ok(SinkSpec::Stdout),
+            _ => match text.strip_prefix("file:") {
+                Some(path) if !path.is_empty() => Ok(SinkSpec::File(path.into())),
+                _ => Err(SinkError::UnknownSink(text.to_string())),
+            },
+        }
+    }
+}
+
+/// A sink that failed.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum SinkError {
+    /// `--sink` named no known sink.
+    #[error("unknown sink `{0}` (from flag --sink)")]
+    #[diagnostic(
+        code(sim::sink::unknown),
+        help("use --sink kafka, --sink stdout or --sink file:PATH")
+    )]
+    UnknownSink(String),
+    /// The brokers did not answer.
+    #[error("cannot reach Kafka at {brokers} (from {origin}): {reason}")]
+    #[diagnostic(
+        code(sim::sink::unreachable),
+        help("check the address and that the broker is up; without --brokers and KAFKA_BROKER, sim runs an embedded broker")
+    )]
+    Unreachable {
+        /// The bootstrap servers tried.
+        brokers: String,
+        /// Where they were configured.
+        origin: Origin,
+        /// What librdkafka said.
+        reason: String,
+    },
+    /// librdkafka refused the configuration.
+    #[error("invalid Kafka configuration: {0}")]
+    #[diagnostic(
+        code(sim::sink::config),
+        help("properties come from -X key=value and the [kafka] table of the config file")
+    )]
+    Config(String),
+    /// Creating or deleting the topic failed.
+    #[error("cannot set up topic {topic}: {reason}")]
+    #[diagnostic(code(sim::sink::topic))]
+    Topic {
+        /// The topic.
+        topic: String,
+        /// Why.
+        reason: String,
+    },
+    /// The embedded broker could not start.
+    #[error("cannot start the embedded broker: {0}")]
+    #[diagnostic(code(sim::sink::embedded))]
+    Embedded(String),
+    /// Writing JSON lines failed.
+    #[error("cannot write to {target}: {source}")]
+    #[diagnostic(code(sim::sink::io))]
+    Io {
+        /// The file or stream.
+        target: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sink_specs_parse_and_unknown_ones_are_refused() {
+        assert_eq!(SinkSpec::parse("kafka").unwrap(), SinkSpec::Kafka);
+        assert_eq!(SinkSpec::parse("stdout").unwrap(), SinkSpec::Stdout);
+        assert_eq!(
+            SinkSpec::parse("file:/tmp/x.jsonl").unwrap(),
+            SinkSpec::File("/tmp/x.jsonl".into())
+        );
+        let err = SinkSpec::parse("s3://bucket").unwrap_err();
+        assert!(err.to_string().contains("unknown sink `s3://bucket`"));
+        assert!(SinkSpec::parse("file:").is_err());
+    }
+}
