@@ -74,6 +74,8 @@ pub enum Notice {
     },
     /// Delivery failures by reason.
     Failures(Vec<(String, u64)>),
+    /// The run stopped on an error; this is the account of what was accepted before it.
+    AccountAfterError(DeliveryAccount),
 }
 
 /// What a finished command reports.
@@ -229,7 +231,9 @@ fn with_pipeline(
         Ok(events) => close(open, events, notify),
         Err(err) => {
             // Deliver what was accepted before reporting the error.
-            let _ = close(open, 0, notify);
+            if let Ok(outcome) = close(open, 0, notify) {
+                notify(Notice::AccountAfterError(outcome.account));
+            }
             Err(err)
         }
     }

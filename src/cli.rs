@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
 use clap::{Args, Parser, Subcommand};
 
 use crate::app::{self, Notice, Options, Outcome};
@@ -16,7 +16,7 @@ use crate::error::SimError;
 use crate::metrics::{spawn_status_line, Metrics};
 use crate::settings::{split_assignment, UserInput};
 use crate::shutdown::Shutdown;
-use crate::sink::SinkSpec;
+use crate::sink::{DeliveryAccount, SinkSpec};
 
 /// A scriptable real-time event simulator for Kafka.
 #[derive(Debug, Parser)]
@@ -176,8 +176,13 @@ fn print_notice(notice: Notice) {
             eprintln!("topic {topic} {how}");
         }
         Notice::BackfillDone { events, from, to } => {
+            let (from, to) = (
+                from.to_rfc3339_opts(SecondsFormat::Secs, true),
+                to.to_rfc3339_opts(SecondsFormat::Secs, true),
+            );
             eprintln!("backfilled {events} events from {from} to {to}; streaming live from {to}");
         }
+        Notice::AccountAfterError(account) => print_account(&account),
         Notice::Failures(failures) => {
             for (reason, count) in failures {
                 eprintln!("delivery failed for {count} events: {reason}");
@@ -186,8 +191,7 @@ fn print_notice(notice: Notice) {
     }
 }
 
-fn report(outcome: &Outcome) -> ExitCode {
-    let account = outcome.account;
+fn print_account(account: &DeliveryAccount) {
     eprintln!(
         "account: produced {}, delivered {}, failed {}{}",
         account.produced,
@@ -198,6 +202,10 @@ fn report(outcome: &Outcome) -> ExitCode {
             n => format!(", unaccounted {n}"),
         }
     );
+}
+
+fn report(outcome: &Outcome) -> ExitCode {
+    print_account(&outcome.account);
     if outcome.succeeded() {
         ExitCode::SUCCESS
     } else {
