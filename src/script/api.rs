@@ -44,6 +44,7 @@ pub const HELPERS: &[&str] = &[
     "rand_int",
     "chance",
     "pick",
+    "pool",
     "pick_weighted",
     "normal",
     "log_normal",

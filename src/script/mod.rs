@@ -15,6 +15,7 @@ mod api;
 mod context;
 mod convert;
 mod error;
+mod pool;
 
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
@@ -27,6 +28,7 @@ use rhai::{CallFnOptions, Dynamic, Engine, FuncArgs, Map, Position, Scope, AST, 
 pub use api::HELPERS;
 pub use context::EventContext;
 pub use error::{ScriptError, SourceFile};
+pub use pool::Pool;
 
 use crate::rng::{stream_rng, Stream};
 use crate::settings::{ScriptDefaults, Settings};
@@ -85,6 +87,7 @@ fn build_engine(rng: &api::SharedRng, script_dir: &Path, name: &str) -> Engine {
     let tag = name.to_string();
     engine.on_debug(move |text, _, pos| eprintln!("[{tag}:{pos}] {text}"));
     api::register(&mut engine, rng);
+    pool::register(&mut engine, rng);
     context::register(&mut engine);
     engine
 }
