@@ -127,8 +127,15 @@ impl SourceFile {
         }
     }
 
-    /// The diagnostic for an error raised while `function` ran, pointing at its innermost cause.
-    pub fn runtime_error(&self, function: &str, err: Box<EvalAltResult>) -> ScriptError {
+    /// The diagnostic for an error raised while `function` ran, pointing at its innermost cause,
+    /// or at `fallback` (the function's definition) when Rhai gives no position, as for a
+    /// runaway loop stopped by the operation limit.
+    pub fn runtime_error(
+        &self,
+        function: &str,
+        err: Box<EvalAltResult>,
+        fallback: Position,
+    ) -> ScriptError {
         let outer = err.position();
         let mut inner = err;
         while let EvalAltResult::ErrorInFunctionCall(.., nested, _)
@@ -136,10 +143,10 @@ impl SourceFile {
         {
             inner = nested;
         }
-        let position = match inner.take_position() {
-            Position::NONE => outer,
-            position => position,
-        };
+        let position = [inner.take_position(), outer, fallback]
+            .into_iter()
+            .find(|position| !position.is_none())
+            .unwrap_or(Position::NONE);
         let help = match &*inner {
             EvalAltResult::ErrorTooManyOperations(_) => Some(
                 "the script ran past its operation limit: look for an endless loop".to_string(),

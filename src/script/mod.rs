@@ -160,7 +160,10 @@ impl Scenario {
         let options = CallFnOptions::new().eval_ast(false).rewind_scope(true);
         self.engine
             .call_fn_with_options::<Dynamic>(options, &mut self.scope, &self.ast, function, args)
-            .map_err(|err| self.source.runtime_error(function, err))
+            .map_err(|err| {
+                let fallback = self.position_of(function);
+                self.source.runtime_error(function, err, fallback)
+            })
     }
 
     fn defines(&self, function: &str, arity: usize) -> bool {
@@ -288,3 +291,6 @@ impl Scenario {
         self.source.path.clone()
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,127 @@
+use super::*;
+use crate::settings::{resolve, UserInput};
+
+fn scenario(source: &str) -> Scenario {
+    let mut scenario = Scenario::from_source(Path::new("test.rhai"), source).unwrap();
+    let defaults = scenario.config().unwrap();
+    let settings = resolve(&UserInput::default(), &defaults).unwrap();
+    scenario.setup(&settings, 1, 0).unwrap();
+    scenario
+}
+
+fn event_error(source: &str) -> String {
+    scenario(source).event(0, 0).unwrap_err().to_string()
+}
+
+#[test]
+fn a_script_without_event_is_refused() {
+    let err = Scenario::from_source(Path::new("x.rhai"), "fn setup(ctx) { 1 }")
+        .err()
+        .unwrap();
+    assert!(
+        err.to_string().contains("has no `event(ctx)` function"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_syntax_error_names_file_line_and_column() {
+    let err = Scenario::from_source(Path::new("x.rhai"), "fn event(ctx) {\n  let = 3;\n}")
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("x.rhai:2:"), "{err}");
+}
+
+#[test]
+fn an_event_that_is_not_a_map_is_refused_with_the_function_place() {
+    let message = event_error("fn event(ctx) {\n  42\n}");
+    assert!(message.contains("returned i64"), "{message}");
+    assert!(message.contains("test.rhai:1"), "{message}");
+}
+
+#[test]
+fn maps_arrays_of_maps_and_unit_are_events() {
+    let mut s = scenario("fn event(ctx) { if ctx.seq == 0 { #{a: 1} } else if ctx.seq == 1 { [#{a: 1}, #{a: 2}] } else { () } }");
+    assert!(s.event(0, 0).unwrap().is_map());
+    assert!(s.event(0, 1).unwrap().is_array());
+    assert!(s.event(0, 2).unwrap().is_unit());
+}
+
+#[test]
+fn an_endless_loop_hits_the_operation_limit() {
+    let message = event_error("fn event(ctx) {\n  loop { }\n}");
+    assert!(message.contains("Too many operations"), "{message}");
+    // Rhai gives no position for the limit, so the error points at the function.
+    assert!(message.contains("test.rhai:1:1"), "{message}");
+}
+
+#[test]
+fn deep_recursion_hits_the_call_depth_limit() {
+    let message = event_error("fn down(n) { down(n + 1) }\nfn event(ctx) { down(0) }");
+    assert!(
+        message.to_lowercase().contains("stack overflow"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_huge_string_hits_the_size_limit() {
+    let message = event_error("fn event(ctx) {\n  let s = \"x\";\n  loop { s += s; }\n}");
+    assert!(message.contains("Length of string"), "{message}");
+}
+
+#[test]
+fn eval_is_not_available() {
+    let result = Scenario::from_source(Path::new("x.rhai"), "fn event(ctx) { eval(\"1\") }");
+    assert!(result.is_err());
+}
+
+#[test]
+fn setup_state_and_settings_reach_events_through_ctx() {
+    let mut s = scenario(
+        "fn config() { #{ greeting: \"hi\" } }
+         fn setup(ctx) { #{ people: pool(3, |i| `p${i}`) } }
+         fn event(ctx) { #{ who: ctx.state.people[ctx.seq], say: ctx.settings.greeting, t: ctx.time } }",
+    );
+    let event = s.event(1_705_312_800_000, 2).unwrap().cast::<Map>();
+    assert_eq!(event["who"].clone().into_string().unwrap(), "p2");
+    assert_eq!(event["say"].clone().into_string().unwrap(), "hi");
+    assert_eq!(event["t"].as_int().unwrap(), 1_705_312_800_000);
+}
+
+#[test]
+fn pools_pick_their_own_elements_and_refuse_bad_indices() {
+    let mut s = scenario(
+        "fn setup(ctx) { let p = pool(); p.push(1); p.push(2); #{ p: p, empty: pool([]) } }
+         fn event(ctx) { #{ v: ctx.state.p.pick(), n: ctx.state.p.len } }
+         fn bad(ctx) { ctx.state.p[5] }",
+    );
+    for seq in 0..20 {
+        let event = s.event(0, seq).unwrap().cast::<Map>();
+        assert!([1, 2].contains(&event["v"].as_int().unwrap()));
+        assert_eq!(event["n"].as_int().unwrap(), 2);
+    }
+    let ctx = s.context(0, 0);
+    let err = s.call("bad", (ctx,)).unwrap_err();
+    assert!(err.to_string().contains("out of range"), "{err}");
+}
+
+#[test]
+fn the_same_seed_draws_the_same_values() {
+    let source = "fn event(ctx) { #{ id: uuid(), x: rand_int(0, 1000000), y: normal(0, 1) } }";
+    let draw = || {
+        let mut s = scenario(source);
+        (0..5)
+            .map(|seq| serde_json::to_string(&s.event(0, seq).unwrap()).unwrap())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(draw(), draw());
+}
+
+#[test]
+fn rate_must_return_a_number() {
+    let mut s = scenario("fn event(ctx) { #{} }\nfn rate(t) { \"fast\" }");
+    assert!(s.has_rate());
+    let err = s.rate(0).unwrap_err();
+    assert!(err.to_string().contains("events per minute"), "{err}");
+}
