@@ -13,7 +13,7 @@ pub enum SimError {
     /// The scenario script failed.
     #[error(transparent)]
     #[diagnostic(transparent)]
-    Script(#[from] Box<ScriptError>),
+    Script(#[from] ScriptError),
     /// A setting is wrong.
     #[error(transparent)]
     #[diagnostic(transparent)]
@@ -45,10 +45,4 @@ pub enum SimError {
     #[error("{0}")]
     #[diagnostic(code(sim::input))]
     Input(String),
-}
-
-impl From<ScriptError> for SimError {
-    fn from(err: ScriptError) -> Self {
-        SimError::Script(Box::new(err))
-    }
 }

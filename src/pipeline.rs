@@ -219,3 +219,122 @@ impl<'s> Pipeline<'s> {
         &mut self.scenario
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settings::{resolve, UserInput};
+    use crate::sink::{DeliveryAccount, SinkError};
+    use std::path::Path;
+
+    /// Keeps every record's timestamp and payload.
+    #[derive(Default)]
+    struct Recorder {
+        records: Vec<(i64, serde_json::Value)>,
+    }
+
+    impl Sink for Recorder {
+        fn send(&mut self, record: Record<'_>) -> Result<(), SinkError> {
+            let value = serde_json::from_slice(record.payload).unwrap();
+            self.records.push((record.timestamp_ms, value));
+            Ok(())
+        }
+        fn close(&mut self, _: Duration) -> Result<DeliveryAccount, SinkError> {
+            Ok(self.account())
+        }
+        fn account(&self) -> DeliveryAccount {
+            let n = self.records.len() as u64;
+            DeliveryAccount {
+                produced: n,
+                delivered: n,
+                failed: 0,
+            }
+        }
+    }
+
+    fn pipeline<'s>(source: &str, sink: &'s mut Recorder, env: &[(&str, &str)]) -> Pipeline<'s> {
+        let mut scenario = Scenario::from_source(Path::new("t.rhai"), source).unwrap();
+        let defaults = scenario.config().unwrap();
+        let input = UserInput {
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ..UserInput::default()
+        };
+        let settings = resolve(&input, &defaults).unwrap();
+        scenario.setup(&settings, 11, 0).unwrap();
+        Pipeline::new(scenario, &settings, 11, sink, Arc::new(Metrics::default()))
+    }
+
+    const SEQ_EVENT: &str = "fn event(ctx) { #{ customer_id: `c${ctx.seq % 7}`, seq: ctx.seq } }";
+
+    #[test]
+    fn backfill_hands_over_to_live_with_no_gap_or_overlap() {
+        let mut sink = Recorder::default();
+        let now = Utc::now();
+        // 60,000 per minute: the live part makes about 1,000 events in its second.
+        let mut p = pipeline(SEQ_EVENT, &mut sink, &[("EVENT_RATE", "60000")]);
+        let backfilled = p.backfill(now, 500, 1.0, &Shutdown::new()).unwrap();
+        let clock = SimClock::starting_at(now);
+        let until = now + chrono::Duration::seconds(1);
+        let live = p.live(&clock, &Shutdown::new(), Some(until)).unwrap();
+        assert_eq!(backfilled, 500);
+        assert!(live > 0);
+        let now_ms = now.timestamp_millis();
+        let (history, stream) = sink.records.split_at(500);
+        assert!(history
+            .iter()
+            .all(|(t, _)| *t < now_ms && *t >= now_ms - 86_400_000));
+        let outside: Vec<i64> = stream
+            .iter()
+            .map(|(t, _)| *t)
+            // Millisecond timestamps: an arrival just before `until` shares its millisecond.
+            .filter(|t| *t < now_ms || *t > until.timestamp_millis())
+            .collect();
+        assert!(outside.is_empty(), "now {now_ms}: {outside:?}");
+        // Sequence numbers run on without a gap or a repeat, and time never goes back.
+        for (i, (_, event)) in sink.records.iter().enumerate() {
+            assert_eq!(event["seq"], i as i64);
+        }
+        assert!(sink.records.windows(2).all(|w| w[0].0 <= w[1].0));
+    }
+
+    #[test]
+    fn a_stop_signal_ends_the_live_stream() {
+        let mut sink = Recorder::default();
+        let mut p = pipeline(SEQ_EVENT, &mut sink, &[]);
+        let shutdown = Shutdown::new();
+        shutdown.trigger();
+        let clock = SimClock::starting_at(Utc::now());
+        // Without the signal this would stream forever.
+        p.live(&clock, &shutdown, None).unwrap();
+    }
+
+    #[test]
+    fn the_scripts_rate_shapes_the_timeline() {
+        // 600/min in even minutes, none in odd ones.
+        let source = format!(
+            "{SEQ_EVENT}\nfn rate(t) {{ if (t / 60000) % 2 == 0 {{ 600.0 }} else {{ 0.0 }} }}"
+        );
+        let mut sink = Recorder::default();
+        let mut p = pipeline(&source, &mut sink, &[]);
+        let start = DateTime::from_timestamp(1_705_312_800, 0).unwrap();
+        p.sample(start, 3_000).unwrap();
+        assert!(sink.records.iter().all(|(t, _)| (t / 60_000) % 2 == 0));
+        let minutes = (sink.records.last().unwrap().0 - start.timestamp_millis()) / 60_000;
+        // Five minutes of 600/min, every other minute empty: about ten minutes.
+        assert!((8..=12).contains(&minutes), "{minutes}");
+    }
+
+    #[test]
+    fn arrays_emit_several_events_at_one_arrival() {
+        let source = "fn event(ctx) { [#{ customer_id: \"a\" }, #{ customer_id: \"b\" }] }";
+        let mut sink = Recorder::default();
+        let mut p = pipeline(source, &mut sink, &[]);
+        let sent = p.sample(Utc::now(), 10).unwrap();
+        assert_eq!(sent, 10);
+        assert_eq!(sink.records.len(), 10);
+        assert_eq!(sink.records[0].0, sink.records[1].0);
+    }
+}

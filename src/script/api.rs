@@ -74,7 +74,7 @@ fn register_draws(engine: &mut Engine, rng: &SharedRng) {
         "rand_float",
         move |lo: Dynamic, hi: Dynamic| -> Fallible<FLOAT> {
             let (lo, hi) = (number(&lo, "rand_float")?, number(&hi, "rand_float")?);
-            if !(lo < hi) {
+            if lo.partial_cmp(&hi) != Some(std::cmp::Ordering::Less) {
                 return fail(format!("rand_float: need lo < hi, got {lo} and {hi}"));
             }
             Ok(r.borrow_mut().random_range(lo..hi))
@@ -150,7 +150,7 @@ fn register_choices(engine: &mut Engine, rng: &SharedRng) {
             let mut total = 0.0;
             for (key, weight) in weights.iter() {
                 let weight = number(weight, "pick_weighted")?;
-                if !(weight >= 0.0 && weight.is_finite()) {
+                if weight.is_nan() || weight < 0.0 || weight.is_infinite() {
                     return fail(format!("pick_weighted: weight of `{key}` is {weight}"));
                 }
                 total += weight;

@@ -7,9 +7,29 @@ use std::sync::Arc;
 use miette::{NamedSource, SourceOffset, SourceSpan};
 use rhai::{EvalAltResult, ParseError, Position};
 
-/// A script that could not be read, compiled, set up or run.
+/// A script that could not be read, compiled, set up or run. Boxed, so that results carrying it
+/// stay small on the per-event path.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
-pub enum ScriptError {
+#[error(transparent)]
+#[diagnostic(transparent)]
+pub struct ScriptError(Box<ScriptErrorKind>);
+
+impl ScriptError {
+    /// What went wrong.
+    pub fn kind(&self) -> &ScriptErrorKind {
+        &self.0
+    }
+}
+
+impl From<ScriptErrorKind> for ScriptError {
+    fn from(kind: ScriptErrorKind) -> Self {
+        ScriptError(Box::new(kind))
+    }
+}
+
+/// The kinds of [`ScriptError`].
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum ScriptErrorKind {
     /// The script file could not be read.
     #[error("cannot read script {}: {source}", path.display())]
     #[diagnostic(code(sim::script::read))]
@@ -119,12 +139,13 @@ impl SourceFile {
 
     /// The diagnostic for a parse error.
     pub fn syntax_error(&self, err: &ParseError) -> ScriptError {
-        ScriptError::Syntax {
+        ScriptErrorKind::Syntax {
             message: err.err_type().to_string(),
             location: self.location(err.position()),
             src: self.named(),
             span: self.span(err.position()),
         }
+        .into()
     }
 
     /// The diagnostic for an error raised while `function` ran, pointing at its innermost cause,
@@ -163,7 +184,7 @@ impl SourceFile {
             ),
             _ => None,
         };
-        ScriptError::Runtime {
+        ScriptErrorKind::Runtime {
             function: function.to_string(),
             message: inner.to_string(),
             location: self.location(position),
@@ -171,6 +192,7 @@ impl SourceFile {
             span: self.span(position),
             help,
         }
+        .into()
     }
 
     /// The diagnostic for a function whose result has the wrong shape.
@@ -181,7 +203,7 @@ impl SourceFile {
         found: &str,
         expected: &str,
     ) -> ScriptError {
-        ScriptError::BadReturn {
+        ScriptErrorKind::BadReturn {
             function: function.to_string(),
             found: found.to_string(),
             expected: expected.to_string(),
@@ -189,22 +211,25 @@ impl SourceFile {
             src: self.named(),
             span: self.span(position),
         }
+        .into()
     }
 
     /// The diagnostic for a missing contract function.
     pub fn missing(&self, signature: &str, help: &str) -> ScriptError {
-        ScriptError::MissingFunction {
+        ScriptErrorKind::MissingFunction {
             path: self.path.clone(),
             signature: signature.to_string(),
             help: help.to_string(),
         }
+        .into()
     }
 }
 
 /// The error for a script file that cannot be read.
 pub fn read_error(path: &Path, source: std::io::Error) -> ScriptError {
-    ScriptError::Read {
+    ScriptErrorKind::Read {
         path: path.to_path_buf(),
         source,
     }
+    .into()
 }

@@ -27,7 +27,7 @@ use rhai::{CallFnOptions, Dynamic, Engine, FuncArgs, Map, Position, Scope, AST, 
 
 pub use api::HELPERS;
 pub use context::EventContext;
-pub use error::{ScriptError, SourceFile};
+pub use error::{ScriptError, ScriptErrorKind, SourceFile};
 pub use pool::Pool;
 
 use crate::rng::{stream_rng, Stream};
