@@ -213,96 +213,117 @@ fn report(outcome: &Outcome) -> ExitCode {
     }
 }
 
+/// A stop signal wired to Ctrl-C and SIGTERM.
+fn watch_signals() -> Result<Shutdown, SimError> {
+    let shutdown = Shutdown::new();
+    shutdown
+        .on_signals()
+        .map_err(|e| SimError::Input(format!("cannot watch for signals: {e}")))?;
+    Ok(shutdown)
+}
+
+fn run(script: PathBuf, duration: Option<f64>, common: CommonArgs) -> Result<ExitCode, SimError> {
+    let options = common.options(script, "kafka")?;
+    let duration = duration
+        .map(|s| {
+            Duration::try_from_secs_f64(s).map_err(|_| {
+                SimError::Input(format!("--duration {s}: expected seconds, at least 0"))
+            })
+        })
+        .transpose()?;
+    let metrics = Arc::new(Metrics::default());
+    let shutdown = watch_signals()?;
+    spawn_status_line(metrics.clone(), shutdown.clone());
+    let outcome = app::run(&options, &shutdown, duration, metrics, &mut print_notice);
+    // Ends the status line before the account is printed.
+    shutdown.trigger();
+    Ok(report(&outcome?))
+}
+
+fn sample(script: PathBuf, count: u64, common: CommonArgs) -> Result<ExitCode, SimError> {
+    let options = common.options(script, "stdout")?;
+    let metrics = Arc::new(Metrics::default());
+    let outcome = app::sample(&options, count, metrics, &mut print_notice)?;
+    // Standard output carries the events; the account is only worth printing when it is bad.
+    Ok(if outcome.succeeded() {
+        ExitCode::SUCCESS
+    } else {
+        report(&outcome)
+    })
+}
+
+fn backfill(
+    script: PathBuf,
+    count: Option<u64>,
+    days: Option<f64>,
+    common: CommonArgs,
+) -> Result<ExitCode, SimError> {
+    let options = common.options(script, "kafka")?;
+    let metrics = Arc::new(Metrics::default());
+    let shutdown = watch_signals()?;
+    let started = std::time::Instant::now();
+    let outcome = app::backfill(&options, count, days, &shutdown, metrics, &mut print_notice)?;
+    let seconds = started.elapsed().as_secs_f64();
+    eprintln!(
+        "backfilled {} events in {:.2} s ({:.0} events/s, delivery included)",
+        outcome.events,
+        seconds,
+        outcome.events as f64 / seconds.max(1e-9)
+    );
+    Ok(report(&outcome))
+}
+
+fn check(
+    scripts: &[PathBuf],
+    count: u64,
+    config: Option<PathBuf>,
+    set: &[String],
+) -> Result<ExitCode, SimError> {
+    let input = user_input(config, set, &[], None, None)?;
+    let mut failed = 0;
+    for script in scripts {
+        match app::check(script, &input, count) {
+            Ok(report) => eprintln!("ok: {} ({} events)", report.script.display(), report.events),
+            Err(err) => {
+                failed += 1;
+                eprintln!("{:?}", miette::Report::new(err));
+            }
+        }
+    }
+    if failed == 0 {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("{failed} of {} scripts failed", scripts.len());
+        Ok(ExitCode::FAILURE)
+    }
+}
+
 impl Cli {
     /// Runs the command; errors are returned for the caller to render.
     pub fn execute(self) -> Result<ExitCode, SimError> {
-        let metrics = Arc::new(Metrics::default());
-        let mut notify = print_notice;
         match self.command {
             Command::Run {
                 script,
                 duration,
                 common,
-            } => {
-                let options = common.options(script, "kafka")?;
-                let shutdown = Shutdown::new();
-                shutdown
-                    .on_signals()
-                    .map_err(|e| SimError::Input(format!("cannot watch for signals: {e}")))?;
-                spawn_status_line(metrics.clone(), shutdown.clone());
-                let duration = duration
-                    .map(|s| {
-                        Duration::try_from_secs_f64(s).map_err(|_| {
-                            SimError::Input(format!("--duration {s}: expected seconds, at least 0"))
-                        })
-                    })
-                    .transpose()?;
-                let outcome = app::run(&options, &shutdown, duration, metrics, &mut notify);
-                shutdown.trigger();
-                Ok(report(&outcome?))
-            }
+            } => run(script, duration, common),
             Command::Sample {
                 script,
                 count,
                 common,
-            } => {
-                let options = common.options(script, "stdout")?;
-                let outcome = app::sample(&options, count, metrics, &mut notify)?;
-                Ok(if outcome.succeeded() {
-                    ExitCode::SUCCESS
-                } else {
-                    report(&outcome)
-                })
-            }
+            } => sample(script, count, common),
             Command::Backfill {
                 script,
                 count,
                 days,
                 common,
-            } => {
-                let options = common.options(script, "kafka")?;
-                let shutdown = Shutdown::new();
-                shutdown
-                    .on_signals()
-                    .map_err(|e| SimError::Input(format!("cannot watch for signals: {e}")))?;
-                let started = std::time::Instant::now();
-                let outcome =
-                    app::backfill(&options, count, days, &shutdown, metrics, &mut notify)?;
-                let seconds = started.elapsed().as_secs_f64();
-                eprintln!(
-                    "backfilled {} events in {:.2} s ({:.0} events/s, delivery included)",
-                    outcome.events,
-                    seconds,
-                    outcome.events as f64 / seconds.max(1e-9)
-                );
-                Ok(report(&outcome))
-            }
+            } => backfill(script, count, days, common),
             Command::Check {
                 scripts,
                 count,
                 config,
                 set,
-            } => {
-                let input = user_input(config, &set, &[], None, None)?;
-                let mut failed = 0;
-                for script in &scripts {
-                    match app::check(script, &input, count) {
-                        Ok(report) => {
-                            eprintln!("ok: {} ({} events)", report.script.display(), report.events)
-                        }
-                        Err(err) => {
-                            failed += 1;
-                            eprintln!("{:?}", miette::Report::new(err));
-                        }
-                    }
-                }
-                Ok(if failed == 0 {
-                    ExitCode::SUCCESS
-                } else {
-                    eprintln!("{failed} of {} scripts failed", scripts.len());
-                    ExitCode::FAILURE
-                })
-            }
+            } => check(&scripts, count, config, &set),
         }
     }
 }
