@@ -5,8 +5,7 @@
 //! them on its own), and report misuse (an empty array, a negative weight) as script errors at the
 //! call site. `docs/scripting.md` mirrors this list.
 
-use std::cell::RefCell;
-use std::rc::Rc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use chrono::{DateTime, Datelike, Timelike, Utc};
 use chrono_tz::Tz;
@@ -18,8 +17,16 @@ use crate::rng::SimRng;
 
 type Fallible<T> = Result<T, Box<EvalAltResult>>;
 
-/// The generator shared by every helper of one engine.
-pub type SharedRng = Rc<RefCell<SimRng>>;
+/// The generator shared by every helper of one engine. A mutex rather than a `RefCell` because
+/// the engine is built with Rhai's `sync` feature, so that a new version of a script can be
+/// compiled and set up on another thread while the old one keeps streaming.
+pub type SharedRng = Arc<Mutex<SimRng>>;
+
+/// Locks the generator; a panic elsewhere cannot leave a generator half-updated, so a poisoned
+/// lock is still usable.
+pub fn lock(rng: &SharedRng) -> MutexGuard<'_, SimRng> {
+    rng.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 fn fail<T>(message: impl Into<String>) -> Fallible<T> {
     Err(message.into().into())
@@ -67,7 +74,7 @@ pub fn register(engine: &mut Engine, rng: &SharedRng) {
 fn register_draws(engine: &mut Engine, rng: &SharedRng) {
     // rand_float() -> a float in [0, 1).
     let r = rng.clone();
-    engine.register_fn("rand_float", move || -> FLOAT { r.borrow_mut().random() });
+    engine.register_fn("rand_float", move || -> FLOAT { lock(&r).random() });
     // rand_float(lo, hi) -> a float in [lo, hi).
     let r = rng.clone();
     engine.register_fn(
@@ -77,7 +84,7 @@ fn register_draws(engine: &mut Engine, rng: &SharedRng) {
             if lo.partial_cmp(&hi) != Some(std::cmp::Ordering::Less) {
                 return fail(format!("rand_float: need lo < hi, got {lo} and {hi}"));
             }
-            Ok(r.borrow_mut().random_range(lo..hi))
+            Ok(lock(&r).random_range(lo..hi))
         },
     );
     // rand_int(lo, hi) -> an integer in [lo, hi], both ends included.
@@ -86,13 +93,13 @@ fn register_draws(engine: &mut Engine, rng: &SharedRng) {
         if lo > hi {
             return fail(format!("rand_int: need lo <= hi, got {lo} and {hi}"));
         }
-        Ok(r.borrow_mut().random_range(lo..=hi))
+        Ok(lock(&r).random_range(lo..=hi))
     });
     // chance(p) -> true with probability p.
     let r = rng.clone();
     engine.register_fn("chance", move |p: Dynamic| -> Fallible<bool> {
         let p = number(&p, "chance")?;
-        Ok(r.borrow_mut().random_bool(p.clamp(0.0, 1.0)))
+        Ok(lock(&r).random_bool(p.clamp(0.0, 1.0)))
     });
     // normal(mean, sd) -> a normal draw.
     let r = rng.clone();
@@ -101,7 +108,7 @@ fn register_draws(engine: &mut Engine, rng: &SharedRng) {
         move |mean: Dynamic, sd: Dynamic| -> Fallible<FLOAT> {
             let (mean, sd) = (number(&mean, "normal")?, number(&sd, "normal")?);
             let dist = Normal::new(mean, sd).or_else(|e| fail(format!("normal: {e}")))?;
-            Ok(dist.sample(&mut *r.borrow_mut()))
+            Ok(dist.sample(&mut *lock(&r)))
         },
     );
     // log_normal(mu, sigma) -> exp of a normal(mu, sigma) draw; its median is exp(mu).
@@ -111,7 +118,7 @@ fn register_draws(engine: &mut Engine, rng: &SharedRng) {
         move |mu: Dynamic, sigma: Dynamic| -> Fallible<FLOAT> {
             let (mu, sigma) = (number(&mu, "log_normal")?, number(&sigma, "log_normal")?);
             let dist = LogNormal::new(mu, sigma).or_else(|e| fail(format!("log_normal: {e}")))?;
-            Ok(dist.sample(&mut *r.borrow_mut()))
+            Ok(dist.sample(&mut *lock(&r)))
         },
     );
     // exponential(rate) -> an exponential draw with mean 1 / rate.
@@ -119,12 +126,12 @@ fn register_draws(engine: &mut Engine, rng: &SharedRng) {
     engine.register_fn("exponential", move |rate: Dynamic| -> Fallible<FLOAT> {
         let rate = number(&rate, "exponential")?;
         let dist = Exp::new(rate).or_else(|e| fail(format!("exponential: {e}")))?;
-        Ok(dist.sample(&mut *r.borrow_mut()))
+        Ok(dist.sample(&mut *lock(&r)))
     });
     // uuid() -> a version-4 UUID string from the seeded generator.
     let r = rng.clone();
     engine.register_fn("uuid", move || -> String {
-        let bytes: [u8; 16] = r.borrow_mut().random();
+        let bytes: [u8; 16] = lock(&r).random();
         uuid::Builder::from_random_bytes(bytes)
             .into_uuid()
             .hyphenated()
@@ -139,7 +146,7 @@ fn register_choices(engine: &mut Engine, rng: &SharedRng) {
         if items.is_empty() {
             return fail("pick: the array is empty");
         }
-        let index = r.borrow_mut().random_range(0..items.len());
+        let index = lock(&r).random_range(0..items.len());
         Ok(items[index].clone())
     });
     // pick_weighted(#{name: weight, ...}) -> a key, with probability proportional to its weight.
@@ -158,7 +165,7 @@ fn register_choices(engine: &mut Engine, rng: &SharedRng) {
             if total <= 0.0 {
                 return fail("pick_weighted: the weights add up to zero");
             }
-            let mut target = r.borrow_mut().random_range(0.0..total);
+            let mut target = lock(&r).random_range(0.0..total);
             let mut last = None;
             for (key, weight) in weights.iter() {
                 let weight = number(weight, "pick_weighted")?;
@@ -192,7 +199,7 @@ fn register_choices(engine: &mut Engine, rng: &SharedRng) {
                 .collect::<Fallible<_>>()?;
             let index = rand_distr::weighted::WeightedIndex::new(&weights)
                 .or_else(|e| fail(format!("pick_weighted: {e}")))?
-                .sample(&mut *r.borrow_mut());
+                .sample(&mut *lock(&r));
             Ok(items[index].clone())
         },
     );
@@ -241,7 +248,7 @@ fn register_geo(engine: &mut Engine, rng: &SharedRng) {
         move |lat: Dynamic, lng: Dynamic, km: Dynamic| -> Fallible<Map> {
             let (lat, lng) = (number(&lat, "jitter")?, number(&lng, "jitter")?);
             let km = number(&km, "jitter")?;
-            let mut rng = r.borrow_mut();
+            let mut rng = lock(&r);
             let distance = km * rng.random::<f64>().sqrt();
             let bearing = rng.random_range(0.0..std::f64::consts::TAU);
             let dlat = distance / 111.32 * bearing.cos();

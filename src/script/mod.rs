@@ -17,9 +17,7 @@ mod convert;
 mod error;
 mod pool;
 
-use std::cell::RefCell;
 use std::path::{Path, PathBuf};
-use std::rc::Rc;
 use std::sync::Arc;
 
 use rhai::module_resolvers::FileModuleResolver;
@@ -109,7 +107,7 @@ impl Scenario {
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| "scenario".into());
-        let rng = Rc::new(RefCell::new(stream_rng(0, Stream::Script)));
+        let rng = Arc::new(std::sync::Mutex::new(stream_rng(0, Stream::Script)));
         let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let engine = build_engine(&rng, &dir, &name);
         let ast = engine
@@ -224,7 +222,7 @@ impl Scenario {
         seed: u64,
         start_ms: INT,
     ) -> Result<(), ScriptError> {
-        *self.rng.borrow_mut() = stream_rng(seed, Stream::Script);
+        *api::lock(&self.rng) = stream_rng(seed, Stream::Script);
         self.settings = Dynamic::from_map(convert::settings_map(settings)).into_shared();
         if !self.defines("setup", 1) {
             self.state = Dynamic::UNIT;

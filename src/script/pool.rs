@@ -7,7 +7,7 @@
 //! the same at any size, and cloning it (as `ctx.state` hands it out) is a reference-count bump.
 //! Its elements are still checked one by one as they are added.
 
-use std::rc::Rc;
+use std::sync::Arc;
 
 use rhai::{Dynamic, Engine, EvalAltResult, FnPtr, NativeCallContext, INT};
 
@@ -19,7 +19,7 @@ type Fallible<T> = Result<T, Box<EvalAltResult>>;
 /// An immutable-once-shared list of values, picked from by index.
 #[derive(Debug, Clone, Default)]
 pub struct Pool {
-    items: Rc<Vec<Dynamic>>,
+    items: Arc<Vec<Dynamic>>,
 }
 
 impl Pool {
@@ -37,7 +37,7 @@ impl Pool {
         if self.items.len() >= limits::ARRAY_SIZE {
             return Err(format!("pool: more than {} elements", limits::ARRAY_SIZE).into());
         }
-        Rc::make_mut(&mut self.items).push(item.flatten());
+        Arc::make_mut(&mut self.items).push(item.flatten());
         Ok(())
     }
 
@@ -87,7 +87,7 @@ pub fn register(engine: &mut Engine, rng: &SharedRng) {
         if pool.is_empty() {
             return Err("pick: the pool is empty".into());
         }
-        let index = rand::Rng::random_range(&mut *r.borrow_mut(), 0..pool.len());
+        let index = rand::Rng::random_range(&mut *super::api::lock(&r), 0..pool.len());
         Ok(pool.items[index].clone())
     });
 }
