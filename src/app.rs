@@ -6,7 +6,7 @@
 //! (the seed, the broker's address) is reported through [`Notice`]s, so the library never writes
 //! to the terminal itself.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,8 +22,8 @@ use crate::script::Scenario;
 use crate::settings::{resolve, InitMode, Settings, UserInput};
 use crate::shutdown::Shutdown;
 use crate::sink::{
-    ensure_topic, DeliveryAccount, DiscardSink, JsonLinesSink, KafkaSink, KafkaSinkConfig, Sink,
-    SinkSpec, TopicSpec,
+    ensure_topic, DeliveryAccount, JsonLinesSink, KafkaSink, KafkaSinkConfig, Sink, SinkSpec,
+    TopicSpec,
 };
 
 /// How long closing waits for outstanding deliveries.
@@ -307,42 +307,5 @@ pub fn sample(
     let now = prepared.now;
     with_pipeline(prepared, open, metrics, notify, |pipeline, _| {
         pipeline.sample(now, count)
-    })
-}
-
-/// What `sim check` found for one script.
-#[derive(Debug)]
-pub struct CheckReport {
-    /// The script.
-    pub script: PathBuf,
-    /// Events generated and encoded.
-    pub events: u64,
-}
-
-/// `sim check`, first version: compiles, sets up and samples `count` events with a fixed seed,
-/// encoding each (so a missing key field or a non-map event fails the check).
-pub fn check(script: &Path, input: &UserInput, count: u64) -> Result<CheckReport, SimError> {
-    let options = Options {
-        script: script.to_path_buf(),
-        input: input.clone(),
-        seed: Some(0),
-        now: DateTime::from_timestamp(1_705_312_800, 0), // 2024-01-15T10:00:00Z
-        sink: SinkSpec::Stdout, // not opened: events go to a discarding sink
-    };
-    let prepared = prepare(&options)?;
-    let metrics = Arc::new(Metrics::default());
-    let mut sink = DiscardSink::default();
-    let now = prepared.now;
-    let mut pipeline = Pipeline::new(
-        prepared.scenario,
-        &prepared.settings,
-        prepared.seed,
-        &mut sink,
-        metrics,
-    );
-    let events = pipeline.sample(now, count)?;
-    Ok(CheckReport {
-        script: script.to_path_buf(),
-        events,
     })
 }

@@ -12,6 +12,7 @@ use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
 use clap::{Args, Parser, Subcommand};
 
 use crate::app::{self, Notice, Options, Outcome};
+use crate::check::{check_script, CheckOptions, CheckReport};
 use crate::error::SimError;
 use crate::metrics::{spawn_status_line, Metrics};
 use crate::settings::{split_assignment, UserInput};
@@ -62,7 +63,8 @@ enum Command {
         #[command(flatten)]
         common: CommonArgs,
     },
-    /// Compile, set up and sample each script; exit non-zero if any fails.
+    /// Validate scripts: compile, set up, generate events with a fixed seed, and check each
+    /// against the schema and invariants the script declares; exit non-zero on any problem.
     Check {
         /// The scenario scripts.
         #[arg(required = true)]
@@ -70,6 +72,12 @@ enum Command {
         /// Events to generate from each script.
         #[arg(short = 'n', long, default_value_t = 1_000)]
         count: u64,
+        /// Seed of the generated events.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Output: text on standard error, or one JSON object on standard output.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
         /// TOML config file.
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
@@ -273,29 +281,119 @@ fn backfill(
     Ok(report(&outcome))
 }
 
-fn check(
-    scripts: &[PathBuf],
-    count: u64,
-    config: Option<PathBuf>,
-    set: &[String],
-) -> Result<ExitCode, SimError> {
-    let input = user_input(config, set, &[], None, None)?;
-    let mut failed = 0;
-    for script in scripts {
-        match app::check(script, &input, count) {
-            Ok(report) => eprintln!("ok: {} ({} events)", report.script.display(), report.events),
-            Err(err) => {
-                failed += 1;
-                eprintln!("{:?}", miette::Report::new(err));
-            }
+/// Output format of `sim check`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Format {
+    /// For people: one line a script, each problem with its place.
+    Text,
+    /// For machines: one JSON object on standard output.
+    Json,
+}
+
+/// How many distinct problems `sim check` lists a script before summarising the rest.
+const PROBLEMS_SHOWN: usize = 20;
+
+fn print_report(report: &CheckReport) {
+    if report.passed() {
+        let schema = if report.has_schema {
+            "schema checked"
+        } else {
+            "no schema declared"
+        };
+        eprintln!(
+            "ok: {} ({} events, {schema})",
+            report.script.display(),
+            report.events
+        );
+        return;
+    }
+    // Group identical problems: a broken rule usually breaks every event.
+    let mut groups: Vec<(&str, &str, i64, usize)> = Vec::new();
+    for problem in &report.problems {
+        match groups
+            .iter_mut()
+            .find(|(f, m, ..)| *f == problem.field && *m == problem.message)
+        {
+            Some(group) => group.3 += 1,
+            None => groups.push((&problem.field, &problem.message, problem.seq, 1)),
         }
     }
-    if failed == 0 {
-        Ok(ExitCode::SUCCESS)
-    } else {
-        eprintln!("{failed} of {} scripts failed", scripts.len());
-        Ok(ExitCode::FAILURE)
+    eprintln!(
+        "FAIL: {} ({} problems in {} events)",
+        report.script.display(),
+        report.problems.len(),
+        report.events
+    );
+    for (field, message, first, count) in groups.iter().take(PROBLEMS_SHOWN) {
+        let what = if field.is_empty() {
+            format!("invariant: {message}")
+        } else {
+            format!("field `{field}` {message}")
+        };
+        eprintln!("  event {first}: {what} ({count} events)");
     }
+    if groups.len() > PROBLEMS_SHOWN {
+        eprintln!("  ... and {} more kinds", groups.len() - PROBLEMS_SHOWN);
+    }
+}
+
+fn check(
+    scripts: &[PathBuf],
+    options: &CheckOptions,
+    format: Format,
+    input: &UserInput,
+) -> Result<ExitCode, SimError> {
+    let mut summaries = Vec::new();
+    let mut failed = 0;
+    for script in scripts {
+        let summary = match check_script(script, input, options) {
+            Ok(report) => {
+                if !report.passed() {
+                    failed += 1;
+                }
+                if format == Format::Text {
+                    print_report(&report);
+                }
+                serde_json::json!({
+                    "script": script,
+                    "ok": report.passed(),
+                    "events": report.events,
+                    "has_schema": report.has_schema,
+                    "problems": report.problems,
+                })
+            }
+            Err(err) => {
+                failed += 1;
+                let summary = serde_json::json!({
+                    "script": script,
+                    "ok": false,
+                    "error": {
+                        "code": miette::Diagnostic::code(&err).map(|c| c.to_string()),
+                        "message": err.to_string(),
+                    },
+                });
+                if format == Format::Text {
+                    eprintln!("FAIL: {}", script.display());
+                    eprintln!("{:?}", miette::Report::new(err));
+                }
+                summary
+            }
+        };
+        summaries.push(summary);
+    }
+    if format == Format::Json {
+        println!(
+            "{}",
+            serde_json::json!({ "ok": failed == 0, "scripts": summaries })
+        );
+    } else if failed > 0 {
+        eprintln!("{failed} of {} scripts failed", scripts.len());
+    }
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 impl Cli {
@@ -321,9 +419,19 @@ impl Cli {
             Command::Check {
                 scripts,
                 count,
+                seed,
+                format,
                 config,
                 set,
-            } => check(&scripts, count, config, &set),
+            } => {
+                let input = user_input(config, &set, &[], None, None)?;
+                let options = CheckOptions {
+                    count,
+                    seed,
+                    ..CheckOptions::default()
+                };
+                check(&scripts, &options, format, &input)
+            }
         }
     }
 }

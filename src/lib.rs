@@ -20,6 +20,7 @@
 
 pub mod app;
 pub mod broker;
+pub mod check;
 pub mod cli;
 pub mod clock;
 pub mod encode;
@@ -28,6 +29,7 @@ pub mod metrics;
 pub mod pipeline;
 pub mod rate;
 pub mod rng;
+pub mod schema;
 pub mod script;
 pub mod settings;
 pub mod shutdown;

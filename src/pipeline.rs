@@ -18,6 +18,7 @@ use crate::error::SimError;
 use crate::metrics::Metrics;
 use crate::rate::{Nanos, PeakHours, RateCurve, SampledCurve};
 use crate::rng::{stream_rng, Stream};
+use crate::schema::Violation;
 use crate::script::Scenario;
 use crate::settings::Settings;
 use crate::shutdown::Shutdown;
@@ -44,6 +45,8 @@ pub struct Pipeline<'s> {
     metrics: Arc<Metrics>,
     seed: u64,
     next_seq: i64,
+    /// When checking, every event's schema and invariant violations with its sequence number.
+    violations: Option<Vec<(i64, Violation)>>,
 }
 
 impl<'s> Pipeline<'s> {
@@ -69,7 +72,19 @@ impl<'s> Pipeline<'s> {
             metrics,
             seed,
             next_seq: 0,
+            violations: None,
         }
+    }
+
+    /// Checks every event against the scenario's schema and invariants from now on (for
+    /// `sim check` and reload); the violations are collected, not fatal.
+    pub fn validate_events(&mut self) {
+        self.violations.get_or_insert_with(Vec::new);
+    }
+
+    /// The violations collected since [`Pipeline::validate_events`], with sequence numbers.
+    pub fn take_violations(&mut self) -> Vec<(i64, Violation)> {
+        self.violations.take().unwrap_or_default()
     }
 
     /// Arrivals made so far (the next sequence number).
@@ -123,6 +138,11 @@ impl<'s> Pipeline<'s> {
     }
 
     fn send(&mut self, event: &Map, time_ms: i64, seq: i64) -> Result<(), SimError> {
+        if let Some(violations) = &mut self.violations {
+            let mut found = Vec::new();
+            self.scenario.check_event(event, &mut found)?;
+            violations.extend(found.into_iter().map(|v| (seq, v)));
+        }
         self.encoder.encode(event, seq)?;
         self.sink.send(Record {
             key: Some(&self.encoder.key),

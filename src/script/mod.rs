@@ -29,6 +29,7 @@ pub use error::{ScriptError, ScriptErrorKind, SourceFile};
 pub use pool::Pool;
 
 use crate::rng::{stream_rng, Stream};
+use crate::schema::{Schema, Violation};
 use crate::settings::{ScriptDefaults, Settings};
 
 /// Sandbox limits. Setup builds the pools, so it may take many operations (a million customers
@@ -61,6 +62,8 @@ pub struct Scenario {
     state: Dynamic,
     settings: Dynamic,
     has_rate: bool,
+    has_check: bool,
+    schema: Option<Schema>,
     scope: Scope<'static>,
 }
 
@@ -124,6 +127,7 @@ impl Scenario {
             ));
         }
         let has_rate = defines("rate", 1);
+        let has_check = defines("check", 1);
         Ok(Self {
             engine,
             ast,
@@ -133,6 +137,8 @@ impl Scenario {
             state: Dynamic::UNIT,
             settings: Dynamic::from_map(Map::new()),
             has_rate,
+            has_check,
+            schema: None,
             scope: Scope::new(),
         })
     }
@@ -200,9 +206,11 @@ impl Scenario {
             ));
         };
         for (key, value) in map {
-            if let Some(raw) = convert::raw_value(&value) {
+            if key == "schema" {
+                self.schema = Some(self.read_schema(&value)?);
+            } else if let Some(raw) = convert::raw_value(&value) {
                 defaults.values.push((key.to_string(), raw));
-            } else if key != "schema" {
+            } else {
                 return Err(self.source.bad_return(
                     "config",
                     self.position_of("config"),
@@ -212,6 +220,52 @@ impl Scenario {
             }
         }
         Ok(defaults)
+    }
+
+    fn read_schema(&self, value: &Dynamic) -> Result<Schema, ScriptError> {
+        let bad = |found: String| {
+            self.source.bad_return(
+                "config",
+                self.position_of("config"),
+                &found,
+                "a schema map of field names to types (see docs/scripting.md)",
+            )
+        };
+        let map = value
+            .read_lock::<Map>()
+            .ok_or_else(|| bad(format!("a schema of type {}", value.type_name())))?;
+        Schema::from_map(&map).map_err(bad)
+    }
+
+    /// The event schema declared in `config()`, if any.
+    pub fn schema(&self) -> Option<&Schema> {
+        self.schema.as_ref()
+    }
+
+    /// Checks one event against the declared schema and the script's `check(event)`, which
+    /// returns `()` or an empty array when the event holds, else a message or an array of them.
+    pub fn check_event(
+        &mut self,
+        event: &Map,
+        out: &mut Vec<Violation>,
+    ) -> Result<(), ScriptError> {
+        if let Some(schema) = &self.schema {
+            schema.validate(event, out);
+        }
+        if !self.has_check {
+            return Ok(());
+        }
+        let result = self.call("check", (Dynamic::from_map(event.clone()),))?;
+        let invariant = |message: &Dynamic| Violation {
+            field: String::new(),
+            message: message.to_string(),
+        };
+        if let Some(messages) = result.read_lock::<rhai::Array>() {
+            out.extend(messages.iter().map(invariant));
+        } else if result.is_string() && !result.to_string().is_empty() {
+            out.push(invariant(&result));
+        }
+        Ok(())
     }
 
     /// Seeds the script's generator, hands it the settings, and runs `setup(ctx)`; its result
