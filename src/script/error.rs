@@ -133,6 +133,17 @@ impl SourceFile {
         Some(SourceSpan::new(offset, 1))
     }
 
+    /// The source of a module this script imports, to point errors into it.
+    fn module_source(&self, import: &str) -> Option<SourceFile> {
+        let dir = self.path.parent().unwrap_or(Path::new(""));
+        let path = super::imports::module_file(dir, import);
+        let text = std::fs::read_to_string(&path).ok()?;
+        Some(SourceFile {
+            path,
+            text: Arc::from(text),
+        })
+    }
+
     fn named(&self) -> NamedSource<Arc<str>> {
         NamedSource::new(self.path.display().to_string(), self.text.clone())
     }
@@ -159,10 +170,28 @@ impl SourceFile {
     ) -> ScriptError {
         let outer = err.position();
         let mut inner = err;
-        while let EvalAltResult::ErrorInFunctionCall(.., nested, _)
-        | EvalAltResult::ErrorInModule(_, nested, _) = *inner
-        {
-            inner = nested;
+        // The innermost module the error happened in, if any: its position is in that file.
+        let mut module = None;
+        loop {
+            match *inner {
+                EvalAltResult::ErrorInFunctionCall(_, source, nested, _) => {
+                    if !source.is_empty() {
+                        module = Some(source);
+                    }
+                    inner = nested;
+                }
+                EvalAltResult::ErrorInModule(path, nested, _) => {
+                    module = Some(path);
+                    inner = nested;
+                }
+                other => {
+                    inner = Box::new(other);
+                    break;
+                }
+            }
+        }
+        if let Some(file) = module.and_then(|m| self.module_source(&m)) {
+            return file.runtime_error(function, inner, Position::NONE);
         }
         let position = [inner.take_position(), outer, fallback]
             .into_iter()

@@ -15,6 +15,7 @@ mod api;
 mod context;
 mod convert;
 mod error;
+pub mod imports;
 mod pool;
 
 use std::path::{Path, PathBuf};
@@ -93,6 +94,25 @@ fn build_engine(rng: &api::SharedRng, script_dir: &Path, name: &str) -> Engine {
     engine
 }
 
+/// Resolves each module the script imports and registers it under its alias (see [`imports`]).
+fn register_imports(
+    engine: &mut Engine,
+    source: &SourceFile,
+    dir: &Path,
+) -> Result<(), ScriptError> {
+    use rhai::ModuleResolver;
+    let resolver = FileModuleResolver::new_with_path(dir);
+    let script = source.path.to_string_lossy().into_owned();
+    for import in imports::imports(&source.text) {
+        let position = Position::new(import.line.try_into().unwrap_or(u16::MAX), 1);
+        let module = resolver
+            .resolve(engine, Some(&script), &import.path, position)
+            .map_err(|err| source.runtime_error("import", err, position))?;
+        engine.register_static_module(import.alias.as_str(), module);
+    }
+    Ok(())
+}
+
 impl Scenario {
     /// Reads and compiles the script at `path`.
     pub fn load(path: &Path) -> Result<Self, ScriptError> {
@@ -113,9 +133,11 @@ impl Scenario {
         let rng = Arc::new(std::sync::Mutex::new(stream_rng(0, Stream::Script)));
         let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let engine = build_engine(&rng, &dir, &name);
+        let mut engine = engine;
         let ast = engine
             .compile(text)
             .map_err(|err| source.syntax_error(&err))?;
+        register_imports(&mut engine, &source, &dir)?;
         let defines = |fn_name: &str, arity: usize| {
             ast.iter_functions()
                 .any(|f| f.name == fn_name && f.params.len() == arity)

@@ -1,0 +1,111 @@
+//! The modules a script imports, found by reading its `import "path" as name;` statements.
+//!
+//! The engine calls script functions without running the script's top level, so the top level's
+//! `import` statements never run; instead each imported module is resolved once at load and
+//! registered under its alias. The same list tells hot reload which files to watch.
+
+use std::path::{Path, PathBuf};
+
+/// One `import "path" as alias;` statement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Import {
+    /// The path as written (without `.rhai`), relative to the script's folder.
+    pub path: String,
+    /// The name the script uses for it.
+    pub alias: String,
+    /// 1-based line of the statement.
+    pub line: usize,
+}
+
+/// The top-level imports of `source`.
+pub fn imports(source: &str) -> Vec<Import> {
+    source
+        .lines()
+        .enumerate()
+        .filter_map(|(index, line)| {
+            let rest = line.trim_start().strip_prefix("import")?;
+            let rest = rest.trim_start().strip_prefix('"')?;
+            let (path, rest) = rest.split_once('"')?;
+            let rest = rest.trim_start().strip_prefix("as")?;
+            let alias: String = rest
+                .trim_start()
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
+            (!alias.is_empty()).then(|| Import {
+                path: path.to_string(),
+                alias,
+                line: index + 1,
+            })
+        })
+        .collect()
+}
+
+/// The file an import refers to, from the folder of the importing script.
+pub fn module_file(dir: &Path, import: &str) -> PathBuf {
+    let path = dir.join(import);
+    if path.extension().is_some() {
+        path
+    } else {
+        path.with_extension("rhai")
+    }
+}
+
+/// The script and every module it imports, directly or through other modules.
+pub fn script_files(script: &Path) -> Vec<PathBuf> {
+    let mut files = vec![script.to_path_buf()];
+    let mut next = 0;
+    while next < files.len() {
+        let file = files[next].clone();
+        next += 1;
+        let Ok(source) = std::fs::read_to_string(&file) else {
+            continue;
+        };
+        let dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
+        for import in imports(&source) {
+            let module = module_file(&dir, &import.path);
+            if !files.contains(&module) {
+                files.push(module);
+            }
+        }
+    }
+    files
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_top_level_imports_with_their_alias_and_line() {
+        let source = "// header\nimport \"lib/money\" as money;\n  import \"pools\" as p;\nfn event(ctx) { #{} }";
+        let found = imports(source);
+        assert_eq!(
+            found,
+            vec![
+                Import {
+                    path: "lib/money".into(),
+                    alias: "money".into(),
+                    line: 2
+                },
+                Import {
+                    path: "pools".into(),
+                    alias: "p".into(),
+                    line: 3
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn script_files_follow_imports_of_imports() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("lib")).unwrap();
+        std::fs::write(dir.path().join("main.rhai"), "import \"lib/a\" as a;\n").unwrap();
+        std::fs::write(dir.path().join("lib/a.rhai"), "import \"b\" as b;\n").unwrap();
+        std::fs::write(dir.path().join("lib/b.rhai"), "fn f() { 1 }\n").unwrap();
+        let files = script_files(&dir.path().join("main.rhai"));
+        assert_eq!(files.len(), 3);
+        assert!(files.contains(&dir.path().join("lib/b.rhai")));
+    }
+}
