@@ -17,6 +17,7 @@ use crate::clock::SimClock;
 use crate::error::SimError;
 use crate::metrics::Metrics;
 use crate::pipeline::Pipeline;
+use crate::reload::{self, ReloadNotice};
 use crate::rng::fresh_seed;
 use crate::script::Scenario;
 use crate::settings::{resolve, InitMode, Settings, UserInput};
@@ -239,14 +240,19 @@ fn with_pipeline(
     }
 }
 
+/// Receives what hot reload reports; `None` turns hot reload off.
+pub type ReloadReporter = Option<Box<dyn FnMut(ReloadNotice) + Send>>;
+
 /// `sim run`: backfill (when `EVENT_INIT_MODE=flush`), then stream live until `shutdown`, or
-/// for `duration` of simulated time when given.
+/// for `duration` of simulated time when given. With a reporter, edits to the script are
+/// reloaded while it streams.
 pub fn run(
     options: &Options,
     shutdown: &Shutdown,
     duration: Option<Duration>,
     metrics: Arc<Metrics>,
     notify: &mut dyn FnMut(Notice),
+    on_reload: ReloadReporter,
 ) -> Result<Outcome, SimError> {
     let prepared = prepare(options)?;
     notify(Notice::Seed(prepared.seed));
@@ -254,7 +260,19 @@ pub fn run(
     let open = open_sink(options, &prepared, &metrics, flush, notify)?;
     let (count, days) = (prepared.settings.backfill, prepared.settings.backfill_days);
     let now = prepared.now;
+    let reloads = on_reload.map(|report| {
+        reload::spawn(
+            options.clone(),
+            prepared.settings.clone(),
+            prepared.seed,
+            metrics.clone(),
+            report,
+        )
+    });
     with_pipeline(prepared, open, metrics, notify, |pipeline, notify| {
+        if let Some(reloads) = reloads {
+            pipeline.accept_reloads(reloads);
+        }
         let mut events = 0;
         if flush && count > 0 {
             events += pipeline.backfill(now, count, days, shutdown)?;

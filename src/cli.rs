@@ -15,6 +15,7 @@ use crate::app::{self, Notice, Options, Outcome};
 use crate::check::{check_script, CheckOptions, CheckReport};
 use crate::error::SimError;
 use crate::metrics::{spawn_status_line, Metrics};
+use crate::reload::ReloadNotice;
 use crate::settings::{split_assignment, UserInput};
 use crate::shutdown::Shutdown;
 use crate::sink::{DeliveryAccount, SinkSpec};
@@ -37,6 +38,9 @@ enum Command {
         /// Stop after this many seconds of live streaming (as if Ctrl-C were pressed).
         #[arg(long, value_name = "SECONDS")]
         duration: Option<f64>,
+        /// Do not reload the script when it (or a module it imports) is saved.
+        #[arg(long)]
+        no_reload: bool,
         #[command(flatten)]
         common: CommonArgs,
     },
@@ -230,7 +234,31 @@ fn watch_signals() -> Result<Shutdown, SimError> {
     Ok(shutdown)
 }
 
-fn run(script: PathBuf, duration: Option<f64>, common: CommonArgs) -> Result<ExitCode, SimError> {
+fn print_reload(notice: ReloadNotice) {
+    match notice {
+        ReloadNotice::Ready {
+            revision,
+            prepared_in,
+        } => eprintln!(
+            "\rreloaded: revision {revision} runs from the next event (prepared in {:.1} ms)",
+            prepared_in.as_secs_f64() * 1e3
+        ),
+        ReloadNotice::Rejected { running, error } => {
+            eprintln!("\redit rejected; revision {running} keeps running");
+            eprintln!("{:?}", miette::Report::new(error));
+        }
+        ReloadNotice::Unavailable(reason) => {
+            eprintln!("hot reload unavailable ({reason}); streaming without it")
+        }
+    }
+}
+
+fn run(
+    script: PathBuf,
+    duration: Option<f64>,
+    reload: bool,
+    common: CommonArgs,
+) -> Result<ExitCode, SimError> {
     let options = common.options(script, "kafka")?;
     let duration = duration
         .map(|s| {
@@ -242,7 +270,19 @@ fn run(script: PathBuf, duration: Option<f64>, common: CommonArgs) -> Result<Exi
     let metrics = Arc::new(Metrics::default());
     let shutdown = watch_signals()?;
     spawn_status_line(metrics.clone(), shutdown.clone());
-    let outcome = app::run(&options, &shutdown, duration, metrics, &mut print_notice);
+    let on_reload: app::ReloadReporter = if reload {
+        Some(Box::new(print_reload))
+    } else {
+        None
+    };
+    let outcome = app::run(
+        &options,
+        &shutdown,
+        duration,
+        metrics,
+        &mut print_notice,
+        on_reload,
+    );
     // Ends the status line before the account is printed.
     shutdown.trigger();
     Ok(report(&outcome?))
@@ -403,8 +443,9 @@ impl Cli {
             Command::Run {
                 script,
                 duration,
+                no_reload,
                 common,
-            } => run(script, duration, common),
+            } => run(script, duration, !no_reload, common),
             Command::Sample {
                 script,
                 count,

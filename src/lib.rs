@@ -28,6 +28,7 @@ pub mod error;
 pub mod metrics;
 pub mod pipeline;
 pub mod rate;
+pub mod reload;
 pub mod rng;
 pub mod schema;
 pub mod script;

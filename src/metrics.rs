@@ -16,6 +16,9 @@ use crate::sink::DeliveryCounters;
 pub struct Metrics {
     events: AtomicU64,
     target_per_second: AtomicU64,
+    revision: AtomicU64,
+    reloads: AtomicU64,
+    rejected: AtomicU64,
     /// The sink's delivery counters.
     pub delivery: Arc<DeliveryCounters>,
 }
@@ -42,17 +45,46 @@ impl Metrics {
         f64::from_bits(self.target_per_second.load(Ordering::Relaxed))
     }
 
-    /// The status line: rate target and achieved, delivered, failed.
+    /// The revision of the script now running: 1, then one more per reload.
+    pub fn revision(&self) -> u64 {
+        self.revision.load(Ordering::Relaxed).max(1)
+    }
+
+    /// Records a reload swapped in as `revision`.
+    pub fn reloaded(&self, revision: u64) {
+        self.revision.store(revision, Ordering::Relaxed);
+        self.reloads.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records an edit that was refused, leaving the running revision in place.
+    pub fn rejected(&self) {
+        self.rejected.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Reloads swapped in so far.
+    pub fn reloads(&self) -> u64 {
+        self.reloads.load(Ordering::Relaxed)
+    }
+
+    /// Edits refused so far.
+    pub fn rejections(&self) -> u64 {
+        self.rejected.load(Ordering::Relaxed)
+    }
+
+    /// The status line: rate target and achieved, delivered, failed, script revision.
     pub fn status_line(&self, achieved_per_second: f64) -> String {
         let account = self.delivery.account();
         format!(
-            "rate {:.1}/s (target {:.1}/s) | events {} | delivered {} | failed {} | in flight {}",
+            "rate {:.1}/s (target {:.1}/s) | events {} | delivered {} | failed {} | in flight {} | rev {} ({} reloads, {} rejected)",
             achieved_per_second,
             self.target_per_second(),
             self.events(),
             account.delivered,
             account.failed,
-            account.in_flight()
+            account.in_flight(),
+            self.revision(),
+            self.reloads(),
+            self.rejections(),
         )
     }
 }

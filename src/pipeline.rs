@@ -6,6 +6,7 @@
 //! clock, and all arrivals already due are emitted at once, so a slow moment is caught up instead
 //! of drifting).
 
+use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -47,6 +48,30 @@ pub struct Pipeline<'s> {
     next_seq: i64,
     /// When checking, every event's schema and invariant violations with its sequence number.
     violations: Option<Vec<(i64, Violation)>>,
+    /// The revision of the running script.
+    revision: u64,
+    /// New versions of the script, ready to swap in at the next event boundary.
+    reloads: Option<Receiver<Candidate>>,
+}
+
+/// A new version of the scenario, compiled, set up and checked, ready to be swapped in.
+pub struct Candidate {
+    /// The scenario, its event generator on the stream of its generation.
+    pub scenario: Scenario,
+    /// Its resolved settings.
+    pub settings: Settings,
+    /// Its revision.
+    pub revision: u64,
+}
+
+fn peak_hours(settings: &Settings) -> PeakHours {
+    PeakHours {
+        base_per_minute: settings.rate_per_minute,
+        peak_factor: settings.peak_factor,
+        start_hour: settings.peak_hours.0,
+        end_hour: settings.peak_hours.1,
+        tz: settings.timezone,
+    }
 }
 
 impl<'s> Pipeline<'s> {
@@ -60,20 +85,40 @@ impl<'s> Pipeline<'s> {
     ) -> Self {
         Self {
             scenario,
-            peak_hours: PeakHours {
-                base_per_minute: settings.rate_per_minute,
-                peak_factor: settings.peak_factor,
-                start_hour: settings.peak_hours.0,
-                end_hour: settings.peak_hours.1,
-                tz: settings.timezone,
-            },
+            peak_hours: peak_hours(settings),
             encoder: EventEncoder::new(&settings.key_field),
             sink,
             metrics,
             seed,
             next_seq: 0,
             violations: None,
+            revision: 1,
+            reloads: None,
         }
+    }
+
+    /// Swaps in new versions of the scenario as they arrive on `reloads` (live streaming only).
+    pub fn accept_reloads(&mut self, reloads: Receiver<Candidate>) {
+        self.reloads = Some(reloads);
+    }
+
+    /// Swaps in a reloaded scenario if one is waiting. Called between events, so an event is made
+    /// wholly by one version; the timeline and the sequence numbers carry on untouched.
+    fn swap_if_reloaded(&mut self, arrivals: &mut Arrivals) {
+        let Some(candidate) = self.reloads.as_ref().and_then(|rx| rx.try_recv().ok()) else {
+            return;
+        };
+        self.scenario = candidate.scenario;
+        self.peak_hours = peak_hours(&candidate.settings);
+        self.revision = candidate.revision;
+        // The new version may have a new rate; the arrival already drawn stands.
+        arrivals.forget_segment();
+        self.metrics.reloaded(candidate.revision);
+    }
+
+    /// Gives back the scenario (after a check run, for instance).
+    pub fn into_scenario(self) -> Scenario {
+        self.scenario
     }
 
     /// Checks every event against the scenario's schema and invariants from now on (for
@@ -148,6 +193,7 @@ impl<'s> Pipeline<'s> {
             key: Some(&self.encoder.key),
             payload: &self.encoder.payload,
             timestamp_ms: time_ms,
+            revision: self.revision,
         })?;
         self.metrics.event();
         Ok(())
@@ -223,6 +269,7 @@ impl<'s> Pipeline<'s> {
             if since_check % STOP_CHECK_EVERY == 0 && shutdown.is_triggered() {
                 break;
             }
+            self.swap_if_reloaded(&mut arrivals);
             sent += self.emit(t)?;
             next = self.next_arrival(&mut arrivals)?;
         }

@@ -31,6 +31,14 @@ pub fn stream_rng(seed: u64, stream: Stream) -> SimRng {
     rng
 }
 
+/// The script's generator for events after the `generation`-th reload: a stream of its own, so
+/// that a reloaded script does not replay the draws (and UUIDs) its predecessor already made.
+pub fn generation_rng(seed: u64, generation: u64) -> SimRng {
+    let mut rng = SimRng::seed_from_u64(seed);
+    rng.set_stream(Stream::Script as u64 + (generation << 8));
+    rng
+}
+
 /// A fresh seed from the operating system, for runs where the user gave none.
 pub fn fresh_seed() -> u64 {
     rand::random()

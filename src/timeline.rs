@@ -39,6 +39,11 @@ impl Arrivals {
         }
     }
 
+    /// Forgets the cached segment, so the next arrival reads the (possibly new) curve afresh.
+    pub fn forget_segment(&mut self) {
+        self.segment = None;
+    }
+
     /// Events per minute at the current position, once an arrival has been drawn.
     pub fn current_per_minute(&self) -> f64 {
         self.segment.map_or(0.0, |segment| segment.per_minute)

@@ -29,7 +29,7 @@ pub use context::EventContext;
 pub use error::{ScriptError, ScriptErrorKind, SourceFile};
 pub use pool::Pool;
 
-use crate::rng::{stream_rng, Stream};
+use crate::rng::{generation_rng, stream_rng, Stream};
 use crate::schema::{Schema, Violation};
 use crate::settings::{ScriptDefaults, Settings};
 
@@ -310,6 +310,12 @@ impl Scenario {
         self.engine.set_max_operations(limits::CALL_OPERATIONS);
         self.state = result?.into_shared();
         Ok(())
+    }
+
+    /// Moves the script's generator to the stream of the `generation`-th reload (see
+    /// [`generation_rng`]); setup draws are unaffected, so unchanged pools come out the same.
+    pub fn reseed_events(&mut self, seed: u64, generation: u64) {
+        *api::lock(&self.rng) = generation_rng(seed, generation);
     }
 
     fn context(&self, time: INT, seq: INT) -> EventContext {

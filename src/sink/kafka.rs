@@ -83,8 +83,26 @@ impl ProducerContext for DeliveryContext {
 pub struct KafkaSink {
     producer: ThreadedProducer<DeliveryContext>,
     topic: String,
-    headers: OwnedHeaders,
+    fixed_headers: Vec<(String, String)>,
+    /// Headers of the current revision, rebuilt only when the revision changes.
+    headers: (u64, OwnedHeaders),
     counters: Arc<DeliveryCounters>,
+}
+
+fn headers_for(fixed: &[(String, String)], revision: u64) -> OwnedHeaders {
+    let revision = revision.to_string();
+    fixed
+        .iter()
+        .fold(OwnedHeaders::new(), |headers, (key, value)| {
+            headers.insert(Header {
+                key,
+                value: Some(value.as_bytes()),
+            })
+        })
+        .insert(Header {
+            key: "scenario_revision",
+            value: Some(revision.as_bytes()),
+        })
 }
 
 impl KafkaSink {
@@ -109,19 +127,11 @@ impl KafkaSink {
                 origin: config.brokers_origin.clone(),
                 reason: err.to_string(),
             })?;
-        let headers = config
-            .headers
-            .iter()
-            .fold(OwnedHeaders::new(), |headers, (key, value)| {
-                headers.insert(Header {
-                    key,
-                    value: Some(value.as_bytes()),
-                })
-            });
         Ok(Self {
             producer,
             topic: config.topic.clone(),
-            headers,
+            headers: (1, headers_for(&config.headers, 1)),
+            fixed_headers: config.headers.clone(),
             counters,
         })
     }
@@ -129,10 +139,16 @@ impl KafkaSink {
 
 impl Sink for KafkaSink {
     fn send(&mut self, record: Record<'_>) -> Result<(), SinkError> {
+        if self.headers.0 != record.revision {
+            self.headers = (
+                record.revision,
+                headers_for(&self.fixed_headers, record.revision),
+            );
+        }
         let mut message = BaseRecord::to(&self.topic)
             .payload(record.payload)
             .timestamp(record.timestamp_ms)
-            .headers(self.headers.clone());
+            .headers(self.headers.1.clone());
         if let Some(key) = record.key {
             message = message.key(key);
         }

@@ -27,6 +27,8 @@ pub struct Record<'a> {
     pub payload: &'a [u8],
     /// Event time, milliseconds since the epoch (the Kafka message timestamp).
     pub timestamp_ms: i64,
+    /// Revision of the script that made the event: 1, then one more per hot reload.
+    pub revision: u64,
 }
 
 /// The final (or running) account of a sink.

@@ -1,0 +1,196 @@
+//! Hot reload: edit the scenario while `sim run` streams.
+//!
+//! A reloader thread watches the script and every module it imports. On a save it prepares the
+//! new version off the streaming thread: compile, `config()`, settings, `setup`, then a sample of
+//! events checked against the schema and invariants. Only a version that passes all of that is
+//! handed to the pipeline, which swaps it in between two events; the timeline, the sequence
+//! numbers and the counters carry on. A version that fails leaves the running one in place and
+//! is reported as a diagnostic. Settings that cannot change while running (topic, partitions,
+//! replication, brokers, key field) are refused with a message that says so.
+
+mod watch;
+
+use std::path::PathBuf;
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+
+pub use watch::{absolute, ScriptWatcher, DEBOUNCE};
+
+use crate::app::{prepare, Options};
+use crate::error::SimError;
+use crate::metrics::Metrics;
+use crate::pipeline::{Candidate, Pipeline};
+use crate::script::imports::script_files;
+use crate::settings::Settings;
+use crate::sink::DiscardSink;
+
+/// Events sampled from a new version before it may run.
+pub const CHECK_EVENTS: u64 = 200;
+
+/// What the reloader reports.
+#[derive(Debug)]
+pub enum ReloadNotice {
+    /// A new version passed its checks and will run from the next event.
+    Ready {
+        /// Its revision.
+        revision: u64,
+        /// From the change seen to the version ready.
+        prepared_in: Duration,
+    },
+    /// A new version was refused; the running one stays.
+    Rejected {
+        /// The running revision.
+        running: u64,
+        /// Why.
+        error: SimError,
+    },
+    /// Watching could not start: the stream goes on without reloads.
+    Unavailable(String),
+}
+
+/// Settings a running stream cannot change, and their values.
+fn fixed_settings(settings: &Settings) -> [(&'static str, String); 5] {
+    [
+        ("topic", settings.topic.clone()),
+        ("partitions", settings.partitions.to_string()),
+        ("replication", settings.replication.to_string()),
+        ("brokers", settings.brokers.clone().unwrap_or_default()),
+        ("key_field", settings.key_field.clone()),
+    ]
+}
+
+/// Prepares and checks a new version of the scenario.
+fn prepare_candidate(
+    options: &Options,
+    running: &Settings,
+    seed: u64,
+    revision: u64,
+) -> Result<Candidate, SimError> {
+    let now = Utc::now();
+    let prepared = prepare(&Options {
+        seed: Some(seed),
+        now: Some(now),
+        ..options.clone()
+    })?;
+    for ((key, was), (_, now)) in fixed_settings(running)
+        .into_iter()
+        .zip(fixed_settings(&prepared.settings))
+    {
+        if was != now {
+            return Err(SimError::Input(format!(
+                "setting `{key}` cannot change while running (it is `{was}`, the edit makes it `{now}`); restart sim to change it"
+            )));
+        }
+    }
+    let settings = prepared.settings.clone();
+    let mut sink = DiscardSink::default();
+    let mut pipeline = Pipeline::new(
+        prepared.scenario,
+        &prepared.settings,
+        seed,
+        &mut sink,
+        Arc::new(Metrics::default()),
+    );
+    pipeline.validate_events();
+    pipeline.sample(now, CHECK_EVENTS)?;
+    if let Some((seq, violation)) = pipeline.take_violations().into_iter().next() {
+        return Err(SimError::Input(format!(
+            "{}: sample event {seq} breaks the scenario's schema or invariants: {violation}",
+            options.script.display()
+        )));
+    }
+    let mut scenario = pipeline.into_scenario();
+    scenario.reseed_events(seed, revision - 1);
+    Ok(Candidate {
+        scenario,
+        settings,
+        revision,
+    })
+}
+
+/// Starts the reloader thread for the scenario of `options`, running with `settings` and `seed`.
+/// Versions that pass go to the returned receiver, for [`Pipeline::accept_reloads`].
+pub fn spawn(
+    options: Options,
+    settings: Settings,
+    seed: u64,
+    metrics: Arc<Metrics>,
+    mut notify: impl FnMut(ReloadNotice) + Send + 'static,
+) -> Receiver<Candidate> {
+    let (ready_tx, ready_rx) = channel();
+    std::thread::Builder::new()
+        .name("reload".into())
+        .spawn(move || {
+            if let Err(err) =
+                watch_and_reload(&options, &settings, seed, &metrics, &ready_tx, &mut notify)
+            {
+                notify(ReloadNotice::Unavailable(err.to_string()));
+            }
+        })
+        .ok();
+    ready_rx
+}
+
+fn watch_and_reload(
+    options: &Options,
+    settings: &Settings,
+    seed: u64,
+    metrics: &Metrics,
+    ready: &Sender<Candidate>,
+    notify: &mut impl FnMut(ReloadNotice),
+) -> notify::Result<()> {
+    let (events_tx, events) = channel();
+    let mut watcher = ScriptWatcher::start(events_tx)?;
+    let mut files: Vec<PathBuf> = script_files(&options.script);
+    watcher.watch(&files)?;
+    let mut revision = 1;
+    let mut last_seen = contents(&files);
+    for batch in events {
+        let Ok(batch) = batch else { continue };
+        let watched: Vec<PathBuf> = files.iter().map(|f| absolute(f)).collect();
+        if !batch
+            .iter()
+            .any(|event| watched.contains(&absolute(&event.path)))
+        {
+            continue;
+        }
+        // Reading a file is an event too (and a reload reads them all), and editors touch files
+        // without changing them: only a change of contents is an edit.
+        if contents(&files) == last_seen {
+            continue;
+        }
+        let started = Instant::now();
+        match prepare_candidate(options, settings, seed, revision + 1) {
+            Ok(candidate) => {
+                revision += 1;
+                if ready.send(candidate).is_err() {
+                    return Ok(()); // the stream has ended
+                }
+                notify(ReloadNotice::Ready {
+                    revision,
+                    prepared_in: started.elapsed(),
+                });
+            }
+            Err(error) => {
+                metrics.rejected();
+                notify(ReloadNotice::Rejected {
+                    running: revision,
+                    error,
+                });
+            }
+        }
+        // An edit may import new modules: watch them too.
+        files = script_files(&options.script);
+        watcher.watch(&files)?;
+        last_seen = contents(&files);
+    }
+    Ok(())
+}
+
+/// The contents of `files` (`None` for one that cannot be read, e.g. mid-rename).
+fn contents(files: &[PathBuf]) -> Vec<Option<Vec<u8>>> {
+    files.iter().map(|file| std::fs::read(file).ok()).collect()
+}
