@@ -3,7 +3,7 @@
 //!
 //! For each pool size it reports the setup time (load, `config()`, `setup(ctx)` building the
 //! pools), then events/s and ns per event over EVENTS events (default 200,000, after a 1,000-event
-//! warm-up), stopping early when a configuration has run for 90 s, and the ratio of each pool's
+//! warm-up; a run stops early after 90 s), the fastest of 3 runs, and the ratio of each pool's
 //! ns/event to the 1,000-customer one. A configuration whose setup fails is reported with its
 //! error and how long it took to fail. The "native ceiling" rows build the same event shape in
 //! plain Rust (same fields and rules, a `Vec` of customers, ChaCha8 draws, `uuid`, `chrono`
@@ -35,7 +35,9 @@ const POOLS: [u64; 3] = [1_000, 10_000, 1_000_000];
 const WARM_UP: u64 = 1_000;
 /// Events per `sample` call, between looks at the clock.
 const CHUNK: u64 = 1_000;
-/// The most time one configuration's timed run may take.
+/// Timed runs per configuration; the fastest is reported.
+const REPEATS: usize = 3;
+/// The most time one timed run may take.
 const BUDGET: Duration = Duration::from_secs(90);
 const SEED: u64 = 42;
 /// 2024-01-15T10:00:00Z: inside the peak hours, like any fixed clock would do.
@@ -65,7 +67,8 @@ fn main() -> Result<(), Failure> {
     };
     println!("load at start: {}", uptime());
     println!(
-        "events per configuration: {events} after {WARM_UP} warm-up (or as many as fit in {} s)\n",
+        "events per run: {events} after {WARM_UP} warm-up (or as many as fit in {} s); \
+         fastest of {REPEATS} runs\n",
         BUDGET.as_secs()
     );
 
@@ -176,12 +179,30 @@ fn timed_run(prepared: app::Prepared, events: u64) -> Result<(u64, Duration), Fa
         Arc::new(Metrics::default()),
     );
     pipeline.sample(now, WARM_UP)?;
-    let started = Instant::now();
-    let mut made = 0;
-    while made < events && started.elapsed() < BUDGET {
-        made += pipeline.sample(now, CHUNK.min(events - made))?;
+    fastest(|| {
+        let started = Instant::now();
+        let mut made = 0;
+        while made < events && started.elapsed() < BUDGET {
+            made += pipeline.sample(now, CHUNK.min(events - made))?;
+        }
+        Ok((made, started.elapsed()))
+    })
+}
+
+/// The fastest of `REPEATS` timed runs (by time per event): the one least disturbed by whatever
+/// else the machine was doing.
+fn fastest(
+    mut timed: impl FnMut() -> Result<(u64, Duration), Failure>,
+) -> Result<(u64, Duration), Failure> {
+    let mut best: Option<(u64, Duration)> = None;
+    for _ in 0..REPEATS {
+        let (made, elapsed) = timed()?;
+        let per_event = |(m, e): (u64, Duration)| e.as_secs_f64() / m as f64;
+        if best.is_none_or(|b| per_event((made, elapsed)) < per_event(b)) {
+            best = Some((made, elapsed));
+        }
     }
-    Ok((made, started.elapsed()))
+    best.ok_or_else(|| "no runs".into())
 }
 
 fn one_line(text: &str) -> String {
@@ -560,14 +581,16 @@ fn native(customers: u64, events: u64) -> (Figures, f64) {
         (made, bytes)
     };
     let (warm, warm_bytes) = run(WARM_UP);
-    let started = Instant::now();
-    let (made, _) = run(events);
-    let elapsed = started.elapsed();
+    let best = fastest(|| {
+        let started = Instant::now();
+        let (made, _) = run(events);
+        Ok((made, started.elapsed()))
+    });
     let figures = Figures {
         label: "native Rust",
         customers,
         setup,
-        run: Ok((made, elapsed)),
+        run: best.map_err(|e| e.to_string()),
     };
     (figures, warm_bytes as f64 / warm as f64)
 }
