@@ -247,6 +247,10 @@ fn print_reload(notice: ReloadNotice) {
             eprintln!("\redit rejected; revision {running} keeps running");
             eprintln!("{:?}", miette::Report::new(error));
         }
+        ReloadNotice::Watching(files) => {
+            let files: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+            eprintln!("hot reload: watching {}", files.join(", "));
+        }
         ReloadNotice::Unavailable(reason) => {
             eprintln!("hot reload unavailable ({reason}); streaming without it")
         }

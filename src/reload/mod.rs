@@ -47,6 +47,8 @@ pub enum ReloadNotice {
         /// Why.
         error: SimError,
     },
+    /// These files are watched from now on.
+    Watching(Vec<PathBuf>),
     /// Watching could not start: the stream goes on without reloads.
     Unavailable(String),
 }
@@ -121,12 +123,19 @@ pub fn spawn(
     mut notify: impl FnMut(ReloadNotice) + Send + 'static,
 ) -> Receiver<Candidate> {
     let (ready_tx, ready_rx) = channel();
+    // What the running version was loaded from, read before the watch starts.
+    let loaded = contents(&script_files(&options.script));
     std::thread::Builder::new()
         .name("reload".into())
         .spawn(move || {
-            if let Err(err) =
-                watch_and_reload(&options, &settings, seed, &metrics, &ready_tx, &mut notify)
-            {
+            let reloader = Reloader {
+                options: &options,
+                settings: &settings,
+                seed,
+                metrics: &metrics,
+                ready: &ready_tx,
+            };
+            if let Err(err) = reloader.watch_and_reload(loaded, &mut notify) {
                 notify(ReloadNotice::Unavailable(err.to_string()));
             }
         })
@@ -134,60 +143,93 @@ pub fn spawn(
     ready_rx
 }
 
-fn watch_and_reload(
-    options: &Options,
-    settings: &Settings,
+/// What the reloader thread works with.
+struct Reloader<'a> {
+    options: &'a Options,
+    settings: &'a Settings,
     seed: u64,
-    metrics: &Metrics,
-    ready: &Sender<Candidate>,
-    notify: &mut impl FnMut(ReloadNotice),
-) -> notify::Result<()> {
-    let (events_tx, events) = channel();
-    let mut watcher = ScriptWatcher::start(events_tx)?;
-    let mut files: Vec<PathBuf> = script_files(&options.script);
-    watcher.watch(&files)?;
-    let mut revision = 1;
-    let mut last_seen = contents(&files);
-    for batch in events {
-        let Ok(batch) = batch else { continue };
-        let watched: Vec<PathBuf> = files.iter().map(|f| absolute(f)).collect();
-        if !batch
-            .iter()
-            .any(|event| watched.contains(&absolute(&event.path)))
-        {
-            continue;
+    metrics: &'a Metrics,
+    ready: &'a Sender<Candidate>,
+}
+
+impl Reloader<'_> {
+    /// Watches until the stream ends, reloading on every change of contents.
+    fn watch_and_reload(
+        &self,
+        loaded: Vec<Option<Vec<u8>>>,
+        notify: &mut impl FnMut(ReloadNotice),
+    ) -> notify::Result<()> {
+        let (events_tx, events) = channel();
+        let mut watcher = ScriptWatcher::start(events_tx)?;
+        let mut files: Vec<PathBuf> = script_files(&self.options.script);
+        watcher.watch(&files)?;
+        notify(ReloadNotice::Watching(files.clone()));
+        let mut revision = 1;
+        let mut last_seen = loaded;
+        // An edit made before the watch began is caught here rather than missed.
+        let mut pending = contents(&files) != last_seen;
+        loop {
+            if !pending {
+                let Ok(batch) = events.recv() else {
+                    return Ok(());
+                };
+                let Ok(batch) = batch else { continue };
+                let watched: Vec<PathBuf> = files.iter().map(|f| absolute(f)).collect();
+                if !batch
+                    .iter()
+                    .any(|event| watched.contains(&absolute(&event.path)))
+                {
+                    continue;
+                }
+            }
+            pending = false;
+            // Reading a file is an event too (and a reload reads them all), and editors touch
+            // files without changing them: only a change of contents is an edit. The snapshot is
+            // taken before the new version is read, so an edit made while it is prepared is seen
+            // on its own event.
+            let snapshot = contents(&files);
+            if snapshot == last_seen {
+                continue;
+            }
+            last_seen = snapshot;
+            if !self.reload(&mut revision, notify) {
+                return Ok(()); // the stream has ended
+            }
+            // An edit may import other modules: watch them too.
+            let imported = script_files(&self.options.script);
+            if imported != files {
+                files = imported;
+                watcher.watch(&files)?;
+                last_seen = contents(&files);
+            }
         }
-        // Reading a file is an event too (and a reload reads them all), and editors touch files
-        // without changing them: only a change of contents is an edit.
-        if contents(&files) == last_seen {
-            continue;
-        }
+    }
+
+    /// Prepares the next revision and hands it over, or reports why not. Returns `false` once
+    /// the stream is no longer there to take it.
+    fn reload(&self, revision: &mut u64, notify: &mut impl FnMut(ReloadNotice)) -> bool {
         let started = Instant::now();
-        match prepare_candidate(options, settings, seed, revision + 1) {
+        match prepare_candidate(self.options, self.settings, self.seed, *revision + 1) {
             Ok(candidate) => {
-                revision += 1;
-                if ready.send(candidate).is_err() {
-                    return Ok(()); // the stream has ended
+                *revision += 1;
+                if self.ready.send(candidate).is_err() {
+                    return false;
                 }
                 notify(ReloadNotice::Ready {
-                    revision,
+                    revision: *revision,
                     prepared_in: started.elapsed(),
                 });
             }
             Err(error) => {
-                metrics.rejected();
+                self.metrics.rejected();
                 notify(ReloadNotice::Rejected {
-                    running: revision,
+                    running: *revision,
                     error,
                 });
             }
         }
-        // An edit may import new modules: watch them too.
-        files = script_files(&options.script);
-        watcher.watch(&files)?;
-        last_seen = contents(&files);
+        true
     }
-    Ok(())
 }
 
 /// The contents of `files` (`None` for one that cannot be read, e.g. mid-rename).

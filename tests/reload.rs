@@ -1,0 +1,238 @@
+//! Hot reload while `sim run` streams at 1,000 events/s or more into a JSON-lines file: edits in
+//! place and by atomic rename change the next events and only those, a broken edit keeps the
+//! running version and names its place, an imported module's edit reloads, a fixed setting is
+//! refused, and a hundred reloads in a row lose and duplicate nothing.
+//!
+//! Each test waits for the reload it caused (the `reloaded: revision N` line on standard error)
+//! before the next edit, so no test depends on how fast the machine is.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{channel, Receiver};
+use std::time::Duration;
+
+/// How long to wait for a line before calling the test failed (generous: CI is a shared 2 cores).
+const WAIT: Duration = Duration::from_secs(60);
+
+struct Run {
+    child: Child,
+    lines: Receiver<String>,
+    seen: Vec<String>,
+    out: PathBuf,
+}
+
+fn scenario(version: &str) -> String {
+    format!(
+        "fn config() {{ #{{ rate: 90000.0, peak_factor: 1.0, tag: \"{version}\" }} }}\n\
+         fn event(ctx) {{ #{{ customer_id: `c${{ctx.seq % 10}}`, seq: ctx.seq, v: ctx.settings.tag }} }}\n"
+    )
+}
+
+impl Run {
+    fn start(dir: &Path, script: &str) -> Run {
+        let out = dir.join("out.jsonl");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sim"))
+            .args(["run", script, "--seed", "1", "--sink"])
+            .arg(format!("file:{}", out.display()))
+            .current_dir(dir)
+            .env("EVENT_INIT_MODE", "skip")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("sim starts");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, lines) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut run = Run {
+            child,
+            lines,
+            seen: Vec::new(),
+            out,
+        };
+        run.wait_for("hot reload: watching");
+        run
+    }
+
+    /// Waits for a stderr line containing `needle`; returns the lines read up to it.
+    fn wait_for(&mut self, needle: &str) -> Vec<String> {
+        let mut read = Vec::new();
+        loop {
+            match self.lines.recv_timeout(WAIT) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    let found = line.contains(needle);
+                    read.push(line);
+                    if found {
+                        return read;
+                    }
+                }
+                Err(_) => panic!(
+                    "no line containing `{needle}` on sim's stderr; it said:\n{}",
+                    self.seen.join("\n")
+                ),
+            }
+        }
+    }
+
+    /// Stops sim with SIGINT and returns the events it wrote, in order.
+    fn stop(mut self) -> Vec<serde_json::Value> {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-INT", &pid]).status().unwrap();
+        self.wait_for("account:");
+        let status = self.child.wait().unwrap();
+        assert!(
+            status.success(),
+            "sim exited with {status}: {:?}",
+            self.seen
+        );
+        std::fs::read_to_string(&self.out)
+            .unwrap()
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect()
+    }
+}
+
+/// Asserts sequence numbers 0..n with no gap and no repeat, and returns the versions in the
+/// order they took over, each with the sequence number where it started.
+fn takeovers(events: &[serde_json::Value]) -> Vec<(String, i64)> {
+    let mut versions: Vec<(String, i64)> = Vec::new();
+    for (i, event) in events.iter().enumerate() {
+        assert_eq!(event["seq"], i as i64, "sequence broken at event {i}");
+        let v = event["v"].as_str().unwrap().to_string();
+        if versions.last().map(|(last, _)| last != &v).unwrap_or(true) {
+            assert!(
+                !versions.iter().any(|(seen, _)| seen == &v),
+                "version {v} came back after another took over"
+            );
+            versions.push((v, i as i64));
+        }
+    }
+    versions
+}
+
+fn write_atomically(path: &Path, text: &str) {
+    let temp = path.with_extension("rhai.swp");
+    std::fs::write(&temp, text).unwrap();
+    std::fs::rename(&temp, path).unwrap();
+}
+
+#[test]
+fn edits_in_place_and_by_rename_change_the_next_events_and_only_those() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("s.rhai");
+    std::fs::write(&script, scenario("v1")).unwrap();
+    let mut run = Run::start(dir.path(), "s.rhai");
+    std::thread::sleep(Duration::from_millis(300));
+    std::fs::write(&script, scenario("v2")).unwrap();
+    run.wait_for("reloaded: revision 2");
+    std::thread::sleep(Duration::from_millis(300));
+    write_atomically(&script, &scenario("v3"));
+    run.wait_for("reloaded: revision 3");
+    std::thread::sleep(Duration::from_millis(300));
+    let events = run.stop();
+    let versions: Vec<String> = takeovers(&events).into_iter().map(|(v, _)| v).collect();
+    assert_eq!(versions, ["v1", "v2", "v3"]);
+}
+
+#[test]
+fn a_broken_edit_keeps_the_running_version_and_names_its_place_until_fixed() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("s.rhai");
+    std::fs::write(&script, scenario("v1")).unwrap();
+    let mut run = Run::start(dir.path(), "s.rhai");
+    std::thread::sleep(Duration::from_millis(300));
+    // Line 2 loses its closing brace.
+    let broken = scenario("broken").replacen("} }\n", "}\n", 1);
+    let broken = broken
+        .trim_end_matches('\n')
+        .trim_end_matches('}')
+        .to_string()
+        + "\n";
+    std::fs::write(&script, broken).unwrap();
+    let said = run.wait_for("keeps running");
+    let said = [said, run.wait_for("s.rhai:")].concat().join("\n");
+    assert!(said.contains("revision 1 keeps running"), "{said}");
+    std::thread::sleep(Duration::from_millis(300));
+    std::fs::write(&script, scenario("v2")).unwrap();
+    run.wait_for("reloaded: revision 2");
+    std::thread::sleep(Duration::from_millis(300));
+    let events = run.stop();
+    let versions: Vec<String> = takeovers(&events).into_iter().map(|(v, _)| v).collect();
+    assert_eq!(versions, ["v1", "v2"]);
+}
+
+#[test]
+fn an_edit_to_an_imported_module_reloads() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("lib")).unwrap();
+    let module = dir.path().join("lib/tag.rhai");
+    std::fs::write(&module, "fn tag() { \"m1\" }\n").unwrap();
+    std::fs::write(
+        dir.path().join("s.rhai"),
+        "import \"lib/tag\" as t;\n\
+         fn config() { #{ rate: 90000.0, peak_factor: 1.0 } }\n\
+         fn event(ctx) { #{ customer_id: \"c\", seq: ctx.seq, v: t::tag() } }\n",
+    )
+    .unwrap();
+    let mut run = Run::start(dir.path(), "s.rhai");
+    std::thread::sleep(Duration::from_millis(300));
+    std::fs::write(&module, "fn tag() { \"m2\" }\n").unwrap();
+    run.wait_for("reloaded: revision 2");
+    std::thread::sleep(Duration::from_millis(300));
+    let events = run.stop();
+    let versions: Vec<String> = takeovers(&events).into_iter().map(|(v, _)| v).collect();
+    assert_eq!(versions, ["m1", "m2"]);
+}
+
+#[test]
+fn a_setting_that_cannot_change_live_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("s.rhai");
+    std::fs::write(&script, scenario("v1")).unwrap();
+    let mut run = Run::start(dir.path(), "s.rhai");
+    let moved = scenario("v2").replace("rate:", "topic: \"elsewhere\", rate:");
+    std::fs::write(&script, moved).unwrap();
+    let said = run.wait_for("cannot change while running").join("\n");
+    assert!(said.contains("`topic`"), "{said}");
+    let events = run.stop();
+    let versions: Vec<String> = takeovers(&events).into_iter().map(|(v, _)| v).collect();
+    assert_eq!(versions, ["v1"]);
+}
+
+#[test]
+fn a_hundred_reloads_under_load_lose_and_duplicate_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("s.rhai");
+    std::fs::write(&script, scenario("v1")).unwrap();
+    let mut run = Run::start(dir.path(), "s.rhai");
+    for revision in 2..=101 {
+        let text = scenario(&format!("v{revision}"));
+        if revision % 2 == 0 {
+            std::fs::write(&script, text).unwrap();
+        } else {
+            write_atomically(&script, &text);
+        }
+        run.wait_for(&format!("reloaded: revision {revision} "));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let events = run.stop();
+    // takeovers() checks every sequence number appears once, in order; versions only move on.
+    let versions = takeovers(&events);
+    assert!(events.len() > 1_000, "only {} events", events.len());
+    assert_eq!(versions.first().unwrap().0, "v1");
+    assert_eq!(versions.last().unwrap().0, "v101");
+    // Versions swap in at most once each and in the order they were saved.
+    let numbers: Vec<u32> = versions
+        .iter()
+        .map(|(v, _)| v[1..].parse().unwrap())
+        .collect();
+    assert!(numbers.windows(2).all(|w| w[0] < w[1]), "{numbers:?}");
+}
