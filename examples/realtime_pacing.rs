@@ -115,9 +115,16 @@ fn main() -> Result<(), Failure> {
     }
     println!();
     for r in &results {
+        let expected = r.case.per_minute / 60.0 * r.case.seconds as f64;
         println!(
-            "{}/min: delivered {} of {}, {} timestamps outside the run's window",
-            r.case.per_minute, r.delivered, r.events, r.outside
+            "{}/min: {} events, expected {expected:.0} (z = {:+.2}); delivered {}, failed {}; \
+             {} timestamps outside the run's window",
+            r.case.per_minute,
+            r.events,
+            (r.events as f64 - expected) / expected.sqrt(),
+            r.delivered,
+            r.failed,
+            r.outside
         );
     }
     println!(
