@@ -108,7 +108,9 @@ impl<'s> Pipeline<'s> {
         let Some(candidate) = self.reloads.as_ref().and_then(|rx| rx.try_recv().ok()) else {
             return;
         };
-        self.scenario = candidate.scenario;
+        let mut scenario = candidate.scenario;
+        scenario.take_memory_from(&self.scenario);
+        self.scenario = scenario;
         self.peak_hours = peak_hours(&candidate.settings);
         self.revision = candidate.revision;
         // The new version may have a new rate; the arrival already drawn stands.

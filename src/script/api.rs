@@ -61,6 +61,10 @@ pub const HELPERS: &[&str] = &[
     "hour_of",
     "weekday_of",
     "jitter",
+    "remember",
+    "recall",
+    "forget",
+    "memory_size",
 ];
 
 /// Registers every helper on `engine`, drawing from `rng`.

@@ -106,6 +106,34 @@ pub enum ScriptErrorKind {
     },
 }
 
+/// Rhai built-ins scripts often call, for suggestions next to the native helpers.
+const BUILTINS: &[&str] = &[
+    "push",
+    "len",
+    "contains",
+    "keys",
+    "values",
+    "round",
+    "floor",
+    "ceiling",
+    "to_int",
+    "to_float",
+    "to_string",
+    "ln",
+    "sqrt",
+    "abs",
+    "min",
+    "max",
+    "sub_string",
+    "split",
+    "index_of",
+    "starts_with",
+    "ends_with",
+    "type_of",
+    "print",
+    "debug",
+];
+
 /// The script's text and name, to point errors into.
 #[derive(Debug, Clone)]
 pub struct SourceFile {
@@ -131,6 +159,26 @@ impl SourceFile {
         let column = position.position().unwrap_or(1);
         let offset = SourceOffset::from_location(&*self.text, line, column);
         Some(SourceSpan::new(offset, 1))
+    }
+
+    /// The known function whose name is nearest to the one in `signature` (`pik (array)`), if
+    /// one is close enough to be a likely typo.
+    fn nearest_function(&self, signature: &str) -> Option<String> {
+        let wanted = signature.split(['(', ' ']).next()?.trim();
+        let script_functions = self.text.lines().filter_map(|line| {
+            let rest = line.trim_start().strip_prefix("fn ")?;
+            rest.split('(').next().map(str::trim)
+        });
+        super::api::HELPERS
+            .iter()
+            .copied()
+            .chain(BUILTINS.iter().copied())
+            .chain(script_functions)
+            .filter(|name| *name != wanted)
+            .map(|name| (strsim::levenshtein(wanted, name), name))
+            .filter(|(distance, name)| *distance <= (name.len() / 3).max(1))
+            .min_by_key(|(distance, _)| *distance)
+            .map(|(_, name)| name.to_string())
     }
 
     /// The source of a module this script imports, to point errors into it.
@@ -207,10 +255,12 @@ impl SourceFile {
             EvalAltResult::ErrorDataTooLarge(..) => {
                 Some("a string, array or map grew past the sandbox's size limit".to_string())
             }
-            EvalAltResult::ErrorFunctionNotFound(..) => Some(
-                "native helpers are listed in docs/scripting.md; check the name and argument types"
-                    .to_string(),
-            ),
+            EvalAltResult::ErrorFunctionNotFound(signature, _) => {
+                Some(match self.nearest_function(signature) {
+                    Some(name) => format!("did you mean `{name}`? Native helpers are listed in docs/scripting.md"),
+                    None => "native helpers are listed in docs/scripting.md; check the name and argument types".to_string(),
+                })
+            }
             _ => None,
         };
         ScriptErrorKind::Runtime {

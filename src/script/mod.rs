@@ -16,6 +16,7 @@ mod context;
 mod convert;
 mod error;
 pub mod imports;
+mod memory;
 mod pool;
 
 use std::path::{Path, PathBuf};
@@ -27,6 +28,7 @@ use rhai::{CallFnOptions, Dynamic, Engine, FuncArgs, Map, Position, Scope, AST, 
 pub use api::HELPERS;
 pub use context::EventContext;
 pub use error::{ScriptError, ScriptErrorKind, SourceFile};
+pub use memory::Memory;
 pub use pool::Pool;
 
 use crate::rng::{generation_rng, stream_rng, Stream};
@@ -60,6 +62,7 @@ pub struct Scenario {
     source: SourceFile,
     name: String,
     rng: api::SharedRng,
+    memory: Memory,
     state: Dynamic,
     settings: Dynamic,
     has_rate: bool,
@@ -69,7 +72,7 @@ pub struct Scenario {
 }
 
 /// Builds the engine every scenario runs on: the one constructor for production and tests.
-fn build_engine(rng: &api::SharedRng, script_dir: &Path, name: &str) -> Engine {
+fn build_engine(rng: &api::SharedRng, memory: &Memory, script_dir: &Path, name: &str) -> Engine {
     let mut engine = Engine::new();
     engine
         .set_max_operations(limits::CALL_OPERATIONS)
@@ -90,6 +93,7 @@ fn build_engine(rng: &api::SharedRng, script_dir: &Path, name: &str) -> Engine {
     engine.on_debug(move |text, _, pos| eprintln!("[{tag}:{pos}] {text}"));
     api::register(&mut engine, rng);
     pool::register(&mut engine, rng);
+    memory::register(&mut engine, memory);
     context::register(&mut engine);
     engine
 }
@@ -132,7 +136,8 @@ impl Scenario {
             .unwrap_or_else(|| "scenario".into());
         let rng = Arc::new(std::sync::Mutex::new(stream_rng(0, Stream::Script)));
         let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        let engine = build_engine(&rng, &dir, &name);
+        let memory = Memory::default();
+        let engine = build_engine(&rng, &memory, &dir, &name);
         let mut engine = engine;
         let ast = engine
             .compile(text)
@@ -156,6 +161,7 @@ impl Scenario {
             source,
             name,
             rng,
+            memory,
             state: Dynamic::UNIT,
             settings: Dynamic::from_map(Map::new()),
             has_rate,
@@ -310,6 +316,11 @@ impl Scenario {
         self.engine.set_max_operations(limits::CALL_OPERATIONS);
         self.state = result?.into_shared();
         Ok(())
+    }
+
+    /// Takes over what `previous` remembered (`remember`/`recall`), for a reload.
+    pub fn take_memory_from(&mut self, previous: &Scenario) {
+        self.memory.take_over(&previous.memory);
     }
 
     /// Moves the script's generator to the stream of the `generation`-th reload (see

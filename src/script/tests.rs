@@ -125,3 +125,36 @@ fn rate_must_return_a_number() {
     let err = s.rate(0).unwrap_err();
     assert!(err.to_string().contains("events per minute"), "{err}");
 }
+
+#[test]
+fn an_unknown_helper_suggests_the_nearest_name() {
+    let err = scenario("fn event(ctx) {\n  let c = [1].pik();\n  #{}\n}")
+        .event(0, 0)
+        .unwrap_err();
+    let help = miette::Diagnostic::help(&err)
+        .map(|h| h.to_string())
+        .unwrap_or_default();
+    assert!(help.contains("did you mean `pick`?"), "{help}");
+    let err = scenario("fn event(ctx) { zzzzzz() }")
+        .event(0, 0)
+        .unwrap_err();
+    let help = miette::Diagnostic::help(&err)
+        .map(|h| h.to_string())
+        .unwrap_or_default();
+    assert!(!help.contains("did you mean"), "{help}");
+}
+
+#[test]
+fn imported_modules_are_callable_by_their_alias() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("money.rhai"), "fn vat(x) { x * 9 / 100 }").unwrap();
+    let path = dir.path().join("main.rhai");
+    std::fs::write(
+        &path,
+        "import \"money\" as money;\nfn event(ctx) { #{ v: money::vat(150000) } }",
+    )
+    .unwrap();
+    let mut s = Scenario::load(&path).unwrap();
+    let event = s.event(0, 0).unwrap().cast::<Map>();
+    assert_eq!(event["v"].as_int().unwrap(), 13_500);
+}
