@@ -19,6 +19,7 @@ pub struct Metrics {
     revision: AtomicU64,
     reloads: AtomicU64,
     rejected: AtomicU64,
+    longest_swap_ns: AtomicU64,
     /// The sink's delivery counters.
     pub delivery: Arc<DeliveryCounters>,
 }
@@ -50,10 +51,17 @@ impl Metrics {
         self.revision.load(Ordering::Relaxed).max(1)
     }
 
-    /// Records a reload swapped in as `revision`.
-    pub fn reloaded(&self, revision: u64) {
+    /// Records a reload swapped in as `revision`, the swap having held the stream for `stall`.
+    pub fn reloaded(&self, revision: u64, stall: Duration) {
         self.revision.store(revision, Ordering::Relaxed);
         self.reloads.fetch_add(1, Ordering::Relaxed);
+        self.longest_swap_ns
+            .fetch_max(stall.as_nanos() as u64, Ordering::Relaxed);
+    }
+
+    /// The longest the stream was held by a swap.
+    pub fn longest_swap(&self) -> Duration {
+        Duration::from_nanos(self.longest_swap_ns.load(Ordering::Relaxed))
     }
 
     /// Records an edit that was refused, leaving the running revision in place.

@@ -8,7 +8,7 @@
 
 use std::sync::mpsc::Receiver;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use rhai::{Array, Map};
@@ -108,14 +108,17 @@ impl<'s> Pipeline<'s> {
         let Some(candidate) = self.reloads.as_ref().and_then(|rx| rx.try_recv().ok()) else {
             return;
         };
+        let started = Instant::now();
         let mut scenario = candidate.scenario;
         scenario.take_memory_from(&self.scenario);
-        self.scenario = scenario;
+        let retired = std::mem::replace(&mut self.scenario, scenario);
+        // Freeing a large world (a million customers) takes milliseconds: not on this thread.
+        std::thread::spawn(move || drop(retired));
         self.peak_hours = peak_hours(&candidate.settings);
         self.revision = candidate.revision;
         // The new version may have a new rate; the arrival already drawn stands.
         arrivals.forget_segment();
-        self.metrics.reloaded(candidate.revision);
+        self.metrics.reloaded(candidate.revision, started.elapsed());
     }
 
     /// Gives back the scenario (after a check run, for instance).
