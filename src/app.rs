@@ -233,7 +233,9 @@ fn with_pipeline(
         Err(err) => {
             // Deliver what was accepted before reporting the error.
             if let Ok(outcome) = close(open, 0, notify) {
-                notify(Notice::AccountAfterError(outcome.account));
+                if outcome.account.produced > 0 {
+                    notify(Notice::AccountAfterError(outcome.account));
+                }
             }
             Err(err)
         }
