@@ -400,6 +400,59 @@ mod tests {
     }
 
     #[test]
+    fn a_reload_swaps_rules_and_rate_between_events() {
+        let script = |tag: &str, rate: f64| {
+            format!("fn config() {{ #{{ rate: {rate:.1}, peak_factor: 1.0, tag: \"{tag}\" }} }}\n\
+                     fn event(ctx) {{ #{{ customer_id: \"c\", seq: ctx.seq, v: ctx.settings.tag }} }}")
+        };
+        let mut sink = Recorder::default();
+        let metrics = Arc::new(Metrics::default());
+        let mut p = pipeline(&script("old", 60_000.0), &mut sink, &[]);
+        p.metrics = metrics.clone();
+        let mut next = Scenario::from_source(Path::new("t.rhai"), &script("new", 6_000.0)).unwrap();
+        let settings = resolve(&UserInput::default(), &next.config().unwrap()).unwrap();
+        next.setup(&settings, 11, 0).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        p.accept_reloads(rx);
+        let now = Utc::now();
+        let clock = SimClock::starting_at(now);
+        p.live(
+            &clock,
+            &Shutdown::new(),
+            Some(now + chrono::Duration::milliseconds(200)),
+        )
+        .unwrap();
+        tx.send(Candidate {
+            scenario: next,
+            settings,
+            revision: 2,
+        })
+        .unwrap();
+        let later = Utc::now();
+        let clock = SimClock::starting_at(later);
+        p.live(
+            &clock,
+            &Shutdown::new(),
+            Some(later + chrono::Duration::milliseconds(300)),
+        )
+        .unwrap();
+        let tags: Vec<&str> = sink
+            .records
+            .iter()
+            .map(|(_, e)| e["v"].as_str().unwrap())
+            .collect();
+        let switch = tags
+            .iter()
+            .position(|t| *t == "new")
+            .expect("the new version ran");
+        assert!(switch > 0);
+        assert!(tags[switch..].iter().all(|t| *t == "new"));
+        assert_eq!(metrics.revision(), 2);
+        // 6,000 per minute is 100 per second.
+        assert_eq!(metrics.target_per_second(), 100.0);
+    }
+
+    #[test]
     fn arrays_emit_several_events_at_one_arrival() {
         let source = "fn event(ctx) { [#{ customer_id: \"a\" }, #{ customer_id: \"b\" }] }";
         let mut sink = Recorder::default();
