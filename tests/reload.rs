@@ -82,7 +82,7 @@ impl Run {
     }
 
     /// Stops sim with SIGINT and returns the events it wrote, in order.
-    fn stop(mut self) -> Vec<serde_json::Value> {
+    fn stop(&mut self) -> Vec<serde_json::Value> {
         let pid = self.child.id().to_string();
         Command::new("kill").args(["-INT", &pid]).status().unwrap();
         self.wait_for("account:");
@@ -97,6 +97,14 @@ impl Run {
             .lines()
             .map(|line| serde_json::from_str(line).unwrap())
             .collect()
+    }
+}
+
+impl Drop for Run {
+    /// A failed test must not leave sim running.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
