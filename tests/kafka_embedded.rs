@@ -145,9 +145,9 @@ fn embedded_run_is_read_by_kcat_and_python_with_keys_timestamps_and_headers() {
     );
     assert!(!live.is_empty());
 
-    // Nothing accepted is lost: every delivered message was read back. The embedded broker
-    // lives as long as the process, so the reader (fetching every 20 ms) must have taken the
-    // last delivered messages before sim tore its producer and broker down.
+    // Nothing accepted is lost: every delivered message was read back. The embedded broker goes
+    // away with the process, after a grace (broker::DRAIN_GRACE) in which the reader, an
+    // ordinary consumer with librdkafka's default fetch wait, takes the last messages.
     assert_eq!(
         from_python.len() as u64,
         account.delivered,

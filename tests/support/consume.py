@@ -50,8 +50,8 @@ def main():
             "group.id": "sim-integration-tests",
             "enable.auto.commit": False,
             "enable.partition.eof": False,
-            # Short fetch waits: new messages are picked up soon after they are written.
-            "fetch.wait.max.ms": 20,
+            # Otherwise librdkafka's defaults (fetch.wait.max.ms 500, as kcat has): the tests
+            # read as an ordinary consumer would.
             # The embedded broker goes away when sim stops; do not spam reconnect errors.
             "log_level": 3,
         }
