@@ -20,6 +20,15 @@ use crate::settings::{split_assignment, UserInput};
 use crate::shutdown::Shutdown;
 use crate::sink::{DeliveryAccount, SinkSpec};
 
+/// Prints a line on standard error, ignoring failure: a closed stderr (its reader gone) must not
+/// turn into a panic that stops `sim` from flushing what it accepted.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 /// A scriptable real-time event simulator for Kafka.
 #[derive(Debug, Parser)]
 #[command(name = "sim", version, about, long_about = None)]
@@ -178,33 +187,33 @@ impl CommonArgs {
 
 fn print_notice(notice: Notice) {
     match notice {
-        Notice::Seed(seed) => eprintln!("seed {seed} (pass --seed {seed} to reproduce)"),
+        Notice::Seed(seed) => say!("seed {seed} (pass --seed {seed} to reproduce)"),
         Notice::EmbeddedBroker { address, topic } => {
-            eprintln!("embedded broker at {address}, topic {topic}");
-            eprintln!("  consume with: kcat -C -b {address} -t {topic}");
+            say!("embedded broker at {address}, topic {topic}");
+            say!("  consume with: kcat -C -b {address} -t {topic}");
         }
         Notice::TopicReady { topic, recreated } => {
             let how = if recreated { "recreated" } else { "ready" };
-            eprintln!("topic {topic} {how}");
+            say!("topic {topic} {how}");
         }
         Notice::BackfillDone { events, from, to } => {
             let (from, to) = (
                 from.to_rfc3339_opts(SecondsFormat::Secs, true),
                 to.to_rfc3339_opts(SecondsFormat::Secs, true),
             );
-            eprintln!("backfilled {events} events from {from} to {to}; streaming live from {to}");
+            say!("backfilled {events} events from {from} to {to}; streaming live from {to}");
         }
         Notice::AccountAfterError(account) => print_account(&account),
         Notice::Failures(failures) => {
             for (reason, count) in failures {
-                eprintln!("delivery failed for {count} events: {reason}");
+                say!("delivery failed for {count} events: {reason}");
             }
         }
     }
 }
 
 fn print_account(account: &DeliveryAccount) {
-    eprintln!(
+    say!(
         "account: produced {}, delivered {}, failed {}{}",
         account.produced,
         account.delivered,
@@ -239,20 +248,20 @@ fn print_reload(notice: ReloadNotice) {
         ReloadNotice::Ready {
             revision,
             prepared_in,
-        } => eprintln!(
+        } => say!(
             "\rreloaded: revision {revision} runs from the next event (prepared in {:.1} ms)",
             prepared_in.as_secs_f64() * 1e3
         ),
         ReloadNotice::Rejected { running, error } => {
-            eprintln!("\redit rejected; revision {running} keeps running");
-            eprintln!("{:?}", miette::Report::new(error));
+            say!("\redit rejected; revision {running} keeps running");
+            say!("{:?}", miette::Report::new(error));
         }
         ReloadNotice::Watching(files) => {
             let files: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
-            eprintln!("hot reload: watching {}", files.join(", "));
+            say!("hot reload: watching {}", files.join(", "));
         }
         ReloadNotice::Unavailable(reason) => {
-            eprintln!("hot reload unavailable ({reason}); streaming without it")
+            say!("hot reload unavailable ({reason}); streaming without it")
         }
     }
 }
@@ -316,7 +325,7 @@ fn backfill(
     let started = std::time::Instant::now();
     let outcome = app::backfill(&options, count, days, &shutdown, metrics, &mut print_notice)?;
     let seconds = started.elapsed().as_secs_f64();
-    eprintln!(
+    say!(
         "backfilled {} events in {:.2} s ({:.0} events/s, delivery included)",
         outcome.events,
         seconds,
@@ -344,7 +353,7 @@ fn print_report(report: &CheckReport) {
         } else {
             "no schema declared"
         };
-        eprintln!(
+        say!(
             "ok: {} ({} events, {schema})",
             report.script.display(),
             report.events
@@ -362,7 +371,7 @@ fn print_report(report: &CheckReport) {
             None => groups.push((&problem.field, &problem.message, problem.seq, 1)),
         }
     }
-    eprintln!(
+    say!(
         "FAIL: {} ({} problems in {} events)",
         report.script.display(),
         report.problems.len(),
@@ -374,10 +383,10 @@ fn print_report(report: &CheckReport) {
         } else {
             format!("field `{field}` {message}")
         };
-        eprintln!("  event {first}: {what} ({count} events)");
+        say!("  event {first}: {what} ({count} events)");
     }
     if groups.len() > PROBLEMS_SHOWN {
-        eprintln!("  ... and {} more kinds", groups.len() - PROBLEMS_SHOWN);
+        say!("  ... and {} more kinds", groups.len() - PROBLEMS_SHOWN);
     }
 }
 
@@ -417,8 +426,8 @@ fn check(
                     },
                 });
                 if format == Format::Text {
-                    eprintln!("FAIL: {}", script.display());
-                    eprintln!("{:?}", miette::Report::new(err));
+                    say!("FAIL: {}", script.display());
+                    say!("{:?}", miette::Report::new(err));
                 }
                 summary
             }
@@ -431,7 +440,7 @@ fn check(
             serde_json::json!({ "ok": failed == 0, "scripts": summaries })
         );
     } else if failed > 0 {
-        eprintln!("{failed} of {} scripts failed", scripts.len());
+        say!("{failed} of {} scripts failed", scripts.len());
     }
     Ok(if failed == 0 {
         ExitCode::SUCCESS

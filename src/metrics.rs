@@ -113,6 +113,6 @@ pub fn spawn_status_line(metrics: Arc<Metrics>, shutdown: Shutdown) {
             let _ = write!(err, "\r\x1b[2K{}", metrics.status_line(achieved));
             let _ = err.flush();
         }
-        eprintln!();
+        let _ = writeln!(std::io::stderr());
     });
 }

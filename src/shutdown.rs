@@ -3,6 +3,7 @@
 //! Waiting on it doubles as an interruptible sleep, so the live stream sleeps until its next
 //! deadline yet stops at once when asked.
 
+use std::io::Write;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
@@ -65,8 +66,12 @@ impl Shutdown {
                             _ = term.recv() => {}
                         }
                         if round == 0 {
-                            eprintln!("\nstopping: flushing what was accepted (signal again to quit at once)");
+                            // Trigger first: if stderr is gone (the reader died), printing fails.
                             shutdown.trigger();
+                            let _ = writeln!(
+                                std::io::stderr(),
+                                "\nstopping: flushing what was accepted (signal again to quit at once)"
+                            );
                         } else {
                             std::process::exit(130);
                         }

@@ -19,6 +19,7 @@ pub mod imports;
 mod memory;
 mod pool;
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -88,9 +89,14 @@ fn build_engine(rng: &api::SharedRng, memory: &Memory, script_dir: &Path, name: 
     // `eval` would let a script compile code that escaped the checks done at load.
     engine.disable_symbol("eval");
     let tag = name.to_string();
-    engine.on_print(move |text| eprintln!("[{tag}] {text}"));
+    // Script output goes to stderr, never stdout (which may carry events); failures are ignored.
+    engine.on_print(move |text| {
+        let _ = writeln!(std::io::stderr(), "[{tag}] {text}");
+    });
     let tag = name.to_string();
-    engine.on_debug(move |text, _, pos| eprintln!("[{tag}:{pos}] {text}"));
+    engine.on_debug(move |text, _, pos| {
+        let _ = writeln!(std::io::stderr(), "[{tag}:{pos}] {text}");
+    });
     api::register(&mut engine, rng);
     pool::register(&mut engine, rng);
     memory::register(&mut engine, memory);
