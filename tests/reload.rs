@@ -285,3 +285,24 @@ fn a_reload_keeps_unchanged_pools_and_the_engines_per_entity_memory() {
         assert_eq!(event["n"], *n, "{id}'s remembered count broke");
     }
 }
+
+#[test]
+fn a_runaway_edit_is_stopped_and_the_stream_keeps_the_running_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("s.rhai");
+    std::fs::write(&script, scenario("v1")).unwrap();
+    let mut run = Run::start(dir.path(), "s.rhai");
+    let runaway = scenario("v2").replace("fn event(ctx) {", "fn event(ctx) { loop { }");
+    std::fs::write(&script, runaway).unwrap();
+    let said = [
+        run.wait_for("keeps running"),
+        run.wait_for("Too many operations"),
+    ]
+    .concat()
+    .join("\n");
+    assert!(said.contains("s.rhai:2"), "{said}");
+    std::thread::sleep(Duration::from_millis(300));
+    let events = run.stop();
+    let versions: Vec<String> = takeovers(&events).into_iter().map(|(v, _)| v).collect();
+    assert_eq!(versions, ["v1"]);
+}

@@ -41,7 +41,7 @@ use crate::settings::{ScriptDefaults, Settings};
 /// `event` is stopped within a fraction of a second instead of stalling the stream.
 pub mod limits {
     /// Operations one `setup` call may take.
-    pub const SETUP_OPERATIONS: u64 = 2_000_000_000;
+    pub const SETUP_OPERATIONS: u64 = 500_000_000;
     /// Operations one `config`, `event` or `rate` call may take.
     pub const CALL_OPERATIONS: u64 = 1_000_000;
     /// Nested function calls.
