@@ -8,7 +8,7 @@
 #![allow(dead_code)] // each test file uses its own subset
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Read};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
@@ -662,7 +662,10 @@ impl Tansu {
                 if let Ok(Some(_)) = child.try_wait() {
                     break; // it exited: most likely the port was taken
                 }
-                if TcpStream::connect_timeout(&socket, Duration::from_millis(200)).is_ok() {
+                let accepts =
+                    TcpStream::connect_timeout(&socket, Duration::from_millis(200)).is_ok();
+                // Accepting, and still ours: not some other process that took the port.
+                if accepts && matches!(child.try_wait(), Ok(None)) {
                     return Tansu {
                         child,
                         address,
@@ -746,12 +749,4 @@ pub fn assert_offsets_contiguous(messages: &[Message]) {
                 .map(|(a, _)| *a)
         );
     }
-}
-
-/// Writes `text` to a new file in `dir` and returns its path.
-pub fn write_file(dir: &Path, name: &str, text: &str) -> PathBuf {
-    let path = dir.join(name);
-    let mut file = std::fs::File::create(&path).expect("create file");
-    file.write_all(text.as_bytes()).expect("write file");
-    path
 }
