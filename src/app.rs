@@ -8,7 +8,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 
@@ -86,6 +86,9 @@ pub struct Outcome {
     pub events: u64,
     /// The sink's final account.
     pub account: DeliveryAccount,
+    /// From the first event to the last delivery report (not counting the embedded broker's
+    /// grace for consumers at exit).
+    pub elapsed: Duration,
 }
 
 impl Outcome {
@@ -199,6 +202,7 @@ fn open_sink(
 fn close(
     mut open: OpenSink,
     events: u64,
+    started: Instant,
     notify: &mut dyn FnMut(Notice),
 ) -> Result<Outcome, SimError> {
     let account = open.sink.close(CLOSE_TIMEOUT)?;
@@ -206,7 +210,12 @@ fn close(
     if !failures.is_empty() {
         notify(Notice::Failures(failures));
     }
-    Ok(Outcome { events, account })
+    let elapsed = started.elapsed();
+    Ok(Outcome {
+        events,
+        account,
+        elapsed,
+    })
 }
 
 /// Runs a whole pipeline step against an open sink, closing the sink (and so flushing what was
@@ -218,6 +227,7 @@ fn with_pipeline(
     notify: &mut dyn FnMut(Notice),
     step: impl FnOnce(&mut Pipeline<'_>, &mut dyn FnMut(Notice)) -> Result<u64, SimError>,
 ) -> Result<Outcome, SimError> {
+    let started = Instant::now();
     let result = {
         let mut pipeline = Pipeline::new(
             prepared.scenario,
@@ -229,10 +239,10 @@ fn with_pipeline(
         step(&mut pipeline, notify)
     };
     match result {
-        Ok(events) => close(open, events, notify),
+        Ok(events) => close(open, events, started, notify),
         Err(err) => {
             // Deliver what was accepted before reporting the error.
-            if let Ok(outcome) = close(open, 0, notify) {
+            if let Ok(outcome) = close(open, 0, started, notify) {
                 if outcome.account.produced > 0 {
                     notify(Notice::AccountAfterError(outcome.account));
                 }

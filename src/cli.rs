@@ -322,9 +322,8 @@ fn backfill(
     let options = common.options(script, "kafka")?;
     let metrics = Arc::new(Metrics::default());
     let shutdown = watch_signals()?;
-    let started = std::time::Instant::now();
     let outcome = app::backfill(&options, count, days, &shutdown, metrics, &mut print_notice)?;
-    let seconds = started.elapsed().as_secs_f64();
+    let seconds = outcome.elapsed.as_secs_f64();
     say!(
         "backfilled {} events in {:.2} s ({:.0} events/s, delivery included)",
         outcome.events,
