@@ -306,3 +306,27 @@ fn a_runaway_edit_is_stopped_and_the_stream_keeps_the_running_version() {
     let versions: Vec<String> = takeovers(&events).into_iter().map(|(v, _)| v).collect();
     assert_eq!(versions, ["v1"]);
 }
+
+#[test]
+fn a_burst_of_saves_is_one_reload() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("s.rhai");
+    std::fs::write(&script, scenario("v1")).unwrap();
+    let mut run = Run::start(dir.path(), "s.rhai");
+    std::thread::sleep(Duration::from_millis(300));
+    for i in 2..=20 {
+        std::fs::write(&script, scenario(&format!("v{i}"))).unwrap();
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    run.wait_for("reloaded: revision 2");
+    std::thread::sleep(Duration::from_millis(500));
+    let events = run.stop();
+    let reloads = run
+        .seen
+        .iter()
+        .filter(|line| line.contains("reloaded:"))
+        .count();
+    assert_eq!(reloads, 1, "{:?}", run.seen);
+    let versions: Vec<String> = takeovers(&events).into_iter().map(|(v, _)| v).collect();
+    assert_eq!(versions, ["v1", "v20"]);
+}

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use notify_debouncer_mini::DebouncedEventKind;
 
 pub use watch::{absolute, ScriptWatcher, DEBOUNCE};
 
@@ -175,10 +176,11 @@ impl Reloader<'_> {
                 };
                 let Ok(batch) = batch else { continue };
                 let watched: Vec<PathBuf> = files.iter().map(|f| absolute(f)).collect();
-                if !batch
-                    .iter()
-                    .any(|event| watched.contains(&absolute(&event.path)))
-                {
+                // `AnyContinuous` reports a file still being written: wait for it to go quiet.
+                if !batch.iter().any(|event| {
+                    event.kind == DebouncedEventKind::Any
+                        && watched.contains(&absolute(&event.path))
+                }) {
                     continue;
                 }
             }

@@ -12,8 +12,9 @@ use std::time::Duration;
 use notify::{RecommendedWatcher, RecursiveMode};
 use notify_debouncer_mini::{new_debouncer, DebounceEventResult, Debouncer};
 
-/// How long a file must be quiet before its change is reported.
-pub const DEBOUNCE: Duration = Duration::from_millis(25);
+/// How long a file must be quiet before its change is reported: long enough to take a burst of
+/// saves (an editor writing in chunks, a formatter rewriting after a save) as one change.
+pub const DEBOUNCE: Duration = Duration::from_millis(40);
 
 /// The absolute form of `path`, through its folder (the file itself may be mid-rename).
 pub fn absolute(path: &Path) -> PathBuf {
