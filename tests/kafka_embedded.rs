@@ -77,6 +77,16 @@ fn embedded_run_is_read_by_kcat_and_python_with_keys_timestamps_and_headers() {
             m.offset,
             m.headers
         );
+        // No edit during the run: every message was made by the first revision.
+        assert!(
+            m.headers
+                .iter()
+                .any(|(k, v)| k == "scenario_revision" && v == "1"),
+            "message {}:{} lacks the header scenario_revision=1: {:?}",
+            m.partition,
+            m.offset,
+            m.headers
+        );
     }
 
     // kcat and the Python client agree on every message kcat read.
