@@ -223,6 +223,7 @@ fn options(customers: u64) -> Options {
         seed: Some(SEED),
         now: DateTime::from_timestamp(NOW_S, 0),
         sink: SinkSpec::Stdout, // not opened: the pipeline gets its own sink
+        labels: false,
     }
 }
 

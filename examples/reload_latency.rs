@@ -126,6 +126,7 @@ fn main() {
         seed: Some(1),
         now: Some(Utc::now()),
         sink: SinkSpec::Stdout,
+        labels: false,
     };
     let prepared = prepare(&options).unwrap();
     let metrics = Arc::new(Metrics::default());

@@ -43,6 +43,8 @@ pub struct Options {
     pub now: Option<DateTime<Utc>>,
     /// `--sink`.
     pub sink: SinkSpec,
+    /// `--labels`: add the ground truth to each event as a `_label` field.
+    pub labels: bool,
 }
 
 /// Something worth telling the person running `sim`.
@@ -222,6 +224,7 @@ fn close(
 /// accepted) whether the step succeeded or not.
 fn with_pipeline(
     prepared: Prepared,
+    labels: bool,
     mut open: OpenSink,
     metrics: Arc<Metrics>,
     notify: &mut dyn FnMut(Notice),
@@ -236,6 +239,7 @@ fn with_pipeline(
             open.sink.as_mut(),
             metrics,
         );
+        pipeline.label_events(labels);
         step(&mut pipeline, notify)
     };
     match result {
@@ -281,28 +285,35 @@ pub fn run(
             report,
         )
     });
-    with_pipeline(prepared, open, metrics, notify, |pipeline, notify| {
-        if let Some(reloads) = reloads {
-            pipeline.accept_reloads(reloads);
-        }
-        let mut events = 0;
-        if flush && count > 0 {
-            events += pipeline.backfill(now, count, days, shutdown)?;
-            notify(Notice::BackfillDone {
-                events,
-                from: now - chrono::Duration::seconds((days * 86_400.0) as i64),
-                to: now,
-            });
-        }
-        if shutdown.is_triggered() {
-            return Ok(events);
-        }
-        // The live stream starts where the backfill window ends: no gap, no overlap.
-        let clock = SimClock::starting_at(now);
-        let until = duration.and_then(|d| chrono::Duration::from_std(d).ok().map(|d| now + d));
-        events += pipeline.live(&clock, shutdown, until)?;
-        Ok(events)
-    })
+    with_pipeline(
+        prepared,
+        options.labels,
+        open,
+        metrics,
+        notify,
+        |pipeline, notify| {
+            if let Some(reloads) = reloads {
+                pipeline.accept_reloads(reloads);
+            }
+            let mut events = 0;
+            if flush && count > 0 {
+                events += pipeline.backfill(now, count, days, shutdown)?;
+                notify(Notice::BackfillDone {
+                    events,
+                    from: now - chrono::Duration::seconds((days * 86_400.0) as i64),
+                    to: now,
+                });
+            }
+            if shutdown.is_triggered() {
+                return Ok(events);
+            }
+            // The live stream starts where the backfill window ends: no gap, no overlap.
+            let clock = SimClock::starting_at(now);
+            let until = duration.and_then(|d| chrono::Duration::from_std(d).ok().map(|d| now + d));
+            events += pipeline.live(&clock, shutdown, until)?;
+            Ok(events)
+        },
+    )
 }
 
 /// `sim backfill`: only the historical part, `count` events over the `days` before now.
@@ -320,9 +331,14 @@ pub fn backfill(
     let days = days.unwrap_or(prepared.settings.backfill_days);
     let open = open_sink(options, &prepared, &metrics, false, notify)?;
     let now = prepared.now;
-    with_pipeline(prepared, open, metrics, notify, |pipeline, _| {
-        pipeline.backfill(now, count, days, shutdown)
-    })
+    with_pipeline(
+        prepared,
+        options.labels,
+        open,
+        metrics,
+        notify,
+        |pipeline, _| pipeline.backfill(now, count, days, shutdown),
+    )
 }
 
 /// `sim sample`: `count` events from now on, as JSON lines on the sink (standard output).
@@ -335,7 +351,12 @@ pub fn sample(
     let prepared = prepare(options)?;
     let open = open_sink(options, &prepared, &metrics, false, notify)?;
     let now = prepared.now;
-    with_pipeline(prepared, open, metrics, notify, |pipeline, _| {
-        pipeline.sample(now, count)
-    })
+    with_pipeline(
+        prepared,
+        options.labels,
+        open,
+        metrics,
+        notify,
+        |pipeline, _| pipeline.sample(now, count),
+    )
 }

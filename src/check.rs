@@ -93,6 +93,7 @@ pub fn check_script(
         seed: Some(options.seed),
         now: Some(options.now),
         sink: SinkSpec::Stdout, // not opened: events go to a discarding sink
+        labels: false,
     })?;
     let has_schema = prepared.scenario.schema().is_some();
     let mut sink = DiscardSink::default();

@@ -127,6 +127,9 @@ struct CommonArgs {
     /// Set any setting: --set fraud_rate=0.1 (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     set: Vec<String>,
+    /// Add the ground truth to each event as `_label` = {"fraud": bool, "pattern": name or null}.
+    #[arg(long)]
+    labels: bool,
 }
 
 fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
@@ -181,6 +184,7 @@ impl CommonArgs {
             seed: self.seed,
             now: self.now,
             sink,
+            labels: self.labels,
         })
     }
 }

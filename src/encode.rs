@@ -17,6 +17,15 @@ pub enum EncodeError {
         /// The arrival's sequence number.
         seq: i64,
     },
+    /// The ground-truth field `_fraud` is neither a pattern name nor `()`.
+    #[error("event {seq} has `_fraud` of type {found}; it must be a fraud pattern's name or ()")]
+    #[diagnostic(code(sim::event::bad_label))]
+    BadLabel {
+        /// The arrival's sequence number.
+        seq: i64,
+        /// The type found.
+        found: String,
+    },
     /// JSON encoding failed (a value JSON cannot hold).
     #[error("event {seq} cannot be encoded as JSON: {message}")]
     #[diagnostic(code(sim::event::encode))]

@@ -25,6 +25,7 @@ pub mod cli;
 pub mod clock;
 pub mod encode;
 pub mod error;
+pub mod labels;
 pub mod metrics;
 pub mod pipeline;
 pub mod rate;

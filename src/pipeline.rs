@@ -6,21 +6,24 @@
 //! clock, and all arrivals already due are emitted at once, so a slow moment is caught up instead
 //! of drifting).
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use rhai::{Array, Map};
+use rhai::{Array, Dynamic, Map};
 
 use crate::clock::SimClock;
 use crate::encode::EventEncoder;
 use crate::error::SimError;
+use crate::labels;
 use crate::metrics::Metrics;
 use crate::rate::{Nanos, PeakHours, RateCurve, SampledCurve};
 use crate::rng::{stream_rng, Stream};
 use crate::schema::Violation;
-use crate::script::Scenario;
+use crate::script::{Scenario, Scheduled};
 use crate::settings::Settings;
 use crate::shutdown::Shutdown;
 use crate::sink::{Record, Sink};
@@ -50,8 +53,41 @@ pub struct Pipeline<'s> {
     violations: Option<Vec<(i64, Violation)>>,
     /// The revision of the running script.
     revision: u64,
+    /// Whether events carry their ground truth as a `_label` field (`--labels`).
+    labels: bool,
     /// New versions of the script, ready to swap in at the next event boundary.
     reloads: Option<Receiver<Candidate>>,
+    /// Follow-ups the script scheduled, earliest first.
+    follow_ups: BinaryHeap<Reverse<PendingFollowUp>>,
+    /// Ties between follow-ups due at the same time go in scheduling order.
+    follow_up_order: u64,
+}
+
+/// A follow-up waiting for its time.
+struct PendingFollowUp {
+    at: Nanos,
+    order: u64,
+    scheduled: Scheduled,
+}
+
+impl PartialEq for PendingFollowUp {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.order) == (other.at, other.order)
+    }
+}
+
+impl Eq for PendingFollowUp {}
+
+impl PartialOrd for PendingFollowUp {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for PendingFollowUp {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.at, self.order).cmp(&(other.at, other.order))
+    }
 }
 
 /// A new version of the scenario, compiled, set up and checked, ready to be swapped in.
@@ -93,8 +129,17 @@ impl<'s> Pipeline<'s> {
             next_seq: 0,
             violations: None,
             revision: 1,
+            labels: false,
             reloads: None,
+            follow_ups: BinaryHeap::new(),
+            follow_up_order: 0,
         }
+    }
+
+    /// Adds the ground truth to every event as a `_label` field: `{"fraud": bool, "pattern":
+    /// name or null}` (`--labels`). Without it the payload is exactly the scenario's event.
+    pub fn label_events(&mut self, on: bool) {
+        self.labels = on;
     }
 
     /// Swaps in new versions of the scenario as they arrive on `reloads` (live streaming only).
@@ -170,35 +215,86 @@ impl<'s> Pipeline<'s> {
         let seq = self.next_seq;
         self.next_seq += 1;
         let made = self.scenario.event(time_ms, seq)?;
+        self.collect_scheduled();
+        self.send_all(made, time_ms, seq)
+    }
+
+    /// Moves the calls the script just scheduled into the timeline's queue.
+    fn collect_scheduled(&mut self) {
+        for scheduled in self.scenario.take_scheduled() {
+            let at = scheduled.at_ms.saturating_mul(1_000_000);
+            self.follow_ups.push(Reverse(PendingFollowUp {
+                at,
+                order: self.follow_up_order,
+                scheduled,
+            }));
+            self.follow_up_order += 1;
+        }
+    }
+
+    /// When the earliest scheduled follow-up is due.
+    fn next_follow_up(&self) -> Option<Nanos> {
+        self.follow_ups.peek().map(|Reverse(pending)| pending.at)
+    }
+
+    /// Makes and sends the earliest scheduled follow-up.
+    fn emit_follow_up(&mut self) -> Result<u64, SimError> {
+        let Some(Reverse(pending)) = self.follow_ups.pop() else {
+            return Ok(0);
+        };
+        let time_ms = pending.scheduled.at_ms;
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let made = self.scenario.follow_up(pending.scheduled, seq)?;
+        self.collect_scheduled();
+        self.send_all(made, time_ms, seq)
+    }
+
+    /// Emits every follow-up due at or before `upto`, in time order.
+    fn emit_follow_ups_due(&mut self, upto: Nanos) -> Result<u64, SimError> {
+        let mut sent = 0;
+        while self.next_follow_up().is_some_and(|at| at <= upto) {
+            sent += self.emit_follow_up()?;
+        }
+        Ok(sent)
+    }
+
+    /// Sends what a script function returned (a map, an array of maps, or `()`).
+    fn send_all(&mut self, made: Dynamic, time_ms: i64, seq: i64) -> Result<u64, SimError> {
         if made.is_map() {
-            let event = made.cast::<Map>();
-            self.send(&event, time_ms, seq)?;
+            self.send(made.cast::<Map>(), time_ms, seq)?;
             Ok(1)
         } else if made.is_array() {
-            let events = made.cast::<Array>();
-            for event in &events {
-                if let Some(event) = event.read_lock::<Map>() {
-                    self.send(&event, time_ms, seq)?;
+            let mut sent = 0;
+            for event in made.cast::<Array>() {
+                if let Some(event) = event.try_cast::<Map>() {
+                    self.send(event, time_ms, seq)?;
+                    sent += 1;
                 }
             }
-            Ok(events.len() as u64)
+            Ok(sent)
         } else {
             Ok(0)
         }
     }
 
-    fn send(&mut self, event: &Map, time_ms: i64, seq: i64) -> Result<(), SimError> {
+    fn send(&mut self, mut event: Map, time_ms: i64, seq: i64) -> Result<(), SimError> {
+        let pattern = labels::take_fraud_pattern(&mut event, seq)?;
         if let Some(violations) = &mut self.violations {
             let mut found = Vec::new();
-            self.scenario.check_event(event, &mut found)?;
+            self.scenario.check_event(&event, &mut found)?;
             violations.extend(found.into_iter().map(|v| (seq, v)));
         }
-        self.encoder.encode(event, seq)?;
+        if self.labels {
+            labels::add_label(&mut event, pattern.as_deref());
+        }
+        self.encoder.encode(&event, seq)?;
         self.sink.send(Record {
             key: Some(&self.encoder.key),
             payload: &self.encoder.payload,
             timestamp_ms: time_ms,
             revision: self.revision,
+            fraud_pattern: pattern.as_deref(),
         })?;
         self.metrics.event();
         Ok(())
@@ -220,10 +316,13 @@ impl<'s> Pipeline<'s> {
         let mut sent = 0;
         for (i, t) in times.enumerate() {
             if i as u64 % STOP_CHECK_EVERY == 0 && shutdown.is_triggered() {
-                break;
+                return Ok(sent);
             }
+            sent += self.emit_follow_ups_due(t)?;
             sent += self.emit(t)?;
         }
+        // Follow-ups inside the window are history too; later ones wait for the live stream.
+        sent += self.emit_follow_ups_due(end - 1)?;
         Ok(sent)
     }
 
@@ -232,10 +331,21 @@ impl<'s> Pipeline<'s> {
         let mut arrivals = Arrivals::after(nanos(start), stream_rng(self.seed, Stream::Timeline));
         let mut sent = 0;
         while sent < count {
-            let Some(t) = self.next_arrival(&mut arrivals)? else {
-                break;
-            };
-            sent += self.emit(t)?;
+            let arrival = self.next_arrival(&mut arrivals)?;
+            // Follow-ups due before the arrival come first, one at a time (each may schedule more).
+            while sent < count
+                && self
+                    .next_follow_up()
+                    .is_some_and(|f| arrival.is_none_or(|t| f <= t))
+            {
+                sent += self.emit_follow_up()?;
+            }
+            match arrival {
+                Some(t) if sent < count => sent += self.emit(t)?,
+                Some(_) => {}
+                None if self.next_follow_up().is_none() => break,
+                None => {}
+            }
         }
         Ok(sent)
     }
@@ -256,13 +366,19 @@ impl<'s> Pipeline<'s> {
         let mut sent = 0;
         let mut next = self.next_arrival(&mut arrivals)?;
         let mut since_check = 0;
-        while let Some(t) = next {
-            if t >= until {
+        loop {
+            let follow_up = self.next_follow_up();
+            let due = match (next, follow_up) {
+                (None, None) => break,
+                (Some(t), None) | (None, Some(t)) => t,
+                (Some(a), Some(f)) => a.min(f),
+            };
+            if due >= until {
                 // Wait out the rest of the run, then stop.
                 shutdown.wait(clock.until(DateTime::from_timestamp_nanos(until)));
                 break;
             }
-            let wait = clock.until(DateTime::from_timestamp_nanos(t));
+            let wait = clock.until(DateTime::from_timestamp_nanos(due));
             if !wait.is_zero() {
                 if shutdown.wait(wait.min(MAX_SLEEP)) {
                     break;
@@ -275,8 +391,13 @@ impl<'s> Pipeline<'s> {
                 break;
             }
             self.swap_if_reloaded(&mut arrivals);
-            sent += self.emit(t)?;
-            next = self.next_arrival(&mut arrivals)?;
+            match next {
+                Some(t) if follow_up.is_none_or(|f| t < f) => {
+                    sent += self.emit(t)?;
+                    next = self.next_arrival(&mut arrivals)?;
+                }
+                _ => sent += self.emit_follow_up()?,
+            }
         }
         Ok(sent)
     }
@@ -450,6 +571,71 @@ mod tests {
         assert_eq!(metrics.revision(), 2);
         // 6,000 per minute is 100 per second.
         assert_eq!(metrics.target_per_second(), 100.0);
+    }
+
+    const RETRYING: &str = "
+        fn config() { #{ rate: 600.0, peak_factor: 1.0 } }
+        fn event(ctx) {
+            if ctx.seq % 3 == 0 { ctx.follow_up(30000, \"retry\", #{ of: ctx.seq }); }
+            #{ customer_id: \"c\", kind: \"pay\", seq: ctx.seq }
+        }
+        fn retry(ctx, data) { #{ customer_id: \"c\", kind: \"retry\", of: data.of, seq: ctx.seq } }";
+
+    #[test]
+    fn follow_ups_come_at_their_time_in_order_with_the_arrivals() {
+        let mut sink = Recorder::default();
+        let mut p = pipeline(RETRYING, &mut sink, &[]);
+        let start = DateTime::from_timestamp(1_705_312_800, 0).unwrap();
+        assert_eq!(p.sample(start, 3_000).unwrap(), 3_000);
+        assert!(sink.records.windows(2).all(|w| w[0].0 <= w[1].0));
+        let time_of: std::collections::HashMap<i64, i64> = sink
+            .records
+            .iter()
+            .map(|(t, e)| (e["seq"].as_i64().unwrap(), *t))
+            .collect();
+        let retries: Vec<&(i64, serde_json::Value)> = sink
+            .records
+            .iter()
+            .filter(|(_, e)| e["kind"] == "retry")
+            .collect();
+        assert!(retries.len() > 500, "{}", retries.len());
+        for (t, retry) in retries {
+            let of = retry["of"].as_i64().unwrap();
+            assert_eq!(of % 3, 0);
+            assert_eq!(*t, time_of[&of] + 30_000);
+        }
+        // Every sequence number once.
+        let mut seqs: Vec<i64> = time_of.keys().copied().collect();
+        seqs.sort();
+        assert_eq!(seqs, (0..3_000).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn follow_ups_scheduled_late_in_the_backfill_come_in_the_live_stream() {
+        let script = RETRYING.replace("30000", "1000").replace("600.0", "6000.0");
+        let mut sink = Recorder::default();
+        let mut p = pipeline(&script, &mut sink, &[]);
+        let now = Utc::now();
+        p.backfill(now, 1_000, 0.01, &Shutdown::new()).unwrap();
+        let clock = SimClock::starting_at(now);
+        let until = now + chrono::Duration::milliseconds(1_500);
+        p.live(&clock, &Shutdown::new(), Some(until)).unwrap();
+        let now_ms = now.timestamp_millis();
+        let time_of: std::collections::HashMap<i64, i64> = sink
+            .records
+            .iter()
+            .map(|(t, e)| (e["seq"].as_i64().unwrap(), *t))
+            .collect();
+        // Retries of backfilled payments, due after the window, arrive in the live stream.
+        let carried = sink
+            .records
+            .iter()
+            .filter(|(t, e)| {
+                e["kind"] == "retry" && *t >= now_ms && time_of[&e["of"].as_i64().unwrap()] < now_ms
+            })
+            .count();
+        assert!(carried > 0);
+        assert!(sink.records.windows(2).all(|w| w[0].0 <= w[1].0));
     }
 
     #[test]

@@ -15,6 +15,7 @@ mod api;
 mod context;
 mod convert;
 mod error;
+mod follow_up;
 pub mod imports;
 mod memory;
 mod pool;
@@ -29,6 +30,7 @@ use rhai::{CallFnOptions, Dynamic, Engine, FuncArgs, Map, Position, Scope, AST, 
 pub use api::HELPERS;
 pub use context::EventContext;
 pub use error::{ScriptError, ScriptErrorKind, SourceFile};
+pub use follow_up::Scheduled;
 pub use memory::Memory;
 pub use pool::Pool;
 
@@ -64,6 +66,7 @@ pub struct Scenario {
     name: String,
     rng: api::SharedRng,
     memory: Memory,
+    follow_ups: follow_up::FollowUps,
     state: Dynamic,
     settings: Dynamic,
     has_rate: bool,
@@ -73,7 +76,13 @@ pub struct Scenario {
 }
 
 /// Builds the engine every scenario runs on: the one constructor for production and tests.
-fn build_engine(rng: &api::SharedRng, memory: &Memory, script_dir: &Path, name: &str) -> Engine {
+fn build_engine(
+    rng: &api::SharedRng,
+    memory: &Memory,
+    follow_ups: &follow_up::FollowUps,
+    script_dir: &Path,
+    name: &str,
+) -> Engine {
     let mut engine = Engine::new();
     engine
         .set_max_operations(limits::CALL_OPERATIONS)
@@ -100,6 +109,7 @@ fn build_engine(rng: &api::SharedRng, memory: &Memory, script_dir: &Path, name: 
     api::register(&mut engine, rng);
     pool::register(&mut engine, rng);
     memory::register(&mut engine, memory);
+    follow_up::register(&mut engine, follow_ups);
     context::register(&mut engine);
     engine
 }
@@ -143,7 +153,8 @@ impl Scenario {
         let rng = Arc::new(std::sync::Mutex::new(stream_rng(0, Stream::Script)));
         let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let memory = Memory::default();
-        let engine = build_engine(&rng, &memory, &dir, &name);
+        let follow_ups = follow_up::FollowUps::default();
+        let engine = build_engine(&rng, &memory, &follow_ups, &dir, &name);
         let mut engine = engine;
         let ast = engine
             .compile(text)
@@ -168,6 +179,7 @@ impl Scenario {
             name,
             rng,
             memory,
+            follow_ups,
             state: Dynamic::UNIT,
             settings: Dynamic::from_map(Map::new()),
             has_rate,
@@ -349,6 +361,23 @@ impl Scenario {
     pub fn event(&mut self, time_ms: INT, seq: INT) -> Result<Dynamic, ScriptError> {
         let ctx = self.context(time_ms, seq);
         let result = self.call("event", (ctx,))?;
+        self.checked_events("event", result)
+    }
+
+    /// Runs a scheduled follow-up: `function(ctx, data)` at its time, checked like `event`.
+    pub fn follow_up(&mut self, scheduled: Scheduled, seq: INT) -> Result<Dynamic, ScriptError> {
+        let ctx = self.context(scheduled.at_ms, seq);
+        let function = scheduled.function.to_string();
+        let result = self.call(&function, (ctx, scheduled.data))?;
+        self.checked_events(&function, result)
+    }
+
+    /// Calls scheduled since the last take, for the timeline to place.
+    pub fn take_scheduled(&self) -> Vec<Scheduled> {
+        self.follow_ups.take()
+    }
+
+    fn checked_events(&self, function: &str, result: Dynamic) -> Result<Dynamic, ScriptError> {
         let shape_ok = result.is_map()
             || result.is_unit()
             || (result.is_array()
@@ -359,8 +388,8 @@ impl Scenario {
             Ok(result)
         } else {
             Err(self.source.bad_return(
-                "event",
-                self.position_of("event"),
+                function,
+                self.position_of(function),
                 result.type_name(),
                 "a map (one event), an array of maps, or () to skip",
             ))

@@ -145,10 +145,17 @@ impl Sink for KafkaSink {
                 headers_for(&self.fixed_headers, record.revision),
             );
         }
+        let mut headers = self.headers.1.clone();
+        if let Some(pattern) = record.fraud_pattern {
+            headers = headers.insert(Header {
+                key: "fraud_pattern",
+                value: Some(pattern.as_bytes()),
+            });
+        }
         let mut message = BaseRecord::to(&self.topic)
             .payload(record.payload)
             .timestamp(record.timestamp_ms)
-            .headers(self.headers.1.clone());
+            .headers(headers);
         if let Some(key) = record.key {
             message = message.key(key);
         }

@@ -29,6 +29,8 @@ pub struct Record<'a> {
     pub timestamp_ms: i64,
     /// Revision of the script that made the event: 1, then one more per hot reload.
     pub revision: u64,
+    /// The fraud pattern that made the event, if one did (ground truth).
+    pub fraud_pattern: Option<&'a str>,
 }
 
 /// The final (or running) account of a sink.
