@@ -52,6 +52,7 @@ pub const HELPERS: &[&str] = &[
     "chance",
     "pick",
     "pool",
+    "pick_zipf",
     "pick_weighted",
     "normal",
     "log_normal",

@@ -66,6 +66,7 @@ pub struct Scenario {
     name: String,
     rng: api::SharedRng,
     memory: Memory,
+    pools: pool::PoolCounter,
     follow_ups: follow_up::FollowUps,
     state: Dynamic,
     settings: Dynamic,
@@ -78,6 +79,7 @@ pub struct Scenario {
 /// Builds the engine every scenario runs on: the one constructor for production and tests.
 fn build_engine(
     rng: &api::SharedRng,
+    pools: &pool::PoolCounter,
     memory: &Memory,
     follow_ups: &follow_up::FollowUps,
     script_dir: &Path,
@@ -107,7 +109,7 @@ fn build_engine(
         let _ = writeln!(std::io::stderr(), "[{tag}:{pos}] {text}");
     });
     api::register(&mut engine, rng);
-    pool::register(&mut engine, rng);
+    pool::register(&mut engine, rng, pools);
     memory::register(&mut engine, memory);
     follow_up::register(&mut engine, follow_ups);
     context::register(&mut engine);
@@ -154,7 +156,8 @@ impl Scenario {
         let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let memory = Memory::default();
         let follow_ups = follow_up::FollowUps::default();
-        let engine = build_engine(&rng, &memory, &follow_ups, &dir, &name);
+        let pools = pool::PoolCounter::default();
+        let engine = build_engine(&rng, &pools, &memory, &follow_ups, &dir, &name);
         let mut engine = engine;
         let ast = engine
             .compile(text)
@@ -179,6 +182,7 @@ impl Scenario {
             name,
             rng,
             memory,
+            pools,
             follow_ups,
             state: Dynamic::UNIT,
             settings: Dynamic::from_map(Map::new()),
@@ -323,6 +327,7 @@ impl Scenario {
         start_ms: INT,
     ) -> Result<(), ScriptError> {
         *api::lock(&self.rng) = stream_rng(seed, Stream::Script);
+        self.pools.reset();
         self.settings = Dynamic::from_map(convert::settings_map(settings)).into_shared();
         if !self.defines("setup", 1) {
             self.state = Dynamic::UNIT;

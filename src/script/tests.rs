@@ -158,3 +158,56 @@ fn imported_modules_are_callable_by_their_alias() {
     let event = s.event(0, 0).unwrap().cast::<Map>();
     assert_eq!(event["v"].as_int().unwrap(), 13_500);
 }
+
+fn scenario_with(source: &str, env: &[(&str, &str)]) -> Scenario {
+    let mut scenario = Scenario::from_source(Path::new("test.rhai"), source).unwrap();
+    let defaults = scenario.config().unwrap();
+    let input = UserInput {
+        env: env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        ..UserInput::default()
+    };
+    let settings = resolve(&input, &defaults).unwrap();
+    scenario.setup(&settings, 5, 0).unwrap();
+    scenario
+}
+
+#[test]
+fn a_pool_items_draws_do_not_depend_on_pool_sizes() {
+    let source = "fn config() { #{ merchant_count: 10, customer_count: 100 } }
+        fn setup(ctx) {
+            let m = pool(ctx.settings.merchant_count, |i| rand_int(0, 1000000000));
+            let c = pool(ctx.settings.customer_count, |i| #{ home: jitter(35.0, 51.0, 10), k: rand_int(0, 1000000000) });
+            #{ m: m, c: c, after: rand_int(0, 1000000000) }
+        }
+        fn event(ctx) { #{ c7: ctx.state.c[7], after: ctx.state.after } }";
+    let event = |env: &[(&str, &str)]| {
+        let mut s = scenario_with(source, env);
+        serde_json::to_string(&s.event(0, 0).unwrap()).unwrap()
+    };
+    let base = event(&[]);
+    assert_eq!(base, event(&[("CUSTOMER_COUNT", "5000")]));
+    assert_eq!(base, event(&[("MERCHANT_COUNT", "3")]));
+}
+
+#[test]
+fn pick_zipf_favours_the_first_elements() {
+    let mut s = scenario(
+        "fn setup(ctx) { #{ p: pool(100, |i| i) } }
+         fn event(ctx) { #{ v: ctx.state.p.pick_zipf(1.0) } }",
+    );
+    let mut counts = [0u32; 100];
+    for seq in 0..20_000 {
+        let v = s.event(0, seq).unwrap().cast::<Map>()["v"]
+            .as_int()
+            .unwrap();
+        counts[v as usize] += 1;
+    }
+    // s = 1: rank 1 about twice rank 2 and ten times rank 10.
+    let ratio2 = counts[0] as f64 / counts[1] as f64;
+    let ratio10 = counts[0] as f64 / counts[9] as f64;
+    assert!((1.7..2.3).contains(&ratio2), "{ratio2}");
+    assert!((7.5..13.0).contains(&ratio10), "{ratio10}");
+}
