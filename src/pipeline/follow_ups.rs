@@ -1,0 +1,91 @@
+//! The follow-ups a script scheduled, waiting for their time: earliest first, and in scheduling
+//! order when several fall due at the same moment.
+
+use std::cmp::{Ordering, Reverse};
+use std::collections::BinaryHeap;
+
+use crate::rate::Nanos;
+use crate::script::Scheduled;
+
+/// A min-queue of scheduled follow-ups.
+#[derive(Default)]
+pub struct FollowUpQueue {
+    heap: BinaryHeap<Reverse<Pending>>,
+    scheduled_so_far: u64,
+}
+
+struct Pending {
+    at: Nanos,
+    order: u64,
+    scheduled: Scheduled,
+}
+
+impl PartialEq for Pending {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.order) == (other.at, other.order)
+    }
+}
+
+impl Eq for Pending {}
+
+impl PartialOrd for Pending {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Pending {
+    fn cmp(&self, other: &Self) -> Ordering {
+        (self.at, self.order).cmp(&(other.at, other.order))
+    }
+}
+
+impl FollowUpQueue {
+    /// Adds a follow-up.
+    pub fn schedule(&mut self, scheduled: Scheduled) {
+        self.heap.push(Reverse(Pending {
+            at: scheduled.at_ms.saturating_mul(1_000_000),
+            order: self.scheduled_so_far,
+            scheduled,
+        }));
+        self.scheduled_so_far += 1;
+    }
+
+    /// When the earliest follow-up is due.
+    pub fn next_due(&self) -> Option<Nanos> {
+        self.heap.peek().map(|Reverse(pending)| pending.at)
+    }
+
+    /// Takes the earliest follow-up.
+    pub fn pop(&mut self) -> Option<Scheduled> {
+        self.heap.pop().map(|Reverse(pending)| pending.scheduled)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rhai::Dynamic;
+
+    fn at(ms: i64, name: &str) -> Scheduled {
+        Scheduled {
+            at_ms: ms,
+            function: name.into(),
+            data: Dynamic::UNIT,
+        }
+    }
+
+    #[test]
+    fn earliest_first_then_in_scheduling_order() {
+        let mut queue = FollowUpQueue::default();
+        queue.schedule(at(30, "c"));
+        queue.schedule(at(10, "a"));
+        queue.schedule(at(30, "d"));
+        queue.schedule(at(20, "b"));
+        assert_eq!(queue.next_due(), Some(10_000_000));
+        let order: Vec<String> = std::iter::from_fn(|| queue.pop())
+            .map(|s| s.function.to_string())
+            .collect();
+        assert_eq!(order, ["a", "b", "c", "d"]);
+    }
+}

@@ -1,0 +1,234 @@
+use super::*;
+use crate::settings::{resolve, UserInput};
+use crate::sink::{DeliveryAccount, SinkError};
+use std::path::Path;
+
+/// Keeps every record's timestamp and payload.
+#[derive(Default)]
+struct Recorder {
+    records: Vec<(i64, serde_json::Value)>,
+}
+
+impl Sink for Recorder {
+    fn send(&mut self, record: Record<'_>) -> Result<(), SinkError> {
+        let value = serde_json::from_slice(record.payload).unwrap();
+        self.records.push((record.timestamp_ms, value));
+        Ok(())
+    }
+    fn close(&mut self, _: Duration) -> Result<DeliveryAccount, SinkError> {
+        Ok(self.account())
+    }
+    fn account(&self) -> DeliveryAccount {
+        let n = self.records.len() as u64;
+        DeliveryAccount {
+            produced: n,
+            delivered: n,
+            failed: 0,
+        }
+    }
+}
+
+fn pipeline<'s>(source: &str, sink: &'s mut Recorder, env: &[(&str, &str)]) -> Pipeline<'s> {
+    let mut scenario = Scenario::from_source(Path::new("t.rhai"), source).unwrap();
+    let defaults = scenario.config().unwrap();
+    let input = UserInput {
+        env: env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        ..UserInput::default()
+    };
+    let settings = resolve(&input, &defaults).unwrap();
+    scenario.setup(&settings, 11, 0).unwrap();
+    Pipeline::new(scenario, &settings, 11, sink, Arc::new(Metrics::default()))
+}
+
+const SEQ_EVENT: &str = "fn event(ctx) { #{ customer_id: `c${ctx.seq % 7}`, seq: ctx.seq } }";
+
+#[test]
+fn backfill_hands_over_to_live_with_no_gap_or_overlap() {
+    let mut sink = Recorder::default();
+    let now = Utc::now();
+    // 60,000 per minute: the live part makes about 1,000 events in its second.
+    let mut p = pipeline(SEQ_EVENT, &mut sink, &[("EVENT_RATE", "60000")]);
+    let backfilled = p.backfill(now, 500, 1.0, &Shutdown::new()).unwrap();
+    let clock = SimClock::starting_at(now);
+    let until = now + chrono::Duration::seconds(1);
+    let live = p.live(&clock, &Shutdown::new(), Some(until)).unwrap();
+    assert_eq!(backfilled, 500);
+    assert!(live > 0);
+    let now_ms = now.timestamp_millis();
+    let (history, stream) = sink.records.split_at(500);
+    assert!(history
+        .iter()
+        .all(|(t, _)| *t < now_ms && *t >= now_ms - 86_400_000));
+    let outside: Vec<i64> = stream
+        .iter()
+        .map(|(t, _)| *t)
+        // Millisecond timestamps: an arrival just before `until` shares its millisecond.
+        .filter(|t| *t < now_ms || *t > until.timestamp_millis())
+        .collect();
+    assert!(outside.is_empty(), "now {now_ms}: {outside:?}");
+    // Sequence numbers run on without a gap or a repeat, and time never goes back.
+    for (i, (_, event)) in sink.records.iter().enumerate() {
+        assert_eq!(event["seq"], i as i64);
+    }
+    assert!(sink.records.windows(2).all(|w| w[0].0 <= w[1].0));
+}
+
+#[test]
+fn a_stop_signal_ends_the_live_stream() {
+    let mut sink = Recorder::default();
+    let mut p = pipeline(SEQ_EVENT, &mut sink, &[]);
+    let shutdown = Shutdown::new();
+    shutdown.trigger();
+    let clock = SimClock::starting_at(Utc::now());
+    // Without the signal this would stream forever.
+    p.live(&clock, &shutdown, None).unwrap();
+}
+
+#[test]
+fn the_scripts_rate_shapes_the_timeline() {
+    // 600/min in even minutes, none in odd ones.
+    let source =
+        format!("{SEQ_EVENT}\nfn rate(t) {{ if (t / 60000) % 2 == 0 {{ 600.0 }} else {{ 0.0 }} }}");
+    let mut sink = Recorder::default();
+    let mut p = pipeline(&source, &mut sink, &[]);
+    let start = DateTime::from_timestamp(1_705_312_800, 0).unwrap();
+    p.sample(start, 3_000).unwrap();
+    assert!(sink.records.iter().all(|(t, _)| (t / 60_000) % 2 == 0));
+    let minutes = (sink.records.last().unwrap().0 - start.timestamp_millis()) / 60_000;
+    // Five minutes of 600/min, every other minute empty: about ten minutes.
+    assert!((8..=12).contains(&minutes), "{minutes}");
+}
+
+#[test]
+fn a_reload_swaps_rules_and_rate_between_events() {
+    let script = |tag: &str, rate: f64| {
+        format!(
+            "fn config() {{ #{{ rate: {rate:.1}, peak_factor: 1.0, tag: \"{tag}\" }} }}\n\
+                 fn event(ctx) {{ #{{ customer_id: \"c\", seq: ctx.seq, v: ctx.settings.tag }} }}"
+        )
+    };
+    let mut sink = Recorder::default();
+    let metrics = Arc::new(Metrics::default());
+    let mut p = pipeline(&script("old", 60_000.0), &mut sink, &[]);
+    p.metrics = metrics.clone();
+    let mut next = Scenario::from_source(Path::new("t.rhai"), &script("new", 6_000.0)).unwrap();
+    let settings = resolve(&UserInput::default(), &next.config().unwrap()).unwrap();
+    next.setup(&settings, 11, 0).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    p.accept_reloads(rx);
+    let now = Utc::now();
+    let clock = SimClock::starting_at(now);
+    p.live(
+        &clock,
+        &Shutdown::new(),
+        Some(now + chrono::Duration::milliseconds(200)),
+    )
+    .unwrap();
+    tx.send(Candidate {
+        scenario: next,
+        settings,
+        revision: 2,
+    })
+    .unwrap();
+    let later = Utc::now();
+    let clock = SimClock::starting_at(later);
+    p.live(
+        &clock,
+        &Shutdown::new(),
+        Some(later + chrono::Duration::milliseconds(300)),
+    )
+    .unwrap();
+    let tags: Vec<&str> = sink
+        .records
+        .iter()
+        .map(|(_, e)| e["v"].as_str().unwrap())
+        .collect();
+    let switch = tags
+        .iter()
+        .position(|t| *t == "new")
+        .expect("the new version ran");
+    assert!(switch > 0);
+    assert!(tags[switch..].iter().all(|t| *t == "new"));
+    assert_eq!(metrics.revision(), 2);
+    // 6,000 per minute is 100 per second.
+    assert_eq!(metrics.target_per_second(), 100.0);
+}
+
+const RETRYING: &str = "
+    fn config() { #{ rate: 600.0, peak_factor: 1.0 } }
+    fn event(ctx) {
+        if ctx.seq % 3 == 0 { ctx.follow_up(30000, \"retry\", #{ of: ctx.seq }); }
+        #{ customer_id: \"c\", kind: \"pay\", seq: ctx.seq }
+    }
+    fn retry(ctx, data) { #{ customer_id: \"c\", kind: \"retry\", of: data.of, seq: ctx.seq } }";
+
+#[test]
+fn follow_ups_come_at_their_time_in_order_with_the_arrivals() {
+    let mut sink = Recorder::default();
+    let mut p = pipeline(RETRYING, &mut sink, &[]);
+    let start = DateTime::from_timestamp(1_705_312_800, 0).unwrap();
+    assert_eq!(p.sample(start, 3_000).unwrap(), 3_000);
+    assert!(sink.records.windows(2).all(|w| w[0].0 <= w[1].0));
+    let time_of: std::collections::HashMap<i64, i64> = sink
+        .records
+        .iter()
+        .map(|(t, e)| (e["seq"].as_i64().unwrap(), *t))
+        .collect();
+    let retries: Vec<&(i64, serde_json::Value)> = sink
+        .records
+        .iter()
+        .filter(|(_, e)| e["kind"] == "retry")
+        .collect();
+    assert!(retries.len() > 500, "{}", retries.len());
+    for (t, retry) in retries {
+        let of = retry["of"].as_i64().unwrap();
+        assert_eq!(of % 3, 0);
+        assert_eq!(*t, time_of[&of] + 30_000);
+    }
+    // Every sequence number once.
+    let mut seqs: Vec<i64> = time_of.keys().copied().collect();
+    seqs.sort();
+    assert_eq!(seqs, (0..3_000).collect::<Vec<_>>());
+}
+
+#[test]
+fn follow_ups_scheduled_late_in_the_backfill_come_in_the_live_stream() {
+    let script = RETRYING.replace("30000", "1000").replace("600.0", "6000.0");
+    let mut sink = Recorder::default();
+    let mut p = pipeline(&script, &mut sink, &[]);
+    let now = Utc::now();
+    p.backfill(now, 1_000, 0.01, &Shutdown::new()).unwrap();
+    let clock = SimClock::starting_at(now);
+    let until = now + chrono::Duration::milliseconds(1_500);
+    p.live(&clock, &Shutdown::new(), Some(until)).unwrap();
+    let now_ms = now.timestamp_millis();
+    let time_of: std::collections::HashMap<i64, i64> = sink
+        .records
+        .iter()
+        .map(|(t, e)| (e["seq"].as_i64().unwrap(), *t))
+        .collect();
+    // Retries of backfilled payments, due after the window, arrive in the live stream.
+    let carried = sink
+        .records
+        .iter()
+        .filter(|(t, e)| {
+            e["kind"] == "retry" && *t >= now_ms && time_of[&e["of"].as_i64().unwrap()] < now_ms
+        })
+        .count();
+    assert!(carried > 0);
+    assert!(sink.records.windows(2).all(|w| w[0].0 <= w[1].0));
+}
+
+#[test]
+fn arrays_emit_several_events_at_one_arrival() {
+    let source = "fn event(ctx) { [#{ customer_id: \"a\" }, #{ customer_id: \"b\" }] }";
+    let mut sink = Recorder::default();
+    let mut p = pipeline(source, &mut sink, &[]);
+    let sent = p.sample(Utc::now(), 10).unwrap();
+    assert_eq!(sent, 10);
+    assert_eq!(sink.records.len(), 10);
+    assert_eq!(sink.records[0].0, sink.records[1].0);
+}
