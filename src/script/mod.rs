@@ -9,7 +9,7 @@
 //! | `config()` | at load | a map of setting defaults |
 //! | `setup(ctx)` | after settings resolve | the scenario state: pools and the like |
 //! | `event(ctx)` | once per arrival | a map, an array of maps, or `()` |
-//! | `rate(t)` | optional, once per simulated minute | events per minute at `t` |
+//! | `rate(t)` or `rate(t, settings)` | optional, once per simulated minute | events per minute at `t` |
 
 mod api;
 mod context;
@@ -173,7 +173,7 @@ impl Scenario {
                 "every scenario defines `fn event(ctx) { #{ ... } }`, returning one event as a map",
             ));
         }
-        let has_rate = defines("rate", 1);
+        let has_rate = defines("rate", 1) || defines("rate", 2);
         let has_check = defines("check", 1);
         Ok(Self {
             engine,
@@ -402,8 +402,15 @@ impl Scenario {
     }
 
     /// Runs `rate(t)`: events per minute at `time_ms`.
+    /// A script may define `rate(t, settings)` instead, to read its settings (`settings.rate`,
+    /// a sale's hour) in the curve.
     pub fn rate(&mut self, time_ms: INT) -> Result<f64, ScriptError> {
-        let result = self.call("rate", (time_ms,))?;
+        let result = if self.defines("rate", 2) {
+            let settings = self.settings.clone();
+            self.call("rate", (time_ms, settings))?
+        } else {
+            self.call("rate", (time_ms,))?
+        };
         result
             .as_float()
             .or_else(|_| result.as_int().map(|i| i as f64))

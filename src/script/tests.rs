@@ -211,3 +211,14 @@ fn pick_zipf_favours_the_first_elements() {
     assert!((1.7..2.3).contains(&ratio2), "{ratio2}");
     assert!((7.5..13.0).contains(&ratio10), "{ratio10}");
 }
+
+#[test]
+fn rate_may_read_the_settings() {
+    let mut s = scenario(
+        "fn config() { #{ rate: 240.0, sale_factor: 10.0 } }
+         fn event(ctx) { #{} }
+         fn rate(t, settings) { settings.rate * settings.sale_factor }",
+    );
+    assert!(s.has_rate());
+    assert_eq!(s.rate(0).unwrap(), 2_400.0);
+}
