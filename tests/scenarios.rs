@@ -250,39 +250,78 @@ fn a_flash_sale_is_a_sharp_peak_on_three_merchants() {
 }
 
 #[test]
-fn the_sale_share_is_a_setting_and_the_curve_refuses_overrides_it_cannot_see() {
+fn sale_settings_reach_both_the_curve_and_the_events() {
+    // The sale moved to 15:00, four times the rate, 40% of its payments at the sale merchants.
     let all = backfill(
         "scripts/flash_sale.rhai",
-        6000,
+        10_000,
         1,
         "2024-01-15T20:30:00Z",
-        &["--set", "sale_share=0.4"],
+        &[
+            "--set",
+            "sale_start_hour=15",
+            "--set",
+            "sale_factor=4",
+            "--set",
+            "sale_share=0.4",
+        ],
     );
+    let moved = 15 * 60..15 * 60 + 30;
     let sale: Vec<&Value> = all
         .iter()
-        .filter(|e| SALE.contains(&tehran_minute(e)))
+        .filter(|e| moved.contains(&tehran_minute(e)))
         .collect();
+    let peak = all
+        .iter()
+        .filter(|e| (9 * 60..18 * 60).contains(&tehran_minute(e)))
+        .count()
+        - sale.len();
+    let jump = (sale.len() as f64 / 30.0) / (peak as f64 / (9.0 * 60.0 - 30.0));
+    assert!(
+        (3.4..=4.6).contains(&jump),
+        "with sale_factor=4 the sale is {jump:.2} times as busy as the peak hours"
+    );
     let campaign = sale.iter().filter(|e| !e["campaign"].is_null()).count();
     let observed = share(campaign, sale.len());
     assert!(
         (0.34..=0.46).contains(&observed),
         "with sale_share=0.4, {observed:.3} of the sale's payments are sale payments"
     );
-
-    // rate(t) gets no settings, so an override of the curve would leave the events and the
-    // curve disagreeing: the script refuses it and says where to change it.
-    let out = run(
-        sim()
-            .args(["sample", "scripts/flash_sale.rhai", "-n", "1"])
-            .env("SALE_FACTOR", "5"),
-        TIMEOUT,
-    );
-    assert!(!out.status.success(), "SALE_FACTOR=5 was accepted");
     assert!(
-        mentions(&out.stderr, "sale_factor is set to 5.0")
-            && mentions(&out.stderr, "change sale_factor in curve()"),
-        "{}",
-        out.stderr
+        all.iter()
+            .filter(|e| !e["campaign"].is_null())
+            .all(|e| moved.contains(&tehran_minute(e))),
+        "sale payments outside 15:00-15:30"
+    );
+
+    // EVENT_RATE reaches rate(t, settings): at 3:00 Tehran (off-peak), 600 events take about a
+    // minute at 600 a minute, and about twenty at the default 30.
+    let span_minutes = |rate: Option<&str>| {
+        let mut cmd = sim();
+        cmd.args([
+            "sample",
+            "scripts/flash_sale.rhai",
+            "-n",
+            "600",
+            "--seed",
+            "4",
+        ])
+        .args(["--now", "2024-01-14T23:30:00Z"]);
+        if let Some(rate) = rate {
+            cmd.env("EVENT_RATE", rate);
+        }
+        let out = run(&mut cmd, TIMEOUT);
+        assert!(out.status.success(), "{}", out.stderr);
+        let times: Vec<i64> = events(&out.stdout)
+            .iter()
+            .map(|e| tehran(e).timestamp_millis())
+            .collect();
+        (times[times.len() - 1] - times[0]) as f64 / 60_000.0
+    };
+    let (fast, usual) = (span_minutes(Some("600")), span_minutes(None));
+    assert!(
+        (0.7..=1.3).contains(&fast) && (15.0..=25.0).contains(&usual),
+        "600 events span {fast:.2} minutes with EVENT_RATE=600 and {usual:.2} by default"
     );
 }
 
@@ -603,6 +642,43 @@ fn the_holiday_calendar_follows_the_iranian_week_and_nowruz() {
         travel_cities.keys().copied().collect::<Vec<_>>(),
         ["nowruz"],
         "Kish and Ramsar payments on days other than Nowruz: {travel_cities:?}"
+    );
+}
+
+#[test]
+fn the_start_of_nowruz_is_a_setting_of_the_curve() {
+    // 2024-03-19 to 21 in Tehran: by default the 19th is in the rush before Nowruz and the 20th
+    // is its first day; with nowruz_start=3-21 the 20th is still a rush day.
+    let per_day = |args: &[&str]| -> BTreeMap<NaiveDate, usize> {
+        let mut days = BTreeMap::new();
+        let all = backfill(
+            "scripts/holiday_calendar.rhai",
+            3000,
+            3,
+            "2024-03-21T20:30:00Z",
+            args,
+        );
+        for event in &all {
+            *days.entry(tehran(event).date_naive()).or_default() += 1;
+        }
+        days
+    };
+    let day = |d| NaiveDate::from_ymd_opt(2024, 3, d).unwrap();
+    let ratio = |days: &BTreeMap<NaiveDate, usize>, d| days[&day(d)] as f64 / days[&day(19)] as f64;
+    let usual = per_day(&[]);
+    let later = per_day(&["--set", "nowruz_start=3-21"]);
+    // Nowruz against a pre-Nowruz workday: 0.35 / 1.5.
+    assert!(
+        (0.18..=0.3).contains(&ratio(&usual, 20)),
+        "March 20 has {:.3} of March 19's payments by default, expected 0.23",
+        ratio(&usual, 20)
+    );
+    assert!(
+        (0.85..=1.15).contains(&ratio(&later, 20)) && (0.18..=0.3).contains(&ratio(&later, 21)),
+        "with nowruz_start=3-21, March 20 and 21 have {:.3} and {:.3} of March 19's payments, \
+         expected 1 and 0.23",
+        ratio(&later, 20),
+        ratio(&later, 21)
     );
 }
 
