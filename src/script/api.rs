@@ -61,6 +61,7 @@ pub const HELPERS: &[&str] = &[
     "iso8601",
     "hour_of",
     "weekday_of",
+    "local_time",
     "jitter",
     "remember",
     "recall",
@@ -73,6 +74,7 @@ pub fn register(engine: &mut Engine, rng: &SharedRng) {
     register_draws(engine, rng);
     register_choices(engine, rng);
     register_time(engine);
+    register_local_time(engine);
     register_geo(engine, rng);
 }
 
@@ -241,6 +243,33 @@ fn register_time(engine: &mut Engine) {
             .with_timezone(&zone(tz)?)
             .weekday()
             .num_days_from_monday() as INT)
+    });
+}
+
+fn date_parts<Z: chrono::TimeZone>(time: &DateTime<Z>) -> Map {
+    let mut parts = Map::new();
+    let mut put = |key: &str, value: INT| {
+        parts.insert(key.into(), Dynamic::from_int(value));
+    };
+    put("year", time.year() as INT);
+    put("month", time.month() as INT);
+    put("day", time.day() as INT);
+    put("hour", time.hour() as INT);
+    put("minute", time.minute() as INT);
+    put("second", time.second() as INT);
+    put("weekday", time.weekday().num_days_from_monday() as INT);
+    put("day_of_year", time.ordinal() as INT);
+    parts
+}
+
+fn register_local_time(engine: &mut Engine) {
+    // local_time(ms) / local_time(ms, "Asia/Tehran") -> #{year, month, day, hour, minute,
+    // second, weekday (0 = Monday), day_of_year}: the calendar in UTC or a zone.
+    engine.register_fn("local_time", |ms: INT| -> Fallible<Map> {
+        Ok(date_parts(&utc(ms)?))
+    });
+    engine.register_fn("local_time", |ms: INT, tz: &str| -> Fallible<Map> {
+        Ok(date_parts(&utc(ms)?.with_timezone(&zone(tz)?)))
     });
 }
 

@@ -222,3 +222,24 @@ fn rate_may_read_the_settings() {
     assert!(s.has_rate());
     assert_eq!(s.rate(0).unwrap(), 2_400.0);
 }
+
+#[test]
+fn local_time_gives_the_calendar_in_a_zone() {
+    // 2024-03-19T21:00:00Z is 00:30 on March 20 in Tehran (UTC+3:30), a Wednesday.
+    let mut s = scenario(
+        "fn event(ctx) { #{ utc: local_time(ctx.time), tehran: local_time(ctx.time, \"Asia/Tehran\") } }",
+    );
+    let event = s.event(1_710_882_000_000, 0).unwrap().cast::<Map>();
+    let part = |zone: &str, key: &str| event[zone].clone().cast::<Map>()[key].as_int().unwrap();
+    assert_eq!((part("utc", "day"), part("utc", "hour")), (19, 21));
+    assert_eq!(
+        (
+            part("tehran", "month"),
+            part("tehran", "day"),
+            part("tehran", "hour"),
+            part("tehran", "minute")
+        ),
+        (3, 20, 0, 30)
+    );
+    assert_eq!(part("tehran", "weekday"), 2);
+}
