@@ -41,7 +41,8 @@ pub fn imports(source: &str) -> Vec<Import> {
         .collect()
 }
 
-/// The file an import refers to, from the folder of the importing script.
+/// The file an import refers to. Rhai resolves every import, including those inside modules,
+/// against the folder of the top-level script, so `dir` is always that folder.
 pub fn module_file(dir: &Path, import: &str) -> PathBuf {
     let path = dir.join(import);
     if path.extension().is_some() {
@@ -53,6 +54,7 @@ pub fn module_file(dir: &Path, import: &str) -> PathBuf {
 
 /// The script and every module it imports, directly or through other modules.
 pub fn script_files(script: &Path) -> Vec<PathBuf> {
+    let dir = script.parent().map(Path::to_path_buf).unwrap_or_default();
     let mut files = vec![script.to_path_buf()];
     let mut next = 0;
     while next < files.len() {
@@ -61,7 +63,6 @@ pub fn script_files(script: &Path) -> Vec<PathBuf> {
         let Ok(source) = std::fs::read_to_string(&file) else {
             continue;
         };
-        let dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
         for import in imports(&source) {
             let module = module_file(&dir, &import.path);
             if !files.contains(&module) {
@@ -102,7 +103,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("lib")).unwrap();
         std::fs::write(dir.path().join("main.rhai"), "import \"lib/a\" as a;\n").unwrap();
-        std::fs::write(dir.path().join("lib/a.rhai"), "import \"b\" as b;\n").unwrap();
+        // As Rhai resolves it: relative to the top-level script's folder, even inside lib/.
+        std::fs::write(dir.path().join("lib/a.rhai"), "import \"lib/b\" as b;\n").unwrap();
         std::fs::write(dir.path().join("lib/b.rhai"), "fn f() { 1 }\n").unwrap();
         let files = script_files(&dir.path().join("main.rhai"));
         assert_eq!(files.len(), 3);
