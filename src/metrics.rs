@@ -116,3 +116,24 @@ pub fn spawn_status_line(metrics: Arc<Metrics>, shutdown: Shutdown) {
         let _ = writeln!(std::io::stderr());
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_status_line_shows_rates_account_and_revision() {
+        let metrics = Metrics::default();
+        metrics.set_target_per_second(10.0);
+        metrics.event();
+        metrics.delivery.produced();
+        metrics.delivery.delivered();
+        metrics.reloaded(3, Duration::from_micros(200));
+        metrics.rejected();
+        let line = metrics.status_line(9.5);
+        assert_eq!(
+            line,
+            "rate 9.5/s (target 10.0/s) | events 1 | delivered 1 | failed 0 | in flight 0 | rev 3 (1 reloads, 1 rejected)"
+        );
+    }
+}
