@@ -33,26 +33,15 @@
 //! Needs python3 with confluent-kafka and Tansu: `bash dev/install-test-deps.sh`.
 
 use std::io::{BufRead, BufReader};
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-type Failure = Box<dyn std::error::Error>;
+#[path = "support/mod.rs"]
+mod support;
 
-/// Settings the environment could carry into `sim`; cleared so every run uses the script's own.
-const SETTING_VARS: &[&str] = &[
-    "KAFKA_BROKER",
-    "TOPIC",
-    "EVENT_RATE",
-    "PEAK_FACTOR",
-    "FRAUD_RATE",
-    "DECLINED_RATE",
-    "MERCHANT_COUNT",
-    "CUSTOMER_COUNT",
-    "EVENT_INIT_MODE",
-];
+use support::*;
 
 const INSTALL_HINT: &str = "run `bash dev/install-test-deps.sh`";
 
@@ -189,19 +178,6 @@ fn main() -> Result<(), Failure> {
     Ok(())
 }
 
-/// Builds the release binary (a no-op when it is up to date) and returns its path.
-fn build_sim(root: &Path) -> Result<PathBuf, Failure> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .args(["build", "--release", "--bin", "sim"])
-        .current_dir(root)
-        .status()?;
-    if !status.success() {
-        return Err("cargo build --release failed".into());
-    }
-    Ok(root.join("target/release/sim"))
-}
-
 /// A `sim` command without the machine's settings variables.
 fn sim_command(sim: &Path) -> Command {
     let mut command = Command::new(sim);
@@ -292,27 +268,6 @@ fn sim_backfill(
         bytes_per_event,
         exit_ok: output.status.success(),
     })
-}
-
-type Report = ((u64, f64, f64), (u64, u64, u64));
-
-/// Reads `backfilled N events in S s (R events/s, ...)` and
-/// `account: produced P, delivered D, failed F`.
-fn parse_report(stderr: &str) -> Option<Report> {
-    let numbers = |line: &str| -> Vec<f64> {
-        line.split(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .filter_map(|word| word.parse().ok())
-            .collect()
-    };
-    let done = stderr
-        .lines()
-        .find(|line| line.starts_with("backfilled ") && line.contains(" events in "))?;
-    let account = stderr.lines().find(|line| line.starts_with("account: "))?;
-    let (d, a) = (numbers(done), numbers(account));
-    Some((
-        (*d.first()? as u64, *d.get(1)?, *d.get(2)?),
-        (*a.first()? as u64, *a.get(1)? as u64, *a.get(2)? as u64),
-    ))
 }
 
 /// Runs the Python baseline and parses its JSON line.
@@ -463,52 +418,4 @@ fn wait_bounded(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-}
-
-fn find_tansu() -> Option<PathBuf> {
-    let on_path = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|dir| dir.join("tansu"))
-            .find(|path| path.is_file())
-    });
-    let home = std::env::var_os("HOME").map(|home| Path::new(&home).join(".cargo/bin/tansu"));
-    on_path.or(home.filter(|path| path.is_file()))
-}
-
-/// Starts Tansu with in-memory storage on a free port; returns it and its address.
-fn start_tansu(tansu: &Path, scratch: &Path) -> Result<(Child, String), Failure> {
-    let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let address = format!("127.0.0.1:{port}");
-    let url = format!("tcp://{address}");
-    let log = std::fs::File::create(scratch.join("tansu.log"))?;
-    let mut child = Command::new(tansu)
-        .args([
-            "broker",
-            "--listener-url",
-            &url,
-            "--advertised-listener-url",
-            &url,
-        ])
-        .args(["--storage-engine", "memory://tansu/"])
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .spawn()?;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(&address).is_err() {
-        if Instant::now() > deadline || child.try_wait()?.is_some() {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(format!("tansu did not listen on {address}").into());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Ok((child, address))
-}
-
-/// The load average, as `uptime` prints it.
-fn uptime() -> String {
-    Command::new("uptime")
-        .output()
-        .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_string())
-        .unwrap_or_else(|_| "unknown".into())
 }

@@ -21,17 +21,10 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
-type Failure = Box<dyn std::error::Error>;
+#[path = "support/mod.rs"]
+mod support;
 
-/// Settings the environment could carry into `sim`; cleared before the ones set here.
-const SETTING_VARS: &[&str] = &[
-    "KAFKA_BROKER",
-    "TOPIC",
-    "EVENT_RATE",
-    "DECLINED_RATE",
-    "MERCHANT_COUNT",
-    "CUSTOMER_COUNT",
-];
+use support::*;
 
 /// One rate to try: events per minute and seconds to run.
 struct Case {
@@ -134,18 +127,6 @@ fn main() -> Result<(), Failure> {
     Ok(())
 }
 
-fn build_sim(root: &Path) -> Result<PathBuf, Failure> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .args(["build", "--release", "--bin", "sim"])
-        .current_dir(root)
-        .status()?;
-    if !status.success() {
-        return Err("cargo build --release failed".into());
-    }
-    Ok(root.join("target/release/sim"))
-}
-
 fn run(sim: &Path, root: &Path, scratch: &Path, case: Case) -> Result<Pacing, Failure> {
     let file = scratch.join(format!("rate-{}.jsonl", case.per_minute));
     let _ = std::fs::remove_file(&file);
@@ -160,14 +141,15 @@ fn run(sim: &Path, root: &Path, scratch: &Path, case: Case) -> Result<Pacing, Fa
         .args(["--set", &format!("rate={}", case.per_minute)])
         .args(["--seed", "1"])
         .args(["--now", &now.to_rfc3339_opts(SecondsFormat::Millis, true)])
-        .env("EVENT_INIT_MODE", "skip")
-        .env("PEAK_FACTOR", "1")
-        .env("FRAUD_RATE", "0")
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     for var in SETTING_VARS {
         command.env_remove(var);
     }
+    command
+        .env("EVENT_INIT_MODE", "skip")
+        .env("PEAK_FACTOR", "1")
+        .env("FRAUD_RATE", "0");
     let mut child = command.spawn()?;
     // Read standard error on a thread, so a full pipe never stalls sim.
     let mut stderr = child.stderr.take().expect("piped");
@@ -247,12 +229,4 @@ fn account(stderr: &str) -> Option<(u64, u64)> {
         .filter_map(|word| word.parse().ok())
         .collect();
     Some((*numbers.get(1)?, *numbers.get(2)?))
-}
-
-/// The load average, as `uptime` prints it.
-fn uptime() -> String {
-    Command::new("uptime")
-        .output()
-        .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_string())
-        .unwrap_or_else(|_| "unknown".into())
 }
