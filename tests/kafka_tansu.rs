@@ -49,6 +49,21 @@ fn read_back_all(tansu: &Tansu, delivered: u64) -> Vec<Message> {
     read
 }
 
+/// Checks that `sim` exited 0 without a panic and delivered everything it produced; returns the
+/// final account.
+fn clean_account(status: std::process::ExitStatus, stderr: &str, tansu: &Tansu) -> Account {
+    assert_no_panic(stderr);
+    assert!(
+        status.success(),
+        "sim exited with {status}:\n{stderr}\nTansu's log:\n{}",
+        tansu.log()
+    );
+    let account = final_account(stderr);
+    assert_eq!(account.failed, 0, "{stderr}");
+    assert_eq!(account.produced, account.delivered, "{stderr}");
+    account
+}
+
 #[test]
 fn a_run_into_tansu_delivers_everything_keyed_by_customer() {
     require_python_client();
@@ -59,17 +74,7 @@ fn a_run_into_tansu_delivers_everything_keyed_by_customer() {
             .args(["--seed", "5", "--set", "backfill=2000", "--duration", "3"]),
         Duration::from_secs(300),
     );
-    assert_no_panic(&out.stderr);
-    assert!(
-        out.status.success(),
-        "sim run into Tansu exited with {}:\n{}\nTansu's log:\n{}",
-        out.status,
-        out.stderr,
-        tansu.log()
-    );
-    let account = final_account(&out.stderr);
-    assert_eq!(account.failed, 0, "{}", out.stderr);
-    assert_eq!(account.produced, account.delivered, "{}", out.stderr);
+    let account = clean_account(out.status, &out.stderr, &tansu);
     let backfilled = backfilled_events(&out.stderr).expect("a backfill notice");
     assert!(backfilled >= 2000, "{}", out.stderr);
     assert!(
@@ -97,17 +102,7 @@ fn a_backfill_into_tansu_is_read_back_whole() {
             .args(["--count", "5000", "--seed", "9"]),
         Duration::from_secs(300),
     );
-    assert_no_panic(&out.stderr);
-    assert!(
-        out.status.success(),
-        "sim backfill into Tansu exited with {}:\n{}\nTansu's log:\n{}",
-        out.status,
-        out.stderr,
-        tansu.log()
-    );
-    let account = final_account(&out.stderr);
-    assert_eq!(account.failed, 0, "{}", out.stderr);
-    assert_eq!(account.produced, account.delivered, "{}", out.stderr);
+    let account = clean_account(out.status, &out.stderr, &tansu);
     assert!(account.delivered >= 5000, "{}", out.stderr);
     read_back_all(&tansu, account.delivered);
 }
@@ -131,11 +126,7 @@ fn sigint_mid_run_into_tansu_loses_nothing_accepted() {
     sim.interrupt();
     let (status, stderr) = sim.wait(Duration::from_secs(120));
     drop(watcher);
-    assert_no_panic(&stderr);
-    assert!(status.success(), "sim run exited with {status}:\n{stderr}");
-    let account = final_account(&stderr);
-    assert_eq!(account.failed, 0, "{stderr}");
-    assert_eq!(account.produced, account.delivered, "{stderr}");
+    let account = clean_account(status, &stderr, &tansu);
     assert!(account.delivered >= 2000, "{stderr}");
     read_back_all(&tansu, account.delivered);
 }
