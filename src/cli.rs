@@ -9,6 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
+use std::io::IsTerminal;
+
 use clap::{Args, Parser, Subcommand};
 
 use crate::app::{self, Notice, Options, Outcome};
@@ -247,17 +249,31 @@ fn watch_signals() -> Result<Shutdown, SimError> {
     Ok(shutdown)
 }
 
+/// On a terminal, what clears the status line so a notice starts on a clean line; nothing when
+/// standard error is piped (the status line is not drawn then).
+fn clear_status() -> &'static str {
+    if std::io::stderr().is_terminal() {
+        "\r\x1b[2K"
+    } else {
+        ""
+    }
+}
+
 fn print_reload(notice: ReloadNotice) {
     match notice {
         ReloadNotice::Ready {
             revision,
             prepared_in,
         } => say!(
-            "\rreloaded: revision {revision} runs from the next event (prepared in {:.1} ms)",
+            "{}reloaded: revision {revision} runs from the next event (prepared in {:.1} ms)",
+            clear_status(),
             prepared_in.as_secs_f64() * 1e3
         ),
         ReloadNotice::Rejected { running, error } => {
-            say!("\redit rejected; revision {running} keeps running");
+            say!(
+                "{}edit rejected; revision {running} keeps running",
+                clear_status()
+            );
             say!("{:?}", miette::Report::new(error));
         }
         ReloadNotice::Watching(files) => {

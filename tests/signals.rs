@@ -49,3 +49,30 @@ fn sigterm_stops_sim_even_after_its_stderr_reader_is_gone() {
         .lines()
         .all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()));
 }
+
+#[test]
+fn the_status_line_stays_quiet_when_stderr_is_piped() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.jsonl");
+    let output = Command::new(env!("CARGO_BIN_EXE_sim"))
+        .args([
+            "run",
+            "scripts/darooghe.rhai",
+            "--seed",
+            "2",
+            "--duration",
+            "2.5",
+        ])
+        .arg("--sink")
+        .arg(format!("file:{}", out.display()))
+        .args(["--set", "rate=6000"])
+        .env("EVENT_INIT_MODE", "skip")
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    // The status line redraws with a carriage return about once a second on a terminal.
+    assert!(!stderr.contains('\r'), "{stderr}");
+    assert!(!stderr.contains("| in flight"), "{stderr}");
+    assert!(stderr.contains("account: produced"), "{stderr}");
+}
