@@ -302,7 +302,7 @@ fn run(
         .transpose()?;
     let metrics = Arc::new(Metrics::default());
     let shutdown = watch_signals()?;
-    spawn_status_line(metrics.clone(), shutdown.clone());
+    let status_line = spawn_status_line(metrics.clone(), shutdown.clone());
     let on_reload: app::ReloadReporter = if reload {
         Some(Box::new(print_reload))
     } else {
@@ -318,6 +318,9 @@ fn run(
     );
     // Ends the status line before the account is printed.
     shutdown.trigger();
+    if let Some(status_line) = status_line {
+        let _ = status_line.join();
+    }
     Ok(report(&outcome?))
 }
 

@@ -98,11 +98,15 @@ impl Metrics {
 }
 
 /// Redraws the status line on a terminal until `shutdown`; does nothing when stderr is not one.
-pub fn spawn_status_line(metrics: Arc<Metrics>, shutdown: Shutdown) {
+/// Join the returned thread before printing anything else, so the line is ended first.
+pub fn spawn_status_line(
+    metrics: Arc<Metrics>,
+    shutdown: Shutdown,
+) -> Option<std::thread::JoinHandle<()>> {
     if !std::io::stderr().is_terminal() {
-        return;
+        return None;
     }
-    std::thread::spawn(move || {
+    Some(std::thread::spawn(move || {
         let mut last = (Instant::now(), metrics.events());
         while !shutdown.wait(Duration::from_secs(1)) {
             let now = (Instant::now(), metrics.events());
@@ -114,7 +118,7 @@ pub fn spawn_status_line(metrics: Arc<Metrics>, shutdown: Shutdown) {
             let _ = err.flush();
         }
         let _ = writeln!(std::io::stderr());
-    });
+    }))
 }
 
 #[cfg(test)]
