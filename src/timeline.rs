@@ -127,11 +127,6 @@ impl Backfill {
             rng,
         })
     }
-
-    /// The expected number of events the curve gives the window (Lambda).
-    pub fn expected_count(&self) -> f64 {
-        self.total
-    }
 }
 
 impl Iterator for Backfill {

@@ -154,11 +154,6 @@ impl<'s> Pipeline<'s> {
         self.violations.take().unwrap_or_default()
     }
 
-    /// Arrivals made so far (the next sequence number).
-    pub fn arrivals_made(&self) -> i64 {
-        self.next_seq
-    }
-
     /// Calls `f` with the rate curve in force: the script's `rate(t)` or the peak-hour curve.
     fn with_curve<T>(
         &mut self,
@@ -366,16 +361,6 @@ impl<'s> Pipeline<'s> {
             }
         }
         Ok(sent)
-    }
-
-    /// The sink, for closing and accounting.
-    pub fn sink(&mut self) -> &mut dyn Sink {
-        self.sink
-    }
-
-    /// The scenario, e.g. to call its functions.
-    pub fn scenario(&mut self) -> &mut Scenario {
-        &mut self.scenario
     }
 }
 

@@ -21,7 +21,7 @@ mod memory;
 mod pool;
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use rhai::module_resolvers::FileModuleResolver;
@@ -422,11 +422,6 @@ impl Scenario {
                     "a number of events per minute",
                 )
             })
-    }
-
-    /// The path of the script for messages.
-    pub fn display_path(&self) -> PathBuf {
-        self.source.path.clone()
     }
 }
 
