@@ -13,7 +13,11 @@
 //! - [`encode`]: an event map into a key and a JSON value.
 //! - [`sink`]: Kafka, stdout and file sinks, with delivery accounting; [`broker`]: the
 //!   embedded broker.
-//! - [`pipeline`]: the one module that joins timeline, script and sink.
+//! - [`pipeline`]: the one module that joins timeline, script and sink, with the follow-ups a
+//!   script schedules.
+//! - [`reload`]: hot reload (watch, prepare and check off the stream, swap between events).
+//! - [`schema`] and [`check`]: the declared event schema and `sim check`, also a library call.
+//! - [`labels`]: ground truth (`_fraud`, the `fraud_pattern` header, `--labels`).
 //! - [`settings`]: flags > environment > config file > `config()` > defaults.
 //! - [`app`]: the commands as library calls; [`cli`]: the command line on top.
 //! - [`metrics`], [`shutdown`], [`rng`], [`error`]: the shared pieces.
