@@ -49,17 +49,6 @@ fn sample(n: u64, seed: u64, env: &[(&str, &str)]) -> Vec<u8> {
     out.stdout
 }
 
-fn events(stdout: &[u8]) -> Vec<Value> {
-    std::str::from_utf8(stdout)
-        .expect("UTF-8 output")
-        .lines()
-        .map(|line| {
-            serde_json::from_str(line)
-                .unwrap_or_else(|e| panic!("a line is not JSON ({e}): {line}"))
-        })
-        .collect()
-}
-
 fn millis(text: &str) -> i64 {
     DateTime::parse_from_rfc3339(text)
         .unwrap_or_else(|e| panic!("{text:?} is not RFC 3339: {e}"))
@@ -94,12 +83,12 @@ fn the_same_seed_and_clock_give_the_same_bytes_and_another_seed_does_not() {
     );
     let other = sample(2000, 8, &[]);
     assert_ne!(first, other, "--seed 8 gives the same output as --seed 7");
-    assert!(events(&first).len() >= 2000);
+    assert!(json_lines(&first).len() >= 2000);
 }
 
 #[test]
 fn events_have_the_seed_shape_rules_and_proportions() {
-    let all = events(&sample(20_000, 7, &[]));
+    let all = json_lines(&sample(20_000, 7, &[]));
     assert!(all.len() >= 20_000, "only {} events", all.len());
     let now = millis(NOW);
 
@@ -254,7 +243,7 @@ fn events_have_the_seed_shape_rules_and_proportions() {
 
 #[test]
 fn customer_count_bounds_the_customer_pool() {
-    let all = events(&sample(2000, 7, &[("CUSTOMER_COUNT", "10")]));
+    let all = json_lines(&sample(2000, 7, &[("CUSTOMER_COUNT", "10")]));
     let customers: BTreeSet<&str> = all.iter().map(|e| text(e, "customer_id")).collect();
     assert!(
         customers.len() <= 10 && customers.len() > 1,
@@ -291,7 +280,7 @@ fn backfill_fills_its_window_busier_in_peak_hours() {
     };
     let stdout = backfill();
     assert!(stdout == backfill(), "two seeded backfills differ");
-    let all = events(&stdout);
+    let all = json_lines(&stdout);
     // An arrival is one event or a fraud burst of several, so at least the count arrives.
     assert!(all.len() >= 5000, "only {} events", all.len());
 

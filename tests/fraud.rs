@@ -132,14 +132,6 @@ fn sample(script: &str, n: u64, seed: u64, env: &[(&str, &str)], labels: bool) -
     sim_stdout(&args, env)
 }
 
-fn json_lines(stdout: &[u8]) -> Vec<Value> {
-    std::str::from_utf8(stdout)
-        .expect("UTF-8 output")
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}")))
-        .collect()
-}
-
 fn labelled(stdout: &[u8]) -> Vec<Event> {
     json_lines(stdout).into_iter().map(Event::parse).collect()
 }

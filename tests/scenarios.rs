@@ -26,17 +26,6 @@ const SCENARIOS: [&str; 4] = [
 
 // ---- Helpers --------------------------------------------------------------------------------------
 
-fn events(stdout: &[u8]) -> Vec<Value> {
-    std::str::from_utf8(stdout)
-        .expect("UTF-8 output")
-        .lines()
-        .map(|line| {
-            serde_json::from_str(line)
-                .unwrap_or_else(|e| panic!("a line is not JSON ({e}): {line}"))
-        })
-        .collect()
-}
-
 /// `sim backfill SCRIPT --sink stdout --count N --days D --seed 1 --now NOW ARGS...`: its events,
 /// after checking that every one was delivered.
 fn backfill(script: &str, count: u64, days: u64, now: &str, args: &[&str]) -> Vec<Value> {
@@ -56,7 +45,7 @@ fn backfill(script: &str, count: u64, days: u64, now: &str, args: &[&str]) -> Ve
     );
     let account = final_account(&out.stderr);
     assert_eq!(account.failed, 0, "{}", out.stderr);
-    let all = events(&out.stdout);
+    let all = json_lines(&out.stdout);
     assert_eq!(all.len() as u64, account.delivered);
     all
 }
@@ -312,7 +301,7 @@ fn sale_settings_reach_both_the_curve_and_the_events() {
         }
         let out = run(&mut cmd, TIMEOUT);
         assert!(out.status.success(), "{}", out.stderr);
-        let times: Vec<i64> = events(&out.stdout)
+        let times: Vec<i64> = json_lines(&out.stdout)
             .iter()
             .map(|e| tehran(e).timestamp_millis())
             .collect();
@@ -517,7 +506,7 @@ fn seeded_retries_are_reproducible() {
     };
     let first = sample();
     assert!(first == sample(), "two seeded samples with retries differ");
-    let retries = events(&first)
+    let retries = json_lines(&first)
         .iter()
         .filter(|e| int(e, "attempt") > 1)
         .count();
@@ -710,7 +699,7 @@ fn hello_events_hold_its_invariants() {
         TIMEOUT,
     );
     assert!(out.status.success(), "{}", out.stderr);
-    let all = events(&out.stdout);
+    let all = json_lines(&out.stdout);
     assert_eq!(all.len(), 3000);
     let mut customers = BTreeSet::new();
     for event in &all {

@@ -750,3 +750,15 @@ pub fn assert_offsets_contiguous(messages: &[Message]) {
         );
     }
 }
+
+/// Each line of `stdout` (JSON lines, as `sim sample` and `--sink stdout` write them), parsed.
+pub fn json_lines(stdout: &[u8]) -> Vec<Value> {
+    std::str::from_utf8(stdout)
+        .expect("UTF-8 output")
+        .lines()
+        .map(|line| {
+            serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("a line is not JSON ({e}): {line}"))
+        })
+        .collect()
+}
