@@ -29,17 +29,7 @@ impl Sink for Recorder {
 }
 
 fn pipeline<'s>(source: &str, sink: &'s mut Recorder, env: &[(&str, &str)]) -> Pipeline<'s> {
-    let mut scenario = Scenario::from_source(Path::new("t.rhai"), source).unwrap();
-    let defaults = scenario.config().unwrap();
-    let input = UserInput {
-        env: env
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-        ..UserInput::default()
-    };
-    let settings = resolve(&input, &defaults).unwrap();
-    scenario.setup(&settings, 11, 0).unwrap();
+    let (scenario, settings) = crate::script::tests::set_up(source, 11, env);
     Pipeline::new(scenario, &settings, 11, sink, Arc::new(Metrics::default()))
 }
 

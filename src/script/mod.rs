@@ -70,7 +70,8 @@ pub struct Scenario {
     follow_ups: follow_up::FollowUps,
     state: Dynamic,
     settings: Dynamic,
-    has_rate: bool,
+    /// Whether the script defines `rate(t)` (1) or `rate(t, settings)` (2).
+    rate_arity: Option<usize>,
     has_check: bool,
     schema: Option<Schema>,
     scope: Scope<'static>,
@@ -173,7 +174,7 @@ impl Scenario {
                 "every scenario defines `fn event(ctx) { #{ ... } }`, returning one event as a map",
             ));
         }
-        let has_rate = defines("rate", 1) || defines("rate", 2);
+        let rate_arity = [2, 1].into_iter().find(|&arity| defines("rate", arity));
         let has_check = defines("check", 1);
         Ok(Self {
             engine,
@@ -186,7 +187,7 @@ impl Scenario {
             follow_ups,
             state: Dynamic::UNIT,
             settings: Dynamic::from_map(Map::new()),
-            has_rate,
+            rate_arity,
             has_check,
             schema: None,
             scope: Scope::new(),
@@ -205,7 +206,7 @@ impl Scenario {
 
     /// Whether the script defines `rate(t)`.
     pub fn has_rate(&self) -> bool {
-        self.has_rate
+        self.rate_arity.is_some()
     }
 
     /// Calls a script function by name with the per-call sandbox limit: for contract functions
@@ -405,7 +406,7 @@ impl Scenario {
     /// A script may define `rate(t, settings)` instead, to read its settings (`settings.rate`,
     /// a sale's hour) in the curve.
     pub fn rate(&mut self, time_ms: INT) -> Result<f64, ScriptError> {
-        let result = if self.defines("rate", 2) {
+        let result = if self.rate_arity == Some(2) {
             let settings = self.settings.clone();
             self.call("rate", (time_ms, settings))?
         } else {
@@ -426,4 +427,4 @@ impl Scenario {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

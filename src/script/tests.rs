@@ -1,12 +1,8 @@
 use super::*;
-use crate::settings::{resolve, UserInput};
+use crate::settings::{resolve, Settings, UserInput};
 
 fn scenario(source: &str) -> Scenario {
-    let mut scenario = Scenario::from_source(Path::new("test.rhai"), source).unwrap();
-    let defaults = scenario.config().unwrap();
-    let settings = resolve(&UserInput::default(), &defaults).unwrap();
-    scenario.setup(&settings, 1, 0).unwrap();
-    scenario
+    set_up(source, 1, &[]).0
 }
 
 fn event_error(source: &str) -> String {
@@ -159,7 +155,9 @@ fn imported_modules_are_callable_by_their_alias() {
     assert_eq!(event["v"].as_int().unwrap(), 13_500);
 }
 
-fn scenario_with(source: &str, env: &[(&str, &str)]) -> Scenario {
+/// A scenario from `source`, configured with `env` as its environment and set up with `seed`;
+/// shared with the pipeline's tests.
+pub(crate) fn set_up(source: &str, seed: u64, env: &[(&str, &str)]) -> (Scenario, Settings) {
     let mut scenario = Scenario::from_source(Path::new("test.rhai"), source).unwrap();
     let defaults = scenario.config().unwrap();
     let input = UserInput {
@@ -170,8 +168,12 @@ fn scenario_with(source: &str, env: &[(&str, &str)]) -> Scenario {
         ..UserInput::default()
     };
     let settings = resolve(&input, &defaults).unwrap();
-    scenario.setup(&settings, 5, 0).unwrap();
-    scenario
+    scenario.setup(&settings, seed, 0).unwrap();
+    (scenario, settings)
+}
+
+fn scenario_with(source: &str, env: &[(&str, &str)]) -> Scenario {
+    set_up(source, 5, env).0
 }
 
 #[test]
