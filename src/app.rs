@@ -190,11 +190,8 @@ fn open_sink(
                     recreated: recreate_topic,
                 });
             }
-            let sink = Box::new(sink);
-            let reasons: *const KafkaSink = &*sink;
-            let _ = reasons;
             Ok(OpenSink {
-                sink,
+                sink: Box::new(sink),
                 _broker: broker,
             })
         }
@@ -240,7 +237,9 @@ fn with_pipeline(
             metrics,
         );
         pipeline.label_events(labels);
-        step(&mut pipeline, notify)
+        pipeline
+            .set_workers(prepared.settings.workers)
+            .and_then(|()| step(&mut pipeline, notify))
     };
     match result {
         Ok(events) => close(open, events, started, notify),

@@ -132,6 +132,10 @@ struct CommonArgs {
     /// Add the ground truth to each event as `_label` = {"fraud": bool, "pattern": name or null}.
     #[arg(long)]
     labels: bool,
+    /// Script workers making events (default: one a core; SIM_WORKERS). The events are the same
+    /// for any number: workers change the speed, not the output.
+    #[arg(long, value_name = "N")]
+    workers: Option<String>,
 }
 
 fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
@@ -147,6 +151,7 @@ fn user_input(
     kafka: &[String],
     topic: Option<&String>,
     brokers: Option<&String>,
+    workers: Option<&String>,
 ) -> Result<UserInput, SimError> {
     let mut input = UserInput::from_process_env();
     input.config_file = config;
@@ -167,6 +172,11 @@ fn user_input(
             .flags
             .push(("brokers".into(), brokers.clone(), "--brokers".into()));
     }
+    if let Some(workers) = workers {
+        input
+            .flags
+            .push(("workers".into(), workers.clone(), "--workers".into()));
+    }
     Ok(input)
 }
 
@@ -178,6 +188,7 @@ impl CommonArgs {
             &self.kafka,
             self.topic.as_ref(),
             self.brokers.as_ref(),
+            self.workers.as_ref(),
         )?;
         let sink = SinkSpec::parse(self.sink.as_deref().unwrap_or(default_sink))?;
         Ok(Options {
@@ -345,7 +356,14 @@ fn backfill(
     let options = common.options(script, "kafka")?;
     let metrics = Arc::new(Metrics::default());
     let shutdown = watch_signals()?;
-    let outcome = app::backfill(&options, count, days, &shutdown, metrics, &mut print_notice)?;
+    let outcome = app::backfill(
+        &options,
+        count,
+        days,
+        &shutdown,
+        metrics.clone(),
+        &mut print_notice,
+    )?;
     let seconds = outcome.elapsed.as_secs_f64();
     say!(
         "backfilled {} events in {:.2} s ({:.0} events/s, delivery included)",
@@ -353,6 +371,13 @@ fn backfill(
         seconds,
         outcome.events as f64 / seconds.max(1e-9)
     );
+    let (ahead, again) = metrics.ahead_and_again();
+    if ahead > 0 {
+        say!(
+            "workers: {ahead} arrivals made in parallel, {again} of them made again in turn ({:.2}%)",
+            again as f64 * 100.0 / ahead as f64
+        );
+    }
     Ok(report(&outcome))
 }
 
@@ -500,7 +525,7 @@ impl Cli {
                 config,
                 set,
             } => {
-                let input = user_input(config, &set, &[], None, None)?;
+                let input = user_input(config, &set, &[], None, None, None)?;
                 let options = CheckOptions {
                     count,
                     seed,

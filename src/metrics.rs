@@ -20,11 +20,28 @@ pub struct Metrics {
     reloads: AtomicU64,
     rejected: AtomicU64,
     longest_swap_ns: AtomicU64,
+    made_ahead: AtomicU64,
+    made_again: AtomicU64,
     /// The sink's delivery counters.
     pub delivery: Arc<DeliveryCounters>,
 }
 
 impl Metrics {
+    /// Counts events made ahead of their turn by the workers, and how many of them had to be
+    /// made again in turn (they read memory that an earlier event changed).
+    pub fn made_ahead(&self, ahead: u64, again: u64) {
+        self.made_ahead.fetch_add(ahead, Ordering::Relaxed);
+        self.made_again.fetch_add(again, Ordering::Relaxed);
+    }
+
+    /// Events made ahead of their turn, and of those, made again: see [`Metrics::made_ahead`].
+    pub fn ahead_and_again(&self) -> (u64, u64) {
+        (
+            self.made_ahead.load(Ordering::Relaxed),
+            self.made_again.load(Ordering::Relaxed),
+        )
+    }
+
     /// Counts one event made.
     pub fn event(&self) {
         self.events.fetch_add(1, Ordering::Relaxed);

@@ -31,12 +31,35 @@ pub fn stream_rng(seed: u64, stream: Stream) -> SimRng {
     rng
 }
 
-/// The script's generator for events after the `generation`-th reload: a stream of its own, so
-/// that a reloaded script does not replay the draws (and UUIDs) its predecessor already made.
-pub fn generation_rng(seed: u64, generation: u64) -> SimRng {
-    let mut rng = SimRng::seed_from_u64(seed);
-    rng.set_stream(Stream::Script as u64 + (generation << 8));
+/// The generator whose streams the events of the `generation`-th version of a script draw from
+/// (generation 0 until the first reload), one stream an event (see [`event_rng`]). It has a key
+/// of its own rather than being a stream of `seed`'s key, so that event identities can use every
+/// stream number without meeting the timeline's or the setup's.
+pub fn event_base(seed: u64, generation: u64) -> SimRng {
+    let mut key = [0u8; 32];
+    key[..8].copy_from_slice(&seed.to_le_bytes());
+    key[8..16].copy_from_slice(&generation.to_le_bytes());
+    key[16..24].copy_from_slice(b"sim.evnt");
+    SimRng::from_seed(key)
+}
+
+/// The generator of the event with identity `id`: what an event draws depends on the seed and
+/// the event alone, not on which worker made it or what was made before it.
+pub fn event_rng(base: &SimRng, id: u64) -> SimRng {
+    let mut rng = base.clone();
+    rng.set_stream(id);
+    rng.set_word_pos(0);
     rng
+}
+
+/// The identity of the `index`-th follow-up that the event with identity `parent` scheduled.
+/// Arrivals are numbered from 0; follow-ups have the top bit set, so the two never meet.
+pub fn follow_up_id(parent: u64, index: u64) -> u64 {
+    // splitmix64's finaliser: a bijection that spreads nearby inputs far apart.
+    let mut z = parent ^ index.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    (z ^ (z >> 31)) | (1 << 63)
 }
 
 /// A fresh seed from the operating system, for runs where the user gave none.
@@ -58,6 +81,27 @@ mod tests {
             .map(|_| stream_rng(7, Stream::Script).random())
             .collect();
         assert_eq!(a, b);
+    }
+
+    #[test]
+    fn an_event_draws_the_same_whatever_was_drawn_before() {
+        let base = event_base(7, 0);
+        let mut first = event_rng(&base, 5);
+        let _: u64 = first.random();
+        let again: u64 = event_rng(&base, 5).random();
+        let fresh: u64 = event_rng(&event_base(7, 0), 5).random();
+        assert_eq!(again, fresh);
+        assert_ne!(fresh, event_rng(&base, 6).random::<u64>());
+        assert_ne!(fresh, event_rng(&event_base(7, 1), 5).random::<u64>());
+    }
+
+    #[test]
+    fn follow_up_ids_never_look_like_arrivals() {
+        let ids: std::collections::HashSet<u64> = (0..1000)
+            .flat_map(|parent| (0..4).map(move |k| follow_up_id(parent, k)))
+            .collect();
+        assert_eq!(ids.len(), 4000);
+        assert!(ids.iter().all(|id| id >> 63 == 1));
     }
 
     #[test]

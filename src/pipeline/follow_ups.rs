@@ -72,6 +72,7 @@ mod tests {
             at_ms: ms,
             function: name.into(),
             data: Dynamic::UNIT,
+            id: 0,
         }
     }
 

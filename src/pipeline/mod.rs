@@ -6,20 +6,19 @@
 //! clock, and all arrivals already due are emitted at once, so a slow moment is caught up instead
 //! of drifting).
 
+use std::collections::HashSet;
 use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use rhai::{Array, Dynamic, Map};
+use rhai::ImmutableString;
 
 use crate::clock::SimClock;
-use crate::encode::EventEncoder;
 use crate::error::SimError;
-use crate::labels;
 use crate::metrics::Metrics;
 use crate::rate::{Nanos, PeakHours, RateCurve, SampledCurve};
-use crate::rng::{stream_rng, Stream};
+use crate::rng::{follow_up_id, stream_rng, Stream};
 use crate::schema::Violation;
 use crate::script::Scenario;
 use crate::settings::Settings;
@@ -28,14 +27,17 @@ use crate::sink::{Record, Sink};
 use crate::timeline::{Arrivals, Backfill};
 
 mod follow_ups;
+pub mod workers;
 
 use follow_ups::FollowUpQueue;
+use workers::{make_ahead, Job, MakeOptions, Made, Worker};
 
 /// The longest the live loop sleeps before looking at the stop signal again.
 const MAX_SLEEP: Duration = Duration::from_millis(100);
 
-/// How many events pass between checks of the stop signal in virtual time.
-const STOP_CHECK_EVERY: u64 = 256;
+/// The most arrivals made in one batch: large enough that handing shares to the workers costs
+/// little, small enough that the stop signal and reloads are seen within milliseconds.
+const BATCH: usize = 512;
 
 /// Nanoseconds since the epoch of `time`.
 pub fn nanos(time: DateTime<Utc>) -> Nanos {
@@ -44,13 +46,16 @@ pub fn nanos(time: DateTime<Utc>) -> Nanos {
 
 /// A scenario wired to a sink.
 pub struct Pipeline<'s> {
-    scenario: Scenario,
+    /// The running scenario version, once a worker; the first makes what is made in turn.
+    workers: Vec<Worker>,
+    key_field: String,
     peak_hours: PeakHours,
-    encoder: EventEncoder,
     sink: &'s mut dyn Sink,
     metrics: Arc<Metrics>,
     seed: u64,
     next_seq: i64,
+    /// The identity of the next arrival: its ordinal on the timeline, backfill and live alike.
+    next_arrival: u64,
     /// When checking, every event's schema and invariant violations with its sequence number.
     violations: Option<Vec<(i64, Violation)>>,
     /// The revision of the running script.
@@ -67,6 +72,8 @@ pub struct Pipeline<'s> {
 pub struct Candidate {
     /// The scenario, its event generator on the stream of its generation.
     pub scenario: Scenario,
+    /// Its forks for the other workers (see [`Scenario::fork`]), made off the streaming thread.
+    pub forks: Vec<Scenario>,
     /// Its resolved settings.
     pub settings: Settings,
     /// Its revision.
@@ -83,8 +90,13 @@ fn peak_hours(settings: &Settings) -> PeakHours {
     }
 }
 
+/// The number of workers to make events with when none is asked for: one a core.
+pub fn default_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 impl<'s> Pipeline<'s> {
-    /// Wires a scenario (already set up) to `sink`.
+    /// Wires a scenario (already set up) to `sink`, with one worker.
     pub fn new(
         scenario: Scenario,
         settings: &Settings,
@@ -93,19 +105,32 @@ impl<'s> Pipeline<'s> {
         metrics: Arc<Metrics>,
     ) -> Self {
         Self {
-            scenario,
+            workers: vec![Worker::new(scenario, &settings.key_field)],
+            key_field: settings.key_field.clone(),
             peak_hours: peak_hours(settings),
-            encoder: EventEncoder::new(&settings.key_field),
             sink,
             metrics,
             seed,
             next_seq: 0,
+            next_arrival: 0,
             violations: None,
             revision: 1,
             labels: false,
             reloads: None,
             follow_ups: FollowUpQueue::default(),
         }
+    }
+
+    /// Makes events with `count` workers (at least one). The events are the same whatever the
+    /// count (see [`workers`]); more workers make them faster on more cores.
+    pub fn set_workers(&mut self, count: usize) -> Result<(), SimError> {
+        let count = count.max(1);
+        self.workers.truncate(count);
+        while self.workers.len() < count {
+            let worker = self.workers[0].fork(&self.key_field)?;
+            self.workers.push(worker);
+        }
+        Ok(())
     }
 
     /// Adds the ground truth to every event as a `_label` field: `{"fraud": bool, "pattern":
@@ -126,9 +151,14 @@ impl<'s> Pipeline<'s> {
             return;
         };
         let started = Instant::now();
-        let mut scenario = candidate.scenario;
-        scenario.take_memory_from(&self.scenario);
-        let retired = std::mem::replace(&mut self.scenario, scenario);
+        let scenario = candidate.scenario;
+        // The forks share the candidate's memory store, so taking over into it reaches them too.
+        scenario.take_memory_from(&self.workers[0].scenario);
+        let workers = std::iter::once(scenario)
+            .chain(candidate.forks)
+            .map(|scenario| Worker::new(scenario, &self.key_field))
+            .collect();
+        let retired = std::mem::replace(&mut self.workers, workers);
         // Freeing a large world (a million customers) takes milliseconds: not on this thread.
         std::thread::spawn(move || drop(retired));
         self.peak_hours = peak_hours(&candidate.settings);
@@ -139,8 +169,8 @@ impl<'s> Pipeline<'s> {
     }
 
     /// Gives back the scenario (after a check run, for instance).
-    pub fn into_scenario(self) -> Scenario {
-        self.scenario
+    pub fn into_scenario(mut self) -> Scenario {
+        self.workers.swap_remove(0).scenario
     }
 
     /// Checks every event against the scenario's schema and invariants from now on (for
@@ -154,13 +184,20 @@ impl<'s> Pipeline<'s> {
         self.violations.take().unwrap_or_default()
     }
 
+    fn make_options(&self) -> MakeOptions {
+        MakeOptions {
+            labels: self.labels,
+            validate: self.violations.is_some(),
+        }
+    }
+
     /// Calls `f` with the rate curve in force: the script's `rate(t)` or the peak-hour curve.
     fn with_curve<T>(
         &mut self,
         f: impl FnOnce(&mut dyn RateCurve) -> Result<T, SimError>,
     ) -> Result<T, SimError> {
-        if self.scenario.has_rate() {
-            let scenario = &mut self.scenario;
+        let scenario = &mut self.workers[0].scenario;
+        if scenario.has_rate() {
             let mut curve =
                 SampledCurve::new(|t| scenario.rate(t / 1_000_000).map_err(SimError::from));
             f(&mut curve)
@@ -176,21 +213,93 @@ impl<'s> Pipeline<'s> {
         Ok(next)
     }
 
-    /// Makes and sends the events of the arrival at `t`; returns how many were sent.
-    fn emit(&mut self, t: Nanos) -> Result<u64, SimError> {
-        let time_ms = t.div_euclid(1_000_000);
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        let made = self.scenario.event(time_ms, seq)?;
-        self.collect_scheduled();
-        self.send_all(made, time_ms, seq)
+    /// Makes and sends the events of the arrivals at `times` (in order), and of the follow-ups
+    /// that fall due among them, until `limit` events are sent. Returns how many were sent.
+    fn emit_arrivals(&mut self, times: &[Nanos], limit: u64) -> Result<u64, SimError> {
+        let jobs: Vec<Job> = times
+            .iter()
+            .map(|t| {
+                let id = self.next_arrival;
+                self.next_arrival += 1;
+                Job::Arrival {
+                    time_ms: t.div_euclid(1_000_000),
+                    id,
+                }
+            })
+            .collect();
+        let options = self.make_options();
+        let mut ahead: Vec<Option<Made>> =
+            if self.workers.len() > 1 && jobs.len() >= workers::MIN_PARALLEL {
+                make_ahead(&mut self.workers, &jobs, self.next_seq, options)
+                    .into_iter()
+                    .map(Some)
+                    .collect()
+            } else {
+                Vec::new()
+            };
+        // Memory keys committed since the events were made ahead.
+        let mut written = HashSet::new();
+        let mut sent = 0;
+        let mut again = 0;
+        for (i, (job, t)) in jobs.iter().zip(times).enumerate() {
+            sent += self.emit_follow_ups_due(*t, limit - sent, &mut written)?;
+            if sent >= limit {
+                break;
+            }
+            let seq = self.take_seq();
+            let made = match ahead.get_mut(i).and_then(Option::take) {
+                Some(made) if made.holds(seq, &written) => made,
+                other => {
+                    again += u64::from(other.is_some());
+                    self.workers[0].make(job, seq, options)
+                }
+            };
+            sent += self.commit(made, job, &mut written)?;
+        }
+        self.metrics.made_ahead(ahead.len() as u64, again);
+        Ok(sent)
     }
 
-    /// Moves the calls the script just scheduled into the timeline's queue.
-    fn collect_scheduled(&mut self) {
-        for scheduled in self.scenario.take_scheduled() {
+    fn take_seq(&mut self) -> i64 {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        seq
+    }
+
+    /// Commits an event in turn: its memory writes, its follow-ups, its events to the sink.
+    fn commit(
+        &mut self,
+        made: Made,
+        job: &Job,
+        written: &mut HashSet<ImmutableString>,
+    ) -> Result<u64, SimError> {
+        let Made {
+            outgoing,
+            mut effects,
+            seq,
+        } = made;
+        let outgoing = outgoing?;
+        written.extend(effects.journal.writes.keys().cloned());
+        self.workers[0].scenario.commit(&mut effects.journal);
+        for (index, mut scheduled) in effects.scheduled.into_iter().enumerate() {
+            scheduled.id = follow_up_id(job.id(), index as u64);
             self.follow_ups.schedule(scheduled);
         }
+        let sent = outgoing.len() as u64;
+        for event in outgoing {
+            if let Some(violations) = &mut self.violations {
+                violations.extend(event.violations.into_iter().map(|v| (seq, v)));
+            }
+            self.sink.send(Record {
+                key: Some(&event.key),
+                payload: &event.payload,
+                timestamp_ms: job.time_ms(),
+                revision: self.revision,
+                fraud_pattern: event.pattern.as_deref(),
+            })?;
+            self.metrics.event();
+        }
+        Ok(sent)
     }
 
     /// When the earliest scheduled follow-up is due.
@@ -198,69 +307,32 @@ impl<'s> Pipeline<'s> {
         self.follow_ups.next_due()
     }
 
-    /// Makes and sends the earliest scheduled follow-up.
-    fn emit_follow_up(&mut self) -> Result<u64, SimError> {
+    /// Makes and sends the earliest scheduled follow-up, in turn.
+    fn emit_follow_up(&mut self, written: &mut HashSet<ImmutableString>) -> Result<u64, SimError> {
         let Some(scheduled) = self.follow_ups.pop() else {
             return Ok(0);
         };
-        let time_ms = scheduled.at_ms;
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        let made = self.scenario.follow_up(scheduled, seq)?;
-        self.collect_scheduled();
-        self.send_all(made, time_ms, seq)
+        let job = Job::FollowUp(scheduled);
+        let seq = self.take_seq();
+        let options = self.make_options();
+        let made = self.workers[0].make(&job, seq, options);
+        self.commit(made, &job, written)
     }
 
-    /// Emits every follow-up due at or before `upto`, in time order.
-    fn emit_follow_ups_due(&mut self, upto: Nanos) -> Result<u64, SimError> {
+    /// Emits every follow-up due at or before `upto`, in time order, until `limit` events are
+    /// sent.
+    fn emit_follow_ups_due(
+        &mut self,
+        upto: Nanos,
+        limit: u64,
+        written: &mut HashSet<ImmutableString>,
+    ) -> Result<u64, SimError> {
         let mut sent = 0;
-        while self.next_follow_up().is_some_and(|at| at <= upto) {
-            sent += self.emit_follow_up()?;
+        while sent < limit && self.next_follow_up().is_some_and(|at| at <= upto) {
+            sent += self.emit_follow_up(written)?;
         }
         Ok(sent)
     }
-
-    /// Sends what a script function returned (a map, an array of maps, or `()`).
-    fn send_all(&mut self, made: Dynamic, time_ms: i64, seq: i64) -> Result<u64, SimError> {
-        if made.is_map() {
-            self.send(made.cast::<Map>(), time_ms, seq)?;
-            Ok(1)
-        } else if made.is_array() {
-            let mut sent = 0;
-            for event in made.cast::<Array>() {
-                if let Some(event) = event.try_cast::<Map>() {
-                    self.send(event, time_ms, seq)?;
-                    sent += 1;
-                }
-            }
-            Ok(sent)
-        } else {
-            Ok(0)
-        }
-    }
-
-    fn send(&mut self, mut event: Map, time_ms: i64, seq: i64) -> Result<(), SimError> {
-        let pattern = labels::take_fraud_pattern(&mut event, seq)?;
-        if let Some(violations) = &mut self.violations {
-            let mut found = Vec::new();
-            self.scenario.check_event(&event, &mut found)?;
-            violations.extend(found.into_iter().map(|v| (seq, v)));
-        }
-        if self.labels {
-            labels::add_label(&mut event, pattern.as_deref());
-        }
-        self.encoder.encode(&event, seq)?;
-        self.sink.send(Record {
-            key: Some(&self.encoder.key),
-            payload: &self.encoder.payload,
-            timestamp_ms: time_ms,
-            revision: self.revision,
-            fraud_pattern: pattern.as_deref(),
-        })?;
-        self.metrics.event();
-        Ok(())
-    }
-
     /// Produces `count` historical events over the `days` before `end`, in virtual time.
     /// Returns the number of events sent (an arrival may make several, or none).
     pub fn backfill(
@@ -273,17 +345,22 @@ impl<'s> Pipeline<'s> {
         let end = nanos(end);
         let start = end - (days * 86_400e9) as Nanos;
         let rng = stream_rng(self.seed, Stream::Backfill);
-        let times = self.with_curve(|curve| Backfill::new(curve, start, end, count, rng))?;
+        let mut times = self.with_curve(|curve| Backfill::new(curve, start, end, count, rng))?;
         let mut sent = 0;
-        for (i, t) in times.enumerate() {
-            if i as u64 % STOP_CHECK_EVERY == 0 && shutdown.is_triggered() {
+        let mut batch = Vec::with_capacity(BATCH);
+        loop {
+            if shutdown.is_triggered() {
                 return Ok(sent);
             }
-            sent += self.emit_follow_ups_due(t)?;
-            sent += self.emit(t)?;
+            batch.clear();
+            batch.extend(times.by_ref().take(BATCH));
+            if batch.is_empty() {
+                break;
+            }
+            sent += self.emit_arrivals(&batch, u64::MAX)?;
         }
         // Follow-ups inside the window are history too; later ones wait for the live stream.
-        sent += self.emit_follow_ups_due(end - 1)?;
+        sent += self.emit_follow_ups_due(end - 1, u64::MAX, &mut HashSet::new())?;
         Ok(sent)
     }
 
@@ -291,28 +368,36 @@ impl<'s> Pipeline<'s> {
     pub fn sample(&mut self, start: DateTime<Utc>, count: u64) -> Result<u64, SimError> {
         let mut arrivals = Arrivals::after(nanos(start), stream_rng(self.seed, Stream::Timeline));
         let mut sent = 0;
+        let mut batch = Vec::new();
         while sent < count {
-            let arrival = self.next_arrival(&mut arrivals)?;
-            // Follow-ups due before the arrival come first, one at a time (each may schedule more).
-            while sent < count
-                && self
-                    .next_follow_up()
-                    .is_some_and(|f| arrival.is_none_or(|t| f <= t))
-            {
-                sent += self.emit_follow_up()?;
+            // Enough arrivals for what is missing (an arrival makes one event, usually).
+            batch.clear();
+            let want = ((count - sent) as usize).clamp(1, BATCH);
+            while batch.len() < want {
+                match self.next_arrival(&mut arrivals)? {
+                    Some(t) => batch.push(t),
+                    None => break,
+                }
             }
-            match arrival {
-                Some(t) if sent < count => sent += self.emit(t)?,
-                Some(_) => {}
-                None if self.next_follow_up().is_none() => break,
-                None => {}
+            if batch.is_empty() {
+                // The curve ended: what is left are follow-ups.
+                let before = sent;
+                sent += self.emit_follow_ups_due(Nanos::MAX, count - sent, &mut HashSet::new())?;
+                if sent == before {
+                    break;
+                }
+                continue;
             }
+            sent += self.emit_arrivals(&batch, count - sent)?;
         }
         Ok(sent)
     }
 
     /// Streams in real time from the clock's start until `shutdown` (or, with `until`, until
     /// simulated time reaches it). Returns the number of events sent.
+    ///
+    /// Every arrival already due is made in one batch (on all workers), so a slow moment is
+    /// caught up instead of drifting.
     pub fn live(
         &mut self,
         clock: &SimClock,
@@ -326,7 +411,7 @@ impl<'s> Pipeline<'s> {
         let until = until.map(nanos).unwrap_or(Nanos::MAX);
         let mut sent = 0;
         let mut next = self.next_arrival(&mut arrivals)?;
-        let mut since_check = 0;
+        let mut batch = Vec::with_capacity(BATCH);
         loop {
             let follow_up = self.next_follow_up();
             let due = match (next, follow_up) {
@@ -344,20 +429,26 @@ impl<'s> Pipeline<'s> {
                 if shutdown.wait(wait.min(MAX_SLEEP)) {
                     break;
                 }
-                since_check = 0;
                 continue;
             }
-            since_check += 1;
-            if since_check % STOP_CHECK_EVERY == 0 && shutdown.is_triggered() {
+            if shutdown.is_triggered() {
                 break;
             }
             self.swap_if_reloaded(&mut arrivals);
-            match next {
-                Some(t) if follow_up.is_none_or(|f| t < f) => {
-                    sent += self.emit(t)?;
+            if next.is_some_and(|t| follow_up.is_none_or(|f| t < f)) {
+                // Every arrival due by now (the follow-ups among them come in their turn).
+                let now = nanos(clock.now()).min(until - 1);
+                batch.clear();
+                while let Some(t) = next.filter(|&t| t <= now && batch.len() < BATCH) {
+                    batch.push(t);
                     next = self.next_arrival(&mut arrivals)?;
                 }
-                _ => sent += self.emit_follow_up()?,
+                if batch.is_empty() {
+                    continue;
+                }
+                sent += self.emit_arrivals(&batch, u64::MAX)?;
+            } else {
+                sent += self.emit_follow_up(&mut HashSet::new())?;
             }
         }
         Ok(sent)

@@ -119,6 +119,7 @@ fn a_reload_swaps_rules_and_rate_between_events() {
     .unwrap();
     tx.send(Candidate {
         scenario: next,
+        forks: Vec::new(),
         settings,
         revision: 2,
     })

@@ -107,8 +107,13 @@ fn prepare_candidate(
     }
     let mut scenario = pipeline.into_scenario();
     scenario.reseed_events(seed, revision - 1);
+    // The running pipeline keeps its number of workers.
+    let forks = (1..running.workers)
+        .map(|_| scenario.fork())
+        .collect::<Result<_, _>>()?;
     Ok(Candidate {
         scenario,
+        forks,
         settings,
         revision,
     })

@@ -5,6 +5,9 @@
 //! state and the settings are *shared* values, so handing them to the script is a reference-count
 //! increment whatever their size.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
 use rhai::{Dynamic, Engine, INT};
 
 /// What the engine tells a script function about the event being made.
@@ -20,12 +23,18 @@ pub struct EventContext {
     pub settings: Dynamic,
 }
 
-/// Registers the `ctx` type and its properties.
-pub fn register(engine: &mut Engine) {
+/// Registers the `ctx` type and its properties. Reading `ctx.seq` raises `seq_read`: an event
+/// made ahead of its turn, by another worker, may have been given a number that later changed
+/// (a follow-up fell due before it), and only an event that read the number must be made again.
+pub fn register(engine: &mut Engine, seq_read: &Arc<AtomicBool>) {
+    let flag = seq_read.clone();
     engine
         .register_type_with_name::<EventContext>("Context")
         .register_get("time", |ctx: &mut EventContext| ctx.time)
-        .register_get("seq", |ctx: &mut EventContext| ctx.seq)
+        .register_get("seq", move |ctx: &mut EventContext| {
+            flag.store(true, Ordering::Relaxed);
+            ctx.seq
+        })
         .register_get("state", |ctx: &mut EventContext| ctx.state.clone())
         .register_get("settings", |ctx: &mut EventContext| ctx.settings.clone());
 }

@@ -20,6 +20,9 @@ pub struct Scheduled {
     pub function: ImmutableString,
     /// What to pass it.
     pub data: Dynamic,
+    /// The call's identity, which names its random stream: given by the pipeline, derived from
+    /// the event that scheduled it (see [`crate::rng::follow_up_id`]).
+    pub id: u64,
 }
 
 /// Calls scheduled by the script and not yet taken by the pipeline.
@@ -55,6 +58,7 @@ pub fn register(engine: &mut Engine, follow_ups: &FollowUps) {
                     at_ms: ctx.time.saturating_add(delay_ms),
                     function,
                     data: data.flatten(),
+                    id: 0,
                 });
             Ok(())
         },

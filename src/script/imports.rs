@@ -5,6 +5,59 @@
 //! registered under its alias. The same list tells hot reload which files to watch.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rhai::{Engine, EvalAltResult, Module, Position, Scope, Shared};
+
+/// An imported module's source, read once, so that every worker compiles the same text even if
+/// the file is saved meanwhile.
+#[derive(Debug, Clone)]
+pub struct ModuleSource {
+    /// The `import` statement.
+    pub import: Import,
+    /// The file's text.
+    pub text: Arc<str>,
+}
+
+impl ModuleSource {
+    /// Reads the module `import` names, relative to `dir`.
+    pub fn read(dir: &Path, import: Import) -> Result<Self, Box<EvalAltResult>> {
+        let file = module_file(dir, &import.path);
+        match std::fs::read_to_string(&file) {
+            Ok(text) => Ok(Self {
+                import,
+                text: Arc::from(text),
+            }),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Err(Box::new(
+                EvalAltResult::ErrorModuleNotFound(import.path.clone(), import.position()),
+            )),
+            Err(err) => Err(Box::new(EvalAltResult::ErrorInModule(
+                import.path.clone(),
+                format!("cannot read {}: {err}", file.display()).into(),
+                import.position(),
+            ))),
+        }
+    }
+
+    /// Compiles the module and runs its top level, as Rhai's file resolver would (errors are
+    /// wrapped the same way, so they point into the module's file).
+    pub fn compile(&self, engine: &Engine) -> Result<Shared<Module>, Box<EvalAltResult>> {
+        let path = &self.import.path;
+        let in_module =
+            |err| Box::new(EvalAltResult::ErrorInModule(path.clone(), err, self.import.position()));
+        let mut ast = engine.compile(&*self.text).map_err(|err| in_module(err.into()))?;
+        ast.set_source(path.as_str());
+        let module = Module::eval_ast_as_new(Scope::new(), &ast, engine).map_err(in_module)?;
+        Ok(module.into())
+    }
+}
+
+impl Import {
+    /// Where the statement is in the script.
+    pub fn position(&self) -> Position {
+        Position::new(self.line.try_into().unwrap_or(u16::MAX), 1)
+    }
+}
 
 /// One `import "path" as alias;` statement.
 #[derive(Debug, Clone, PartialEq, Eq)]

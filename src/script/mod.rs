@@ -22,6 +22,7 @@ mod pool;
 
 use std::io::Write;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use rhai::module_resolvers::FileModuleResolver;
@@ -31,10 +32,11 @@ pub use api::HELPERS;
 pub use context::EventContext;
 pub use error::{ScriptError, ScriptErrorKind, SourceFile};
 pub use follow_up::Scheduled;
-pub use memory::Memory;
+use imports::ModuleSource;
+pub use memory::{Journal, Memory};
 pub use pool::Pool;
 
-use crate::rng::{generation_rng, stream_rng, Stream};
+use crate::rng::{event_base, event_rng, stream_rng, SimRng, Stream};
 use crate::schema::{Schema, Violation};
 use crate::settings::{ScriptDefaults, Settings};
 
@@ -64,7 +66,12 @@ pub struct Scenario {
     ast: AST,
     source: SourceFile,
     name: String,
+    imports: Vec<ModuleSource>,
     rng: api::SharedRng,
+    /// The generator whose streams events draw from, one an event.
+    events: SimRng,
+    /// Raised when the event being made reads `ctx.seq`.
+    seq_read: Arc<AtomicBool>,
     memory: Memory,
     pools: pool::PoolCounter,
     follow_ups: follow_up::FollowUps,
@@ -77,15 +84,42 @@ pub struct Scenario {
     scope: Scope<'static>,
 }
 
+/// What an event did besides returning events: the memory it read and wrote, the follow-ups it
+/// scheduled, whether it read its sequence number.
+#[derive(Debug, Default)]
+pub struct Effects {
+    /// Its memory journal.
+    pub journal: Journal,
+    /// The follow-ups it scheduled, in order.
+    pub scheduled: Vec<Scheduled>,
+    /// Whether it read `ctx.seq`.
+    pub read_seq: bool,
+}
+
+/// The handles the native helpers of one engine share with its scenario.
+struct Handles {
+    rng: api::SharedRng,
+    pools: pool::PoolCounter,
+    memory: Memory,
+    follow_ups: follow_up::FollowUps,
+    seq_read: Arc<AtomicBool>,
+}
+
+impl Handles {
+    fn new(memory: Memory) -> Self {
+        Self {
+            rng: Arc::new(std::sync::Mutex::new(stream_rng(0, Stream::Script))),
+            pools: pool::PoolCounter::default(),
+            memory,
+            follow_ups: follow_up::FollowUps::default(),
+            seq_read: Arc::new(AtomicBool::new(false)),
+        }
+    }
+}
+
+
 /// Builds the engine every scenario runs on: the one constructor for production and tests.
-fn build_engine(
-    rng: &api::SharedRng,
-    pools: &pool::PoolCounter,
-    memory: &Memory,
-    follow_ups: &follow_up::FollowUps,
-    script_dir: &Path,
-    name: &str,
-) -> Engine {
+fn build_engine(shared: &Handles, script_dir: &Path, name: &str) -> Engine {
     let mut engine = Engine::new();
     engine
         .set_max_operations(limits::CALL_OPERATIONS)
@@ -109,29 +143,37 @@ fn build_engine(
     engine.on_debug(move |text, _, pos| {
         let _ = writeln!(std::io::stderr(), "[{tag}:{pos}] {text}");
     });
-    api::register(&mut engine, rng);
-    pool::register(&mut engine, rng, pools);
-    memory::register(&mut engine, memory);
-    follow_up::register(&mut engine, follow_ups);
-    context::register(&mut engine);
+    api::register(&mut engine, &shared.rng);
+    pool::register(&mut engine, &shared.rng, &shared.pools);
+    memory::register(&mut engine, &shared.memory);
+    follow_up::register(&mut engine, &shared.follow_ups);
+    context::register(&mut engine, &shared.seq_read);
     engine
 }
 
-/// Resolves each module the script imports and registers it under its alias (see [`imports`]).
+/// Reads each module the script imports (see [`imports`]).
+fn read_imports(source: &SourceFile, dir: &Path) -> Result<Vec<ModuleSource>, ScriptError> {
+    imports::imports(&source.text)
+        .into_iter()
+        .map(|import| {
+            let position = import.position();
+            ModuleSource::read(dir, import)
+                .map_err(|err| source.runtime_error("import", err, position))
+        })
+        .collect()
+}
+
+/// Compiles the modules and registers each under its alias.
 fn register_imports(
     engine: &mut Engine,
     source: &SourceFile,
-    dir: &Path,
+    modules: &[ModuleSource],
 ) -> Result<(), ScriptError> {
-    use rhai::ModuleResolver;
-    let resolver = FileModuleResolver::new_with_path(dir);
-    let script = source.path.to_string_lossy().into_owned();
-    for import in imports::imports(&source.text) {
-        let position = Position::new(import.line.try_into().unwrap_or(u16::MAX), 1);
-        let module = resolver
-            .resolve(engine, Some(&script), &import.path, position)
-            .map_err(|err| source.runtime_error("import", err, position))?;
-        engine.register_static_module(import.alias.as_str(), module);
+    for module in modules {
+        let compiled = module
+            .compile(engine)
+            .map_err(|err| source.runtime_error("import", err, module.import.position()))?;
+        engine.register_static_module(module.import.alias.as_str(), compiled);
     }
     Ok(())
 }
@@ -149,21 +191,54 @@ impl Scenario {
             path: path.to_path_buf(),
             text: Arc::from(text),
         };
-        let name = path
+        Self::compile(source, Memory::default())
+    }
+
+    /// Another worker for this scenario: an engine of its own, with the script and its modules
+    /// compiled again from the texts read at load (so nothing is read from disk, and the workers
+    /// share no reference-counted code whose counters the cores would fight over), sharing the
+    /// state `setup` built (`setup` is not run again), the settings and the memory.
+    pub fn fork(&self) -> Result<Self, ScriptError> {
+        let mut worker = Self::compile_with(
+            self.source.clone(),
+            self.imports.clone(),
+            self.memory.for_worker(),
+        )?;
+        // A copy of the state's top level (pools inside are shared, not copied), so that the
+        // workers do not contend for one lock on every `ctx.state` access.
+        worker.state = self.state.flatten_clone().into_shared();
+        worker.settings = self.settings.flatten_clone().into_shared();
+        worker.schema = self.schema.clone();
+        worker.events = self.events.clone();
+        Ok(worker)
+    }
+
+    fn script_dir(source: &SourceFile) -> std::path::PathBuf {
+        source.path.parent().map(Path::to_path_buf).unwrap_or_default()
+    }
+
+    fn compile(source: SourceFile, memory: Memory) -> Result<Self, ScriptError> {
+        let imports = read_imports(&source, &Self::script_dir(&source))?;
+        Self::compile_with(source, imports, memory)
+    }
+
+    fn compile_with(
+        source: SourceFile,
+        imports: Vec<ModuleSource>,
+        memory: Memory,
+    ) -> Result<Self, ScriptError> {
+        let name = source
+            .path
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| "scenario".into());
-        let rng = Arc::new(std::sync::Mutex::new(stream_rng(0, Stream::Script)));
-        let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        let memory = Memory::default();
-        let follow_ups = follow_up::FollowUps::default();
-        let pools = pool::PoolCounter::default();
-        let engine = build_engine(&rng, &pools, &memory, &follow_ups, &dir, &name);
-        let mut engine = engine;
+        let dir = Self::script_dir(&source);
+        let handles = Handles::new(memory);
+        let mut engine = build_engine(&handles, &dir, &name);
         let ast = engine
-            .compile(text)
+            .compile(&*source.text)
             .map_err(|err| source.syntax_error(&err))?;
-        register_imports(&mut engine, &source, &dir)?;
+        register_imports(&mut engine, &source, &imports)?;
         let defines = |fn_name: &str, arity: usize| {
             ast.iter_functions()
                 .any(|f| f.name == fn_name && f.params.len() == arity)
@@ -181,10 +256,13 @@ impl Scenario {
             ast,
             source,
             name,
-            rng,
-            memory,
-            pools,
-            follow_ups,
+            imports,
+            rng: handles.rng,
+            events: event_base(0, 0),
+            seq_read: handles.seq_read,
+            memory: handles.memory,
+            pools: handles.pools,
+            follow_ups: handles.follow_ups,
             state: Dynamic::UNIT,
             settings: Dynamic::from_map(Map::new()),
             rate_arity,
@@ -328,6 +406,7 @@ impl Scenario {
         start_ms: INT,
     ) -> Result<(), ScriptError> {
         *api::lock(&self.rng) = stream_rng(seed, Stream::Script);
+        self.events = event_base(seed, 0);
         self.pools.reset();
         self.settings = Dynamic::from_map(convert::settings_map(settings)).into_shared();
         if !self.defines("setup", 1) {
@@ -335,22 +414,49 @@ impl Scenario {
             return Ok(());
         }
         let ctx = self.context(start_ms, 0);
+        self.memory.begin();
         self.engine.set_max_operations(limits::SETUP_OPERATIONS);
         let result = self.call("setup", (ctx,));
         self.engine.set_max_operations(limits::CALL_OPERATIONS);
         self.state = result?.into_shared();
+        // What setup remembered is there for the first event.
+        self.memory.commit(&mut self.memory.take_journal());
         Ok(())
     }
 
     /// Takes over what `previous` remembered (`remember`/`recall`), for a reload.
-    pub fn take_memory_from(&mut self, previous: &Scenario) {
+    pub fn take_memory_from(&self, previous: &Scenario) {
         self.memory.take_over(&previous.memory);
     }
 
-    /// Moves the script's generator to the stream of the `generation`-th reload (see
-    /// [`generation_rng`]); setup draws are unaffected, so unchanged pools come out the same.
+    /// Moves the events' generator to that of the `generation`-th reload (see [`event_base`]), so
+    /// a reloaded script does not replay its predecessor's draws; setup draws are unaffected, so
+    /// unchanged pools come out the same.
     pub fn reseed_events(&mut self, seed: u64, generation: u64) {
-        *api::lock(&self.rng) = generation_rng(seed, generation);
+        self.events = event_base(seed, generation);
+    }
+
+    /// Readies the engine for the event with identity `id`: its own random stream, a fresh
+    /// memory journal, no sequence number read yet.
+    fn start(&mut self, id: u64) {
+        *api::lock(&self.rng) = event_rng(&self.events, id);
+        self.memory.begin();
+        self.seq_read.store(false, Ordering::Relaxed);
+    }
+
+    /// What the event just made did besides returning events (see [`Effects`]); the pipeline
+    /// commits its memory journal with [`Scenario::commit`] when its turn comes.
+    pub fn take_effects(&mut self) -> Effects {
+        Effects {
+            journal: self.memory.take_journal(),
+            scheduled: self.follow_ups.take(),
+            read_seq: self.seq_read.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Applies an event's memory writes to the memory every worker reads.
+    pub fn commit(&self, journal: &mut Journal) {
+        self.memory.commit(journal);
     }
 
     fn context(&self, time: INT, seq: INT) -> EventContext {
@@ -363,8 +469,16 @@ impl Scenario {
     }
 
     /// Runs `event(ctx)` for the arrival at `time_ms` with sequence number `seq`, returning what
-    /// the script returned, checked to be a map, an array of maps, or `()`.
+    /// the script returned, checked to be a map, an array of maps, or `()`. The arrival's identity
+    /// (which names its random stream) is its sequence number; see [`Scenario::arrival`].
     pub fn event(&mut self, time_ms: INT, seq: INT) -> Result<Dynamic, ScriptError> {
+        self.arrival(time_ms, seq, seq as u64)
+    }
+
+    /// Runs `event(ctx)` for the arrival with identity `id`: the ordinal of the arrival on the
+    /// timeline, independent of the follow-ups emitted between arrivals.
+    pub fn arrival(&mut self, time_ms: INT, seq: INT, id: u64) -> Result<Dynamic, ScriptError> {
+        self.start(id);
         let ctx = self.context(time_ms, seq);
         let result = self.call("event", (ctx,))?;
         self.checked_events("event", result)
@@ -372,15 +486,11 @@ impl Scenario {
 
     /// Runs a scheduled follow-up: `function(ctx, data)` at its time, checked like `event`.
     pub fn follow_up(&mut self, scheduled: Scheduled, seq: INT) -> Result<Dynamic, ScriptError> {
+        self.start(scheduled.id);
         let ctx = self.context(scheduled.at_ms, seq);
         let function = scheduled.function.to_string();
         let result = self.call(&function, (ctx, scheduled.data))?;
         self.checked_events(&function, result)
-    }
-
-    /// Calls scheduled since the last take, for the timeline to place.
-    pub fn take_scheduled(&self) -> Vec<Scheduled> {
-        self.follow_ups.take()
     }
 
     fn checked_events(&self, function: &str, result: Dynamic) -> Result<Dynamic, ScriptError> {

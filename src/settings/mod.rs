@@ -26,6 +26,7 @@ const ENV_NAMES: &[(&str, &str)] = &[
     ("brokers", "KAFKA_BROKER"),
     ("rate", "EVENT_RATE"),
     ("init_mode", "EVENT_INIT_MODE"),
+    ("workers", "SIM_WORKERS"),
 ];
 
 /// Keys that are not settings in a script's `config()` map.
@@ -84,6 +85,8 @@ pub struct Settings {
     pub backfill_days: f64,
     /// Whether to recreate the topic and backfill (`EVENT_INIT_MODE`).
     pub init_mode: InitMode,
+    /// Script workers making events (`--workers`); the events are the same for any number.
+    pub workers: usize,
     /// librdkafka properties from the `[kafka]` table and `-X`, `-X` last.
     pub kafka: BTreeMap<String, String>,
     /// Every setting as the script sees it.
@@ -174,6 +177,8 @@ fn builtin_defaults() -> Vec<(&'static str, RawValue)> {
         ("backfill", RawValue::Int(20_000)),
         ("backfill_days", RawValue::Float(7.0)),
         ("init_mode", RawValue::Str("flush".into())),
+        // 0: one a core.
+        ("workers", RawValue::Int(0)),
     ]
 }
 
@@ -287,6 +292,10 @@ fn build(
         backfill: checked::at_least("backfill", get("backfill"), 0)? as u64,
         backfill_days: checked::positive("backfill_days", get("backfill_days"))?,
         init_mode: checked::init_mode("init_mode", get("init_mode"))?,
+        workers: match checked::at_least("workers", get("workers"), 0)? {
+            0 => crate::pipeline::default_workers(),
+            n => n as usize,
+        },
         kafka,
         values,
     };
@@ -308,7 +317,7 @@ fn typed(
         "rate" | "peak_factor" | "backfill_days" => {
             checked::positive(key, sourced).map(TypedValue::Float)
         }
-        "partitions" | "replication" | "backfill" => {
+        "partitions" | "replication" | "backfill" | "workers" => {
             checked::at_least(key, sourced, -1).map(TypedValue::Int)
         }
         _ => checked::like(key, sourced, declared.unwrap_or(&sourced.value)),

@@ -1,0 +1,224 @@
+//! Making events on every core, with exactly the output one worker would make.
+//!
+//! Each worker is a [`Scenario`] fork (an engine of its own over the same compiled script and the
+//! same state) with an encoder of its own. A batch of arrivals is split among the workers, each
+//! making its share *ahead of its turn*: it runs the script and encodes the events, but commits
+//! nothing. The pipeline then takes the results in timeline order, and keeps one only if making it
+//! in turn could not have given anything else:
+//!
+//! - its random draws come from a stream named by the event's identity (see
+//!   [`crate::rng::event_rng`]), so they are the same whoever makes it, whenever;
+//! - it read no memory key that an event committed earlier in the batch wrote (each event's
+//!   memory journal lists what it read, see [`crate::script::Journal`]);
+//! - if it read `ctx.seq`, it was given the number it gets in turn (a follow-up falling due
+//!   between arrivals shifts the numbers after it);
+//! - it did not fail (a failure is made again in turn, to report the error as a serial run would).
+//!
+//! Otherwise the event is made again, in turn, by the first worker. So the events, their order
+//! and their contents depend on the seed alone, not on the number of workers; what workers buy is
+//! speed, as long as events rarely read what the events just before them wrote. Scenarios help by
+//! keying memory by entity (a customer, a merchant) rather than one key that every event reads.
+
+use rhai::{Array, Dynamic, Map};
+
+use crate::encode::EventEncoder;
+use crate::error::SimError;
+use crate::labels;
+use crate::schema::Violation;
+use crate::script::{Effects, Scenario, Scheduled, ScriptError};
+
+/// Below this many arrivals a batch is made by the first worker alone: handing out work costs
+/// more than it saves.
+pub const MIN_PARALLEL: usize = 32;
+
+/// One event to make.
+#[derive(Debug, Clone)]
+pub enum Job {
+    /// An arrival of the timeline: `event(ctx)`.
+    Arrival {
+        /// Its time, milliseconds since the epoch.
+        time_ms: i64,
+        /// Its identity: the arrival's ordinal on the timeline.
+        id: u64,
+    },
+    /// A follow-up the script scheduled.
+    FollowUp(Scheduled),
+}
+
+impl Job {
+    /// When the event happens, milliseconds since the epoch.
+    pub fn time_ms(&self) -> i64 {
+        match self {
+            Job::Arrival { time_ms, .. } => *time_ms,
+            Job::FollowUp(scheduled) => scheduled.at_ms,
+        }
+    }
+
+    /// The identity that names the event's random stream.
+    pub fn id(&self) -> u64 {
+        match self {
+            Job::Arrival { id, .. } => *id,
+            Job::FollowUp(scheduled) => scheduled.id,
+        }
+    }
+}
+
+/// What the workers do to each event besides encoding it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MakeOptions {
+    /// Add the `_label` field (`--labels`).
+    pub labels: bool,
+    /// Check each event against the schema and the script's `check` (`sim check`, reload).
+    pub validate: bool,
+}
+
+/// One event, encoded and ready for the sink.
+#[derive(Debug)]
+pub struct Outgoing {
+    /// The message key.
+    pub key: Vec<u8>,
+    /// The JSON value.
+    pub payload: Vec<u8>,
+    /// The fraud pattern that made it, if any (ground truth).
+    pub pattern: Option<String>,
+    /// What it broke of the schema and invariants, when validating.
+    pub violations: Vec<Violation>,
+}
+
+/// What making one job gave.
+#[derive(Debug)]
+pub struct Made {
+    /// The events, or why there are none.
+    pub outgoing: Result<Vec<Outgoing>, SimError>,
+    /// What it did besides.
+    pub effects: Effects,
+    /// The sequence number it was made with.
+    pub seq: i64,
+}
+
+impl Made {
+    /// Whether this result, made ahead of its turn, is what making it as number `seq` after the
+    /// writes to `written` would give.
+    pub fn holds(&self, seq: i64, written: &std::collections::HashSet<rhai::ImmutableString>) -> bool {
+        self.outgoing.is_ok()
+            && (!self.effects.read_seq || self.seq == seq)
+            && !self.effects.journal.read_any_of(written)
+    }
+}
+
+/// A scenario and its encoder.
+pub struct Worker {
+    /// The scenario version this worker runs.
+    pub scenario: Scenario,
+    encoder: EventEncoder,
+}
+
+impl Worker {
+    /// A worker running `scenario`, keying events by `key_field`.
+    pub fn new(scenario: Scenario, key_field: &str) -> Self {
+        Self {
+            scenario,
+            encoder: EventEncoder::new(key_field),
+        }
+    }
+
+    /// Another worker over the same scenario version.
+    pub fn fork(&self, key_field: &str) -> Result<Self, ScriptError> {
+        Ok(Self::new(self.scenario.fork()?, key_field))
+    }
+
+    /// Makes `job` as event number `seq`: runs the script, checks and encodes what it returned.
+    pub fn make(&mut self, job: &Job, seq: i64, options: MakeOptions) -> Made {
+        let result = match job {
+            Job::Arrival { time_ms, id } => self.scenario.arrival(*time_ms, seq, *id),
+            Job::FollowUp(scheduled) => self.scenario.follow_up(scheduled.clone(), seq),
+        };
+        let outgoing = result
+            .map_err(SimError::from)
+            .and_then(|made| self.encode_all(made, seq, options));
+        // After encoding: a script's `check` is part of making the event.
+        let effects = self.scenario.take_effects();
+        Made {
+            outgoing,
+            effects,
+            seq,
+        }
+    }
+
+    fn encode_all(
+        &mut self,
+        made: Dynamic,
+        seq: i64,
+        options: MakeOptions,
+    ) -> Result<Vec<Outgoing>, SimError> {
+        if made.is_map() {
+            Ok(vec![self.encode(made.cast::<Map>(), seq, options)?])
+        } else if made.is_array() {
+            made.cast::<Array>()
+                .into_iter()
+                .filter_map(|event| event.try_cast::<Map>())
+                .map(|event| self.encode(event, seq, options))
+                .collect()
+        } else {
+            Ok(Vec::new())
+        }
+    }
+
+    fn encode(&mut self, mut event: Map, seq: i64, options: MakeOptions) -> Result<Outgoing, SimError> {
+        let pattern = labels::take_fraud_pattern(&mut event, seq)?;
+        let mut violations = Vec::new();
+        if options.validate {
+            self.scenario.check_event(&event, &mut violations)?;
+        }
+        if options.labels {
+            labels::add_label(&mut event, pattern.as_deref());
+        }
+        self.encoder.encode(&event, seq)?;
+        Ok(Outgoing {
+            key: self.encoder.key.clone(),
+            payload: self.encoder.payload.clone(),
+            pattern,
+            violations,
+        })
+    }
+}
+
+/// Makes `jobs` ahead of their turn, split among `workers` in contiguous shares, the first share
+/// on the calling thread. The `i`-th job is made as number `first_seq + i`.
+pub fn make_ahead(
+    workers: &mut [Worker],
+    jobs: &[Job],
+    first_seq: i64,
+    options: MakeOptions,
+) -> Vec<Made> {
+    let share = jobs.len().div_ceil(workers.len().max(1)).max(1);
+    let make_share = |worker: &mut Worker, index: usize, jobs: &[Job]| -> Vec<Made> {
+        let first = first_seq + (index * share) as i64;
+        jobs.iter()
+            .enumerate()
+            .map(|(i, job)| worker.make(job, first + i as i64, options))
+            .collect()
+    };
+    let mut shares = jobs.chunks(share);
+    let Some((first_worker, others)) = workers.split_first_mut() else {
+        return Vec::new();
+    };
+    let first_share = shares.next().unwrap_or_default();
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = others
+            .iter_mut()
+            .zip(shares)
+            .enumerate()
+            .map(|(k, (worker, jobs))| scope.spawn(move || make_share(worker, k + 1, jobs)))
+            .collect();
+        let mut made = make_share(first_worker, 0, first_share);
+        for handle in handles {
+            made.extend(
+                handle
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            );
+        }
+        made
+    })
+}
