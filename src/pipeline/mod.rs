@@ -30,7 +30,7 @@ mod follow_ups;
 pub mod workers;
 
 use follow_ups::FollowUpQueue;
-use workers::{make_ahead, Job, MakeOptions, Made, Worker};
+use workers::{make_ahead, Job, Made, MakeOptions, Worker};
 
 /// The longest the live loop sleeps before looking at the stop signal again.
 const MAX_SLEEP: Duration = Duration::from_millis(100);

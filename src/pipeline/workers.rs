@@ -99,7 +99,11 @@ pub struct Made {
 impl Made {
     /// Whether this result, made ahead of its turn, is what making it as number `seq` after the
     /// writes to `written` would give.
-    pub fn holds(&self, seq: i64, written: &std::collections::HashSet<rhai::ImmutableString>) -> bool {
+    pub fn holds(
+        &self,
+        seq: i64,
+        written: &std::collections::HashSet<rhai::ImmutableString>,
+    ) -> bool {
         self.outgoing.is_ok()
             && (!self.effects.read_seq || self.seq == seq)
             && !self.effects.journal.read_any_of(written)
@@ -164,7 +168,12 @@ impl Worker {
         }
     }
 
-    fn encode(&mut self, mut event: Map, seq: i64, options: MakeOptions) -> Result<Outgoing, SimError> {
+    fn encode(
+        &mut self,
+        mut event: Map,
+        seq: i64,
+        options: MakeOptions,
+    ) -> Result<Outgoing, SimError> {
         let pattern = labels::take_fraud_pattern(&mut event, seq)?;
         let mut violations = Vec::new();
         if options.validate {

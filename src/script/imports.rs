@@ -43,9 +43,16 @@ impl ModuleSource {
     /// wrapped the same way, so they point into the module's file).
     pub fn compile(&self, engine: &Engine) -> Result<Shared<Module>, Box<EvalAltResult>> {
         let path = &self.import.path;
-        let in_module =
-            |err| Box::new(EvalAltResult::ErrorInModule(path.clone(), err, self.import.position()));
-        let mut ast = engine.compile(&*self.text).map_err(|err| in_module(err.into()))?;
+        let in_module = |err| {
+            Box::new(EvalAltResult::ErrorInModule(
+                path.clone(),
+                err,
+                self.import.position(),
+            ))
+        };
+        let mut ast = engine
+            .compile(&*self.text)
+            .map_err(|err| in_module(err.into()))?;
         ast.set_source(path.as_str());
         let module = Module::eval_ast_as_new(Scope::new(), &ast, engine).map_err(in_module)?;
         Ok(module.into())

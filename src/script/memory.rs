@@ -130,8 +130,7 @@ impl Memory {
         let mut journal = self.journal();
         if value.is_some() && !journal.writes.contains_key(&key) {
             let store = self.read_store();
-            if store.len() + journal.writes.len() >= limits::MAP_SIZE && !store.contains_key(&key)
-            {
+            if store.len() + journal.writes.len() >= limits::MAP_SIZE && !store.contains_key(&key) {
                 return Err(format!("remember: more than {} keys", limits::MAP_SIZE));
             }
         }

@@ -117,7 +117,6 @@ impl Handles {
     }
 }
 
-
 /// Builds the engine every scenario runs on: the one constructor for production and tests.
 fn build_engine(shared: &Handles, script_dir: &Path, name: &str) -> Engine {
     let mut engine = Engine::new();
@@ -214,7 +213,11 @@ impl Scenario {
     }
 
     fn script_dir(source: &SourceFile) -> std::path::PathBuf {
-        source.path.parent().map(Path::to_path_buf).unwrap_or_default()
+        source
+            .path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default()
     }
 
     fn compile(source: SourceFile, memory: Memory) -> Result<Self, ScriptError> {
