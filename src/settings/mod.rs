@@ -317,7 +317,8 @@ fn typed(
         "rate" | "peak_factor" | "backfill_days" => {
             checked::positive(key, sourced).map(TypedValue::Float)
         }
-        "partitions" | "replication" | "backfill" | "workers" => {
+        "workers" => checked::at_least(key, sourced, 0).map(TypedValue::Int),
+        "partitions" | "replication" | "backfill" => {
             checked::at_least(key, sourced, -1).map(TypedValue::Int)
         }
         _ => checked::like(key, sourced, declared.unwrap_or(&sourced.value)),
