@@ -41,6 +41,15 @@ use std::time::{Duration, Instant};
 #[path = "support/mod.rs"]
 mod support;
 
+#[path = "support/native.rs"]
+mod native;
+
+use native::NativeStream;
+use sim::broker::EmbeddedBroker;
+use sim::settings::Origin;
+use sim::sink::{
+    ensure_topic, DeliveryCounters, KafkaSink, KafkaSinkConfig, Record, Sink, TopicSpec,
+};
 use support::*;
 
 const INSTALL_HINT: &str = "run `bash dev/install-test-deps.sh`";
@@ -93,17 +102,31 @@ fn main() -> Result<(), Failure> {
 
     let mut runs = Vec::new();
 
-    println!("(a) sim backfill into its embedded broker");
-    runs.push(sim_backfill(
-        &sim,
-        &script,
-        count,
-        "embedded",
-        &[],
-        sim_bytes,
-    )?);
+    println!(
+        "(a) ceilings into an embedded broker, in process: pre-encoded payloads, native events"
+    );
+    {
+        let broker = EmbeddedBroker::start(&topic_spec(CEILING_TOPIC))?;
+        let address = broker.bootstrap_servers();
+        runs.push(ceiling_run(&address, count, Ceiling::RawSink, "embedded")?);
+        runs.push(ceiling_run(&address, count, Ceiling::Native, "embedded")?);
+    }
 
-    println!("(b) Python baseline into an embedded broker hosted by a quiet `sim run`");
+    for (workers, producer) in [("1", "sim w=1"), ("2", "sim w=2")] {
+        println!("(b) sim backfill --workers {workers} into its embedded broker");
+        let mut run = sim_backfill(
+            &sim,
+            &script,
+            count,
+            "embedded",
+            &["--workers", workers],
+            sim_bytes,
+        )?;
+        run.producer = producer;
+        runs.push(run);
+    }
+
+    println!("(c) Python baseline into an embedded broker hosted by a quiet `sim run`");
     let host = Host::start(&sim, &script)?;
     println!("    host: embedded broker at {}", host.address);
     let run = python_run(&baseline, &host.address, PYTHON_TOPIC, count, "embedded");
@@ -112,25 +135,35 @@ fn main() -> Result<(), Failure> {
     runs.push(run?);
 
     let (mut broker, address) = start_tansu(&tansu, &scratch)?;
-    println!("(c) sim backfill into Tansu at {address}");
-    let sim_tansu = sim_backfill(
-        &sim,
-        &script,
-        count,
-        "Tansu",
-        &["--brokers", &address],
-        sim_bytes,
-    );
-    let python_tansu = sim_tansu.as_ref().ok().map(|_| {
-        println!("(d) Python baseline into the same Tansu, topic {PYTHON_TOPIC}");
-        python_run(&baseline, &address, PYTHON_TOPIC, count, "Tansu")
-    });
+    println!("(d) the same into Tansu at {address}");
+    let mut tansu_runs = || -> Result<(), Failure> {
+        runs.push(ceiling_run(&address, count, Ceiling::RawSink, "Tansu")?);
+        runs.push(ceiling_run(&address, count, Ceiling::Native, "Tansu")?);
+        for (workers, producer) in [("1", "sim w=1"), ("2", "sim w=2")] {
+            let mut run = sim_backfill(
+                &sim,
+                &script,
+                count,
+                "Tansu",
+                &["--brokers", &address, "--workers", workers],
+                sim_bytes,
+            )?;
+            run.producer = producer;
+            runs.push(run);
+        }
+        runs.push(python_run(
+            &baseline,
+            &address,
+            PYTHON_TOPIC,
+            count,
+            "Tansu",
+        )?);
+        Ok(())
+    };
+    let result = tansu_runs();
     let _ = broker.kill();
     let _ = broker.wait();
-    runs.push(sim_tansu?);
-    if let Some(run) = python_tansu {
-        runs.push(run?);
-    }
+    result?;
     let _ = std::fs::remove_dir_all(&scratch);
 
     println!("\nload at end: {}\n", uptime());
@@ -166,16 +199,117 @@ fn main() -> Result<(), Failure> {
             runs.iter()
                 .find(|r| r.sink == sink && r.producer == producer)
         };
-        if let (Some(s), Some(p)) = (find("sim"), find("Python")) {
-            println!(
-                "{sink:<9} sim / Python: {:.2}x events/s, {:.2}x bytes/event",
-                s.rate / p.rate,
-                s.bytes_per_event / p.bytes_per_event
-            );
-        }
+        let (Some(raw), Some(native), Some(one), Some(two), Some(python)) = (
+            find("raw sink"),
+            find("native"),
+            find("sim w=1"),
+            find("sim w=2"),
+            find("Python"),
+        ) else {
+            continue;
+        };
+        println!(
+            "{sink:<9} sim w=2 / Python {:.2}x, sim w=1 / Python {:.2}x, sim w=2 / native ceiling {:.3}x, \
+             native / raw sink {:.2}x, sim w=2 / w=1 {:.2}x",
+            two.rate / python.rate,
+            one.rate / python.rate,
+            two.rate / native.rate,
+            native.rate / raw.rate,
+            two.rate / one.rate,
+        );
     }
     println!("\n--count counts sim's arrivals: a fraud burst is one arrival of several events.");
     Ok(())
+}
+
+/// The ceilings' topic, on either broker.
+const CEILING_TOPIC: &str = "ceiling";
+
+fn topic_spec(name: &str) -> TopicSpec {
+    TopicSpec {
+        name: name.into(),
+        partitions: 3,
+        replication: 1,
+    }
+}
+
+/// What a ceiling run sends.
+#[derive(Clone, Copy, PartialEq)]
+enum Ceiling {
+    /// One native event's payload, encoded once and sent `count` times (keys vary): the producer
+    /// and broker alone.
+    RawSink,
+    /// Native events (support/native.rs), generated and encoded one by one.
+    Native,
+}
+
+/// `count` events through sim's own Kafka sink (same producer settings: acks=all, idempotent),
+/// timed from the first send to the last delivery report, as sim's own figure is.
+fn ceiling_run(
+    brokers: &str,
+    count: u64,
+    kind: Ceiling,
+    sink: &'static str,
+) -> Result<Run, Failure> {
+    let topic = format!(
+        "{CEILING_TOPIC}.{}",
+        if kind == Ceiling::RawSink {
+            "raw"
+        } else {
+            "native"
+        }
+    );
+    let config = KafkaSinkConfig {
+        brokers: brokers.into(),
+        brokers_origin: Origin::Default,
+        topic: topic.clone(),
+        properties: Default::default(),
+        headers: vec![("scenario".into(), "ceiling".into())],
+    };
+    let counters = std::sync::Arc::new(DeliveryCounters::default());
+    let mut producer = KafkaSink::connect(&config, counters)?;
+    if sink == "Tansu" {
+        ensure_topic(&config.client_config(), &topic_spec(&topic), true)?;
+    }
+    let mut stream = NativeStream::new(1, 1_000);
+    let (mut key, mut payload) = (Vec::with_capacity(64), Vec::with_capacity(1024));
+    let mut time_ms = stream.next_event(&mut key, &mut payload);
+    let (mut bytes, started) = (0u64, Instant::now());
+    for i in 0..count {
+        if kind == Ceiling::Native {
+            time_ms = stream.next_event(&mut key, &mut payload);
+        } else {
+            key.clear();
+            key.extend_from_slice(format!("cust_{}", i % 1_000).as_bytes());
+        }
+        bytes += payload.len() as u64;
+        producer.send(Record {
+            key: Some(&key),
+            payload: &payload,
+            timestamp_ms: time_ms,
+            revision: 1,
+            fraud_pattern: None,
+        })?;
+    }
+    let account = producer.close(Duration::from_secs(60))?;
+    let seconds = started.elapsed().as_secs_f64();
+    let run = Run {
+        sink,
+        producer: if kind == Ceiling::RawSink {
+            "raw sink"
+        } else {
+            "native"
+        },
+        events: count,
+        seconds,
+        rate: count as f64 / seconds,
+        delivered: account.delivered,
+        failed: account.failed,
+        bytes_per_event: bytes as f64 / count as f64,
+        exit_ok: true,
+    };
+    println!("    {:<8} {:.0} events/s", run.producer, run.rate);
+    Ok(run)
 }
 
 /// A `sim` command without the machine's settings variables.

@@ -225,7 +225,8 @@ fn zone(name: &str) -> Fallible<Tz> {
 fn register_time(engine: &mut Engine) {
     // iso8601(ms) -> "2024-01-15T10:30:45.123Z", UTC with millisecond precision.
     engine.register_fn("iso8601", |ms: INT| -> Fallible<String> {
-        Ok(utc(ms)?.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+        // The RFC 3339 writer, not `format`: it does not parse a format string per call.
+        Ok(utc(ms)?.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
     });
     // hour_of(ms) -> the UTC hour 0-23; hour_of(ms, "Asia/Tehran") -> the local hour.
     engine.register_fn("hour_of", |ms: INT| -> Fallible<INT> {
