@@ -323,7 +323,7 @@ fn run(
         &options,
         &shutdown,
         duration,
-        metrics,
+        metrics.clone(),
         &mut print_notice,
         on_reload,
     );
@@ -332,7 +332,12 @@ fn run(
     if let Some(status_line) = status_line {
         let _ = status_line.join();
     }
-    Ok(report(&outcome?))
+    let code = report(&outcome?);
+    let pending = metrics.pending_follow_ups();
+    if pending > 0 {
+        say!("{pending} follow-ups were still scheduled for later and were not made");
+    }
+    Ok(code)
 }
 
 fn sample(script: PathBuf, count: u64, common: CommonArgs) -> Result<ExitCode, SimError> {

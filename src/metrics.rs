@@ -21,6 +21,7 @@ pub struct Metrics {
     rejected: AtomicU64,
     longest_swap_ns: AtomicU64,
     made_ahead: AtomicU64,
+    pending_follow_ups: AtomicU64,
     made_again: AtomicU64,
     /// The sink's delivery counters.
     pub delivery: Arc<DeliveryCounters>,
@@ -40,6 +41,19 @@ impl Metrics {
             self.made_ahead.load(Ordering::Relaxed),
             self.made_again.load(Ordering::Relaxed),
         )
+    }
+
+    /// Sets how many follow-ups are scheduled and not yet made.
+    pub fn set_pending_follow_ups(&self, pending: usize) {
+        self.pending_follow_ups
+            .store(pending as u64, Ordering::Relaxed);
+    }
+
+    /// Follow-ups scheduled and not yet made: state the scenario holds (a retry due in 30 s, a
+    /// victim charged within 30 minutes), so memory grows with it until as many fall due as are
+    /// scheduled.
+    pub fn pending_follow_ups(&self) -> u64 {
+        self.pending_follow_ups.load(Ordering::Relaxed)
     }
 
     /// Counts one event made.
@@ -100,13 +114,14 @@ impl Metrics {
     pub fn status_line(&self, achieved_per_second: f64) -> String {
         let account = self.delivery.account();
         format!(
-            "rate {:.1}/s (target {:.1}/s) | events {} | delivered {} | failed {} | in flight {} | rev {} ({} reloads, {} rejected)",
+            "rate {:.1}/s (target {:.1}/s) | events {} | delivered {} | failed {} | in flight {} | follow-ups {} | rev {} ({} reloads, {} rejected)",
             achieved_per_second,
             self.target_per_second(),
             self.events(),
             account.delivered,
             account.failed,
             account.in_flight(),
+            self.pending_follow_ups(),
             self.revision(),
             self.reloads(),
             self.rejections(),
@@ -154,7 +169,7 @@ mod tests {
         let line = metrics.status_line(9.5);
         assert_eq!(
             line,
-            "rate 9.5/s (target 10.0/s) | events 1 | delivered 1 | failed 0 | in flight 0 | rev 3 (1 reloads, 1 rejected)"
+            "rate 9.5/s (target 10.0/s) | events 1 | delivered 1 | failed 0 | in flight 0 | follow-ups 0 | rev 3 (1 reloads, 1 rejected)"
         );
     }
 }

@@ -51,6 +51,11 @@ impl FollowUpQueue {
         self.scheduled_so_far += 1;
     }
 
+    /// How many are waiting.
+    pub fn len(&self) -> usize {
+        self.heap.len()
+    }
+
     /// When the earliest follow-up is due.
     pub fn next_due(&self) -> Option<Nanos> {
         self.heap.peek().map(|Reverse(pending)| pending.at)

@@ -257,6 +257,7 @@ impl<'s> Pipeline<'s> {
             sent += self.commit(made, job, &mut written)?;
         }
         self.metrics.made_ahead(ahead.len() as u64, again);
+        self.metrics.set_pending_follow_ups(self.follow_ups.len());
         Ok(sent)
     }
 
@@ -316,7 +317,9 @@ impl<'s> Pipeline<'s> {
         let seq = self.take_seq();
         let options = self.make_options();
         let made = self.workers[0].make(&job, seq, options);
-        self.commit(made, &job, written)
+        let sent = self.commit(made, &job, written);
+        self.metrics.set_pending_follow_ups(self.follow_ups.len());
+        sent
     }
 
     /// Emits every follow-up due at or before `upto`, in time order, until `limit` events are

@@ -324,3 +324,29 @@ fn an_error_made_ahead_is_reported_as_one_worker_reports_it() {
         assert_eq!(sink.records.len(), 700, "{workers} workers");
     }
 }
+
+#[test]
+fn the_follow_ups_still_scheduled_are_counted() {
+    let mut sink = Recorder::default();
+    let metrics = Arc::new(Metrics::default());
+    let (scenario, settings) = crate::script::tests::set_up(RETRYING, 11, &[]);
+    let mut p = Pipeline::new(scenario, &settings, 11, &mut sink, metrics.clone());
+    let start = DateTime::from_timestamp(1_705_312_800, 0).unwrap();
+    p.sample(start, 300).unwrap();
+    drop(p);
+    // Every third payment schedules a retry 30 s later; at 10 a second, the last 30 s of
+    // payments' retries (about 100) are still waiting.
+    let retries = sink
+        .records
+        .iter()
+        .filter(|(_, e)| e["kind"] == "retry")
+        .count() as u64;
+    let payments = sink.records.len() as u64 - retries;
+    let pending = metrics.pending_follow_ups();
+    assert_eq!(
+        retries + pending,
+        payments.div_ceil(3),
+        "{retries} + {pending}"
+    );
+    assert!(pending > 50, "{pending}");
+}
