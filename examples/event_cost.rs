@@ -1,5 +1,7 @@
 //! Per-event cost of `scripts/darooghe.rhai`: generation (timeline + `event(ctx)`) and JSON
-//! encoding into a `DiscardSink`, no Kafka, with 1,000, 10,000 and 1,000,000 customers.
+//! encoding into a `DiscardSink`, no Kafka, with 1,000, 10,000, 100,000 and 1,000,000 customers,
+//! with one worker and with two (see `pipeline::workers`). Writes `docs/perf/pool_size.svg`
+//! (events/s against pool size).
 //!
 //! For each pool size it reports the setup time (load, `config()`, `setup(ctx)` building the
 //! pools), then events/s and ns per event over EVENTS events (default 200,000, after a 1,000-event
@@ -27,7 +29,9 @@ use sim::pipeline::Pipeline;
 use sim::settings::UserInput;
 use sim::sink::{DeliveryAccount, DiscardSink, Record, Sink, SinkError, SinkSpec};
 
-const POOLS: [u64; 3] = [1_000, 10_000, 1_000_000];
+const POOLS: [u64; 4] = [1_000, 10_000, 100_000, 1_000_000];
+/// The script's rows: with one worker, and with two.
+const SCRIPT_LABELS: [&str; 2] = ["darooghe w=1", "darooghe w=2"];
 const WARM_UP: u64 = 1_000;
 /// Events per `sample` call, between looks at the clock.
 const CHUNK: u64 = 1_000;
@@ -43,12 +47,14 @@ type Failure = Box<dyn std::error::Error>;
 
 #[path = "support/native.rs"]
 mod native;
+#[path = "support/svg.rs"]
+mod svg;
 
 use native::NativeStream;
 
 /// One configuration: its setup time and either (events, elapsed) or why setup failed.
 struct Figures {
-    label: &'static str,
+    label: String,
     customers: u64,
     setup: Duration,
     run: Result<(u64, Duration), String>,
@@ -75,8 +81,10 @@ fn main() -> Result<(), Failure> {
 
     let mut rows = Vec::new();
     for customers in POOLS {
-        rows.push(scripted(customers, events));
-        print_row(rows.last().expect("pushed")); // progress, the table follows
+        for row in scripted(customers, events) {
+            print_row(&row); // progress, the table follows
+            rows.push(row);
+        }
     }
     let mut native_bytes = 0.0;
     for customers in POOLS {
@@ -118,13 +126,36 @@ fn main() -> Result<(), Failure> {
                 .find(|r| r.label == label && r.customers == customers)
                 .and_then(Figures::ns_per_event)
         };
-        if let (Some(script), Some(native)) = (ns("darooghe.rhai"), ns("native Rust")) {
-            println!(
-                "script / native ceiling at {customers:>9} customers = {:.0}x",
-                script / native
-            );
+        for label in SCRIPT_LABELS {
+            if let (Some(script), Some(native)) = (ns(label), ns("native Rust")) {
+                println!(
+                    "{label} / native ceiling at {customers:>9} customers = {:.1}x the time",
+                    script / native
+                );
+            }
         }
     }
+    let chart = svg::Chart {
+        title: "Generation and encoding against pool size (no sink)".into(),
+        x_label: "customers in the pool".into(),
+        y_label: "events/s".into(),
+        series: SCRIPT_LABELS
+            .iter()
+            .chain(&["native Rust"])
+            .map(|label| svg::Series {
+                name: label.to_string(),
+                points: rows
+                    .iter()
+                    .filter(|r| r.label == *label)
+                    .filter_map(|r| Some((r.customers as f64, 1e9 / r.ns_per_event()?)))
+                    .collect(),
+                dashed: false,
+            })
+            .collect(),
+    };
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/perf/pool_size.svg");
+    chart.write(&path)?;
+    println!("wrote {}", path.display());
     println!(
         "JSON payload per event (1,000 customers): script {:.0} bytes, native {:.0} bytes",
         script_payload_bytes()?,
@@ -152,24 +183,33 @@ fn print_row(row: &Figures) {
     }
 }
 
-/// The script through the library: `app::prepare` then `Pipeline::sample` into a `DiscardSink`.
-fn scripted(customers: u64, events: u64) -> Figures {
+/// The script through the library: `app::prepare` then `Pipeline::sample` into a `DiscardSink`,
+/// with one worker, then with two.
+fn scripted(customers: u64, events: u64) -> Vec<Figures> {
     let started = Instant::now();
     let prepared = app::prepare(&options(customers));
     let setup = started.elapsed();
-    let run = match prepared {
-        Ok(prepared) => timed_run(prepared, events).map_err(|e| format!("run failed: {e}")),
-        Err(error) => Err(one_line(&error.to_string())),
+    let runs: Vec<Result<(u64, Duration), String>> = match prepared {
+        Ok(prepared) => timed_runs(prepared, events)
+            .unwrap_or_else(|e| vec![Err(format!("run failed: {e}")); 2]),
+        Err(error) => vec![Err(one_line(&error.to_string())); 2],
     };
-    Figures {
-        label: "darooghe.rhai",
-        customers,
-        setup,
-        run,
-    }
+    SCRIPT_LABELS
+        .iter()
+        .zip(runs)
+        .map(|(label, run)| Figures {
+            label: label.to_string(),
+            customers,
+            setup,
+            run,
+        })
+        .collect()
 }
 
-fn timed_run(prepared: app::Prepared, events: u64) -> Result<(u64, Duration), Failure> {
+fn timed_runs(
+    prepared: app::Prepared,
+    events: u64,
+) -> Result<Vec<Result<(u64, Duration), String>>, Failure> {
     let now = prepared.now;
     let mut sink = DiscardSink::default();
     let mut pipeline = Pipeline::new(
@@ -179,6 +219,19 @@ fn timed_run(prepared: app::Prepared, events: u64) -> Result<(u64, Duration), Fa
         &mut sink,
         Arc::new(Metrics::default()),
     );
+    let mut runs = Vec::new();
+    for workers in [1, 2] {
+        pipeline.set_workers(workers)?;
+        runs.push(timed_run(&mut pipeline, now, events).map_err(|e| e.to_string()));
+    }
+    Ok(runs)
+}
+
+fn timed_run(
+    pipeline: &mut Pipeline<'_>,
+    now: DateTime<chrono::Utc>,
+    events: u64,
+) -> Result<(u64, Duration), Failure> {
     pipeline.sample(now, WARM_UP)?;
     fastest(|| {
         let started = Instant::now();
@@ -293,7 +346,7 @@ fn native(customers: u64, events: u64) -> (Figures, f64) {
         Ok((made, started.elapsed()))
     });
     let figures = Figures {
-        label: "native Rust",
+        label: "native Rust".into(),
         customers,
         setup,
         run: best.map_err(|e| e.to_string()),

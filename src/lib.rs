@@ -14,7 +14,7 @@
 //! - [`sink`]: Kafka, stdout and file sinks, with delivery accounting; [`broker`]: the
 //!   embedded broker.
 //! - [`pipeline`]: the one module that joins timeline, script and sink, with the follow-ups a
-//!   script schedules.
+//!   script schedules and the workers that make events on every core, in one worker's order.
 //! - [`reload`]: hot reload (watch, prepare and check off the stream, swap between events).
 //! - [`schema`] and [`check`]: the declared event schema and `sim check`, also a library call.
 //! - [`labels`]: ground truth (`_fraud`, the `fraud_pattern` header, `--labels`).

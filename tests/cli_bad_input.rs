@@ -183,6 +183,9 @@ fn a_runaway_script_is_stopped_by_the_operation_limit() {
 fn a_bad_worker_count_names_the_flag_or_variable_and_the_value() {
     let stderr = fails(&["sample", "scripts/hello.rhai", "--workers=-3"], &[]);
     assert_mentions(&stderr, &["--workers", "`-3`", "workers"]);
-    let stderr = fails(&["sample", "scripts/hello.rhai"], &[("SIM_WORKERS", "many")]);
+    let stderr = fails(
+        &["sample", "scripts/hello.rhai"],
+        &[("SIM_WORKERS", "many")],
+    );
     assert_mentions(&stderr, &["SIM_WORKERS", "`many`"]);
 }

@@ -255,6 +255,11 @@ impl SourceFile {
             EvalAltResult::ErrorDataTooLarge(..) => {
                 Some("a string, array or map grew past the sandbox's size limit".to_string())
             }
+            EvalAltResult::ErrorAssignmentToConstant(..) => Some(
+                "`ctx` and the state `setup` returned are read-only while events are made (every \
+                 worker has its own copy): keep what changes with remember(key, value)"
+                    .to_string(),
+            ),
             EvalAltResult::ErrorFunctionNotFound(signature, _) => {
                 Some(match self.nearest_function(signature) {
                     Some(name) => format!("did you mean `{name}`? Native helpers are listed in docs/scripting.md"),

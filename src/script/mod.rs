@@ -421,7 +421,10 @@ impl Scenario {
         self.engine.set_max_operations(limits::SETUP_OPERATIONS);
         let result = self.call("setup", (ctx,));
         self.engine.set_max_operations(limits::CALL_OPERATIONS);
-        self.state = result?.into_shared();
+        // Read-only: an event that changed the state would change what later events see, and
+        // each worker has a copy of its own (see `fork`), so the output would depend on the
+        // number of workers. What changes belongs in memory (`remember`).
+        self.state = result?.into_read_only().into_shared();
         // What setup remembered is there for the first event.
         self.memory.commit(&mut self.memory.take_journal());
         Ok(())

@@ -245,3 +245,18 @@ fn local_time_gives_the_calendar_in_a_zone() {
     );
     assert_eq!(part("tehran", "weekday"), 2);
 }
+
+#[test]
+fn events_cannot_change_the_state_setup_built() {
+    let (mut s, _) = set_up(
+        "fn setup(ctx) { #{ counter: 0 } }\nfn event(ctx) { ctx.state.counter += 1; #{ n: ctx.state.counter } }",
+        1,
+        &[],
+    );
+    let err = s.event(0, 0).unwrap_err();
+    let text = format!("{:?}", miette::Report::new(err));
+    assert!(
+        text.contains("read-only") && text.contains("remember"),
+        "{text}"
+    );
+}
