@@ -57,7 +57,7 @@ struct Figures {
     label: String,
     customers: u64,
     setup: Duration,
-    run: Result<(u64, Duration), String>,
+    run: RunResult,
 }
 
 impl Figures {
@@ -189,7 +189,7 @@ fn scripted(customers: u64, events: u64) -> Vec<Figures> {
     let started = Instant::now();
     let prepared = app::prepare(&options(customers));
     let setup = started.elapsed();
-    let runs: Vec<Result<(u64, Duration), String>> = match prepared {
+    let runs: Vec<RunResult> = match prepared {
         Ok(prepared) => timed_runs(prepared, events)
             .unwrap_or_else(|e| vec![Err(format!("run failed: {e}")); 2]),
         Err(error) => vec![Err(one_line(&error.to_string())); 2],
@@ -206,10 +206,10 @@ fn scripted(customers: u64, events: u64) -> Vec<Figures> {
         .collect()
 }
 
-fn timed_runs(
-    prepared: app::Prepared,
-    events: u64,
-) -> Result<Vec<Result<(u64, Duration), String>>, Failure> {
+/// Events made and the time taken, or why the run failed.
+type RunResult = Result<(u64, Duration), String>;
+
+fn timed_runs(prepared: app::Prepared, events: u64) -> Result<Vec<RunResult>, Failure> {
     let now = prepared.now;
     let mut sink = DiscardSink::default();
     let mut pipeline = Pipeline::new(
