@@ -332,12 +332,13 @@ fn run(
     if let Some(status_line) = status_line {
         let _ = status_line.join();
     }
-    let code = report(&outcome?);
+    let outcome = outcome?;
+    // Before the account, which stays the last line.
     let pending = metrics.pending_follow_ups();
     if pending > 0 {
         say!("{pending} follow-ups were still scheduled for later and were not made");
     }
-    Ok(code)
+    Ok(report(&outcome))
 }
 
 fn sample(script: PathBuf, count: u64, common: CommonArgs) -> Result<ExitCode, SimError> {
