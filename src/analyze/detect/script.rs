@@ -182,7 +182,7 @@ pub fn is_detection_rule(path: &Path) -> bool {
     let Ok(text) = std::fs::read_to_string(path) else {
         return false;
     };
-    Engine::new_raw()
+    build_engine(path.parent().unwrap_or(Path::new(".")))
         .compile(&text)
         .is_ok_and(|ast| defines_detect(&ast))
 }
@@ -356,6 +356,19 @@ pub fn sample_events(count: u64) -> Vec<(Transaction, Vec<u8>)> {
         .collect()
 }
 
+/// Checks the rule at `path` for `sim check`: compiles it and runs it over `count` sample events
+/// (see [`sample_events`]); returns how many it ran and each failure with the event's number.
+pub fn check_rule(path: &Path, count: u64) -> Result<(u64, Vec<(i64, String)>), ScriptError> {
+    let mut detector = super::Detector::new(ScriptRules::single(path)?);
+    let mut failures = Vec::new();
+    for (tx, payload) in sample_events(count) {
+        for (_, error) in detector.observe(&tx, &payload).errors {
+            failures.push((tx.position.offset, error.to_string()));
+        }
+    }
+    Ok((count, failures))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -448,6 +461,17 @@ mod tests {
         let verdict = detector.observe(tx, payload);
         assert_eq!(verdict.errors.len(), 1);
         assert!(is_detection_rule(&path));
+    }
+
+    #[test]
+    fn the_shipped_rules_pass_their_check() {
+        for rule in ["card_testing", "impossible_travel"] {
+            let path =
+                Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("scripts/detect/{rule}.rhai"));
+            assert!(is_detection_rule(&path));
+            let (events, failures) = check_rule(&path, 300).unwrap();
+            assert_eq!((events, failures), (300, vec![]), "{rule}");
+        }
     }
 
     #[test]
