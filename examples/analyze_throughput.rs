@@ -10,7 +10,7 @@
 //! and recall and detection delay per fraud pattern. It measures; it asserts nothing.
 //!
 //! The mock cluster keeps at most 5 MB (or 100,000 messages) per partition and drops older
-//! batches beyond that, so the topic gets 24 partitions and the fill is lz4-compressed; the
+//! batches beyond that, so the topic gets 32 partitions and the fill is lz4-compressed; the
 //! analyzer's consumed count is printed beside the delivered one, so a topic the broker trimmed
 //! shows.
 //!
@@ -36,7 +36,7 @@ type Failure = Box<dyn std::error::Error>;
 
 const TOPIC: &str = "darooghe.transactions";
 /// Enough partitions that 500,000 compressed events stay under the mock's 5 MB a partition.
-const PARTITIONS: i32 = 24;
+const PARTITIONS: i32 = 32;
 
 fn main() -> Result<(), Failure> {
     let mut args = std::env::args().skip(1);
