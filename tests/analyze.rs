@@ -222,3 +222,109 @@ fn exactly_once_publishes_in_transactions_that_add_up_to_the_topic() {
     assert_eq!(summary_totals(&summary), truth);
     assert_eq!(published_totals(&mock.address, true), truth);
 }
+
+#[test]
+fn bad_input_is_reported_with_its_place_and_no_panic() {
+    let no_brokers = run(
+        sim().args(["analyze", "--until-idle"]),
+        Duration::from_secs(60),
+    );
+    assert!(!no_brokers.status.success());
+    assert!(
+        mentions(
+            &no_brokers.stderr,
+            "pass --brokers HOST:PORT or set KAFKA_BROKER"
+        ),
+        "{}",
+        no_brokers.stderr
+    );
+
+    let mock = Mock::start();
+    let no_topic = run(
+        analyze_cmd(&mock.address, "g").args(["--topic", "nowhere", "--until-idle"]),
+        Duration::from_secs(60),
+    );
+    assert!(!no_topic.status.success());
+    assert!(
+        mentions(&no_topic.stderr, "topic nowhere does not exist"),
+        "{}",
+        no_topic.stderr
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("broken.rhai"),
+        "fn detect(event, history) {\n    event.amount >\n}\n",
+    )
+    .unwrap();
+    let rules = dir.path().to_str().unwrap();
+    let broken = run(
+        analyze_cmd(&mock.address, "g").args(["--rules", rules, "--until-idle"]),
+        Duration::from_secs(60),
+    );
+    assert!(!broken.status.success());
+    assert!(
+        mentions(&broken.stderr, "broken.rhai:3"),
+        "{}",
+        broken.stderr
+    );
+
+    let missing = run(
+        analyze_cmd(&mock.address, "g").args(["--rules", "no/such/dir", "--until-idle"]),
+        Duration::from_secs(60),
+    );
+    assert!(!missing.status.success());
+    assert!(
+        mentions(
+            &missing.stderr,
+            "cannot read detection rules in no/such/dir"
+        ),
+        "{}",
+        missing.stderr
+    );
+    for out in [&no_brokers, &no_topic, &broken, &missing] {
+        assert_no_panic(&out.stderr);
+    }
+}
+
+#[test]
+fn detection_rules_are_reloaded_while_the_analyzer_runs() {
+    let mock = Mock::start();
+    backfill(&mock.address, "scripts/darooghe.rhai", 200, 3);
+    let dir = tempfile::tempdir().unwrap();
+    let rule = dir.path().join("big.rhai");
+    std::fs::write(
+        &rule,
+        "fn detect(event, history) { event.amount > 5000000 }\n",
+    )
+    .unwrap();
+    let analyzer = Background::start(
+        analyze_cmd(&mock.address, "reload").args(["--rules", dir.path().to_str().unwrap()]),
+    );
+    analyzer.wait_for_line("the rule loaded", Duration::from_secs(60), |l| {
+        l.starts_with("detection rule loaded") && l.contains("big.rhai")
+    });
+    analyzer.wait_for_line("the assignment", Duration::from_secs(60), |l| {
+        l.starts_with("assigned partitions")
+    });
+    // A broken edit is refused with its place; the running version stays.
+    std::fs::write(&rule, "fn detect(event, history) { event.amount > }\n").unwrap();
+    analyzer.wait_for_line("the rejection", Duration::from_secs(60), |l| {
+        l.contains("edit rejected")
+    });
+    analyzer.wait_for_line("the error's place", Duration::from_secs(10), |l| {
+        l.contains("big.rhai:1")
+    });
+    // A new file is picked up.
+    std::fs::write(
+        dir.path().join("small.rhai"),
+        "fn detect(event, history) { event.amount < 100 }\n",
+    )
+    .unwrap();
+    analyzer.wait_for_line("the new rule", Duration::from_secs(60), |l| {
+        l.starts_with("detection rule loaded") && l.contains("small.rhai")
+    });
+    analyzer.interrupt();
+    let (status, stderr) = analyzer.wait(Duration::from_secs(60));
+    assert!(status.success(), "{stderr}");
+}
