@@ -16,7 +16,7 @@ pub const RECENT_ALERTS: usize = 20;
 /// Poison messages listed (all are counted).
 pub const POISON_LISTED: usize = 100;
 /// Minutes of alert counts kept for the alerts-per-minute figure.
-const ALERT_MINUTES: usize = 60;
+pub const ALERT_MINUTES: usize = 60;
 
 /// Every figure the analyzer keeps.
 pub struct Analyzer {
