@@ -1,4 +1,4 @@
-//! `sim check`: validate scenario scripts, for people and for CI.
+//! `sim check`: validate scenario scripts (and detection rules), for people and for CI.
 //!
 //! Each script is compiled, configured, set up and sampled with a fixed seed and clock; every
 //! event is encoded (so a missing key field fails) and checked against the schema declared in
@@ -80,13 +80,36 @@ impl CheckReport {
     }
 }
 
-/// Checks one script; an error means it did not compile, set up or run, problems mean its events
+/// Checks a detection rule (`fn detect(event, history)`, see [`crate::analyze::detect::script`]):
+/// compiled, then run over sample transactions; a problem is an event it failed on.
+fn check_detection_rule(script: &Path, options: &CheckOptions) -> Result<CheckReport, SimError> {
+    let (events, failures) = crate::analyze::detect::script::check_rule(script, options.count)
+        .map_err(crate::analyze::AnalyzeError::from)?;
+    Ok(CheckReport {
+        script: script.to_path_buf(),
+        events,
+        has_schema: false,
+        problems: failures
+            .into_iter()
+            .map(|(seq, message)| Problem {
+                seq,
+                field: String::new(),
+                message,
+            })
+            .collect(),
+    })
+}
+
+/// Checks one script (a scenario, or a detection rule); an error means it did not compile, set up or run, problems mean its events
 /// broke the schema or its invariants.
 pub fn check_script(
     script: &Path,
     input: &UserInput,
     options: &CheckOptions,
 ) -> Result<CheckReport, SimError> {
+    if crate::analyze::detect::script::is_detection_rule(script) {
+        return check_detection_rule(script, options);
+    }
     let prepared = prepare(&Options {
         script: script.to_path_buf(),
         input: input.clone(),

@@ -31,6 +31,8 @@ macro_rules! say {
     }};
 }
 
+mod analyze;
+
 /// A scriptable real-time event simulator for Kafka.
 #[derive(Debug, Parser)]
 #[command(name = "sim", version, about, long_about = None)]
@@ -100,6 +102,9 @@ enum Command {
         #[arg(long = "set", value_name = "KEY=VALUE")]
         set: Vec<String>,
     },
+    /// Consume the transactions topic in a consumer group: aggregates, event-time windows and
+    /// fraud detection, scored against the ground truth; a live view, a summary at exit.
+    Analyze(analyze::AnalyzeArgs),
 }
 
 /// Flags every producing command takes.
@@ -539,6 +544,7 @@ impl Cli {
                 };
                 check(&scripts, &options, format, &input)
             }
+            Command::Analyze(args) => analyze::analyze(args),
         }
     }
 }

@@ -41,6 +41,10 @@ pub enum SimError {
     )]
     #[diagnostic(code(sim::rate::empty_window))]
     EmptyBackfillWindow,
+    /// `sim analyze` failed.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Analyze(#[from] crate::analyze::AnalyzeError),
     /// An error the user asked for by bad input outside settings (e.g. `--now`).
     #[error("{0}")]
     #[diagnostic(code(sim::input))]

@@ -20,8 +20,10 @@
 //! - [`labels`]: ground truth (`_fraud`, the `fraud_pattern` header, `--labels`).
 //! - [`settings`]: flags > environment > config file > `config()` > defaults.
 //! - [`app`]: the commands as library calls; [`cli`]: the command line on top.
+//! - [`analyze`]: the consumer side, `sim analyze` (aggregates, windows, fraud detection).
 //! - [`metrics`], [`shutdown`], [`rng`], [`error`]: the shared pieces.
 
+pub mod analyze;
 pub mod app;
 pub mod broker;
 pub mod check;

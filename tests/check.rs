@@ -135,3 +135,31 @@ fn the_check_is_a_library_call() {
     .unwrap();
     assert_eq!(bad.problems.len(), 100);
 }
+
+#[test]
+fn detection_rules_are_checked_by_their_contract() {
+    let output = sim_check(&[
+        "scripts/detect/card_testing.rhai",
+        "scripts/detect/impossible_travel.rhai",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("ok: scripts/detect/card_testing.rhai"),
+        "{}",
+        stderr(&output)
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let failing = dir.path().join("failing.rhai");
+    std::fs::write(
+        &failing,
+        "fn detect(event, history) { event.amount.no_such_helper() }\n",
+    )
+    .unwrap();
+    let output = sim_check(&[failing.to_str().unwrap()]);
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("Function not found: no_such_helper"),
+        "{}",
+        stderr(&output)
+    );
+}

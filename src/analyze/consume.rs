@@ -1,0 +1,624 @@
+//! The consumer group, its batches and offsets, and the run loop of `sim analyze`.
+//!
+//! Messages are processed one by one into the [`Analyzer`] and into a *batch*: per source
+//! partition, the aggregate delta, the alerts and the dead letters of the messages read since the
+//! last commit. A batch is committed every `commit_every` messages or `commit_interval`, at
+//! exit, and before partitions are revoked in a rebalance:
+//!
+//! - at least once (default): the batch's outputs are published and acknowledged, and only then
+//!   are the offsets committed; a crash in between publishes the batch again on restart;
+//! - exactly once (`--exactly-once`): outputs and offsets go in one producer transaction
+//!   (`send_offsets_to_transaction`), so a batch's effects are visible to `read_committed`
+//!   readers once or never.
+//!
+//! Committing on revoke (inside librdkafka's rebalance callback, still on this thread during
+//! `poll`) means a partition changes hands exactly at a commit: nothing the old owner processed
+//! is redone by the new one, and nothing is lost.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{BorrowedMessage, Headers, Message, Timestamp};
+use rdkafka::statistics::Statistics;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+
+use super::aggregate::Totals;
+use super::analyzer::Analyzer;
+use super::detect::script::{RuleChange, ScriptRules};
+use super::detect::{Alert, Detector};
+use super::publish::Publisher;
+use super::summary::{RunInfo, Summary};
+use super::transaction::{parse, Incoming, Poison, Position};
+use super::view::{self, Progress};
+use super::{AnalyzeError, AnalyzeNotice, AnalyzeOptions};
+use crate::shutdown::Shutdown;
+
+/// How long to wait for the brokers' first answer.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often the live view is redrawn.
+const VIEW_INTERVAL: Duration = Duration::from_secs(1);
+/// The header that carries the ground truth.
+const PATTERN_HEADER: &str = "fraud_pattern";
+
+/// A poison message kept for the dead-letter topic.
+#[derive(Debug, Clone)]
+pub struct DeadLetter {
+    /// Its key.
+    pub key: Option<Vec<u8>>,
+    /// Its value, as read.
+    pub payload: Option<Vec<u8>>,
+    /// Where it was and why it was refused.
+    pub poison: Poison,
+}
+
+/// What was read from one partition since its last commit.
+#[derive(Debug, Default)]
+pub struct PartitionBatch {
+    /// Aggregates of its transactions.
+    pub delta: Totals,
+    /// Alerts they raised.
+    pub alerts: Vec<Alert>,
+    /// Its poison messages, when a dead-letter topic is set.
+    pub dead_letters: Vec<DeadLetter>,
+    /// The first offset in the batch.
+    pub first_offset: i64,
+    /// The offset after the last one in the batch: what is committed.
+    pub next_offset: i64,
+}
+
+/// The uncommitted batch and the committed totals.
+#[derive(Default)]
+struct Pending {
+    batches: BTreeMap<i32, PartitionBatch>,
+    messages: u64,
+    started: Option<Instant>,
+    totals: Totals,
+    commits: u64,
+    /// An error from a commit made inside the rebalance callback, raised by the loop.
+    failure: Option<AnalyzeError>,
+    warnings: Vec<String>,
+}
+
+/// Partitions assigned, and the changes the loop has not looked at yet.
+#[derive(Default)]
+struct Membership {
+    assigned: BTreeSet<i32>,
+    revoked: Vec<i32>,
+    added: Vec<i32>,
+}
+
+/// The consumer's context: rebalance and statistics callbacks, and what they need to commit.
+pub struct GroupContext {
+    topic: String,
+    publisher: Option<Publisher>,
+    pending: Mutex<Pending>,
+    membership: Mutex<Membership>,
+    lag: Mutex<BTreeMap<i32, i64>>,
+}
+
+/// Locks `m`, taking over a lock poisoned by a panic elsewhere (the data is still consistent:
+/// every update under these locks is a single step).
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl GroupContext {
+    /// Publishes and commits the pending batch (see the module doc for the two guarantees).
+    fn commit(
+        &self,
+        consumer: &BaseConsumer<GroupContext>,
+        pending: &mut Pending,
+    ) -> Result<(), AnalyzeError> {
+        if pending.batches.is_empty() {
+            return Ok(());
+        }
+        let mut offsets = TopicPartitionList::new();
+        for (&partition, batch) in &pending.batches {
+            offsets
+                .add_partition_offset(&self.topic, partition, Offset::Offset(batch.next_offset))
+                .map_err(|e| AnalyzeError::Kafka {
+                    what: "listing offsets",
+                    reason: e.to_string(),
+                })?;
+        }
+        match &self.publisher {
+            Some(publisher) if publisher.transactional() => {
+                let group = consumer
+                    .group_metadata()
+                    .ok_or_else(|| AnalyzeError::Kafka {
+                        what: "reading the group's metadata",
+                        reason: "the consumer is not in a group".into(),
+                    })?;
+                publisher.publish_in_transaction(
+                    &self.topic,
+                    &pending.batches,
+                    &offsets,
+                    &group,
+                )?;
+            }
+            publisher => {
+                if let Some(publisher) = publisher {
+                    publisher.publish(&self.topic, &pending.batches)?;
+                }
+                // The outputs are acknowledged: now the offsets may move past these events.
+                if let Err(err) = consumer.commit(&offsets, CommitMode::Sync) {
+                    pending.warnings.push(format!(
+                        "committing offsets failed ({err}); these events may be processed again"
+                    ));
+                }
+            }
+        }
+        for batch in std::mem::take(&mut pending.batches).values() {
+            pending.totals.merge(&batch.delta);
+        }
+        pending.messages = 0;
+        pending.started = None;
+        pending.commits += 1;
+        Ok(())
+    }
+}
+
+impl ClientContext for GroupContext {
+    fn stats(&self, statistics: Statistics) {
+        let Some(topic) = statistics.topics.get(&self.topic) else {
+            return;
+        };
+        let assigned = lock(&self.membership).assigned.clone();
+        let lag = topic
+            .partitions
+            .iter()
+            .filter(|(p, _)| assigned.contains(p))
+            .map(|(p, part)| (*p, part.consumer_lag))
+            .collect();
+        *lock(&self.lag) = lag;
+    }
+}
+
+impl ConsumerContext for GroupContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(list) = rebalance {
+            // Still the owner: commit what was done, so the next owner starts right after it.
+            let mut pending = lock(&self.pending);
+            if let Err(err) = self.commit(consumer, &mut pending) {
+                pending.failure.get_or_insert(err);
+            }
+            let mut membership = lock(&self.membership);
+            for element in list.elements_for_topic(&self.topic) {
+                membership.assigned.remove(&element.partition());
+                membership.revoked.push(element.partition());
+            }
+        }
+    }
+
+    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(list) = rebalance {
+            let mut membership = lock(&self.membership);
+            for element in list.elements_for_topic(&self.topic) {
+                membership.assigned.insert(element.partition());
+                membership.added.push(element.partition());
+            }
+        }
+    }
+}
+
+/// The client configuration every client of the run shares: brokers and the user's properties.
+fn base_config(options: &AnalyzeOptions) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", &options.brokers);
+    for (key, value) in &options.properties {
+        config.set(key, value);
+    }
+    config
+}
+
+fn consumer_config(options: &AnalyzeOptions) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", &options.brokers)
+        .set("group.id", &options.group)
+        // Offsets are committed by hand, after the effects are recorded (see the module doc).
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
+        .set(
+            "auto.offset.reset",
+            if options.from_beginning {
+                "earliest"
+            } else {
+                "latest"
+            },
+        );
+    if options.exactly_once {
+        // Read only committed input: an aborted producer's messages are not transactions.
+        config.set("isolation.level", "read_committed");
+    }
+    if options.live_view {
+        config.set("statistics.interval.ms", "1000");
+    }
+    for (key, value) in &options.properties {
+        config.set(key, value);
+    }
+    config
+}
+
+/// The input topic's partitions and replication factor; an error when it does not exist.
+fn topic_shape(
+    consumer: &BaseConsumer<GroupContext>,
+    options: &AnalyzeOptions,
+) -> Result<(i32, i32), AnalyzeError> {
+    let metadata = consumer
+        .fetch_metadata(Some(&options.topic), CONNECT_TIMEOUT)
+        .map_err(|e| AnalyzeError::Unreachable {
+            brokers: options.brokers.clone(),
+            origin: options.brokers_origin.clone(),
+            reason: e.to_string(),
+        })?;
+    let topic = metadata.topics().iter().find(|t| t.name() == options.topic);
+    match topic {
+        Some(t) if t.error().is_none() && !t.partitions().is_empty() => {
+            let replication = t.partitions()[0].replicas().len().max(1) as i32;
+            Ok((t.partitions().len() as i32, replication))
+        }
+        _ => Err(AnalyzeError::NoTopic {
+            topic: options.topic.clone(),
+            brokers: options.brokers.clone(),
+        }),
+    }
+}
+
+fn load_rules(
+    options: &AnalyzeOptions,
+    notify: &mut dyn FnMut(AnalyzeNotice),
+) -> Result<ScriptRules, AnalyzeError> {
+    let Some(dir) = &options.rules_dir else {
+        return Ok(ScriptRules::none());
+    };
+    let (rules, changes) = ScriptRules::load(dir).map_err(|source| AnalyzeError::Rules {
+        path: dir.clone(),
+        source,
+    })?;
+    for change in changes {
+        match change {
+            // A rule that does not compile at start is an error, as a broken scenario is.
+            RuleChange::Rejected(err) => return Err(err.into()),
+            other => notify(AnalyzeNotice::Rule(other)),
+        }
+    }
+    Ok(rules)
+}
+
+/// Watches the rules folder, when hot reload is on.
+struct RuleWatch {
+    events: std::sync::mpsc::Receiver<notify_debouncer_mini::DebounceEventResult>,
+    _watcher: crate::reload::ScriptWatcher,
+}
+
+fn watch_rules(
+    options: &AnalyzeOptions,
+    notify: &mut dyn FnMut(AnalyzeNotice),
+) -> Option<RuleWatch> {
+    let dir = options
+        .rules_dir
+        .as_ref()
+        .filter(|_| options.reload_rules)?;
+    let (sender, events) = std::sync::mpsc::channel();
+    let started = crate::reload::ScriptWatcher::start(sender).and_then(|mut watcher| {
+        // Watching a file inside the folder watches the folder itself.
+        watcher.watch(&[dir.join("rules.rhai")])?;
+        Ok(watcher)
+    });
+    match started {
+        Ok(watcher) => Some(RuleWatch {
+            events,
+            _watcher: watcher,
+        }),
+        Err(err) => {
+            notify(AnalyzeNotice::Warning(format!(
+                "hot reload of detection rules unavailable: {err}"
+            )));
+            None
+        }
+    }
+}
+
+/// The run loop's state.
+struct Run<'a> {
+    options: &'a AnalyzeOptions,
+    analyzer: Analyzer,
+    rules: Option<RuleWatch>,
+    at_eof: BTreeSet<i32>,
+    last_message: Instant,
+    consumed: u64,
+    failing_rules: BTreeSet<String>,
+    last_frame: Instant,
+    consumed_at_frame: u64,
+}
+
+/// Runs `sim analyze` until `shutdown` (or, with `until_idle`, until caught up), then commits
+/// what was processed and returns the summary.
+pub fn run(
+    options: &AnalyzeOptions,
+    shutdown: &Shutdown,
+    notify: &mut dyn FnMut(AnalyzeNotice),
+) -> Result<Summary, AnalyzeError> {
+    let started = Instant::now();
+    if options.brokers.trim().is_empty() {
+        return Err(AnalyzeError::NoBrokers);
+    }
+    let rules = load_rules(options, notify)?;
+    // A consumer without the publisher first, to learn the topic's shape for the output topics.
+    let probe: BaseConsumer<GroupContext> = consumer_config(options)
+        .create_with_context(context(options, None))
+        .map_err(|e| AnalyzeError::Config(e.to_string()))?;
+    let (partitions, replication) = topic_shape(&probe, options)?;
+    drop(probe);
+    let publisher =
+        if options.output_topics || options.dead_letter_topic.is_some() || options.exactly_once {
+            Some(Publisher::connect(
+                options,
+                &base_config(options),
+                partitions,
+                replication,
+            )?)
+        } else {
+            None
+        };
+    let consumer: BaseConsumer<GroupContext> = consumer_config(options)
+        .create_with_context(context(options, publisher))
+        .map_err(|e| AnalyzeError::Config(e.to_string()))?;
+    consumer
+        .subscribe(&[&options.topic])
+        .map_err(|e| AnalyzeError::Kafka {
+            what: "subscribing",
+            reason: e.to_string(),
+        })?;
+    let mut run = Run {
+        options,
+        analyzer: Analyzer::new(options.windows, Detector::new(rules)),
+        rules: watch_rules(options, notify),
+        at_eof: BTreeSet::new(),
+        last_message: Instant::now(),
+        consumed: 0,
+        failing_rules: BTreeSet::new(),
+        last_frame: Instant::now(),
+        consumed_at_frame: 0,
+    };
+    let result = run.go(&consumer, shutdown, notify);
+    let context = consumer.context();
+    if let Some(publisher) = &context.publisher {
+        publisher.close();
+    }
+    result?;
+    run.analyzer.windows.close_all();
+    let pending = lock(&context.pending);
+    let info = RunInfo {
+        topic: options.topic.clone(),
+        group: options.group.clone(),
+        exactly_once: options.exactly_once,
+        consumed: run.consumed,
+        commits: pending.commits,
+        elapsed_s: started.elapsed().as_secs_f64(),
+    };
+    Ok(Summary::new(&run.analyzer, &pending.totals, info))
+}
+
+/// Commits the pending batch (outside a rebalance).
+fn commit(consumer: &BaseConsumer<GroupContext>) -> Result<(), AnalyzeError> {
+    let context = consumer.context();
+    let mut pending = lock(&context.pending);
+    context.commit(consumer, &mut pending)
+}
+
+fn context(options: &AnalyzeOptions, publisher: Option<Publisher>) -> GroupContext {
+    GroupContext {
+        topic: options.topic.clone(),
+        publisher,
+        pending: Mutex::new(Pending::default()),
+        membership: Mutex::new(Membership::default()),
+        lag: Mutex::new(BTreeMap::new()),
+    }
+}
+
+impl Run<'_> {
+    fn go(
+        &mut self,
+        consumer: &BaseConsumer<GroupContext>,
+        shutdown: &Shutdown,
+        notify: &mut dyn FnMut(AnalyzeNotice),
+    ) -> Result<(), AnalyzeError> {
+        while !shutdown.is_triggered() {
+            match consumer.poll(Duration::from_millis(100)) {
+                Some(Ok(message)) => self.process(consumer.context(), &message, notify),
+                Some(Err(KafkaError::PartitionEOF(partition))) => {
+                    self.at_eof.insert(partition);
+                    self.analyzer.partition_idle(partition);
+                }
+                Some(Err(err)) => notify(AnalyzeNotice::Warning(format!("consumer: {err}"))),
+                None => {}
+            }
+            self.after_poll(consumer.context(), notify)?;
+            if self.commit_due(consumer.context()) {
+                commit(consumer)?;
+            }
+            self.reload_rules(notify);
+            self.draw(consumer.context(), notify);
+            if self.options.until_idle && self.caught_up(consumer.context()) {
+                break;
+            }
+        }
+        commit(consumer)
+    }
+
+    fn process(
+        &mut self,
+        context: &GroupContext,
+        message: &BorrowedMessage<'_>,
+        notify: &mut dyn FnMut(AnalyzeNotice),
+    ) {
+        let position = Position {
+            partition: message.partition(),
+            offset: message.offset(),
+        };
+        self.at_eof.remove(&position.partition);
+        self.last_message = Instant::now();
+        self.consumed += 1;
+        let pattern = message.headers().and_then(|headers| {
+            headers
+                .iter()
+                .find(|h| h.key == PATTERN_HEADER)
+                .and_then(|h| h.value)
+                .and_then(|v| std::str::from_utf8(v).ok())
+        });
+        let timestamp_ms = match message.timestamp() {
+            Timestamp::CreateTime(ms) => Some(ms),
+            _ => None,
+        };
+        let incoming = Incoming {
+            payload: message.payload(),
+            timestamp_ms,
+            pattern,
+            position,
+        };
+        let mut pending = lock(&context.pending);
+        pending.messages += 1;
+        pending.started.get_or_insert_with(Instant::now);
+        let batch = pending
+            .batches
+            .entry(position.partition)
+            .or_insert_with(|| PartitionBatch {
+                first_offset: position.offset,
+                ..PartitionBatch::default()
+            });
+        batch.next_offset = position.offset + 1;
+        match parse(incoming) {
+            Ok(tx) => {
+                let verdict = self
+                    .analyzer
+                    .record(&tx, message.payload().unwrap_or_default());
+                batch.delta.add(&tx);
+                batch.alerts.extend(verdict.alerts);
+                for (rule, error) in verdict.errors {
+                    if self.failing_rules.insert(rule) {
+                        notify(AnalyzeNotice::RuleFailed(error));
+                    }
+                }
+            }
+            Err(poison) => {
+                if self.options.dead_letter_topic.is_some() {
+                    batch.dead_letters.push(DeadLetter {
+                        key: message.key().map(<[u8]>::to_vec),
+                        payload: message.payload().map(<[u8]>::to_vec),
+                        poison: poison.clone(),
+                    });
+                }
+                self.analyzer.poison(poison.clone());
+                drop(pending);
+                notify(AnalyzeNotice::Poison(poison));
+            }
+        }
+    }
+
+    /// Takes in what the rebalance callbacks did during the poll.
+    fn after_poll(
+        &mut self,
+        context: &GroupContext,
+        notify: &mut dyn FnMut(AnalyzeNotice),
+    ) -> Result<(), AnalyzeError> {
+        let (revoked, added) = {
+            let mut membership = lock(&context.membership);
+            (
+                std::mem::take(&mut membership.revoked),
+                std::mem::take(&mut membership.added),
+            )
+        };
+        for partition in &revoked {
+            self.at_eof.remove(partition);
+            self.analyzer.forget_partition(*partition);
+        }
+        if !revoked.is_empty() {
+            notify(AnalyzeNotice::Revoked(revoked));
+        }
+        for partition in &added {
+            self.analyzer.assign_partition(*partition);
+        }
+        if !added.is_empty() {
+            notify(AnalyzeNotice::Assigned(added));
+        }
+        let mut pending = lock(&context.pending);
+        for warning in pending.warnings.drain(..) {
+            notify(AnalyzeNotice::Warning(warning));
+        }
+        match pending.failure.take() {
+            Some(err) => Err(err),
+            None => Ok(()),
+        }
+    }
+
+    fn commit_due(&self, context: &GroupContext) -> bool {
+        let pending = lock(&context.pending);
+        pending.messages >= self.options.commit_every
+            || pending
+                .started
+                .is_some_and(|t| t.elapsed() >= self.options.commit_interval)
+    }
+
+    /// Every assigned partition is at its end, and has been for the idle grace.
+    fn caught_up(&self, context: &GroupContext) -> bool {
+        let membership = lock(&context.membership);
+        !membership.assigned.is_empty()
+            && membership.assigned.iter().all(|p| self.at_eof.contains(p))
+            && self.last_message.elapsed() >= self.options.idle_grace
+    }
+
+    fn reload_rules(&mut self, notify: &mut dyn FnMut(AnalyzeNotice)) {
+        let Some(watch) = &self.rules else {
+            return;
+        };
+        let mut changed = false;
+        while let Ok(batch) = watch.events.try_recv() {
+            changed |= batch.is_ok_and(|events| {
+                events
+                    .iter()
+                    .any(|e| e.path.extension().is_some_and(|x| x == "rhai"))
+            });
+        }
+        if !changed {
+            return;
+        }
+        match self.analyzer.detector.scripts_mut().reload() {
+            Ok(changes) => {
+                for change in changes {
+                    if let RuleChange::Loaded(path) | RuleChange::Removed(path) = &change {
+                        // A new version gets its own first failure reported.
+                        if let Some(stem) = path.file_stem() {
+                            self.failing_rules.remove(&*stem.to_string_lossy());
+                        }
+                    }
+                    notify(AnalyzeNotice::Rule(change));
+                }
+            }
+            Err(err) => notify(AnalyzeNotice::Warning(format!(
+                "reading the rules folder: {err}"
+            ))),
+        }
+    }
+
+    fn draw(&mut self, context: &GroupContext, notify: &mut dyn FnMut(AnalyzeNotice)) {
+        if !self.options.live_view || self.last_frame.elapsed() < VIEW_INTERVAL {
+            return;
+        }
+        let elapsed = self.last_frame.elapsed().as_secs_f64();
+        let progress = Progress {
+            consumed: self.consumed,
+            rate: (self.consumed - self.consumed_at_frame) as f64 / elapsed,
+            lag: lock(&context.lag).clone(),
+        };
+        let frame = view::render(&self.analyzer, &lock(&context.pending).totals, &progress);
+        self.last_frame = Instant::now();
+        self.consumed_at_frame = self.consumed;
+        notify(AnalyzeNotice::Frame(frame));
+    }
+}

@@ -1,0 +1,494 @@
+//! Detection rules written in Rhai: `fn detect(event, history)`, one rule a file.
+//!
+//! Every `*.rhai` file of the rules folder (`scripts/detect/` by default) is a rule named after
+//! its file stem. The engine calls `detect(event, history)` for each transaction: `event` is the
+//! whole event as a map plus `_time` (event time, milliseconds since the epoch), `history` the
+//! customer's previous events (same shape), oldest first, at most [`super::HISTORY`]. It returns:
+//!
+//! | returns | means |
+//! | --- | --- |
+//! | `()` or `false` | no alert |
+//! | `true` or a string | an alert naming this event (the string is the reason) |
+//! | `#{ reason: "...", events: [transaction ids] }` | an alert naming those events |
+//!
+//! Rules run in the same sandbox as scenarios (operation, depth and size limits of
+//! [`crate::script::limits`]), on one engine built once; each file is compiled once, and again
+//! only when it changes. A file that fails to compile keeps its previous version running.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rhai::module_resolvers::FileModuleResolver;
+use rhai::{Array, CallFnOptions, Dynamic, Engine, Map, Position, Scope, AST};
+
+use super::{Finding, Rule, Seen};
+use crate::analyze::transaction::{Position as Place, Transaction};
+use crate::script::{limits, ScriptError, ScriptErrorKind, SourceFile};
+
+/// The contract function of a detection rule.
+pub const CONTRACT: &str = "detect";
+
+/// The sandboxed engine rules run on: the scenario limits, no `eval`, strict variables.
+fn build_engine(dir: &Path) -> Engine {
+    let mut engine = Engine::new();
+    engine
+        .set_max_operations(limits::CALL_OPERATIONS)
+        .set_max_call_levels(limits::CALL_DEPTH)
+        .set_max_expr_depths(limits::EXPRESSION_DEPTH, limits::EXPRESSION_DEPTH)
+        .set_max_string_size(limits::STRING_SIZE)
+        .set_max_array_size(limits::ARRAY_SIZE)
+        .set_max_map_size(limits::MAP_SIZE)
+        .set_strict_variables(true)
+        .set_fail_on_invalid_map_property(false)
+        .set_module_resolver(FileModuleResolver::new_with_path(dir));
+    engine.disable_symbol("eval");
+    // Standard output may carry the JSON summary: script output goes to standard error.
+    engine.on_print(|text| {
+        let _ = writeln!(std::io::stderr(), "[detect] {text}");
+    });
+    engine
+}
+
+/// One compiled rule.
+pub struct ScriptRule {
+    name: String,
+    engine: Arc<Engine>,
+    ast: AST,
+    source: SourceFile,
+}
+
+impl ScriptRule {
+    /// Compiles `text` as the rule at `path`.
+    fn compile(engine: Arc<Engine>, path: &Path, text: &str) -> Result<Self, ScriptError> {
+        let source = SourceFile {
+            path: path.to_path_buf(),
+            text: Arc::from(text),
+        };
+        let ast = engine.compile(text).map_err(|e| source.syntax_error(&e))?;
+        if !defines_detect(&ast) {
+            return Err(source.missing(
+                "detect(event, history)",
+                "a detection rule defines `fn detect(event, history)` returning (), true, a reason string or #{ reason, events }",
+            ));
+        }
+        let name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "rule".into());
+        Ok(Self {
+            name,
+            engine,
+            ast,
+            source,
+        })
+    }
+
+    fn interpret(
+        &self,
+        result: Dynamic,
+        event: &Seen,
+        history: &VecDeque<Seen>,
+    ) -> Result<Option<Finding>, ScriptError> {
+        let here = vec![event.tx.position];
+        if result.is_unit() {
+            return Ok(None);
+        }
+        if let Ok(fired) = result.as_bool() {
+            return Ok(fired.then(|| Finding {
+                reason: format!("{} fired", self.name),
+                events: here,
+            }));
+        }
+        if result.is_string() {
+            return Ok(Some(Finding {
+                reason: result.to_string(),
+                events: here,
+            }));
+        }
+        let Some(map) = result.clone().try_cast::<Map>() else {
+            return Err(self.source.bad_return(
+                CONTRACT,
+                Position::NONE,
+                result.type_name(),
+                "(), a bool, a reason string or a map #{ reason, events }",
+            ));
+        };
+        let reason = map
+            .get("reason")
+            .map(|r| r.to_string())
+            .unwrap_or_else(|| format!("{} fired", self.name));
+        let ids: Vec<String> = match map.get("events") {
+            Some(list) if list.is_array() => list
+                .clone()
+                .cast::<Array>()
+                .iter()
+                .map(|id| id.to_string())
+                .collect(),
+            _ => Vec::new(),
+        };
+        let events: Vec<Place> = history
+            .iter()
+            .chain(std::iter::once(event))
+            .filter(|s| ids.contains(&s.tx.transaction_id))
+            .map(|s| s.tx.position)
+            .collect();
+        Ok(Some(Finding {
+            reason,
+            events: if events.is_empty() { here } else { events },
+        }))
+    }
+}
+
+impl Rule for ScriptRule {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn check(
+        &mut self,
+        event: &Seen,
+        history: &VecDeque<Seen>,
+    ) -> Result<Option<Finding>, ScriptError> {
+        let current = event.map.clone().unwrap_or(Dynamic::UNIT);
+        let past: Array = history
+            .iter()
+            .map(|s| s.map.clone().unwrap_or(Dynamic::UNIT))
+            .collect();
+        let options = CallFnOptions::new().eval_ast(false);
+        let result = self
+            .engine
+            .call_fn_with_options::<Dynamic>(
+                options,
+                &mut Scope::new(),
+                &self.ast,
+                CONTRACT,
+                (current, past),
+            )
+            .map_err(|err| self.source.runtime_error(CONTRACT, err, Position::NONE))?;
+        self.interpret(result, event, history)
+    }
+}
+
+fn defines_detect(ast: &AST) -> bool {
+    ast.iter_functions()
+        .any(|f| f.name == CONTRACT && f.params.len() == 2)
+}
+
+/// Whether the script at `path` is a detection rule (defines `detect(event, history)`) rather
+/// than a scenario; `sim check` uses it to pick the check.
+pub fn is_detection_rule(path: &Path) -> bool {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return false;
+    };
+    build_engine(path.parent().unwrap_or(Path::new(".")))
+        .compile(&text)
+        .is_ok_and(|ast| defines_detect(&ast))
+}
+
+/// The event as a Rhai map with `_time` added, or `None` when the value is not a JSON object.
+pub fn event_map(tx: &Transaction, payload: &[u8]) -> Option<Dynamic> {
+    let mut map = serde_json::from_slice::<Dynamic>(payload)
+        .ok()?
+        .try_cast::<Map>()?;
+    map.insert("_time".into(), Dynamic::from_int(tx.time_ms));
+    Some(Dynamic::from_map(map))
+}
+
+/// What a (re)load of the rules folder did to one file.
+#[derive(Debug)]
+pub enum RuleChange {
+    /// The rule at this path is (now) running.
+    Loaded(PathBuf),
+    /// The file is gone, and so is its rule.
+    Removed(PathBuf),
+    /// The file failed to compile; its previous version, if any, keeps running.
+    Rejected(ScriptError),
+}
+
+/// The Rhai rules of one folder.
+pub struct ScriptRules {
+    dir: Option<PathBuf>,
+    engine: Arc<Engine>,
+    /// By path: the text compiled, and the rule.
+    rules: BTreeMap<PathBuf, (String, Box<dyn Rule>)>,
+}
+
+impl ScriptRules {
+    /// No Rhai rules.
+    pub fn none() -> Self {
+        Self {
+            dir: None,
+            engine: Arc::new(build_engine(Path::new("."))),
+            rules: BTreeMap::new(),
+        }
+    }
+
+    /// Loads every `*.rhai` in `dir`; a file that fails is reported, the others still load.
+    pub fn load(dir: &Path) -> std::io::Result<(Self, Vec<RuleChange>)> {
+        let mut rules = Self {
+            dir: Some(dir.to_path_buf()),
+            engine: Arc::new(build_engine(dir)),
+            rules: BTreeMap::new(),
+        };
+        let changes = rules.reload()?;
+        Ok((rules, changes))
+    }
+
+    /// Loads a single rule file (for `sim check` and tests).
+    pub fn single(path: &Path) -> Result<Self, ScriptError> {
+        let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+        let engine = Arc::new(build_engine(&dir));
+        let text = std::fs::read_to_string(path).map_err(|source| {
+            ScriptError::from(ScriptErrorKind::Read {
+                path: path.to_path_buf(),
+                source,
+            })
+        })?;
+        let rule = ScriptRule::compile(engine.clone(), path, &text)?;
+        let mut rules = BTreeMap::new();
+        rules.insert(path.to_path_buf(), (text, Box::new(rule) as Box<dyn Rule>));
+        Ok(Self {
+            dir: None,
+            engine,
+            rules,
+        })
+    }
+
+    /// The folder, when rules come from one.
+    pub fn dir(&self) -> Option<&Path> {
+        self.dir.as_deref()
+    }
+
+    /// Re-reads the folder: compiles new and changed files, drops removed ones. A file that
+    /// fails keeps its previous version.
+    pub fn reload(&mut self) -> std::io::Result<Vec<RuleChange>> {
+        let Some(dir) = self.dir.clone() else {
+            return Ok(Vec::new());
+        };
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)?
+            .filter_map(|entry| entry.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "rhai") && p.is_file())
+            .collect();
+        files.sort();
+        let mut changes = Vec::new();
+        let gone: Vec<PathBuf> = self
+            .rules
+            .keys()
+            .filter(|p| !files.contains(p))
+            .cloned()
+            .collect();
+        for path in gone {
+            self.rules.remove(&path);
+            changes.push(RuleChange::Removed(path));
+        }
+        for path in files {
+            let Ok(text) = std::fs::read_to_string(&path) else {
+                continue; // mid-rename: the next change event reads it
+            };
+            if self.rules.get(&path).is_some_and(|(old, _)| *old == text) {
+                continue;
+            }
+            match ScriptRule::compile(self.engine.clone(), &path, &text) {
+                Ok(rule) => {
+                    self.rules.insert(path.clone(), (text, Box::new(rule)));
+                    changes.push(RuleChange::Loaded(path));
+                }
+                Err(err) => changes.push(RuleChange::Rejected(err)),
+            }
+        }
+        Ok(changes)
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    /// The rules' names.
+    pub fn names(&self) -> impl Iterator<Item = String> + '_ {
+        self.rules.values().map(|(_, r)| r.name().to_string())
+    }
+
+    /// The rules, to run them.
+    pub fn rules_mut(&mut self) -> impl Iterator<Item = &mut Box<dyn Rule>> {
+        self.rules.values_mut().map(|(_, r)| r)
+    }
+}
+
+/// Deterministic sample events for checking a rule: a few customers paying in two cities, with
+/// bursts of small online payments and large ones, one every 7 seconds of event time.
+pub fn sample_events(count: u64) -> Vec<(Transaction, Vec<u8>)> {
+    let amounts = [5_000, 30_000, 150_000, 900_000, 1_500_000, 3_000_000];
+    let methods = ["online", "pos", "mobile", "nfc"];
+    let places = [(35.6892, 51.3890), (36.2605, 59.6168), (29.5918, 52.5837)];
+    (0..count)
+        .map(|i| {
+            let n = i as usize;
+            let (lat, lng) = places[(n / 3) % places.len()];
+            let tx = Transaction {
+                transaction_id: format!("check-{i}"),
+                customer_id: format!("cust_{}", n % 4),
+                merchant_id: format!("merch_{}", n % 5),
+                category: "retail".into(),
+                method: methods[n % methods.len()].into(),
+                status: if n % 11 == 0 { "declined" } else { "approved" }.into(),
+                amount: amounts[(n * 7) % amounts.len()],
+                time_ms: 1_705_312_800_000 + i as i64 * 7_000,
+                pattern: None,
+                position: Place { partition: 0, offset: i as i64 },
+            };
+            let payload = serde_json::json!({
+                "transaction_id": tx.transaction_id,
+                "timestamp": chrono::DateTime::from_timestamp_millis(tx.time_ms).map(|t| t.to_rfc3339()),
+                "customer_id": tx.customer_id,
+                "merchant_id": tx.merchant_id,
+                "merchant_category": tx.category,
+                "payment_method": tx.method,
+                "amount": tx.amount,
+                "status": tx.status,
+                "location": { "lat": lat, "lng": lng },
+                "device_info": { "os": "Android", "app_version": "2.4.1" },
+            });
+            (tx, payload.to_string().into_bytes())
+        })
+        .collect()
+}
+
+/// Checks the rule at `path` for `sim check`: compiles it and runs it over `count` sample events
+/// (see [`sample_events`]); returns how many it ran and each failure with the event's number.
+pub fn check_rule(path: &Path, count: u64) -> Result<(u64, Vec<(i64, String)>), ScriptError> {
+    let mut detector = super::Detector::new(ScriptRules::single(path)?);
+    let mut failures = Vec::new();
+    for (tx, payload) in sample_events(count) {
+        for (_, error) in detector.observe(&tx, &payload).errors {
+            failures.push((tx.position.offset, error.to_string()));
+        }
+    }
+    Ok((count, failures))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analyze::detect::Detector;
+
+    fn rule_file(dir: &Path, name: &str, text: &str) -> PathBuf {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    #[test]
+    fn a_rhai_rule_names_the_events_it_returns() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = rule_file(
+            dir.path(),
+            "big_after_small.rhai",
+            r#"
+            fn detect(event, history) {
+                if history.len() == 0 || event.amount < 1000000 { return (); }
+                let last = history[history.len() - 1];
+                if last.amount < 50000 && event._time - last._time < 60000 {
+                    #{ reason: "large right after small", events: [last.transaction_id, event.transaction_id] }
+                }
+            }"#,
+        );
+        let mut detector = Detector::new(ScriptRules::single(&path).unwrap());
+        let mut alerts = Vec::new();
+        for (tx, payload) in sample_events(40) {
+            alerts.extend(
+                detector
+                    .observe(&tx, &payload)
+                    .alerts
+                    .into_iter()
+                    .filter(|a| a.rule == "big_after_small"),
+            );
+        }
+        assert!(!alerts.is_empty());
+        for a in &alerts {
+            assert_eq!(a.events.len(), 2, "{a:?}");
+            assert!(a.events[0].amount < 50_000 && a.events[1].amount >= 1_000_000);
+            assert_eq!(a.reason, "large right after small");
+        }
+    }
+
+    #[test]
+    fn a_broken_edit_keeps_the_previous_rule_and_a_fix_replaces_it() {
+        let dir = tempfile::tempdir().unwrap();
+        rule_file(
+            dir.path(),
+            "always.rhai",
+            "fn detect(event, history) { true }",
+        );
+        let (mut rules, changes) = ScriptRules::load(dir.path()).unwrap();
+        assert!(matches!(changes.as_slice(), [RuleChange::Loaded(_)]));
+        rule_file(
+            dir.path(),
+            "always.rhai",
+            "fn detect(event, history) { true ",
+        );
+        let changes = rules.reload().unwrap();
+        match changes.as_slice() {
+            [RuleChange::Rejected(err)] => {
+                assert!(err.to_string().contains("always.rhai:1"), "{err}")
+            }
+            other => panic!("expected a rejection, got {other:?}"),
+        }
+        assert_eq!(rules.names().collect::<Vec<_>>(), vec!["always"]);
+        std::fs::remove_file(dir.path().join("always.rhai")).unwrap();
+        assert!(matches!(
+            rules.reload().unwrap().as_slice(),
+            [RuleChange::Removed(_)]
+        ));
+        assert!(rules.is_empty());
+    }
+
+    #[test]
+    fn a_file_without_detect_and_a_bad_return_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = rule_file(dir.path(), "nothing.rhai", "fn event(ctx) { 1 }");
+        let err = ScriptRules::single(&path).err().expect("no detect()");
+        assert!(err.to_string().contains("detect(event, history)"), "{err}");
+        let path = rule_file(
+            dir.path(),
+            "number.rhai",
+            "fn detect(event, history) { 42 }",
+        );
+        let mut detector = Detector::new(ScriptRules::single(&path).unwrap());
+        let (tx, payload) = &sample_events(1)[0];
+        let verdict = detector.observe(tx, payload);
+        assert_eq!(verdict.errors.len(), 1);
+        assert!(is_detection_rule(&path));
+    }
+
+    #[test]
+    fn the_shipped_rules_pass_their_check() {
+        for rule in ["card_testing", "impossible_travel"] {
+            let path =
+                Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("scripts/detect/{rule}.rhai"));
+            assert!(is_detection_rule(&path));
+            let (events, failures) = check_rule(&path, 300).unwrap();
+            assert_eq!((events, failures), (300, vec![]), "{rule}");
+        }
+    }
+
+    #[test]
+    fn a_runaway_rule_is_stopped_by_the_sandbox() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = rule_file(
+            dir.path(),
+            "loop.rhai",
+            "fn detect(event, history) { loop { } }",
+        );
+        let mut detector = Detector::new(ScriptRules::single(&path).unwrap());
+        let (tx, payload) = &sample_events(1)[0];
+        let verdict = detector.observe(tx, payload);
+        assert!(
+            verdict.errors[0].1.to_string().contains("detect() failed"),
+            "{}",
+            verdict.errors[0].1
+        );
+    }
+}

@@ -1,0 +1,210 @@
+//! `sim analyze`: the consumer side. Reads `darooghe.transactions` in a consumer group and turns
+//! it into the figures and alerts an operator watches, scored against the ground truth the
+//! simulator writes.
+//!
+//! # Layout
+//!
+//! - [`transaction`]: a message into a transaction, or poison (with partition and offset).
+//! - [`aggregate`]: transactions per merchant, approved revenue by category and method.
+//! - [`window`]: tumbling and sliding event-time windows, watermark, allowed lateness.
+//! - [`detect`]: the default native rules and Rhai rules (`scripts/detect/*.rhai`).
+//! - [`score`]: precision, recall and detection delay against the `fraud_pattern` header.
+//! - [`analyzer`]: the above joined; one transaction in, every figure updated.
+//! - [`consume`]: the consumer group, batches, offsets (at least once, or exactly once in
+//!   transactions), and the run loop; [`publish`]: the output topics and the dead-letter topic.
+//! - [`view`] and [`summary`]: the live terminal view and the summary at exit.
+//!
+//! Delivery guarantees and the published formats are described in `docs/analyze.md`.
+
+pub mod aggregate;
+pub mod analyzer;
+pub mod consume;
+pub mod detect;
+pub mod publish;
+pub mod score;
+pub mod summary;
+pub mod transaction;
+pub mod view;
+pub mod window;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use consume::run;
+pub use summary::Summary;
+
+use crate::script::ScriptError;
+use crate::settings::Origin;
+
+/// The topic of per-merchant transaction counts.
+pub const MERCHANT_COUNTS_TOPIC: &str = "darooghe.merchant_counts";
+/// The topic of approved revenue per category.
+pub const CATEGORY_REVENUE_TOPIC: &str = "darooghe.category_revenue";
+/// The topic of fraud alerts.
+pub const ALERTS_TOPIC: &str = "darooghe.alerts";
+
+/// What `sim analyze` is asked to do.
+#[derive(Debug, Clone)]
+pub struct AnalyzeOptions {
+    /// Bootstrap servers.
+    pub brokers: String,
+    /// Where they were configured, for errors.
+    pub brokers_origin: Origin,
+    /// The input topic.
+    pub topic: String,
+    /// The consumer group.
+    pub group: String,
+    /// Start from the beginning of each partition when the group has no committed offset.
+    pub from_beginning: bool,
+    /// Stop once every assigned partition is caught up.
+    pub until_idle: bool,
+    /// Commit outputs and offsets in one producer transaction.
+    pub exactly_once: bool,
+    /// Publish aggregates and alerts to the output topics.
+    pub output_topics: bool,
+    /// Forward poison messages here.
+    pub dead_letter_topic: Option<String>,
+    /// Folder of Rhai detection rules; `None`: the native rules only.
+    pub rules_dir: Option<PathBuf>,
+    /// Reload the rules when their files change.
+    pub reload_rules: bool,
+    /// Window sizes, watermark delay and allowed lateness.
+    pub windows: window::WindowSpec,
+    /// Commit after this many messages...
+    pub commit_every: u64,
+    /// ...or this long after the batch's first message, whichever comes first.
+    pub commit_interval: Duration,
+    /// With `until_idle`: how long every partition must have been at its end.
+    pub idle_grace: Duration,
+    /// Distinguishes group members in exactly-once mode (part of the `transactional.id`).
+    pub instance: String,
+    /// librdkafka properties (`-X`), applied to the consumer and the producer.
+    pub properties: BTreeMap<String, String>,
+    /// Render a live view frame about once a second.
+    pub live_view: bool,
+}
+
+impl AnalyzeOptions {
+    /// Options with the defaults of the command line, for `brokers`.
+    pub fn new(brokers: &str) -> Self {
+        Self {
+            brokers: brokers.to_string(),
+            brokers_origin: Origin::Default,
+            topic: "darooghe.transactions".into(),
+            group: "transaction-analyzer".into(),
+            from_beginning: false,
+            until_idle: false,
+            exactly_once: false,
+            output_topics: false,
+            dead_letter_topic: None,
+            rules_dir: None,
+            reload_rules: false,
+            windows: window::WindowSpec::default(),
+            commit_every: 5_000,
+            commit_interval: Duration::from_secs(1),
+            idle_grace: Duration::from_millis(500),
+            instance: "0".into(),
+            properties: BTreeMap::new(),
+            live_view: false,
+        }
+    }
+
+    /// The `transactional.id` of exactly-once mode: stable per group and instance, so a
+    /// restarted analyzer fences its dead predecessor and aborts its open transaction at once.
+    pub fn transactional_id(&self) -> String {
+        format!("sim-analyze.{}.{}", self.group, self.instance)
+    }
+}
+
+/// Something worth telling the person running `sim analyze`.
+#[derive(Debug)]
+pub enum AnalyzeNotice {
+    /// Partitions assigned to this member.
+    Assigned(Vec<i32>),
+    /// Partitions taken away (what was processed of them was committed first).
+    Revoked(Vec<i32>),
+    /// A message that is not a transaction was skipped.
+    Poison(transaction::Poison),
+    /// A detection rule file was loaded, removed or rejected.
+    Rule(detect::script::RuleChange),
+    /// A rule failed on an event (reported once per rule and version).
+    RuleFailed(ScriptError),
+    /// Something went wrong that does not stop the run (a commit refused during a rebalance, a
+    /// broker briefly unreachable): the batch's events may be processed again.
+    Warning(String),
+    /// A frame of the live view.
+    Frame(String),
+}
+
+/// Why `sim analyze` stopped.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum AnalyzeError {
+    /// No broker address.
+    #[error("sim analyze needs a Kafka cluster to read from, and none is configured")]
+    #[diagnostic(
+        code(sim::analyze::no_brokers),
+        help("pass --brokers HOST:PORT or set KAFKA_BROKER; the embedded broker lives only inside `sim run`, which prints its address")
+    )]
+    NoBrokers,
+    /// The brokers did not answer.
+    #[error("cannot reach Kafka at {brokers} (from {origin}): {reason}")]
+    #[diagnostic(
+        code(sim::analyze::unreachable),
+        help("check the address and that the broker is up")
+    )]
+    Unreachable {
+        /// Bootstrap servers.
+        brokers: String,
+        /// Where they were configured.
+        origin: Origin,
+        /// What librdkafka said.
+        reason: String,
+    },
+    /// The input topic does not exist.
+    #[error("topic {topic} does not exist on {brokers}")]
+    #[diagnostic(
+        code(sim::analyze::no_topic),
+        help("produce into it first (sim run, sim backfill), or name another with --topic")
+    )]
+    NoTopic {
+        /// The topic.
+        topic: String,
+        /// The brokers asked.
+        brokers: String,
+    },
+    /// librdkafka refused the configuration.
+    #[error("invalid Kafka configuration: {0}")]
+    #[diagnostic(code(sim::analyze::config), help("properties come from -X key=value"))]
+    Config(String),
+    /// The rules folder cannot be read.
+    #[error("cannot read detection rules in {}: {source}", path.display())]
+    #[diagnostic(code(sim::analyze::rules))]
+    Rules {
+        /// The folder.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A detection rule does not compile.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Script(#[from] ScriptError),
+    /// Setting up an output topic failed.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Topic(#[from] crate::sink::SinkError),
+    /// Publishing or committing failed: the process stops so that a restart resumes from the
+    /// last commit.
+    #[error("{what} failed: {reason}")]
+    #[diagnostic(
+        code(sim::analyze::kafka),
+        help("nothing after the last commit counts as done; run again with the same --group to resume from it")
+    )]
+    Kafka {
+        /// The step.
+        what: &'static str,
+        /// Why.
+        reason: String,
+    },
+}

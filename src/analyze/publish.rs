@@ -1,0 +1,287 @@
+//! The output topics and the dead-letter topic: one producer, idempotent, transactional in
+//! exactly-once mode.
+//!
+//! What is published for one committed batch of one source partition:
+//!
+//! - `darooghe.merchant_counts`, keyed by merchant:
+//!   `{"merchant_id", "count", "source_partition", "from_offset", "to_offset"}`, the merchant's
+//!   transactions among that partition's offsets `from_offset..=to_offset`;
+//! - `darooghe.category_revenue`, keyed by category:
+//!   `{"category", "approved_revenue", "approved_count", "source_partition", "from_offset",
+//!   "to_offset"}`;
+//! - `darooghe.alerts`, keyed by customer: the alert (rule, customer, time, reason, events).
+//!
+//! Counts are *deltas*, not running totals: each source offset is counted in exactly one
+//! published batch (exactly once) or at least one (at least once), whichever member of the group
+//! owned the partition, so summing every message of a key gives the total for that key, and the
+//! sums over what several members published equal what one member alone publishes. A running
+//! total would need the state of the partition's previous owner; a delta needs nothing.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::ConsumerGroupMetadata;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::{ClientContext, TopicPartitionList};
+use serde_json::json;
+
+use super::consume::PartitionBatch;
+use super::summary::alert_json;
+use super::{
+    AnalyzeError, AnalyzeOptions, ALERTS_TOPIC, CATEGORY_REVENUE_TOPIC, MERCHANT_COUNTS_TOPIC,
+};
+use crate::sink::{ensure_topic, TopicSpec};
+
+/// How long a flush or a transaction may take before the run stops.
+const PUBLISH_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Counts failed deliveries, keeping the first reason.
+#[derive(Default)]
+pub struct OutputContext {
+    failed: AtomicU64,
+    first_failure: Mutex<Option<String>>,
+}
+
+impl ClientContext for OutputContext {}
+
+impl ProducerContext for OutputContext {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        if let Err((err, _)) = result {
+            self.failed.fetch_add(1, Ordering::Relaxed);
+            if let Ok(mut first) = self.first_failure.lock() {
+                first.get_or_insert_with(|| err.to_string());
+            }
+        }
+    }
+}
+
+/// The producer of outputs and dead letters.
+pub struct Publisher {
+    producer: ThreadedProducer<OutputContext>,
+    outputs: bool,
+    dead_letter: Option<String>,
+    transactional: bool,
+}
+
+fn kafka(what: &'static str) -> impl Fn(KafkaError) -> AnalyzeError {
+    move |err| AnalyzeError::Kafka {
+        what,
+        reason: err.to_string(),
+    }
+}
+
+impl Publisher {
+    /// Creates the topics it writes (brokers such as Tansu do not create them on first produce)
+    /// with the input's `partitions` and `replication`, then the producer; in exactly-once mode,
+    /// registers its `transactional.id`, which aborts whatever a dead predecessor left open.
+    pub fn connect(
+        options: &AnalyzeOptions,
+        base: &ClientConfig,
+        partitions: i32,
+        replication: i32,
+    ) -> Result<Self, AnalyzeError> {
+        let mut topics = Vec::new();
+        if options.output_topics {
+            topics.extend(
+                [MERCHANT_COUNTS_TOPIC, CATEGORY_REVENUE_TOPIC, ALERTS_TOPIC].map(String::from),
+            );
+        }
+        topics.extend(options.dead_letter_topic.clone());
+        for name in topics {
+            let spec = TopicSpec {
+                name,
+                partitions,
+                replication,
+            };
+            ensure_topic(base, &spec, false)?;
+        }
+        let mut config = base.clone();
+        config.set("acks", "all").set("enable.idempotence", "true");
+        if options.exactly_once {
+            config.set("transactional.id", options.transactional_id());
+        }
+        for (key, value) in &options.properties {
+            config.set(key, value);
+        }
+        let producer: ThreadedProducer<OutputContext> = config
+            .create_with_context(OutputContext::default())
+            .map_err(|e| AnalyzeError::Config(e.to_string()))?;
+        if options.exactly_once {
+            producer
+                .init_transactions(PUBLISH_TIMEOUT)
+                .map_err(kafka("registering the transactional producer"))?;
+        }
+        Ok(Self {
+            producer,
+            outputs: options.output_topics,
+            dead_letter: options.dead_letter_topic.clone(),
+            transactional: options.exactly_once,
+        })
+    }
+
+    fn send(
+        &self,
+        topic: &str,
+        key: &[u8],
+        value: &[u8],
+        headers: Option<OwnedHeaders>,
+    ) -> Result<(), AnalyzeError> {
+        let mut record = BaseRecord::to(topic).key(key).payload(value);
+        if let Some(headers) = headers {
+            record = record.headers(headers);
+        }
+        loop {
+            match self.producer.send(record) {
+                Ok(()) => return Ok(()),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    // Back-pressure: librdkafka's thread drains the queue meanwhile.
+                    record = back;
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err((err, _)) => return Err(kafka("publishing")(err)),
+            }
+        }
+    }
+
+    fn send_batch(
+        &self,
+        topic: &str,
+        batches: &BTreeMap<i32, PartitionBatch>,
+    ) -> Result<(), AnalyzeError> {
+        for (&partition, batch) in batches {
+            let (from, to) = (batch.first_offset, batch.next_offset - 1);
+            if self.outputs {
+                for (merchant, count) in &batch.delta.merchant_counts {
+                    let value = json!({
+                        "merchant_id": merchant, "count": count, "source_partition": partition,
+                        "from_offset": from, "to_offset": to,
+                    });
+                    self.send(
+                        MERCHANT_COUNTS_TOPIC,
+                        merchant.as_bytes(),
+                        value.to_string().as_bytes(),
+                        None,
+                    )?;
+                }
+                for (category, revenue) in &batch.delta.category_revenue {
+                    let value = json!({
+                        "category": category, "approved_revenue": revenue,
+                        "approved_count": batch.delta.category_approved.get(category).copied().unwrap_or(0),
+                        "source_partition": partition, "from_offset": from, "to_offset": to,
+                    });
+                    self.send(
+                        CATEGORY_REVENUE_TOPIC,
+                        category.as_bytes(),
+                        value.to_string().as_bytes(),
+                        None,
+                    )?;
+                }
+                for alert in &batch.alerts {
+                    let value = alert_json(alert).to_string();
+                    self.send(
+                        ALERTS_TOPIC,
+                        alert.customer_id.as_bytes(),
+                        value.as_bytes(),
+                        None,
+                    )?;
+                }
+            }
+            if let Some(dead_letter) = &self.dead_letter {
+                for dead in &batch.dead_letters {
+                    let headers = OwnedHeaders::new()
+                        .insert(Header {
+                            key: "dead_letter_reason",
+                            value: Some(dead.poison.reason.as_bytes()),
+                        })
+                        .insert(Header {
+                            key: "source_topic",
+                            value: Some(topic.as_bytes()),
+                        })
+                        .insert(Header {
+                            key: "source_partition",
+                            value: Some(partition.to_string().as_bytes()),
+                        })
+                        .insert(Header {
+                            key: "source_offset",
+                            value: Some(dead.poison.offset.to_string().as_bytes()),
+                        });
+                    let key = dead.key.as_deref().unwrap_or_default();
+                    let value = dead.payload.as_deref().unwrap_or_default();
+                    self.send(dead_letter, key, value, Some(headers))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// At least once: publishes the batches and waits until every message is acknowledged;
+    /// only then may the caller commit the offsets.
+    pub fn publish(
+        &self,
+        topic: &str,
+        batches: &BTreeMap<i32, PartitionBatch>,
+    ) -> Result<(), AnalyzeError> {
+        self.send_batch(topic, batches)?;
+        self.producer
+            .flush(PUBLISH_TIMEOUT)
+            .map_err(kafka("flushing the outputs"))?;
+        let context = self.producer.context();
+        if context.failed.load(Ordering::Relaxed) > 0 {
+            let reason = context
+                .first_failure
+                .lock()
+                .ok()
+                .and_then(|f| f.clone())
+                .unwrap_or_default();
+            return Err(AnalyzeError::Kafka {
+                what: "publishing the outputs",
+                reason,
+            });
+        }
+        Ok(())
+    }
+
+    /// Exactly once: publishes the batches and commits `offsets` for `group` in one transaction.
+    pub fn publish_in_transaction(
+        &self,
+        topic: &str,
+        batches: &BTreeMap<i32, PartitionBatch>,
+        offsets: &TopicPartitionList,
+        group: &ConsumerGroupMetadata,
+    ) -> Result<(), AnalyzeError> {
+        debug_assert!(self.transactional);
+        self.producer
+            .begin_transaction()
+            .map_err(kafka("beginning a transaction"))?;
+        let result = self.send_batch(topic, batches).and_then(|()| {
+            self.producer
+                .send_offsets_to_transaction(offsets, group, PUBLISH_TIMEOUT)
+                .map_err(kafka("adding the offsets to the transaction"))?;
+            self.producer
+                .commit_transaction(PUBLISH_TIMEOUT)
+                .map_err(kafka("committing the transaction"))
+        });
+        if result.is_err() {
+            // Leave nothing half-done behind: the next run resumes from the last commit.
+            let _ = self.producer.abort_transaction(PUBLISH_TIMEOUT);
+        }
+        result
+    }
+
+    /// Whether outputs and offsets commit together.
+    pub fn transactional(&self) -> bool {
+        self.transactional
+    }
+
+    /// Flushes what is queued (at exit).
+    pub fn close(&self) {
+        let _ = self.producer.flush(PUBLISH_TIMEOUT);
+    }
+}

@@ -1,0 +1,325 @@
+//! Scoring detection against the ground truth the simulator writes (the `fraud_pattern` header).
+//!
+//! Scores are per event: an alert *flags* the events it names.
+//!
+//! - Precision of a rule: of the events it flagged, the share that are fraud.
+//! - Recall of a rule: of all fraud events, the share it flagged.
+//! - Per pattern: of the fraud events of that pattern, the share flagged by any rule (recall),
+//!   and by each rule. A pattern has no precision of its own (a false alarm belongs to no
+//!   pattern); each rule's flags are broken down by pattern instead (`flagged_by_pattern`).
+//! - Detection delay, in event time: a *case* is one customer hit by one pattern; its delay runs
+//!   from its first fraud event to the first alert naming any of its events.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use serde::Serialize;
+
+use super::detect::Alert;
+use super::transaction::{Position, Transaction};
+
+#[derive(Debug, Default)]
+struct RuleTally {
+    alerts: u64,
+    flagged: HashSet<Position>,
+    flagged_fraud: u64,
+    flagged_by_pattern: BTreeMap<String, u64>,
+}
+
+#[derive(Debug)]
+struct Case {
+    first_ms: i64,
+    detected_ms: Option<i64>,
+}
+
+/// Running scores.
+#[derive(Debug, Default)]
+pub struct Score {
+    events: u64,
+    labelled: bool,
+    fraud_by_pattern: BTreeMap<String, u64>,
+    rules: BTreeMap<String, RuleTally>,
+    flagged_any: HashSet<Position>,
+    detected_by_pattern: BTreeMap<String, u64>,
+    cases: HashMap<(String, String), Case>,
+}
+
+/// Precision and recall of one rule.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RuleScore {
+    /// Alerts it raised.
+    pub alerts: u64,
+    /// Events it flagged.
+    pub flagged: u64,
+    /// Of them, fraud.
+    pub true_positives: u64,
+    /// Flagged legitimate events.
+    pub false_positives: u64,
+    /// true positives / flagged (null when it flagged nothing).
+    pub precision: Option<f64>,
+    /// true positives / fraud events (null when there is no fraud).
+    pub recall: Option<f64>,
+    /// Its true positives by pattern.
+    pub flagged_by_pattern: BTreeMap<String, u64>,
+}
+
+/// Detection delay statistics, seconds of event time.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Delay {
+    /// Mean.
+    pub mean_s: f64,
+    /// Median.
+    pub median_s: f64,
+    /// Largest.
+    pub max_s: f64,
+}
+
+/// Recall and delay for one pattern.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PatternScore {
+    /// Fraud events of this pattern.
+    pub events: u64,
+    /// Of them, flagged by some rule.
+    pub detected: u64,
+    /// detected / events.
+    pub recall: Option<f64>,
+    /// Recall of each rule on this pattern.
+    pub recall_by_rule: BTreeMap<String, f64>,
+    /// Cases (customer, pattern).
+    pub cases: u64,
+    /// Cases with at least one event flagged.
+    pub cases_detected: u64,
+    /// Delay from a case's first fraud event to its first alert (detected cases).
+    pub delay: Option<Delay>,
+}
+
+/// The `detection` part of the summary.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Detection {
+    /// Whether any message carried a `fraud_pattern` header (otherwise nothing is scored).
+    pub labelled: bool,
+    /// Transactions seen.
+    pub events: u64,
+    /// Of them, fraud.
+    pub fraud_events: u64,
+    /// Flagged by any rule.
+    pub flagged: u64,
+    /// Per rule.
+    pub rules: BTreeMap<String, RuleScore>,
+    /// Per pattern.
+    pub patterns: BTreeMap<String, PatternScore>,
+}
+
+fn ratio(a: u64, b: u64) -> Option<f64> {
+    (b > 0).then(|| a as f64 / b as f64)
+}
+
+impl Score {
+    /// Starts with every rule listed, so a rule that never fires still shows with zero alerts.
+    pub fn new(rules: &[String]) -> Self {
+        let mut score = Self::default();
+        for rule in rules {
+            score.rules.entry(rule.clone()).or_default();
+        }
+        score
+    }
+
+    /// Counts a transaction (before its alerts are recorded).
+    pub fn observe(&mut self, tx: &Transaction) {
+        self.events += 1;
+        if let Some(pattern) = &tx.pattern {
+            self.labelled = true;
+            *self.fraud_by_pattern.entry(pattern.clone()).or_default() += 1;
+            self.cases
+                .entry((tx.customer_id.clone(), pattern.clone()))
+                .or_insert(Case {
+                    first_ms: tx.time_ms,
+                    detected_ms: None,
+                });
+        }
+    }
+
+    /// Records an alert's flags.
+    pub fn record(&mut self, alert: &Alert) {
+        let tally = self.rules.entry(alert.rule.clone()).or_default();
+        tally.alerts += 1;
+        for event in &alert.events {
+            let position = Position {
+                partition: event.partition,
+                offset: event.offset,
+            };
+            let first_for_rule = tally.flagged.insert(position);
+            let first_overall = self.flagged_any.insert(position);
+            let Some(pattern) = &event.pattern else {
+                continue;
+            };
+            if first_for_rule {
+                tally.flagged_fraud += 1;
+                *tally.flagged_by_pattern.entry(pattern.clone()).or_default() += 1;
+            }
+            if first_overall {
+                *self.detected_by_pattern.entry(pattern.clone()).or_default() += 1;
+            }
+            if let Some(case) = self
+                .cases
+                .get_mut(&(alert.customer_id.clone(), pattern.clone()))
+            {
+                case.detected_ms.get_or_insert(alert.time_ms);
+            }
+        }
+    }
+
+    /// Alerts raised so far, per rule.
+    pub fn alerts_by_rule(&self) -> BTreeMap<String, u64> {
+        self.rules
+            .iter()
+            .map(|(k, t)| (k.clone(), t.alerts))
+            .collect()
+    }
+
+    /// The scores so far.
+    pub fn detection(&self) -> Detection {
+        let fraud: u64 = self.fraud_by_pattern.values().sum();
+        let rules = self
+            .rules
+            .iter()
+            .map(|(name, t)| {
+                let flagged = t.flagged.len() as u64;
+                (
+                    name.clone(),
+                    RuleScore {
+                        alerts: t.alerts,
+                        flagged,
+                        true_positives: t.flagged_fraud,
+                        false_positives: flagged - t.flagged_fraud,
+                        precision: ratio(t.flagged_fraud, flagged),
+                        recall: ratio(t.flagged_fraud, fraud),
+                        flagged_by_pattern: t.flagged_by_pattern.clone(),
+                    },
+                )
+            })
+            .collect();
+        let patterns = self
+            .fraud_by_pattern
+            .iter()
+            .map(|(pattern, &events)| (pattern.clone(), self.pattern_score(pattern, events)))
+            .collect();
+        Detection {
+            labelled: self.labelled,
+            events: self.events,
+            fraud_events: fraud,
+            flagged: self.flagged_any.len() as u64,
+            rules,
+            patterns,
+        }
+    }
+
+    fn pattern_score(&self, pattern: &str, events: u64) -> PatternScore {
+        let detected = self.detected_by_pattern.get(pattern).copied().unwrap_or(0);
+        let recall_by_rule = self
+            .rules
+            .iter()
+            .map(|(rule, t)| {
+                let hit = t.flagged_by_pattern.get(pattern).copied().unwrap_or(0);
+                (rule.clone(), hit as f64 / events.max(1) as f64)
+            })
+            .collect();
+        let cases: Vec<&Case> = self
+            .cases
+            .iter()
+            .filter(|((_, p), _)| p == pattern)
+            .map(|(_, c)| c)
+            .collect();
+        let mut delays: Vec<f64> = cases
+            .iter()
+            .filter_map(|c| c.detected_ms.map(|d| (d - c.first_ms) as f64 / 1000.0))
+            .collect();
+        delays.sort_by(f64::total_cmp);
+        let delay = (!delays.is_empty()).then(|| Delay {
+            mean_s: delays.iter().sum::<f64>() / delays.len() as f64,
+            median_s: delays[delays.len() / 2],
+            max_s: delays[delays.len() - 1],
+        });
+        PatternScore {
+            events,
+            detected,
+            recall: ratio(detected, events),
+            recall_by_rule,
+            cases: cases.len() as u64,
+            cases_detected: delays.len() as u64,
+            delay,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analyze::detect::EventRef;
+    use crate::analyze::transaction::tests::tx;
+
+    fn alert(rule: &str, customer: &str, at_s: i64, events: &[&Transaction]) -> Alert {
+        Alert {
+            rule: rule.into(),
+            customer_id: customer.into(),
+            time_ms: at_s * 1000,
+            reason: String::new(),
+            events: events
+                .iter()
+                .map(|t| EventRef {
+                    transaction_id: t.transaction_id.clone(),
+                    partition: t.position.partition,
+                    offset: t.position.offset,
+                    time_ms: t.time_ms,
+                    amount: t.amount,
+                    pattern: t.pattern.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn precision_recall_and_delay_per_rule_and_pattern() {
+        let mut events: Vec<Transaction> = (0..6).map(|i| tx("a", 1, i * 10, i)).collect();
+        for e in &mut events[..4] {
+            e.pattern = Some("burst".into());
+        }
+        let mut score = Score::new(&["velocity".into(), "quiet".into()]);
+        events.iter().for_each(|e| score.observe(e));
+        // Flags two fraud events and one legitimate one, at 30 s; then one of them again.
+        score.record(&alert(
+            "velocity",
+            "a",
+            30,
+            &[&events[2], &events[3], &events[4]],
+        ));
+        score.record(&alert("velocity", "a", 40, &[&events[3]]));
+        let d = score.detection();
+        assert!(d.labelled);
+        assert_eq!((d.events, d.fraud_events, d.flagged), (6, 4, 3));
+        let v = &d.rules["velocity"];
+        assert_eq!(
+            (v.alerts, v.flagged, v.true_positives, v.false_positives),
+            (2, 3, 2, 1)
+        );
+        assert_eq!(v.precision, Some(2.0 / 3.0));
+        assert_eq!(v.recall, Some(0.5));
+        assert_eq!(d.rules["quiet"].precision, None);
+        let p = &d.patterns["burst"];
+        assert_eq!(
+            (p.events, p.detected, p.cases, p.cases_detected),
+            (4, 2, 1, 1)
+        );
+        assert_eq!(p.recall_by_rule["velocity"], 0.5);
+        // First fraud event at 0 s, first alert at 30 s.
+        assert_eq!(p.delay.as_ref().unwrap().max_s, 30.0);
+    }
+
+    #[test]
+    fn unlabelled_input_is_not_scored_as_perfect() {
+        let mut score = Score::new(&["velocity".into()]);
+        score.observe(&tx("a", 1, 0, 0));
+        let d = score.detection();
+        assert!(!d.labelled);
+        assert_eq!(d.rules["velocity"].recall, None);
+    }
+}

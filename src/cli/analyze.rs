@@ -1,0 +1,237 @@
+//! `sim analyze` on the command line: its flags, and how its notices, live view and summary are
+//! shown. The work is [`crate::analyze::run`].
+
+use std::io::{IsTerminal, Write as _};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Args;
+
+use super::{split_assignment, watch_signals, Format};
+use crate::analyze::detect::script::RuleChange;
+use crate::analyze::window::WindowSpec;
+use crate::analyze::{AnalyzeError, AnalyzeNotice, AnalyzeOptions};
+use crate::error::SimError;
+use crate::settings::Origin;
+
+/// Poison messages listed one by one on standard error; the rest are only counted.
+const POISON_SHOWN: u64 = 20;
+
+/// The rules folder used when `--rules` is not given and the folder exists.
+const DEFAULT_RULES: &str = "scripts/detect";
+
+/// Flags of `sim analyze`.
+#[derive(Debug, Args)]
+pub struct AnalyzeArgs {
+    /// Kafka bootstrap servers (overrides KAFKA_BROKER).
+    #[arg(long, value_name = "HOST:PORT,...")]
+    brokers: Option<String>,
+    /// The topic to analyze (overrides TOPIC).
+    #[arg(long)]
+    topic: Option<String>,
+    /// Consumer group; members of one group split the partitions.
+    #[arg(long, default_value = "transaction-analyzer")]
+    group: String,
+    /// Start from the beginning of each partition when the group has no committed offset
+    /// (otherwise from the end, as kafka-console-consumer does).
+    #[arg(long)]
+    from_beginning: bool,
+    /// Stop once every assigned partition is caught up (for tests and batch use).
+    #[arg(long)]
+    until_idle: bool,
+    /// Commit outputs and consumed offsets in one Kafka transaction (effects counted once).
+    #[arg(long)]
+    exactly_once: bool,
+    /// Publish aggregates to darooghe.merchant_counts and darooghe.category_revenue and alerts
+    /// to darooghe.alerts (see docs/analyze.md for the formats).
+    #[arg(long)]
+    output_topics: bool,
+    /// Forward messages that are not transactions to this topic (with the reason in a header).
+    #[arg(long, value_name = "TOPIC")]
+    dead_letter_topic: Option<String>,
+    /// Folder of Rhai detection rules, `fn detect(event, history)` (default: scripts/detect
+    /// when it exists).
+    #[arg(long, value_name = "DIR")]
+    rules: Option<PathBuf>,
+    /// Run only the native rules (velocity, high_value).
+    #[arg(long, conflicts_with = "rules")]
+    native_rules_only: bool,
+    /// Do not reload detection rules when their files change.
+    #[arg(long)]
+    no_reload: bool,
+    /// The summary at exit: text, or one JSON object on standard output.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+    /// Window length in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+    window: u32,
+    /// Distance between sliding windows' starts, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    slide: u32,
+    /// How far the watermark trails the latest event time, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+    watermark_delay: u32,
+    /// How long after the watermark passes a window's end late events still count, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    allowed_lateness: u32,
+    /// Commit after this many messages (or --commit-interval-ms, whichever comes first).
+    #[arg(long, value_name = "N", default_value_t = 5_000)]
+    commit_every: u64,
+    /// Commit at least this often while messages arrive, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 1_000)]
+    commit_interval_ms: u64,
+    /// Names this member in exactly-once mode (its transactional.id is
+    /// sim-analyze.GROUP.INSTANCE): give each concurrent member its own, and a restarted member
+    /// the one it had.
+    #[arg(long, default_value = "0")]
+    instance: String,
+    /// No live view on standard error.
+    #[arg(long)]
+    no_view: bool,
+    /// Any librdkafka property: -X security.protocol=SSL (repeatable).
+    #[arg(short = 'X', value_name = "KEY=VALUE")]
+    kafka: Vec<String>,
+}
+
+impl AnalyzeArgs {
+    fn options(self) -> Result<(AnalyzeOptions, Format), SimError> {
+        let (brokers, brokers_origin) = match (self.brokers, std::env::var("KAFKA_BROKER")) {
+            (Some(b), _) => (b, Origin::Flag("--brokers".into())),
+            (None, Ok(b)) => (b, Origin::Env("KAFKA_BROKER".into())),
+            (None, Err(_)) => return Err(AnalyzeError::NoBrokers.into()),
+        };
+        let topic = self
+            .topic
+            .or_else(|| std::env::var("TOPIC").ok())
+            .unwrap_or_else(|| "darooghe.transactions".into());
+        let rules_dir = match (self.rules, self.native_rules_only) {
+            (_, true) => None,
+            (Some(dir), _) => Some(dir),
+            (None, _) => Some(PathBuf::from(DEFAULT_RULES)).filter(|d| d.is_dir()),
+        };
+        let mut properties = std::collections::BTreeMap::new();
+        for text in &self.kafka {
+            let (key, value) = split_assignment(text, "-X")?;
+            properties.insert(key, value);
+        }
+        let seconds = |s: u32| i64::from(s) * 1000;
+        if self.window == 0 || self.slide == 0 || self.window % self.slide != 0 {
+            return Err(SimError::Input(format!(
+                "--window {} --slide {}: both must be positive and the window a multiple of the slide",
+                self.window, self.slide
+            )));
+        }
+        let options = AnalyzeOptions {
+            brokers,
+            brokers_origin,
+            topic,
+            group: self.group,
+            from_beginning: self.from_beginning,
+            until_idle: self.until_idle,
+            exactly_once: self.exactly_once,
+            output_topics: self.output_topics,
+            dead_letter_topic: self.dead_letter_topic,
+            rules_dir,
+            reload_rules: !self.no_reload,
+            windows: WindowSpec {
+                size_ms: seconds(self.window),
+                slide_ms: seconds(self.slide),
+                watermark_delay_ms: seconds(self.watermark_delay),
+                allowed_lateness_ms: seconds(self.allowed_lateness),
+            },
+            commit_every: self.commit_every.max(1),
+            commit_interval: Duration::from_millis(self.commit_interval_ms),
+            instance: self.instance,
+            properties,
+            live_view: !self.no_view && std::io::stderr().is_terminal(),
+            ..AnalyzeOptions::new("")
+        };
+        Ok((options, self.format))
+    }
+}
+
+/// Shows notices on standard error; the live view is redrawn in place under them.
+#[derive(Default)]
+struct Screen {
+    frame_lines: usize,
+    poison: u64,
+}
+
+impl Screen {
+    fn show(&mut self, notice: AnalyzeNotice) {
+        let mut err = std::io::stderr().lock();
+        if let AnalyzeNotice::Frame(frame) = notice {
+            if self.frame_lines > 0 {
+                // Back to the first line of the previous frame, and clear it and what follows.
+                let _ = write!(err, "\x1b[{}F\x1b[J", self.frame_lines);
+            }
+            let _ = write!(err, "{frame}");
+            self.frame_lines = frame.lines().count();
+            return;
+        }
+        // A notice goes below the last frame; the next frame starts under it.
+        self.frame_lines = 0;
+        let _ = match notice {
+            AnalyzeNotice::Assigned(p) => writeln!(err, "assigned partitions {p:?}"),
+            AnalyzeNotice::Revoked(p) => {
+                writeln!(err, "revoked partitions {p:?} (committed first)")
+            }
+            AnalyzeNotice::Poison(poison) => {
+                self.poison += 1;
+                match self.poison {
+                    n if n <= POISON_SHOWN => writeln!(
+                        err,
+                        "skipped poison message at partition {} offset {}: {}",
+                        poison.partition, poison.offset, poison.reason
+                    ),
+                    n if n == POISON_SHOWN + 1 => {
+                        writeln!(
+                            err,
+                            "more poison messages: counted in the summary, not listed"
+                        )
+                    }
+                    _ => Ok(()),
+                }
+            }
+            AnalyzeNotice::Rule(RuleChange::Loaded(path)) => {
+                writeln!(err, "detection rule loaded: {}", path.display())
+            }
+            AnalyzeNotice::Rule(RuleChange::Removed(path)) => {
+                writeln!(err, "detection rule removed: {}", path.display())
+            }
+            AnalyzeNotice::Rule(RuleChange::Rejected(error)) => writeln!(
+                err,
+                "detection rule edit rejected; its previous version keeps running\n{:?}",
+                miette::Report::new(error)
+            ),
+            AnalyzeNotice::RuleFailed(error) => {
+                writeln!(
+                    err,
+                    "detection rule failed (further failures counted)\n{:?}",
+                    miette::Report::new(error)
+                )
+            }
+            AnalyzeNotice::Warning(text) => writeln!(err, "warning: {text}"),
+            AnalyzeNotice::Frame(_) => Ok(()),
+        };
+    }
+}
+
+/// Runs `sim analyze`.
+pub fn analyze(args: AnalyzeArgs) -> Result<ExitCode, SimError> {
+    let (options, format) = args.options()?;
+    let shutdown = watch_signals()?;
+    let mut screen = Screen::default();
+    let summary = crate::analyze::run(&options, &shutdown, &mut |n| screen.show(n))?;
+    let mut out = std::io::stdout().lock();
+    let _ = match format {
+        Format::Json => writeln!(
+            out,
+            "{}",
+            serde_json::to_string(&summary).unwrap_or_default()
+        ),
+        Format::Text => write!(out, "{}", summary.text()),
+    };
+    Ok(ExitCode::SUCCESS)
+}
