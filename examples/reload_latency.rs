@@ -178,6 +178,11 @@ fn main() {
         &mut sink,
         metrics.clone(),
     );
+    // As `sim run` does: the workers the settings ask for (the reloader forks each new version
+    // as many times).
+    pipeline
+        .set_workers(prepared.settings.workers)
+        .expect("forking the scenario compiles what already compiled");
     pipeline.accept_reloads(reloads);
     pipeline
         .live(&SimClock::starting_at(now), &shutdown, None)
