@@ -1,7 +1,7 @@
 //! `sim analyze` end to end on librdkafka's mock cluster (in this process, real wire protocol):
 //! a seeded backfill is analyzed and the figures compared with an independent count of the topic;
 //! several members of one group; an analyzer killed mid-stream and restarted (at least once);
-//! exactly-once transactions; poison messages.
+//! exactly-once transactions, and an exactly-once analyzer killed and restarted; poison messages.
 
 mod analyze_support;
 mod common;
@@ -198,9 +198,9 @@ fn an_analyzer_killed_mid_stream_loses_no_effect_at_least_once() {
 
 /// librdkafka's mock cluster runs transactions (InitProducerId, AddOffsetsToTxn, EndTxn) but does
 /// not store the offsets a transaction commits (its TxnOffsetCommit handler only answers), and
-/// Tansu 0.6 does not support EndTxn at all: neither can show a restart resuming from a
-/// transactional commit. What the mock can show is the transactional path itself: every batch
-/// published and committed in a transaction, and read_committed outputs equal to the topic.
+/// Tansu 0.6 does not support EndTxn at all. The restart is shown below, resuming from the
+/// progress records; here, the transactional path itself: every batch published and committed in
+/// a transaction, and read_committed outputs equal to the topic.
 #[test]
 fn exactly_once_publishes_in_transactions_that_add_up_to_the_topic() {
     let mock = Mock::start();
