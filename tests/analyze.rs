@@ -1,7 +1,7 @@
 //! `sim analyze` end to end on librdkafka's mock cluster (in this process, real wire protocol):
 //! a seeded backfill is analyzed and the figures compared with an independent count of the topic;
 //! several members of one group; an analyzer killed mid-stream and restarted (at least once);
-//! exactly-once transactions; poison messages.
+//! exactly-once transactions, and an exactly-once analyzer killed and restarted; poison messages.
 
 mod analyze_support;
 mod common;
@@ -198,9 +198,9 @@ fn an_analyzer_killed_mid_stream_loses_no_effect_at_least_once() {
 
 /// librdkafka's mock cluster runs transactions (InitProducerId, AddOffsetsToTxn, EndTxn) but does
 /// not store the offsets a transaction commits (its TxnOffsetCommit handler only answers), and
-/// Tansu 0.6 does not support EndTxn at all: neither can show a restart resuming from a
-/// transactional commit. What the mock can show is the transactional path itself: every batch
-/// published and committed in a transaction, and read_committed outputs equal to the topic.
+/// Tansu 0.6 does not support EndTxn at all. The restart is shown below, resuming from the
+/// progress records; here, the transactional path itself: every batch published and committed in
+/// a transaction, and read_committed outputs equal to the topic.
 #[test]
 fn exactly_once_publishes_in_transactions_that_add_up_to_the_topic() {
     let mock = Mock::start();
@@ -221,6 +221,128 @@ fn exactly_once_publishes_in_transactions_that_add_up_to_the_topic() {
     );
     assert_eq!(summary_totals(&summary), truth);
     assert_eq!(published_totals(&mock.address, true), truth);
+}
+
+/// The exactly-once restart. The mock cluster keeps no offsets from a transaction, so the
+/// restarted member can only resume right by reading the committed progress records (without
+/// them it starts again from the beginning and every merchant is counted twice). The first run
+/// is killed with SIGKILL while paused between two transactions (`SIM_ANALYZE_PAUSE_AFTER_COMMITS`):
+/// the mock never aborts a dead producer's open transaction, as a real broker does when the
+/// restarted member registers the same `transactional.id`, so a kill inside one would leave
+/// its messages visible to `read_committed` readers on the mock whatever the analyzer does.
+#[test]
+fn an_analyzer_killed_mid_stream_counts_nothing_twice_exactly_once() {
+    let mock = Mock::start();
+    backfill(&mock.address, "scripts/darooghe.rhai", 6000, 41);
+    let input = read_topic(&mock.address, TOPIC, false, Duration::ZERO);
+    let truth = count(&input);
+    let group = "eos-crash";
+    let args = [
+        "--output-topics",
+        "--exactly-once",
+        "--commit-every",
+        "200",
+        "--instance",
+        "a",
+        // The restarted member waits for the killed one's session to end: keep that short.
+        "-X",
+        "session.timeout.ms=6000",
+    ];
+    let first = Background::start(
+        analyze_cmd(&mock.address, group)
+            .args(args)
+            .env("SIM_ANALYZE_PAUSE_AFTER_COMMITS", "8"),
+    );
+    first.wait_for_line("the pause after 8 commits", Duration::from_secs(120), |l| {
+        l.contains("paused after 8 commits")
+    });
+    let kill = std::process::Command::new("kill")
+        .args(["-KILL", &first.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let (_, stderr) = first.wait(Duration::from_secs(30));
+    assert_no_panic(&stderr);
+    let before = published_totals(&mock.address, true);
+    assert!(
+        before.transactions > 0 && before.transactions < truth.transactions,
+        "the analyzer was not killed mid-stream ({} of {} published):\n{stderr}",
+        before.transactions,
+        truth.transactions
+    );
+
+    let second = summary_of(
+        analyze_cmd(&mock.address, group)
+            .args(args)
+            .arg("--until-idle"),
+    );
+    // The restart resumed after the committed batches, not from the beginning.
+    assert_eq!(
+        second["events"].as_u64().unwrap() + before.transactions,
+        truth.transactions,
+        "the restart did not resume where the committed outputs end"
+    );
+    assert_eq!(
+        published_totals(&mock.address, true),
+        truth,
+        "the published deltas of both runs do not add up to the topic's count"
+    );
+
+    // The committed batches tile every partition: each offset in exactly one batch.
+    let mut ranges: BTreeMap<i64, Vec<(i64, i64)>> = BTreeMap::new();
+    for record in read_topic(
+        &mock.address,
+        "darooghe.analyze_progress",
+        true,
+        Duration::from_millis(500),
+    ) {
+        let v = record.json();
+        assert_eq!(v["group"], group);
+        ranges
+            .entry(v["source_partition"].as_i64().unwrap())
+            .or_default()
+            .push((
+                v["from_offset"].as_i64().unwrap(),
+                v["to_offset"].as_i64().unwrap(),
+            ));
+    }
+    let mut ends: BTreeMap<i64, i64> = BTreeMap::new();
+    for m in &input {
+        let end = ends.entry(m.partition.into()).or_default();
+        *end = (*end).max(m.offset + 1);
+    }
+    assert_eq!(
+        ranges.keys().collect::<Vec<_>>(),
+        ends.keys().collect::<Vec<_>>()
+    );
+    let batches_of = ranges.clone();
+    for (partition, mut batches) in ranges {
+        batches.sort();
+        let mut next = 0;
+        for (from, to) in &batches {
+            assert_eq!(
+                *from, next,
+                "partition {partition}: batch {from}..={to} does not start where the previous \
+                 ended ({next}): offsets covered twice or skipped"
+            );
+            next = to + 1;
+        }
+        assert_eq!(next, ends[&partition], "partition {partition} not covered");
+    }
+    // Every output record belongs to one of those batches, so no output covers offsets twice.
+    for topic in ["darooghe.merchant_counts", "darooghe.category_revenue"] {
+        for record in read_topic(&mock.address, topic, true, Duration::ZERO) {
+            let v = record.json();
+            let batch = (
+                v["from_offset"].as_i64().unwrap(),
+                v["to_offset"].as_i64().unwrap(),
+            );
+            assert!(
+                batches_of[&v["source_partition"].as_i64().unwrap()].contains(&batch),
+                "{topic}: {v} is not one committed batch"
+            );
+        }
+    }
 }
 
 #[test]

@@ -11,6 +11,14 @@
 //!   (`send_offsets_to_transaction`), so a batch's effects are visible to `read_committed`
 //!   readers once or never.
 //!
+//! In exactly-once mode every batch also writes, per source partition, a progress record
+//! (`darooghe.analyze_progress`, see [`super::publish`]) in its transaction. When partitions are
+//! assigned (at start and in every rebalance) the member reads those records with
+//! `read_committed` and starts each partition after the highest committed `to_offset`, unless
+//! the group's committed offset is already there: the outputs themselves say where the last
+//! committed batch ended, even on a broker that acknowledges a transaction's offsets without
+//! keeping them (librdkafka's mock cluster).
+//!
 //! Committing on revoke (inside librdkafka's rebalance callback, still on this thread during
 //! `poll`) means a partition changes hands exactly at a commit: nothing the old owner processed
 //! is redone by the new one, and nothing is lost.
@@ -30,11 +38,11 @@ use super::aggregate::Totals;
 use super::analyzer::Analyzer;
 use super::detect::script::{RuleChange, ScriptRules};
 use super::detect::{Alert, Detector};
-use super::publish::Publisher;
+use super::publish::{progress_key, Publisher};
 use super::summary::{RunInfo, Summary};
 use super::transaction::{parse, Incoming, Poison, Position};
 use super::view::{self, Progress};
-use super::{AnalyzeError, AnalyzeNotice, AnalyzeOptions};
+use super::{AnalyzeError, AnalyzeNotice, AnalyzeOptions, PROGRESS_TOPIC};
 use crate::shutdown::Shutdown;
 
 /// How long to wait for the brokers' first answer.
@@ -43,6 +51,12 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const VIEW_INTERVAL: Duration = Duration::from_secs(1);
 /// The header that carries the ground truth.
 const PATTERN_HEADER: &str = "fraud_pattern";
+/// How long reading the progress records back may take.
+const RECOVERY_TIMEOUT: Duration = Duration::from_secs(60);
+/// Test hook: after this many commits the analyzer stops working (between two transactions,
+/// none open) and sleeps until it is killed. The kill/restart test uses it because the mock
+/// cluster never aborts a dead member's open transaction (see `tests/analyze.rs`).
+const PAUSE_HOOK: &str = "SIM_ANALYZE_PAUSE_AFTER_COMMITS";
 
 /// A poison message kept for the dead-letter topic.
 #[derive(Debug, Clone)]
@@ -98,6 +112,102 @@ pub struct GroupContext {
     pending: Mutex<Pending>,
     membership: Mutex<Membership>,
     lag: Mutex<BTreeMap<i32, i64>>,
+    /// Exactly once: how to read the progress records back.
+    recovery: Option<Recovery>,
+}
+
+/// What reading the progress records needs.
+struct Recovery {
+    config: ClientConfig,
+    group: String,
+}
+
+impl Recovery {
+    /// Per partition of `topic` in `partitions`, the highest `to_offset` of this group's
+    /// committed progress records.
+    fn progress(
+        &self,
+        topic: &str,
+        partitions: &BTreeSet<i32>,
+    ) -> Result<BTreeMap<i32, i64>, AnalyzeError> {
+        let failed = |reason: String| AnalyzeError::Kafka {
+            what: "reading the progress records",
+            reason,
+        };
+        let mut config = self.config.clone();
+        config
+            .set("group.id", format!("{}.progress-reader", self.group))
+            .set("enable.auto.commit", "false")
+            .set("enable.partition.eof", "true")
+            // Only what committed transactions wrote: a fenced member's batch did not happen.
+            .set("isolation.level", "read_committed");
+        let reader: BaseConsumer = config.create().map_err(|e| failed(e.to_string()))?;
+        let metadata = reader
+            .fetch_metadata(Some(PROGRESS_TOPIC), CONNECT_TIMEOUT)
+            .map_err(|e| failed(e.to_string()))?;
+        let mut list = TopicPartitionList::new();
+        let mut waiting = BTreeSet::new();
+        for part in metadata
+            .topics()
+            .iter()
+            .filter(|t| t.name() == PROGRESS_TOPIC && t.error().is_none())
+            .flat_map(|t| t.partitions())
+        {
+            let (low, high) = reader
+                .fetch_watermarks(PROGRESS_TOPIC, part.id(), CONNECT_TIMEOUT)
+                .map_err(|e| failed(e.to_string()))?;
+            if high > low {
+                list.add_partition_offset(PROGRESS_TOPIC, part.id(), Offset::Beginning)
+                    .map_err(|e| failed(e.to_string()))?;
+                waiting.insert(part.id());
+            }
+        }
+        let mut progress = BTreeMap::new();
+        if waiting.is_empty() {
+            return Ok(progress);
+        }
+        reader.assign(&list).map_err(|e| failed(e.to_string()))?;
+        let deadline = Instant::now() + RECOVERY_TIMEOUT;
+        while !waiting.is_empty() {
+            if Instant::now() >= deadline {
+                return Err(failed(format!(
+                    "partitions {waiting:?} of {PROGRESS_TOPIC} not read to their end within {RECOVERY_TIMEOUT:?}"
+                )));
+            }
+            match reader.poll(Duration::from_millis(100)) {
+                Some(Ok(message)) => {
+                    let key = message.key().unwrap_or_default();
+                    let Some(value) = message
+                        .payload()
+                        .and_then(|v| serde_json::from_slice::<serde_json::Value>(v).ok())
+                    else {
+                        continue;
+                    };
+                    let (Some(partition), Some(to)) = (
+                        value["source_partition"].as_i64(),
+                        value["to_offset"].as_i64(),
+                    ) else {
+                        continue;
+                    };
+                    let Ok(partition) = i32::try_from(partition) else {
+                        continue;
+                    };
+                    if key == progress_key(&self.group, topic, partition).as_bytes()
+                        && partitions.contains(&partition)
+                    {
+                        let highest = progress.entry(partition).or_insert(to);
+                        *highest = (*highest).max(to);
+                    }
+                }
+                Some(Err(KafkaError::PartitionEOF(partition))) => {
+                    waiting.remove(&partition);
+                }
+                // Transient errors are retried by librdkafka; the deadline bounds the wait.
+                Some(Err(_)) | None => {}
+            }
+        }
+        Ok(progress)
+    }
 }
 
 /// Locks `m`, taking over a lock poisoned by a panic elsewhere (the data is still consistent:
@@ -107,6 +217,67 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl GroupContext {
+    /// Exactly once: moves the start of each partition in `list` after the last batch the
+    /// progress records show committed, when the group's committed offset is not already there.
+    fn recover(
+        &self,
+        consumer: &BaseConsumer<GroupContext>,
+        recovery: &Recovery,
+        list: &TopicPartitionList,
+        pending: &mut Pending,
+    ) -> Result<(), AnalyzeError> {
+        let partitions: BTreeSet<i32> = list
+            .elements_for_topic(&self.topic)
+            .iter()
+            .map(|e| e.partition())
+            .collect();
+        let progress = recovery.progress(&self.topic, &partitions)?;
+        if progress.is_empty() {
+            return Ok(());
+        }
+        let mut query = TopicPartitionList::new();
+        for &partition in progress.keys() {
+            query.add_partition(&self.topic, partition);
+        }
+        let stored: BTreeMap<i32, i64> = match consumer.committed_offsets(query, CONNECT_TIMEOUT) {
+            Ok(stored) => stored
+                .elements_for_topic(&self.topic)
+                .iter()
+                .filter_map(|e| Some((e.partition(), e.offset().to_raw().filter(|o| *o >= 0)?)))
+                .collect(),
+            Err(err) => {
+                pending.warnings.push(format!(
+                    "reading the group's committed offsets failed ({err}); resuming from the \
+                     progress records alone"
+                ));
+                BTreeMap::new()
+            }
+        };
+        for mut element in list.elements_for_topic(&self.topic) {
+            let partition = element.partition();
+            let Some(to) = progress.get(&partition) else {
+                continue;
+            };
+            let resume = to + 1;
+            if stored.get(&partition).is_none_or(|&offset| offset < resume) {
+                element
+                    .set_offset(Offset::Offset(resume))
+                    .map_err(|e| AnalyzeError::Kafka {
+                        what: "setting the resume offset",
+                        reason: e.to_string(),
+                    })?;
+                pending.warnings.push(format!(
+                    "partition {partition}: resuming at offset {resume}, after the last committed \
+                     batch in {PROGRESS_TOPIC} (the group's committed offset is {})",
+                    stored
+                        .get(&partition)
+                        .map_or("missing".to_string(), |o| format!("behind, {o}"))
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Publishes and commits the pending batch (see the module doc for the two guarantees).
     fn commit(
         &self,
@@ -180,6 +351,13 @@ impl ClientContext for GroupContext {
 
 impl ConsumerContext for GroupContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let (Rebalance::Assign(list), Some(recovery)) = (rebalance, &self.recovery) {
+            // The list is assigned right after this returns: its offsets are where fetching starts.
+            let mut pending = lock(&self.pending);
+            if let Err(err) = self.recover(consumer, recovery, list, &mut pending) {
+                pending.failure.get_or_insert(err);
+            }
+        }
         if let Rebalance::Revoke(list) = rebalance {
             // Still the owner: commit what was done, so the next owner starts right after it.
             let mut pending = lock(&self.pending);
@@ -335,6 +513,8 @@ struct Run<'a> {
     failing_rules: BTreeSet<String>,
     last_frame: Instant,
     consumed_at_frame: u64,
+    /// The test hook's commit count ([`PAUSE_HOOK`]).
+    pause_after: Option<u64>,
 }
 
 /// Runs `sim analyze` until `shutdown` (or, with `until_idle`, until caught up), then commits
@@ -351,7 +531,7 @@ pub fn run(
     let rules = load_rules(options, notify)?;
     // A consumer without the publisher first, to learn the topic's shape for the output topics.
     let probe: BaseConsumer<GroupContext> = consumer_config(options)
-        .create_with_context(context(options, None))
+        .create_with_context(context(options, None, None))
         .map_err(|e| AnalyzeError::Config(e.to_string()))?;
     let (partitions, replication) = topic_shape(&probe, options)?;
     drop(probe);
@@ -366,8 +546,12 @@ pub fn run(
         } else {
             None
         };
+    let recovery = options.exactly_once.then(|| Recovery {
+        config: base_config(options),
+        group: options.group.clone(),
+    });
     let consumer: BaseConsumer<GroupContext> = consumer_config(options)
-        .create_with_context(context(options, publisher))
+        .create_with_context(context(options, publisher, recovery))
         .map_err(|e| AnalyzeError::Config(e.to_string()))?;
     consumer
         .subscribe(&[&options.topic])
@@ -385,6 +569,7 @@ pub fn run(
         failing_rules: BTreeSet::new(),
         last_frame: Instant::now(),
         consumed_at_frame: 0,
+        pause_after: std::env::var(PAUSE_HOOK).ok().and_then(|n| n.parse().ok()),
     };
     let result = run.go(&consumer, shutdown, notify);
     let context = consumer.context();
@@ -412,13 +597,18 @@ fn commit(consumer: &BaseConsumer<GroupContext>) -> Result<(), AnalyzeError> {
     context.commit(consumer, &mut pending)
 }
 
-fn context(options: &AnalyzeOptions, publisher: Option<Publisher>) -> GroupContext {
+fn context(
+    options: &AnalyzeOptions,
+    publisher: Option<Publisher>,
+    recovery: Option<Recovery>,
+) -> GroupContext {
     GroupContext {
         topic: options.topic.clone(),
         publisher,
         pending: Mutex::new(Pending::default()),
         membership: Mutex::new(Membership::default()),
         lag: Mutex::new(BTreeMap::new()),
+        recovery,
     }
 }
 
@@ -442,6 +632,7 @@ impl Run<'_> {
             self.after_poll(consumer.context(), notify)?;
             if self.commit_due(consumer.context()) {
                 commit(consumer)?;
+                self.pause_if_hooked(consumer.context(), notify);
             }
             self.reload_rules(notify);
             self.draw(consumer.context(), notify);
@@ -554,6 +745,22 @@ impl Run<'_> {
         match pending.failure.take() {
             Some(err) => Err(err),
             None => Ok(()),
+        }
+    }
+
+    /// The test hook: once [`PAUSE_HOOK`] commits are done, sleep until killed.
+    fn pause_if_hooked(&self, context: &GroupContext, notify: &mut dyn FnMut(AnalyzeNotice)) {
+        let Some(after) = self.pause_after else {
+            return;
+        };
+        if lock(&context.pending).commits < after {
+            return;
+        }
+        notify(AnalyzeNotice::Warning(format!(
+            "paused after {after} commits ({PAUSE_HOOK}), until killed"
+        )));
+        loop {
+            std::thread::sleep(Duration::from_secs(1));
         }
     }
 

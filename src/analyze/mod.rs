@@ -43,6 +43,9 @@ pub const MERCHANT_COUNTS_TOPIC: &str = "darooghe.merchant_counts";
 pub const CATEGORY_REVENUE_TOPIC: &str = "darooghe.category_revenue";
 /// The topic of fraud alerts.
 pub const ALERTS_TOPIC: &str = "darooghe.alerts";
+/// The topic of exactly-once progress: per committed batch and source partition, the offsets it
+/// covered, written in the batch's transaction (see `docs/analyze.md`, delivery guarantees).
+pub const PROGRESS_TOPIC: &str = "darooghe.analyze_progress";
 
 /// What `sim analyze` is asked to do.
 #[derive(Debug, Clone)]

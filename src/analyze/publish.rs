@@ -9,7 +9,11 @@
 //! - `darooghe.category_revenue`, keyed by category:
 //!   `{"category", "approved_revenue", "approved_count", "source_partition", "from_offset",
 //!   "to_offset"}`;
-//! - `darooghe.alerts`, keyed by customer: the alert (rule, customer, time, reason, events).
+//! - `darooghe.alerts`, keyed by customer: the alert (rule, customer, time, reason, events);
+//! - exactly once only, `darooghe.analyze_progress`, keyed by `GROUP/TOPIC/PARTITION`:
+//!   `{"group", "source_topic", "source_partition", "from_offset", "to_offset"}`, one record per
+//!   batch and source partition, whatever else the batch published, in the same transaction; a
+//!   restarted member resumes after the highest committed `to_offset` (see [`super::consume`]).
 //!
 //! Counts are *deltas*, not running totals: each source offset is counted in exactly one
 //! published batch (exactly once) or at least one (at least once), whichever member of the group
@@ -34,6 +38,7 @@ use super::consume::PartitionBatch;
 use super::summary::alert_json;
 use super::{
     AnalyzeError, AnalyzeOptions, ALERTS_TOPIC, CATEGORY_REVENUE_TOPIC, MERCHANT_COUNTS_TOPIC,
+    PROGRESS_TOPIC,
 };
 use crate::sink::{ensure_topic, TopicSpec};
 
@@ -62,12 +67,19 @@ impl ProducerContext for OutputContext {
     }
 }
 
+/// The key of a progress record.
+pub fn progress_key(group: &str, topic: &str, partition: i32) -> String {
+    format!("{group}/{topic}/{partition}")
+}
+
 /// The producer of outputs and dead letters.
 pub struct Publisher {
     producer: ThreadedProducer<OutputContext>,
     outputs: bool,
     dead_letter: Option<String>,
     transactional: bool,
+    /// The consumer group, named in the progress records.
+    group: String,
 }
 
 fn kafka(what: &'static str) -> impl Fn(KafkaError) -> AnalyzeError {
@@ -94,6 +106,9 @@ impl Publisher {
             );
         }
         topics.extend(options.dead_letter_topic.clone());
+        if options.exactly_once {
+            topics.push(PROGRESS_TOPIC.to_string());
+        }
         for name in topics {
             let spec = TopicSpec {
                 name,
@@ -123,6 +138,7 @@ impl Publisher {
             outputs: options.output_topics,
             dead_letter: options.dead_letter_topic.clone(),
             transactional: options.exactly_once,
+            group: options.group.clone(),
         })
     }
 
@@ -157,6 +173,20 @@ impl Publisher {
     ) -> Result<(), AnalyzeError> {
         for (&partition, batch) in batches {
             let (from, to) = (batch.first_offset, batch.next_offset - 1);
+            if self.transactional {
+                // Progress, even for a batch that published nothing else: what a restarted
+                // member resumes after when the broker did not keep the transaction's offsets.
+                let value = json!({
+                    "group": self.group, "source_topic": topic, "source_partition": partition,
+                    "from_offset": from, "to_offset": to,
+                });
+                self.send(
+                    PROGRESS_TOPIC,
+                    progress_key(&self.group, topic, partition).as_bytes(),
+                    value.to_string().as_bytes(),
+                    None,
+                )?;
+            }
             if self.outputs {
                 for (merchant, count) in &batch.delta.merchant_counts {
                     let value = json!({
