@@ -4,6 +4,7 @@
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
 
+use super::packed::Packed;
 use crate::rate::Nanos;
 use crate::script::Scheduled;
 
@@ -17,7 +18,9 @@ pub struct FollowUpQueue {
 struct Pending {
     at: Nanos,
     order: u64,
+    /// The call, its data moved out into `data`.
     scheduled: Scheduled,
+    data: Packed,
 }
 
 impl PartialEq for Pending {
@@ -42,11 +45,13 @@ impl Ord for Pending {
 
 impl FollowUpQueue {
     /// Adds a follow-up.
-    pub fn schedule(&mut self, scheduled: Scheduled) {
+    pub fn schedule(&mut self, mut scheduled: Scheduled) {
+        let data = Packed::pack(std::mem::take(&mut scheduled.data));
         self.heap.push(Reverse(Pending {
             at: scheduled.at_ms.saturating_mul(1_000_000),
             order: self.scheduled_so_far,
             scheduled,
+            data,
         }));
         self.scheduled_so_far += 1;
     }
@@ -63,7 +68,10 @@ impl FollowUpQueue {
 
     /// Takes the earliest follow-up.
     pub fn pop(&mut self) -> Option<Scheduled> {
-        self.heap.pop().map(|Reverse(pending)| pending.scheduled)
+        self.heap.pop().map(|Reverse(pending)| Scheduled {
+            data: pending.data.unpack(),
+            ..pending.scheduled
+        })
     }
 }
 

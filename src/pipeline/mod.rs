@@ -27,6 +27,7 @@ use crate::sink::{Record, Sink};
 use crate::timeline::{Arrivals, Backfill};
 
 mod follow_ups;
+mod packed;
 pub mod workers;
 
 use follow_ups::FollowUpQueue;
