@@ -116,7 +116,7 @@ fn add(a: &analyze_support::Truth, b: &analyze_support::Truth) -> BTreeMap<Strin
 
 #[test]
 fn two_analyzers_in_one_group_split_the_partitions_and_add_up_to_one() {
-    let mock = Mock::start();
+    let mock = Mock::start_with_join_delay(Duration::from_secs(10));
     backfill(&mock.address, "scripts/darooghe.rhai", 6000, 11);
     let truth = count(&read_topic(&mock.address, TOPIC, false, Duration::ZERO));
     let members: Vec<_> = (0..2)

@@ -69,6 +69,10 @@ pub struct DeadLetter {
     pub poison: Poison,
 }
 
+/// How long `--until-idle` keeps polling, once caught up, for a batch whose commit a rebalance
+/// refused to be committed at the next assignment.
+const ORPHAN_WAIT: Duration = Duration::from_secs(30);
+
 /// What was read from one partition since its last commit.
 #[derive(Debug, Default)]
 pub struct PartitionBatch {
@@ -95,6 +99,11 @@ struct Pending {
     /// An error from a commit made inside the rebalance callback, raised by the loop.
     failure: Option<AnalyzeError>,
     warnings: Vec<String>,
+    /// Batches whose commit failed when their partitions were revoked (a broker may refuse
+    /// commits while the group rebalances, as librdkafka's mock cluster does): committed at the
+    /// next assignment if the partition comes back, else left for its new owner to process
+    /// again. Until committed they are in no totals.
+    orphaned: BTreeMap<i32, PartitionBatch>,
 }
 
 /// Partitions assigned, and the changes the loop has not looked at yet.
@@ -278,6 +287,57 @@ impl GroupContext {
         Ok(())
     }
 
+    /// Commits the orphaned batches of partitions assigned to this member again (their outputs are
+    /// already published), now that the group has a new generation; drops the others, whose new
+    /// owner will process their events again.
+    fn adopt_orphans(
+        &self,
+        consumer: &BaseConsumer<GroupContext>,
+        assigned: &TopicPartitionList,
+        pending: &mut Pending,
+    ) {
+        if pending.orphaned.is_empty() {
+            return;
+        }
+        let ours: BTreeSet<i32> = assigned
+            .elements_for_topic(&self.topic)
+            .iter()
+            .map(|e| e.partition())
+            .collect();
+        let orphaned = std::mem::take(&mut pending.orphaned);
+        let (back, gone): (Vec<_>, Vec<_>) =
+            orphaned.into_iter().partition(|(p, _)| ours.contains(p));
+        if !gone.is_empty() {
+            pending.warnings.push(format!(
+                "partitions {:?} moved to another member with a batch uncommitted: its events \
+                 will be processed again there (at least once)",
+                gone.iter().map(|(p, _)| *p).collect::<Vec<_>>()
+            ));
+        }
+        if back.is_empty() {
+            return;
+        }
+        let mut offsets = TopicPartitionList::new();
+        for (partition, batch) in &back {
+            let _ = offsets.add_partition_offset(
+                &self.topic,
+                *partition,
+                Offset::Offset(batch.next_offset),
+            );
+        }
+        match consumer.commit(&offsets, CommitMode::Sync) {
+            Ok(()) => {
+                for (_, batch) in back {
+                    pending.totals.merge(&batch.delta);
+                }
+                pending.commits += 1;
+            }
+            Err(err) => pending.warnings.push(format!(
+                "committing a held batch failed ({err}); its events will be processed again"
+            )),
+        }
+    }
+
     /// Publishes and commits the pending batch (see the module doc for the two guarantees).
     fn commit(
         &self,
@@ -317,9 +377,17 @@ impl GroupContext {
                 }
                 // The outputs are acknowledged: now the offsets may move past these events.
                 if let Err(err) = consumer.commit(&offsets, CommitMode::Sync) {
+                    // Not committed: whoever owns these partitions next reads the events again,
+                    // so they are in no totals yet (see `orphaned`).
                     pending.warnings.push(format!(
-                        "committing offsets failed ({err}); these events may be processed again"
+                        "committing offsets failed ({err}); the batch is held until the next \
+                         assignment, and processed again by its next owner otherwise"
                     ));
+                    let batches = std::mem::take(&mut pending.batches);
+                    pending.orphaned.extend(batches);
+                    pending.messages = 0;
+                    pending.started = None;
+                    return Ok(());
                 }
             }
         }
@@ -351,6 +419,11 @@ impl ClientContext for GroupContext {
 
 impl ConsumerContext for GroupContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(list) = rebalance {
+            // Before the assignment applies (and fetching starts at the committed offsets).
+            let mut pending = lock(&self.pending);
+            self.adopt_orphans(consumer, list, &mut pending);
+        }
         if let (Rebalance::Assign(list), Some(recovery)) = (rebalance, &self.recovery) {
             // The list is assigned right after this returns: its offsets are where fetching starts.
             let mut pending = lock(&self.pending);
@@ -578,7 +651,17 @@ pub fn run(
     }
     result?;
     run.analyzer.windows.close_all();
-    let pending = lock(&context.pending);
+    let mut pending = lock(&context.pending);
+    for warning in pending.warnings.drain(..) {
+        notify(AnalyzeNotice::Warning(warning));
+    }
+    if !pending.orphaned.is_empty() {
+        notify(AnalyzeNotice::Warning(format!(
+            "partitions {:?} end with a batch uncommitted (not in the totals): the next member \
+             processes its events again",
+            pending.orphaned.keys().collect::<Vec<_>>()
+        )));
+    }
     let info = RunInfo {
         topic: options.topic.clone(),
         group: options.group.clone(),
@@ -619,6 +702,7 @@ impl Run<'_> {
         shutdown: &Shutdown,
         notify: &mut dyn FnMut(AnalyzeNotice),
     ) -> Result<(), AnalyzeError> {
+        let mut idle_since: Option<Instant> = None;
         while !shutdown.is_triggered() {
             match consumer.poll(Duration::from_millis(100)) {
                 Some(Ok(message)) => self.process(consumer.context(), &message, notify),
@@ -637,7 +721,16 @@ impl Run<'_> {
             self.reload_rules(notify);
             self.draw(consumer.context(), notify);
             if self.options.until_idle && self.caught_up(consumer.context()) {
-                break;
+                commit(consumer)?;
+                // A commit refused during a rebalance (another member leaving) is held until
+                // this member's next assignment: keep polling until then, or a while at most.
+                let held = !lock(&consumer.context().pending).orphaned.is_empty();
+                let waited = *idle_since.get_or_insert_with(Instant::now);
+                if !held || waited.elapsed() >= ORPHAN_WAIT {
+                    break;
+                }
+            } else {
+                idle_since = None;
             }
         }
         commit(consumer)

@@ -28,6 +28,34 @@ pub struct Mock {
 }
 
 impl Mock {
+    /// A mock cluster whose consumer groups wait `delay` for members before their first
+    /// generation (the mock's default is 3 s, as a broker's `group.initial.rebalance.delay.ms`).
+    /// Members started together then join one generation even on a loaded machine: the mock
+    /// refuses offset commits while a group rebalances, so a member that joins later, while
+    /// another holds an uncommitted batch, makes that batch be processed twice (at least once).
+    pub fn start_with_join_delay(delay: Duration) -> Self {
+        use rdkafka::producer::BaseProducer;
+        // Leaked: the cluster lives as long as the client that hosts it, for the whole test.
+        let host: &'static BaseProducer = Box::leak(Box::new(
+            ClientConfig::new()
+                .set("test.mock.num.brokers", "1")
+                .create()
+                .expect("start the mock cluster"),
+        ));
+        let cluster = host.client().mock_cluster().expect("a mock cluster");
+        // SAFETY: the handle is valid for the leaked client's lifetime (the whole process).
+        unsafe {
+            let mock = rdkafka::bindings::rd_kafka_handle_mock_cluster(host.client().native_ptr());
+            rdkafka::bindings::rd_kafka_mock_group_initial_rebalance_delay_ms(
+                mock,
+                delay.as_millis() as i32,
+            );
+        }
+        cluster.create_topic(TOPIC, 3, 1).expect("create the topic");
+        let address = cluster.bootstrap_servers();
+        Self { cluster, address }
+    }
+
     pub fn start() -> Self {
         let cluster = MockCluster::new(1).expect("start the mock cluster");
         cluster.create_topic(TOPIC, 3, 1).expect("create the topic");
@@ -61,6 +89,8 @@ pub fn analyze_cmd(brokers: &str, group: &str) -> std::process::Command {
 /// Runs `cmd` to its end and returns its JSON summary.
 pub fn summary_of(cmd: &mut std::process::Command) -> Value {
     let out = run(cmd, Duration::from_secs(300));
+    // Shown only when the test fails: what the analyzer reported (rebalances, warnings).
+    eprintln!("sim analyze stderr:\n{}", out.stderr);
     assert_no_panic(&out.stderr);
     assert!(
         out.status.success(),
