@@ -117,8 +117,10 @@ impl Handles {
     }
 }
 
-/// Builds the engine every scenario runs on: the one constructor for production and tests.
-fn build_engine(shared: &Handles, script_dir: &Path, name: &str) -> Engine {
+/// An engine with the sandbox every script runs in (scenarios and detection rules alike): the
+/// limits, strict variables, no `eval`, modules resolved from `script_dir`, and `print`/`debug`
+/// on standard error tagged with `tag`. No helpers are registered.
+pub fn sandboxed_engine(script_dir: &Path, tag: &str) -> Engine {
     let mut engine = Engine::new();
     engine
         .set_max_operations(limits::CALL_OPERATIONS)
@@ -133,15 +135,22 @@ fn build_engine(shared: &Handles, script_dir: &Path, name: &str) -> Engine {
         .set_module_resolver(FileModuleResolver::new_with_path(script_dir));
     // `eval` would let a script compile code that escaped the checks done at load.
     engine.disable_symbol("eval");
-    let tag = name.to_string();
-    // Script output goes to stderr, never stdout (which may carry events); failures are ignored.
+    let print_tag = tag.to_string();
+    // Script output goes to stderr, never stdout (which may carry events or a JSON summary);
+    // failures are ignored.
     engine.on_print(move |text| {
-        let _ = writeln!(std::io::stderr(), "[{tag}] {text}");
+        let _ = writeln!(std::io::stderr(), "[{print_tag}] {text}");
     });
-    let tag = name.to_string();
+    let tag = tag.to_string();
     engine.on_debug(move |text, _, pos| {
         let _ = writeln!(std::io::stderr(), "[{tag}:{pos}] {text}");
     });
+    engine
+}
+
+/// Builds the engine every scenario runs on: the one constructor for production and tests.
+fn build_engine(shared: &Handles, script_dir: &Path, name: &str) -> Engine {
+    let mut engine = sandboxed_engine(script_dir, name);
     api::register(&mut engine, &shared.rng);
     pool::register(&mut engine, &shared.rng, &shared.pools);
     memory::register(&mut engine, &shared.memory);

@@ -16,39 +16,21 @@
 //! only when it changes. A file that fails to compile keeps its previous version running.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rhai::module_resolvers::FileModuleResolver;
 use rhai::{Array, CallFnOptions, Dynamic, Engine, Map, Position, Scope, AST};
 
 use super::{Finding, Rule, Seen};
 use crate::analyze::transaction::{Position as Place, Transaction};
-use crate::script::{limits, ScriptError, ScriptErrorKind, SourceFile};
+use crate::script::{sandboxed_engine, ScriptError, ScriptErrorKind, SourceFile};
 
 /// The contract function of a detection rule.
 pub const CONTRACT: &str = "detect";
 
-/// The sandboxed engine rules run on: the scenario limits, no `eval`, strict variables.
+/// The sandboxed engine rules run on: the scenarios' sandbox (see [`sandboxed_engine`]).
 fn build_engine(dir: &Path) -> Engine {
-    let mut engine = Engine::new();
-    engine
-        .set_max_operations(limits::CALL_OPERATIONS)
-        .set_max_call_levels(limits::CALL_DEPTH)
-        .set_max_expr_depths(limits::EXPRESSION_DEPTH, limits::EXPRESSION_DEPTH)
-        .set_max_string_size(limits::STRING_SIZE)
-        .set_max_array_size(limits::ARRAY_SIZE)
-        .set_max_map_size(limits::MAP_SIZE)
-        .set_strict_variables(true)
-        .set_fail_on_invalid_map_property(false)
-        .set_module_resolver(FileModuleResolver::new_with_path(dir));
-    engine.disable_symbol("eval");
-    // Standard output may carry the JSON summary: script output goes to standard error.
-    engine.on_print(|text| {
-        let _ = writeln!(std::io::stderr(), "[detect] {text}");
-    });
-    engine
+    sandboxed_engine(dir, CONTRACT)
 }
 
 /// One compiled rule.
