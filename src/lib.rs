@@ -42,6 +42,8 @@ pub mod script;
 pub mod settings;
 pub mod shutdown;
 pub mod sink;
+pub mod sync;
 pub mod timeline;
+pub mod watch;
 
 pub use error::SimError;

@@ -24,7 +24,7 @@
 //! is redone by the new one, and nothing is lost.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
@@ -44,6 +44,7 @@ use super::transaction::{parse, Incoming, Poison, Position};
 use super::view::{self, Progress};
 use super::{AnalyzeError, AnalyzeNotice, AnalyzeOptions, PROGRESS_TOPIC};
 use crate::shutdown::Shutdown;
+use crate::sync::lock;
 
 /// How long to wait for the brokers' first answer.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -217,12 +218,6 @@ impl Recovery {
         }
         Ok(progress)
     }
-}
-
-/// Locks `m`, taking over a lock poisoned by a panic elsewhere (the data is still consistent:
-/// every update under these locks is a single step).
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl GroupContext {
@@ -544,7 +539,7 @@ fn load_rules(
 /// Watches the rules folder, when hot reload is on.
 struct RuleWatch {
     events: std::sync::mpsc::Receiver<notify_debouncer_mini::DebounceEventResult>,
-    _watcher: crate::reload::ScriptWatcher,
+    _watcher: crate::watch::ScriptWatcher,
 }
 
 fn watch_rules(
@@ -556,7 +551,7 @@ fn watch_rules(
         .as_ref()
         .filter(|_| options.reload_rules)?;
     let (sender, events) = std::sync::mpsc::channel();
-    let started = crate::reload::ScriptWatcher::start(sender).and_then(|mut watcher| {
+    let started = crate::watch::ScriptWatcher::start(sender).and_then(|mut watcher| {
         // Watching a file inside the folder watches the folder itself.
         watcher.watch(&[dir.join("rules.rhai")])?;
         Ok(watcher)

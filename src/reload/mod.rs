@@ -8,8 +8,6 @@
 //! is reported as a diagnostic. Settings that cannot change while running (topic, partitions,
 //! replication, brokers, key field) are refused with a message that says so.
 
-mod watch;
-
 use std::path::PathBuf;
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::Arc;
@@ -18,8 +16,6 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use notify_debouncer_mini::DebouncedEventKind;
 
-pub use watch::{absolute, ScriptWatcher, DEBOUNCE};
-
 use crate::app::{prepare, Options};
 use crate::error::SimError;
 use crate::metrics::Metrics;
@@ -27,6 +23,7 @@ use crate::pipeline::{Candidate, Pipeline};
 use crate::script::imports::script_files;
 use crate::settings::Settings;
 use crate::sink::DiscardSink;
+use crate::watch::{absolute, ScriptWatcher};
 
 /// Events sampled from a new version before it may run.
 pub const CHECK_EVENTS: u64 = 200;

@@ -5,7 +5,7 @@
 //! them on its own), and report misuse (an empty array, a negative weight) as script errors at the
 //! call site. `docs/scripting.md` mirrors this list.
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Datelike, Timelike, Utc};
 use chrono_tz::Tz;
@@ -14,6 +14,7 @@ use rand_distr::{Distribution, Exp, LogNormal, Normal};
 use rhai::{Array, Dynamic, Engine, EvalAltResult, Map, FLOAT, INT};
 
 use crate::rng::SimRng;
+use crate::sync::lock;
 
 type Fallible<T> = Result<T, Box<EvalAltResult>>;
 
@@ -21,12 +22,6 @@ type Fallible<T> = Result<T, Box<EvalAltResult>>;
 /// the engine is built with Rhai's `sync` feature, so that a new version of a script can be
 /// compiled and set up on another thread while the old one keeps streaming.
 pub type SharedRng = Arc<Mutex<SimRng>>;
-
-/// Locks the generator; a panic elsewhere cannot leave a generator half-updated, so a poisoned
-/// lock is still usable.
-pub fn lock(rng: &SharedRng) -> MutexGuard<'_, SimRng> {
-    rng.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
 
 fn fail<T>(message: impl Into<String>) -> Fallible<T> {
     Err(message.into().into())

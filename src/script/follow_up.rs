@@ -34,7 +34,7 @@ pub struct FollowUps {
 impl FollowUps {
     /// Takes everything scheduled since the last take.
     pub fn take(&self) -> Vec<Scheduled> {
-        std::mem::take(&mut *self.queue.lock().unwrap_or_else(|p| p.into_inner()))
+        std::mem::take(&mut *crate::sync::lock(&self.queue))
     }
 }
 
@@ -51,15 +51,12 @@ pub fn register(engine: &mut Engine, follow_ups: &FollowUps) {
             if delay_ms < 0 {
                 return Err(format!("follow_up: delay {delay_ms} ms is negative").into());
             }
-            queue
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(Scheduled {
-                    at_ms: ctx.time.saturating_add(delay_ms),
-                    function,
-                    data: data.flatten(),
-                    id: 0,
-                });
+            crate::sync::lock(&queue).push(Scheduled {
+                at_ms: ctx.time.saturating_add(delay_ms),
+                function,
+                data: data.flatten(),
+                id: 0,
+            });
             Ok(())
         },
     );

@@ -52,15 +52,15 @@ pub struct Memory {
 
 impl Memory {
     fn journal(&self) -> MutexGuard<'_, Journal> {
-        self.journal.lock().unwrap_or_else(|p| p.into_inner())
+        crate::sync::lock(&self.journal)
     }
 
     fn read_store(&self) -> std::sync::RwLockReadGuard<'_, Store> {
-        self.store.read().unwrap_or_else(|p| p.into_inner())
+        crate::sync::read(&self.store)
     }
 
     fn write_store(&self) -> std::sync::RwLockWriteGuard<'_, Store> {
-        self.store.write().unwrap_or_else(|p| p.into_inner())
+        crate::sync::write(&self.store)
     }
 
     /// A handle on the same store with a journal of its own, for another worker.

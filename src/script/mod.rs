@@ -417,7 +417,7 @@ impl Scenario {
         seed: u64,
         start_ms: INT,
     ) -> Result<(), ScriptError> {
-        *api::lock(&self.rng) = stream_rng(seed, Stream::Script);
+        *crate::sync::lock(&self.rng) = stream_rng(seed, Stream::Script);
         self.events = event_base(seed, 0);
         self.pools.reset();
         self.settings = Dynamic::from_map(convert::settings_map(settings)).into_shared();
@@ -454,7 +454,7 @@ impl Scenario {
     /// Readies the engine for the event with identity `id`: its own random stream, a fresh
     /// memory journal, no sequence number read yet.
     fn start(&mut self, id: u64) {
-        *api::lock(&self.rng) = event_rng(&self.events, id);
+        *crate::sync::lock(&self.rng) = event_rng(&self.events, id);
         self.memory.begin();
         self.seq_read.store(false, Ordering::Relaxed);
     }

@@ -85,22 +85,22 @@ pub fn register(engine: &mut Engine, rng: &SharedRng, counter: &PoolCounter) {
             "pool",
             move |context: NativeCallContext, count: INT, make: FnPtr| -> Fallible<Pool> {
                 let ordinal = built.fetch_add(1, Ordering::Relaxed);
-                let base = super::api::lock(&r).clone();
+                let base = crate::sync::lock(&r).clone();
                 let mut pool = Pool::default();
                 for i in 0..count.max(0) {
-                    *super::api::lock(&r) = item_rng(&base, ordinal, i as u64);
+                    *crate::sync::lock(&r) = item_rng(&base, ordinal, i as u64);
                     let item = make.call_within_context::<Dynamic>(&context, (i,));
                     let item = match item {
                         Ok(item) => item,
                         Err(err) => {
-                            *super::api::lock(&r) = base;
+                            *crate::sync::lock(&r) = base;
                             return Err(err);
                         }
                     };
                     pool.push(item)?;
                 }
                 // The setup's own stream goes on as if the pool had drawn nothing.
-                *super::api::lock(&r) = base;
+                *crate::sync::lock(&r) = base;
                 Ok(pool)
             },
         )
@@ -135,7 +135,7 @@ pub fn register(engine: &mut Engine, rng: &SharedRng, counter: &PoolCounter) {
             }
             let zipf = rand_distr::Zipf::new(pool.len() as f64, s)
                 .map_err(|e| format!("pick_zipf: {e}"))?;
-            let rank: f64 = rand_distr::Distribution::sample(&zipf, &mut *super::api::lock(&r));
+            let rank: f64 = rand_distr::Distribution::sample(&zipf, &mut *crate::sync::lock(&r));
             Ok(pool.items[(rank as usize).clamp(1, pool.len()) - 1].clone())
         },
     );
@@ -145,7 +145,7 @@ pub fn register(engine: &mut Engine, rng: &SharedRng, counter: &PoolCounter) {
         if pool.is_empty() {
             return Err("pick: the pool is empty".into());
         }
-        let index = rand::Rng::random_range(&mut *super::api::lock(&r), 0..pool.len());
+        let index = rand::Rng::random_range(&mut *crate::sync::lock(&r), 0..pool.len());
         Ok(pool.items[index].clone())
     });
 }

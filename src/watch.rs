@@ -1,4 +1,5 @@
-//! Watching the script and its modules for saves.
+//! Watching files for saves: a scenario and its modules (hot reload), detection rules
+//! (`sim analyze`).
 //!
 //! The *folders* are watched, not the files: editors that save by writing a temporary file and
 //! renaming it over the original (vim, VS Code, JetBrains) replace the file, and a watch on the
