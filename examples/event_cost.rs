@@ -23,9 +23,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::DateTime;
-use sim::app::{self, Options};
 use sim::metrics::Metrics;
 use sim::pipeline::Pipeline;
+use sim::scenario::{self, Options};
 use sim::settings::UserInput;
 use sim::sink::{DeliveryAccount, DiscardSink, Record, Sink, SinkError, SinkSpec};
 
@@ -183,11 +183,11 @@ fn print_row(row: &Figures) {
     }
 }
 
-/// The script through the library: `app::prepare` then `Pipeline::sample` into a `DiscardSink`,
+/// The script through the library: `scenario::prepare` then `Pipeline::sample` into a `DiscardSink`,
 /// with one worker, then with two.
 fn scripted(customers: u64, events: u64) -> Vec<Figures> {
     let started = Instant::now();
-    let prepared = app::prepare(&options(customers));
+    let prepared = scenario::prepare(&options(customers));
     let setup = started.elapsed();
     let runs: Vec<RunResult> = match prepared {
         Ok(prepared) => timed_runs(prepared, events)
@@ -209,7 +209,7 @@ fn scripted(customers: u64, events: u64) -> Vec<Figures> {
 /// Events made and the time taken, or why the run failed.
 type RunResult = Result<(u64, Duration), String>;
 
-fn timed_runs(prepared: app::Prepared, events: u64) -> Result<Vec<RunResult>, Failure> {
+fn timed_runs(prepared: scenario::Prepared, events: u64) -> Result<Vec<RunResult>, Failure> {
     let now = prepared.now;
     let mut sink = DiscardSink::default();
     let mut pipeline = Pipeline::new(
@@ -283,7 +283,7 @@ fn options(customers: u64) -> Options {
 
 /// Mean JSON payload size of the script's events (1,000 customers), to compare with native.
 fn script_payload_bytes() -> Result<f64, Failure> {
-    let prepared = app::prepare(&options(1_000))?;
+    let prepared = scenario::prepare(&options(1_000))?;
     let mut sink = ByteCounter::default();
     Pipeline::new(
         prepared.scenario,

@@ -22,11 +22,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use sim::app::{self, Options};
 use sim::broker::EmbeddedBroker;
 use sim::clock::SimClock;
 use sim::metrics::Metrics;
 use sim::pipeline::Pipeline;
+use sim::scenario::{self, Options};
 use sim::settings::{Origin, UserInput};
 use sim::shutdown::Shutdown;
 use sim::sink::{
@@ -192,7 +192,7 @@ fn run(
         sink: SinkSpec::Kafka,
         labels: false,
     };
-    let prepared = app::prepare(&options)?;
+    let prepared = scenario::prepare(&options)?;
     let broker = EmbeddedBroker::start(&TopicSpec {
         name: TOPIC.into(),
         partitions: prepared.settings.partitions,

@@ -23,10 +23,10 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use rand::{Rng, SeedableRng};
-use sim::app::{prepare, Options};
 use sim::clock::SimClock;
 use sim::metrics::Metrics;
 use sim::pipeline::Pipeline;
+use sim::scenario::{prepare, Options};
 use sim::settings::UserInput;
 use sim::shutdown::Shutdown;
 use sim::sink::{DeliveryAccount, Record, Sink, SinkError, SinkSpec};

@@ -6,7 +6,6 @@
 //! (the seed, the broker's address) is reported through [`Notice`]s, so the library never writes
 //! to the terminal itself.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,11 +15,10 @@ use crate::broker::EmbeddedBroker;
 use crate::clock::SimClock;
 use crate::error::SimError;
 use crate::metrics::Metrics;
-use crate::pipeline::Pipeline;
+use crate::pipeline::{Pipeline, PipelineError};
 use crate::reload::{self, ReloadNotice};
-use crate::rng::fresh_seed;
-use crate::script::Scenario;
-use crate::settings::{resolve, InitMode, Settings, UserInput};
+use crate::scenario::{prepare, Options, Prepared};
+use crate::settings::InitMode;
 use crate::shutdown::Shutdown;
 use crate::sink::{
     ensure_topic, DeliveryAccount, JsonLinesSink, KafkaSink, KafkaSinkConfig, Sink, SinkSpec,
@@ -29,23 +27,6 @@ use crate::sink::{
 
 /// How long closing waits for outstanding deliveries.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// What every command takes.
-#[derive(Debug, Clone)]
-pub struct Options {
-    /// The scenario script.
-    pub script: PathBuf,
-    /// Flags, environment and config file.
-    pub input: UserInput,
-    /// `--seed`; a fresh seed (reported) when absent.
-    pub seed: Option<u64>,
-    /// `--now`; the real now when absent.
-    pub now: Option<DateTime<Utc>>,
-    /// `--sink`.
-    pub sink: SinkSpec,
-    /// `--labels`: add the ground truth to each event as a `_label` field.
-    pub labels: bool,
-}
 
 /// Something worth telling the person running `sim`.
 #[derive(Debug, Clone, PartialEq)]
@@ -98,34 +79,6 @@ impl Outcome {
     pub fn succeeded(&self) -> bool {
         self.account.failed == 0 && self.account.in_flight() == 0
     }
-}
-
-/// A scenario loaded, configured and set up.
-pub struct Prepared {
-    /// The scenario.
-    pub scenario: Scenario,
-    /// Its resolved settings.
-    pub settings: Settings,
-    /// The seed.
-    pub seed: u64,
-    /// What the simulator takes as now.
-    pub now: DateTime<Utc>,
-}
-
-/// Loads, configures and sets up the scenario of `options`.
-pub fn prepare(options: &Options) -> Result<Prepared, SimError> {
-    let mut scenario = Scenario::load(&options.script)?;
-    let defaults = scenario.config()?;
-    let settings = resolve(&options.input, &defaults)?;
-    let seed = options.seed.unwrap_or_else(fresh_seed);
-    let now = options.now.unwrap_or_else(Utc::now);
-    scenario.setup(&settings, seed, now.timestamp_millis())?;
-    Ok(Prepared {
-        scenario,
-        settings,
-        seed,
-        now,
-    })
 }
 
 /// An open sink and what keeps it alive.
@@ -225,7 +178,7 @@ fn with_pipeline(
     mut open: OpenSink,
     metrics: Arc<Metrics>,
     notify: &mut dyn FnMut(Notice),
-    step: impl FnOnce(&mut Pipeline<'_>, &mut dyn FnMut(Notice)) -> Result<u64, SimError>,
+    step: impl FnOnce(&mut Pipeline<'_>, &mut dyn FnMut(Notice)) -> Result<u64, PipelineError>,
 ) -> Result<Outcome, SimError> {
     let started = Instant::now();
     let result = {
@@ -250,7 +203,7 @@ fn with_pipeline(
                     notify(Notice::AccountAfterError(outcome.account));
                 }
             }
-            Err(err)
+            Err(err.into())
         }
     }
 }

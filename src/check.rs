@@ -1,10 +1,11 @@
 //! `sim check`: validate scenario scripts (and detection rules), for people and for CI.
 //!
-//! Each script is compiled, configured, set up and sampled with a fixed seed and clock; every
-//! event is encoded (so a missing key field fails) and checked against the schema declared in
-//! `config()` and the script's own `check(event)` invariants. The same function serves
-//! `sim check`, hot reload (a new version must pass before it is swapped in) and a user's
-//! `cargo test`:
+//! Each script is compiled, configured, set up and sampled with a fixed seed and clock
+//! ([`crate::scenario::sample_checked`], the same sample hot reload runs before it swaps a new
+//! version in); every event is encoded (so a missing key field fails) and checked against the
+//! schema declared in `config()` and the script's own `check(event)` invariants. A detection
+//! rule (`fn detect(event, history)`) is compiled and run over sample transactions instead. The
+//! same function serves `sim check` and a user's `cargo test`:
 //!
 //! ```no_run
 //! let report = sim::check::check_script(
@@ -17,16 +18,13 @@
 //! ```
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use crate::app::{prepare, Options};
-use crate::error::SimError;
-use crate::metrics::Metrics;
-use crate::pipeline::Pipeline;
+use crate::analyze::detect::script::{check_rule, is_detection_rule};
+use crate::scenario::{prepare, sample_checked, Options, ScenarioError};
 use crate::settings::UserInput;
-use crate::sink::{DiscardSink, SinkSpec};
+use crate::sink::SinkSpec;
 
 /// How a script is exercised.
 #[derive(Debug, Clone)]
@@ -82,9 +80,11 @@ impl CheckReport {
 
 /// Checks a detection rule (`fn detect(event, history)`, see [`crate::analyze::detect::script`]):
 /// compiled, then run over sample transactions; a problem is an event it failed on.
-fn check_detection_rule(script: &Path, options: &CheckOptions) -> Result<CheckReport, SimError> {
-    let (events, failures) = crate::analyze::detect::script::check_rule(script, options.count)
-        .map_err(crate::analyze::AnalyzeError::from)?;
+fn check_detection_rule(
+    script: &Path,
+    options: &CheckOptions,
+) -> Result<CheckReport, ScenarioError> {
+    let (events, failures) = check_rule(script, options.count)?;
     Ok(CheckReport {
         script: script.to_path_buf(),
         events,
@@ -100,14 +100,14 @@ fn check_detection_rule(script: &Path, options: &CheckOptions) -> Result<CheckRe
     })
 }
 
-/// Checks one script (a scenario, or a detection rule); an error means it did not compile, set up or run, problems mean its events
-/// broke the schema or its invariants.
+/// Checks one script (a scenario, or a detection rule); an error means it did not compile, set
+/// up or run, problems mean its events broke the schema or its invariants.
 pub fn check_script(
     script: &Path,
     input: &UserInput,
     options: &CheckOptions,
-) -> Result<CheckReport, SimError> {
-    if crate::analyze::detect::script::is_detection_rule(script) {
+) -> Result<CheckReport, ScenarioError> {
+    if is_detection_rule(script) {
         return check_detection_rule(script, options);
     }
     let prepared = prepare(&Options {
@@ -119,18 +119,9 @@ pub fn check_script(
         labels: false,
     })?;
     let has_schema = prepared.scenario.schema().is_some();
-    let mut sink = DiscardSink::default();
-    let mut pipeline = Pipeline::new(
-        prepared.scenario,
-        &prepared.settings,
-        prepared.seed,
-        &mut sink,
-        Arc::new(Metrics::default()),
-    );
-    pipeline.validate_events();
-    let events = pipeline.sample(options.now, options.count)?;
-    let problems = pipeline
-        .take_violations()
+    let sampled = sample_checked(prepared, options.count)?;
+    let problems = sampled
+        .violations
         .into_iter()
         .map(|(seq, v)| Problem {
             seq,
@@ -140,7 +131,7 @@ pub fn check_script(
         .collect();
     Ok(CheckReport {
         script: script.to_path_buf(),
-        events,
+        events: sampled.events,
         has_schema,
         problems,
     })

@@ -1,52 +1,25 @@
-//! The library's top-level error: one enum over the families of each module, each rendered as a
-//! miette diagnostic by the binary.
+//! The producer's error: what stops `sim run`, `sim backfill` or `sim sample`, over the
+//! families of the layers those commands join. The binary renders it as a miette diagnostic; the
+//! consumer side has its own ([`crate::analyze::AnalyzeError`]), and the command line joins the
+//! two ([`crate::cli::CliError`]).
 
-use chrono::{DateTime, Utc};
-
-use crate::script::ScriptError;
-use crate::settings::SettingsError;
+use crate::pipeline::PipelineError;
+use crate::scenario::ScenarioError;
 use crate::sink::SinkError;
 
 /// Anything that stops a simulation.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum SimError {
-    /// The scenario script failed.
+    /// The scenario could not be loaded, configured or set up.
     #[error(transparent)]
     #[diagnostic(transparent)]
-    Script(#[from] ScriptError),
-    /// A setting is wrong.
+    Scenario(#[from] ScenarioError),
+    /// Making or sending events failed.
     #[error(transparent)]
     #[diagnostic(transparent)]
-    Settings(#[from] SettingsError),
-    /// An event could not be encoded.
-    #[error(transparent)]
-    #[diagnostic(transparent)]
-    Encode(#[from] crate::encode::EncodeError),
-    /// The sink failed.
+    Pipeline(#[from] PipelineError),
+    /// The sink could not be opened or closed.
     #[error(transparent)]
     #[diagnostic(transparent)]
     Sink(#[from] SinkError),
-    /// `rate(t)` returned a value that is not a rate.
-    #[error("rate(t) returned {value} at {at}: a rate must be a finite number of events per minute, at least 0")]
-    #[diagnostic(code(sim::rate::invalid))]
-    InvalidRate {
-        /// The time asked about.
-        at: DateTime<Utc>,
-        /// What came back.
-        value: f64,
-    },
-    /// The rate is zero over the whole backfill window, so no event can be placed in it.
-    #[error(
-        "the rate is zero over the whole backfill window, so no historical event can be placed"
-    )]
-    #[diagnostic(code(sim::rate::empty_window))]
-    EmptyBackfillWindow,
-    /// `sim analyze` failed.
-    #[error(transparent)]
-    #[diagnostic(transparent)]
-    Analyze(#[from] crate::analyze::AnalyzeError),
-    /// An error the user asked for by bad input outside settings (e.g. `--now`).
-    #[error("{0}")]
-    #[diagnostic(code(sim::input))]
-    Input(String),
 }

@@ -37,6 +37,7 @@ pub mod pipeline;
 pub mod rate;
 pub mod reload;
 pub mod rng;
+pub mod scenario;
 pub mod schema;
 pub mod script;
 pub mod settings;

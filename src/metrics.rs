@@ -1,14 +1,12 @@
-//! Running figures of a simulation and the one-line status that shows them.
+//! Running figures of a simulation, and the one-line status that shows them.
 //!
-//! The status line redraws in place about once a second when standard error is a terminal, and
-//! stays quiet when it is not (a pipe, a file, CI), so logs are not flooded with carriage returns.
+//! The pipeline, the sink and hot reload update these counters from their threads; the command
+//! line reads them to draw its status line (`crate::cli`), and the library never prints.
 
-use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::shutdown::Shutdown;
 use crate::sink::DeliveryCounters;
 
 /// Figures the pipeline updates and the status line reads.
@@ -127,30 +125,6 @@ impl Metrics {
             self.rejections(),
         )
     }
-}
-
-/// Redraws the status line on a terminal until `shutdown`; does nothing when stderr is not one.
-/// Join the returned thread before printing anything else, so the line is ended first.
-pub fn spawn_status_line(
-    metrics: Arc<Metrics>,
-    shutdown: Shutdown,
-) -> Option<std::thread::JoinHandle<()>> {
-    if !std::io::stderr().is_terminal() {
-        return None;
-    }
-    Some(std::thread::spawn(move || {
-        let mut last = (Instant::now(), metrics.events());
-        while !shutdown.wait(Duration::from_secs(1)) {
-            let now = (Instant::now(), metrics.events());
-            let seconds = now.0.duration_since(last.0).as_secs_f64();
-            let achieved = (now.1 - last.1) as f64 / seconds.max(1e-9);
-            last = now;
-            let mut err = std::io::stderr().lock();
-            let _ = write!(err, "\r\x1b[2K{}", metrics.status_line(achieved));
-            let _ = err.flush();
-        }
-        let _ = writeln!(std::io::stderr());
-    }))
 }
 
 #[cfg(test)]

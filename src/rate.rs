@@ -8,7 +8,7 @@
 use chrono::{DateTime, Timelike, Utc};
 use chrono_tz::Tz;
 
-use crate::error::SimError;
+use crate::script::ScriptError;
 
 /// Nanoseconds since the Unix epoch: the timeline's unit of time.
 pub type Nanos = i64;
@@ -34,10 +34,34 @@ impl Segment {
     }
 }
 
+/// Why the timeline cannot follow the rate curve.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum RateError {
+    /// The script's `rate(t)` failed.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Script(#[from] ScriptError),
+    /// `rate(t)` returned a value that is not a rate.
+    #[error("rate(t) returned {value} at {at}: a rate must be a finite number of events per minute, at least 0")]
+    #[diagnostic(code(sim::rate::invalid))]
+    InvalidRate {
+        /// The time asked about.
+        at: DateTime<Utc>,
+        /// What came back.
+        value: f64,
+    },
+    /// The rate is zero over the whole backfill window, so no event can be placed in it.
+    #[error(
+        "the rate is zero over the whole backfill window, so no historical event can be placed"
+    )]
+    #[diagnostic(code(sim::rate::empty_window))]
+    EmptyBackfillWindow,
+}
+
 /// A rate function lambda(t), read segment by segment.
 pub trait RateCurve {
     /// The segment that contains `t`.
-    fn segment_at(&mut self, t: Nanos) -> Result<Segment, SimError>;
+    fn segment_at(&mut self, t: Nanos) -> Result<Segment, RateError>;
 }
 
 /// The seed's curve: `base` events per minute, times `peak_factor` inside the peak hours of the
@@ -83,7 +107,7 @@ impl PeakHours {
 }
 
 impl RateCurve for PeakHours {
-    fn segment_at(&mut self, t: Nanos) -> Result<Segment, SimError> {
+    fn segment_at(&mut self, t: Nanos) -> Result<Segment, RateError> {
         let start = t.div_euclid(QUARTER_HOUR) * QUARTER_HOUR;
         Ok(Segment {
             start,
@@ -100,7 +124,7 @@ pub struct SampledCurve<F> {
 
 impl<F> SampledCurve<F>
 where
-    F: FnMut(Nanos) -> Result<f64, SimError>,
+    F: FnMut(Nanos) -> Result<f64, RateError>,
 {
     /// Samples `rate_at` (events per minute at a time) at the start of every minute.
     pub fn new(rate_at: F) -> Self {
@@ -110,13 +134,13 @@ where
 
 impl<F> RateCurve for SampledCurve<F>
 where
-    F: FnMut(Nanos) -> Result<f64, SimError>,
+    F: FnMut(Nanos) -> Result<f64, RateError>,
 {
-    fn segment_at(&mut self, t: Nanos) -> Result<Segment, SimError> {
+    fn segment_at(&mut self, t: Nanos) -> Result<Segment, RateError> {
         let start = t.div_euclid(MINUTE) * MINUTE;
         let per_minute = (self.rate_at)(start)?;
         if !per_minute.is_finite() || per_minute < 0.0 {
-            return Err(SimError::InvalidRate {
+            return Err(RateError::InvalidRate {
                 at: DateTime::<Utc>::from_timestamp_nanos(start),
                 value: per_minute,
             });
@@ -187,7 +211,7 @@ mod tests {
         let mut curve = SampledCurve::new(|_| Ok(-1.0));
         assert!(matches!(
             curve.segment_at(0),
-            Err(SimError::InvalidRate { .. })
+            Err(RateError::InvalidRate { .. })
         ));
     }
 }

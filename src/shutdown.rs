@@ -3,7 +3,6 @@
 //! Waiting on it doubles as an interruptible sleep, so the live stream sleeps until its next
 //! deadline yet stops at once when asked.
 
-use std::io::Write;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
@@ -45,8 +44,9 @@ impl Shutdown {
         }
     }
 
-    /// Triggers this signal on SIGINT (Ctrl-C) or SIGTERM; a second signal exits at once.
-    pub fn on_signals(&self) -> std::io::Result<()> {
+    /// Triggers this signal on SIGINT (Ctrl-C) or SIGTERM, then calls `stopping` (to tell the
+    /// person what happens now); a second signal exits at once.
+    pub fn on_signals(&self, stopping: impl Fn() + Send + 'static) -> std::io::Result<()> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_io()
             .build()?;
@@ -66,12 +66,9 @@ impl Shutdown {
                             _ = term.recv() => {}
                         }
                         if round == 0 {
-                            // Trigger first: if stderr is gone (the reader died), printing fails.
+                            // Trigger first: if stderr is gone (the reader died), telling fails.
                             shutdown.trigger();
-                            let _ = writeln!(
-                                std::io::stderr(),
-                                "\nstopping: flushing what was accepted (signal again to quit at once)"
-                            );
+                            stopping();
                         } else {
                             std::process::exit(130);
                         }

@@ -14,8 +14,7 @@
 use rand::Rng;
 use rand_distr::{Distribution, Exp1};
 
-use crate::error::SimError;
-use crate::rate::{Nanos, RateCurve, Segment, MINUTE};
+use crate::rate::{Nanos, RateCurve, RateError, Segment, MINUTE};
 use crate::rng::SimRng;
 
 /// How far [`Arrivals`] looks ahead through zero-rate time before it concludes there are no more
@@ -50,7 +49,7 @@ impl Arrivals {
     }
 
     /// The time of the next arrival, or `None` when the rate stays at zero for over a year.
-    pub fn next_arrival(&mut self, curve: &mut dyn RateCurve) -> Result<Option<Nanos>, SimError> {
+    pub fn next_arrival(&mut self, curve: &mut dyn RateCurve) -> Result<Option<Nanos>, RateError> {
         let mut mass: f64 = Exp1.sample(&mut self.rng);
         let idle_limit = self.now.saturating_add(MAX_IDLE);
         loop {
@@ -100,7 +99,7 @@ impl Backfill {
         end: Nanos,
         count: u64,
         rng: SimRng,
-    ) -> Result<Self, SimError> {
+    ) -> Result<Self, RateError> {
         let mut segments = Vec::new();
         let mut cumulative = Vec::new();
         let mut total = 0.0;
@@ -115,7 +114,7 @@ impl Backfill {
             t = segment.end;
         }
         if count > 0 && total <= 0.0 {
-            return Err(SimError::EmptyBackfillWindow);
+            return Err(RateError::EmptyBackfillWindow);
         }
         Ok(Self {
             segments,
@@ -306,6 +305,6 @@ mod tests {
             10,
             stream_rng(3, Stream::Timeline),
         );
-        assert!(matches!(result, Err(SimError::EmptyBackfillWindow)));
+        assert!(matches!(result, Err(RateError::EmptyBackfillWindow)));
     }
 }

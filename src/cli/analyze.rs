@@ -8,11 +8,10 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::{split_assignment, watch_signals, Format};
+use super::{split_assignment, watch_signals, CliError, Format};
 use crate::analyze::detect::script::RuleChange;
 use crate::analyze::window::WindowSpec;
 use crate::analyze::{AnalyzeError, AnalyzeNotice, AnalyzeOptions};
-use crate::error::SimError;
 use crate::settings::Origin;
 
 /// Poison messages listed one by one on standard error; the rest are only counted.
@@ -95,7 +94,7 @@ pub struct AnalyzeArgs {
 }
 
 impl AnalyzeArgs {
-    fn options(self) -> Result<(AnalyzeOptions, Format), SimError> {
+    fn options(self) -> Result<(AnalyzeOptions, Format), CliError> {
         let (brokers, brokers_origin) = match (self.brokers, std::env::var("KAFKA_BROKER")) {
             (Some(b), _) => (b, Origin::Flag("--brokers".into())),
             (None, Ok(b)) => (b, Origin::Env("KAFKA_BROKER".into())),
@@ -117,10 +116,10 @@ impl AnalyzeArgs {
         }
         let seconds = |s: u32| i64::from(s) * 1000;
         if self.window == 0 || self.slide == 0 || self.window % self.slide != 0 {
-            return Err(SimError::Input(format!(
-                "--window {} --slide {}: both must be positive and the window a multiple of the slide",
-                self.window, self.slide
-            )));
+            return Err(CliError::Window {
+                window: self.window,
+                slide: self.slide,
+            });
         }
         let options = AnalyzeOptions {
             brokers,
@@ -219,7 +218,7 @@ impl Screen {
 }
 
 /// Runs `sim analyze`.
-pub fn analyze(args: AnalyzeArgs) -> Result<ExitCode, SimError> {
+pub fn analyze(args: AnalyzeArgs) -> Result<ExitCode, CliError> {
     let (options, format) = args.options()?;
     let shutdown = watch_signals()?;
     let mut screen = Screen::default();

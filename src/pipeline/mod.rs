@@ -15,9 +15,8 @@ use chrono::{DateTime, Utc};
 use rhai::ImmutableString;
 
 use crate::clock::SimClock;
-use crate::error::SimError;
 use crate::metrics::Metrics;
-use crate::rate::{Nanos, PeakHours, RateCurve, SampledCurve};
+use crate::rate::{Nanos, PeakHours, RateCurve, RateError, SampledCurve};
 use crate::rng::{follow_up_id, stream_rng, Stream};
 use crate::schema::Violation;
 use crate::script::Scenario;
@@ -26,10 +25,12 @@ use crate::shutdown::Shutdown;
 use crate::sink::{Record, Sink};
 use crate::timeline::{Arrivals, Backfill};
 
+mod error;
 mod follow_ups;
 mod packed;
 pub mod workers;
 
+pub use error::PipelineError;
 use follow_ups::FollowUpQueue;
 use workers::{make_ahead, Job, Made, MakeOptions, Worker};
 
@@ -124,7 +125,7 @@ impl<'s> Pipeline<'s> {
 
     /// Makes events with `count` workers (at least one). The events are the same whatever the
     /// count (see [`workers`]); more workers make them faster on more cores.
-    pub fn set_workers(&mut self, count: usize) -> Result<(), SimError> {
+    pub fn set_workers(&mut self, count: usize) -> Result<(), PipelineError> {
         let count = count.max(1);
         self.workers.truncate(count);
         while self.workers.len() < count {
@@ -195,19 +196,19 @@ impl<'s> Pipeline<'s> {
     /// Calls `f` with the rate curve in force: the script's `rate(t)` or the peak-hour curve.
     fn with_curve<T>(
         &mut self,
-        f: impl FnOnce(&mut dyn RateCurve) -> Result<T, SimError>,
-    ) -> Result<T, SimError> {
+        f: impl FnOnce(&mut dyn RateCurve) -> Result<T, RateError>,
+    ) -> Result<T, RateError> {
         let scenario = &mut self.workers[0].scenario;
         if scenario.has_rate() {
             let mut curve =
-                SampledCurve::new(|t| scenario.rate(t / 1_000_000).map_err(SimError::from));
+                SampledCurve::new(|t| scenario.rate(t / 1_000_000).map_err(RateError::from));
             f(&mut curve)
         } else {
             f(&mut self.peak_hours)
         }
     }
 
-    fn next_arrival(&mut self, arrivals: &mut Arrivals) -> Result<Option<Nanos>, SimError> {
+    fn next_arrival(&mut self, arrivals: &mut Arrivals) -> Result<Option<Nanos>, PipelineError> {
         let next = self.with_curve(|curve| arrivals.next_arrival(curve))?;
         self.metrics
             .set_target_per_second(arrivals.current_per_minute() / 60.0);
@@ -216,7 +217,7 @@ impl<'s> Pipeline<'s> {
 
     /// Makes and sends the events of the arrivals at `times` (in order), and of the follow-ups
     /// that fall due among them, until `limit` events are sent. Returns how many were sent.
-    fn emit_arrivals(&mut self, times: &[Nanos], limit: u64) -> Result<u64, SimError> {
+    fn emit_arrivals(&mut self, times: &[Nanos], limit: u64) -> Result<u64, PipelineError> {
         let jobs: Vec<Job> = times
             .iter()
             .map(|t| {
@@ -274,7 +275,7 @@ impl<'s> Pipeline<'s> {
         made: Made,
         job: &Job,
         written: &mut HashSet<ImmutableString>,
-    ) -> Result<u64, SimError> {
+    ) -> Result<u64, PipelineError> {
         let Made {
             outgoing,
             mut effects,
@@ -310,7 +311,10 @@ impl<'s> Pipeline<'s> {
     }
 
     /// Makes and sends the earliest scheduled follow-up, in turn.
-    fn emit_follow_up(&mut self, written: &mut HashSet<ImmutableString>) -> Result<u64, SimError> {
+    fn emit_follow_up(
+        &mut self,
+        written: &mut HashSet<ImmutableString>,
+    ) -> Result<u64, PipelineError> {
         let Some(scheduled) = self.follow_ups.pop() else {
             return Ok(0);
         };
@@ -330,7 +334,7 @@ impl<'s> Pipeline<'s> {
         upto: Nanos,
         limit: u64,
         written: &mut HashSet<ImmutableString>,
-    ) -> Result<u64, SimError> {
+    ) -> Result<u64, PipelineError> {
         let mut sent = 0;
         while sent < limit && self.next_follow_up().is_some_and(|at| at <= upto) {
             sent += self.emit_follow_up(written)?;
@@ -345,7 +349,7 @@ impl<'s> Pipeline<'s> {
         count: u64,
         days: f64,
         shutdown: &Shutdown,
-    ) -> Result<u64, SimError> {
+    ) -> Result<u64, PipelineError> {
         let end = nanos(end);
         let start = end - (days * 86_400e9) as Nanos;
         let rng = stream_rng(self.seed, Stream::Backfill);
@@ -369,7 +373,7 @@ impl<'s> Pipeline<'s> {
     }
 
     /// Produces `count` events following the timeline from `start`, without waiting: `sample`.
-    pub fn sample(&mut self, start: DateTime<Utc>, count: u64) -> Result<u64, SimError> {
+    pub fn sample(&mut self, start: DateTime<Utc>, count: u64) -> Result<u64, PipelineError> {
         let mut arrivals = Arrivals::after(nanos(start), stream_rng(self.seed, Stream::Timeline));
         let mut sent = 0;
         let mut batch = Vec::new();
@@ -407,7 +411,7 @@ impl<'s> Pipeline<'s> {
         clock: &SimClock,
         shutdown: &Shutdown,
         until: Option<DateTime<Utc>>,
-    ) -> Result<u64, SimError> {
+    ) -> Result<u64, PipelineError> {
         let mut arrivals = Arrivals::after(
             nanos(clock.start()),
             stream_rng(self.seed, Stream::Timeline),

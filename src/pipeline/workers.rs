@@ -21,8 +21,8 @@
 
 use rhai::{Array, Dynamic, Map};
 
+use super::PipelineError;
 use crate::encode::EventEncoder;
-use crate::error::SimError;
 use crate::labels;
 use crate::schema::Violation;
 use crate::script::{Effects, Scenario, Scheduled, ScriptError};
@@ -89,7 +89,7 @@ pub struct Outgoing {
 #[derive(Debug)]
 pub struct Made {
     /// The events, or why there are none.
-    pub outgoing: Result<Vec<Outgoing>, SimError>,
+    pub outgoing: Result<Vec<Outgoing>, PipelineError>,
     /// What it did besides.
     pub effects: Effects,
     /// The sequence number it was made with.
@@ -138,7 +138,7 @@ impl Worker {
             Job::FollowUp(scheduled) => self.scenario.follow_up(scheduled.clone(), seq),
         };
         let outgoing = result
-            .map_err(SimError::from)
+            .map_err(PipelineError::from)
             .and_then(|made| self.encode_all(made, seq, options));
         // After encoding: a script's `check` is part of making the event.
         let effects = self.scenario.take_effects();
@@ -154,7 +154,7 @@ impl Worker {
         made: Dynamic,
         seq: i64,
         options: MakeOptions,
-    ) -> Result<Vec<Outgoing>, SimError> {
+    ) -> Result<Vec<Outgoing>, PipelineError> {
         if made.is_map() {
             Ok(vec![self.encode(made.cast::<Map>(), seq, options)?])
         } else if made.is_array() {
@@ -173,7 +173,7 @@ impl Worker {
         mut event: Map,
         seq: i64,
         options: MakeOptions,
-    ) -> Result<Outgoing, SimError> {
+    ) -> Result<Outgoing, PipelineError> {
         let pattern = labels::take_fraud_pattern(&mut event, seq)?;
         let mut violations = Vec::new();
         if options.validate {

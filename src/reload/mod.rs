@@ -16,13 +16,13 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use notify_debouncer_mini::DebouncedEventKind;
 
-use crate::app::{prepare, Options};
-use crate::error::SimError;
 use crate::metrics::Metrics;
-use crate::pipeline::{Candidate, Pipeline};
+use crate::pipeline::Candidate;
+use crate::scenario::{prepare, sample_checked, Options, ScenarioError};
+use crate::schema::Violation;
 use crate::script::imports::script_files;
+use crate::script::ScriptError;
 use crate::settings::Settings;
-use crate::sink::DiscardSink;
 use crate::watch::{absolute, ScriptWatcher};
 
 /// Events sampled from a new version before it may run.
@@ -43,7 +43,7 @@ pub enum ReloadNotice {
         /// The running revision.
         running: u64,
         /// Why.
-        error: SimError,
+        error: ReloadError,
     },
     /// These files are watched from now on.
     Watching(Vec<PathBuf>),
@@ -62,17 +62,57 @@ fn fixed_settings(settings: &Settings) -> [(&'static str, String); 5] {
     ]
 }
 
+/// Why a new version of the scenario was refused.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum ReloadError {
+    /// The new version does not compile, configure, set up or make its sample.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Scenario(#[from] ScenarioError),
+    /// The edit changes a setting the running stream cannot change.
+    #[error("setting `{key}` cannot change while running (it is `{was}`, the edit makes it `{now}`); restart sim to change it")]
+    #[diagnostic(
+        code(sim::reload::fixed_setting),
+        help("topic, partitions, replication, brokers and key_field are fixed for the life of a stream")
+    )]
+    FixedSetting {
+        /// The setting.
+        key: &'static str,
+        /// Its running value.
+        was: String,
+        /// The value the edit gives it.
+        now: String,
+    },
+    /// A sample event broke the scenario's schema or its `check(event)` invariants.
+    #[error("{}: sample event {seq} breaks the scenario's schema or invariants: {violation}", script.display())]
+    #[diagnostic(
+        code(sim::reload::sample_broken),
+        help("run `sim check` on the script to see every event that breaks a rule")
+    )]
+    SampleBroken {
+        /// The script.
+        script: PathBuf,
+        /// Sequence number of the first event that broke a rule.
+        seq: i64,
+        /// What it broke.
+        violation: Violation,
+    },
+    /// The new version could not be copied for the other workers.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Fork(#[from] ScriptError),
+}
+
 /// Prepares and checks a new version of the scenario.
 fn prepare_candidate(
     options: &Options,
     running: &Settings,
     seed: u64,
     revision: u64,
-) -> Result<Candidate, SimError> {
-    let now = Utc::now();
+) -> Result<Candidate, ReloadError> {
     let prepared = prepare(&Options {
         seed: Some(seed),
-        now: Some(now),
+        now: Some(Utc::now()),
         ..options.clone()
     })?;
     for ((key, was), (_, now)) in fixed_settings(running)
@@ -80,29 +120,19 @@ fn prepare_candidate(
         .zip(fixed_settings(&prepared.settings))
     {
         if was != now {
-            return Err(SimError::Input(format!(
-                "setting `{key}` cannot change while running (it is `{was}`, the edit makes it `{now}`); restart sim to change it"
-            )));
+            return Err(ReloadError::FixedSetting { key, was, now });
         }
     }
-    let settings = prepared.settings.clone();
-    let mut sink = DiscardSink::default();
-    let mut pipeline = Pipeline::new(
-        prepared.scenario,
-        &prepared.settings,
-        seed,
-        &mut sink,
-        Arc::new(Metrics::default()),
-    );
-    pipeline.validate_events();
-    pipeline.sample(now, CHECK_EVENTS)?;
-    if let Some((seq, violation)) = pipeline.take_violations().into_iter().next() {
-        return Err(SimError::Input(format!(
-            "{}: sample event {seq} breaks the scenario's schema or invariants: {violation}",
-            options.script.display()
-        )));
+    let sampled = sample_checked(prepared, CHECK_EVENTS)?;
+    if let Some((seq, violation)) = sampled.violations.into_iter().next() {
+        return Err(ReloadError::SampleBroken {
+            script: options.script.clone(),
+            seq,
+            violation,
+        });
     }
-    let mut scenario = pipeline.into_scenario();
+    let settings = sampled.settings;
+    let mut scenario = sampled.scenario;
     scenario.reseed_events(seed, revision - 1);
     // The running pipeline keeps its number of workers.
     let forks = (1..running.workers)

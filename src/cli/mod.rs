@@ -1,0 +1,266 @@
+//! The command line: argument definitions, the translation into library calls, and everything
+//! `sim` prints.
+//!
+//! The work is done by [`crate::app`], [`crate::check`] and [`crate::analyze`], which report
+//! through values and notices; only this module writes to the terminal. Notices and the final
+//! account go to standard error, so standard output carries nothing but events (for `sample` and
+//! `--sink stdout`) or a JSON summary.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+use crate::app;
+use crate::check::CheckOptions;
+use crate::metrics::Metrics;
+use crate::settings::split_assignment;
+use crate::shutdown::Shutdown;
+use args::{user_input, CommonArgs};
+use notices::{print_notice, print_reload, report};
+use status::{clear_status, spawn_status_line};
+
+/// Prints a line on standard error, ignoring failure: a closed stderr (its reader gone) must not
+/// turn into a panic that stops `sim` from flushing what it accepted.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
+mod analyze;
+mod args;
+mod check;
+mod error;
+mod notices;
+mod status;
+
+pub use error::CliError;
+
+/// A scriptable real-time event simulator for Kafka.
+#[derive(Debug, Parser)]
+#[command(name = "sim", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Stream a scenario live: backfill history (EVENT_INIT_MODE=flush), then real time until
+    /// Ctrl-C. Without --brokers or KAFKA_BROKER, runs an embedded broker and prints its address.
+    Run {
+        /// The scenario script, e.g. scripts/darooghe.rhai.
+        script: PathBuf,
+        /// Stop after this many seconds of live streaming (as if Ctrl-C were pressed).
+        #[arg(long, value_name = "SECONDS")]
+        duration: Option<f64>,
+        /// Do not reload the script when it (or a module it imports) is saved.
+        #[arg(long)]
+        no_reload: bool,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+    /// Print N events as JSON lines, as the timeline would make them from --now on.
+    Sample {
+        /// The scenario script.
+        script: PathBuf,
+        /// How many events.
+        #[arg(short = 'n', long, default_value_t = 10)]
+        count: u64,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+    /// Produce only the historical part: COUNT events over the DAYS before --now.
+    Backfill {
+        /// The scenario script.
+        script: PathBuf,
+        /// How many events (default: the BACKFILL setting, 20,000).
+        #[arg(long)]
+        count: Option<u64>,
+        /// The window in days (default: the backfill_days setting, 7).
+        #[arg(long)]
+        days: Option<f64>,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+    /// Validate scripts: compile, set up, generate events with a fixed seed, and check each
+    /// against the schema and invariants the script declares; exit non-zero on any problem.
+    Check {
+        /// The scenario scripts.
+        #[arg(required = true)]
+        scripts: Vec<PathBuf>,
+        /// Events to generate from each script.
+        #[arg(short = 'n', long, default_value_t = 1_000)]
+        count: u64,
+        /// Seed of the generated events.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Output: text on standard error, or one JSON object on standard output.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+        /// TOML config file.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Set any setting: --set fraud_rate=0.1 (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+    },
+    /// Consume the transactions topic in a consumer group: aggregates, event-time windows and
+    /// fraud detection, scored against the ground truth; a live view, a summary at exit.
+    Analyze(analyze::AnalyzeArgs),
+}
+
+/// A stop signal wired to Ctrl-C and SIGTERM.
+fn watch_signals() -> Result<Shutdown, CliError> {
+    let shutdown = Shutdown::new();
+    shutdown
+        .on_signals(|| {
+            say!(
+                "{}\nstopping: flushing what was accepted (signal again to quit at once)",
+                clear_status()
+            )
+        })
+        .map_err(CliError::Signals)?;
+    Ok(shutdown)
+}
+
+fn run(
+    script: PathBuf,
+    duration: Option<f64>,
+    reload: bool,
+    common: CommonArgs,
+) -> Result<ExitCode, CliError> {
+    let options = common.options(script, "kafka")?;
+    let duration = duration
+        .map(|s| Duration::try_from_secs_f64(s).map_err(|_| CliError::Duration(s)))
+        .transpose()?;
+    let metrics = Arc::new(Metrics::default());
+    let shutdown = watch_signals()?;
+    let status_line = spawn_status_line(metrics.clone(), shutdown.clone());
+    let on_reload: app::ReloadReporter = if reload {
+        Some(Box::new(print_reload))
+    } else {
+        None
+    };
+    let outcome = app::run(
+        &options,
+        &shutdown,
+        duration,
+        metrics.clone(),
+        &mut print_notice,
+        on_reload,
+    );
+    // Ends the status line before the account is printed.
+    shutdown.trigger();
+    if let Some(status_line) = status_line {
+        let _ = status_line.join();
+    }
+    let outcome = outcome?;
+    // Before the account, which stays the last line.
+    let pending = metrics.pending_follow_ups();
+    if pending > 0 {
+        say!("{pending} follow-ups were still scheduled for later and were not made");
+    }
+    Ok(report(&outcome))
+}
+
+fn sample(script: PathBuf, count: u64, common: CommonArgs) -> Result<ExitCode, CliError> {
+    let options = common.options(script, "stdout")?;
+    let metrics = Arc::new(Metrics::default());
+    let outcome = app::sample(&options, count, metrics, &mut print_notice)?;
+    // Standard output carries the events; the account is only worth printing when it is bad.
+    Ok(if outcome.succeeded() {
+        ExitCode::SUCCESS
+    } else {
+        report(&outcome)
+    })
+}
+
+fn backfill(
+    script: PathBuf,
+    count: Option<u64>,
+    days: Option<f64>,
+    common: CommonArgs,
+) -> Result<ExitCode, CliError> {
+    let options = common.options(script, "kafka")?;
+    let metrics = Arc::new(Metrics::default());
+    let shutdown = watch_signals()?;
+    let outcome = app::backfill(
+        &options,
+        count,
+        days,
+        &shutdown,
+        metrics.clone(),
+        &mut print_notice,
+    )?;
+    let seconds = outcome.elapsed.as_secs_f64();
+    say!(
+        "backfilled {} events in {:.2} s ({:.0} events/s, delivery included)",
+        outcome.events,
+        seconds,
+        outcome.events as f64 / seconds.max(1e-9)
+    );
+    let (ahead, again) = metrics.ahead_and_again();
+    if ahead > 0 {
+        say!(
+            "workers: {ahead} arrivals made in parallel, {again} of them made again in turn ({:.2}%)",
+            again as f64 * 100.0 / ahead as f64
+        );
+    }
+    Ok(report(&outcome))
+}
+
+/// Output format of `sim check`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Format {
+    /// For people: one line a script, each problem with its place.
+    Text,
+    /// For machines: one JSON object on standard output.
+    Json,
+}
+
+impl Cli {
+    /// Runs the command; errors are returned for the caller to render.
+    pub fn execute(self) -> Result<ExitCode, CliError> {
+        match self.command {
+            Command::Run {
+                script,
+                duration,
+                no_reload,
+                common,
+            } => run(script, duration, !no_reload, common),
+            Command::Sample {
+                script,
+                count,
+                common,
+            } => sample(script, count, common),
+            Command::Backfill {
+                script,
+                count,
+                days,
+                common,
+            } => backfill(script, count, days, common),
+            Command::Check {
+                scripts,
+                count,
+                seed,
+                format,
+                config,
+                set,
+            } => {
+                let input = user_input(config, &set, &[], None, None, None)?;
+                let options = CheckOptions {
+                    count,
+                    seed,
+                    ..CheckOptions::default()
+                };
+                Ok(check::check(&scripts, &options, format, &input))
+            }
+            Command::Analyze(args) => analyze::analyze(args),
+        }
+    }
+}

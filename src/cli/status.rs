@@ -1,0 +1,44 @@
+//! The status line of `sim run`: redrawn in place about once a second when standard error is a
+//! terminal, and not drawn when it is not (a pipe, a file, CI), so logs are not flooded with
+//! carriage returns.
+
+use std::io::{IsTerminal, Write};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::metrics::Metrics;
+use crate::shutdown::Shutdown;
+
+/// Redraws the status line on a terminal until `shutdown`; does nothing when stderr is not one.
+/// Join the returned thread before printing anything else, so the line is ended first.
+pub fn spawn_status_line(
+    metrics: Arc<Metrics>,
+    shutdown: Shutdown,
+) -> Option<std::thread::JoinHandle<()>> {
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    Some(std::thread::spawn(move || {
+        let mut last = (Instant::now(), metrics.events());
+        while !shutdown.wait(Duration::from_secs(1)) {
+            let now = (Instant::now(), metrics.events());
+            let seconds = now.0.duration_since(last.0).as_secs_f64();
+            let achieved = (now.1 - last.1) as f64 / seconds.max(1e-9);
+            last = now;
+            let mut err = std::io::stderr().lock();
+            let _ = write!(err, "{}{}", clear_status(), metrics.status_line(achieved));
+            let _ = err.flush();
+        }
+        let _ = writeln!(std::io::stderr());
+    }))
+}
+
+/// On a terminal, what clears the status line so a notice starts on a clean line; nothing when
+/// standard error is piped (the status line is not drawn then).
+pub fn clear_status() -> &'static str {
+    if std::io::stderr().is_terminal() {
+        "\r\x1b[2K"
+    } else {
+        ""
+    }
+}
