@@ -92,11 +92,6 @@ fn peak_hours(settings: &Settings) -> PeakHours {
     }
 }
 
-/// The number of workers to make events with when none is asked for: one a core.
-pub fn default_workers() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
-}
-
 impl<'s> Pipeline<'s> {
     /// Wires a scenario (already set up) to `sink`, with one worker.
     pub fn new(

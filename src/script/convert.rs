@@ -3,7 +3,7 @@
 
 use rhai::{Array, Dynamic, Map};
 
-use crate::settings::{RawValue, Settings, TypedValue};
+use crate::settings::{Limit, RawValue, Settings, TypedValue};
 
 /// A value from `config()` as a raw setting value; `None` for shapes settings cannot take.
 pub fn raw_value(value: &Dynamic) -> Option<RawValue> {
@@ -28,6 +28,37 @@ pub fn raw_value(value: &Dynamic) -> Option<RawValue> {
             .map(RawValue::List);
     }
     None
+}
+
+/// `config().limits` (`#{ fraud_rate: [0.0, 1.0], customer_count: [1] }`) as the range of each
+/// setting; `None` for any other shape.
+pub fn limits(value: &Dynamic) -> Option<Vec<(String, Limit)>> {
+    let map = value.read_lock::<Map>()?;
+    map.iter()
+        .map(|(key, range)| {
+            let bounds: Vec<f64> = range
+                .read_lock::<Array>()?
+                .iter()
+                .map(|b| {
+                    b.as_float()
+                        .ok()
+                        .or_else(|| b.as_int().ok().map(|i| i as f64))
+                })
+                .collect::<Option<_>>()?;
+            let limit = match bounds[..] {
+                [min] => Limit {
+                    min: Some(min),
+                    max: None,
+                },
+                [min, max] if min <= max => Limit {
+                    min: Some(min),
+                    max: Some(max),
+                },
+                _ => return None,
+            };
+            Some((key.to_string(), limit))
+        })
+        .collect()
 }
 
 fn dynamic(value: &TypedValue) -> Dynamic {

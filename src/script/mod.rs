@@ -332,7 +332,7 @@ impl Scenario {
     pub fn config(&mut self) -> Result<ScriptDefaults, ScriptError> {
         let mut defaults = ScriptDefaults {
             path: self.source.path.clone(),
-            values: Vec::new(),
+            ..ScriptDefaults::default()
         };
         if !self.defines("config", 0) {
             return Ok(defaults);
@@ -349,6 +349,15 @@ impl Scenario {
         for (key, value) in map {
             if key == "schema" {
                 self.schema = Some(self.read_schema(&value)?);
+            } else if key == "limits" {
+                defaults.limits = convert::limits(&value).ok_or_else(|| {
+                    self.source.bad_return(
+                        "config",
+                        self.position_of("config"),
+                        &format!("limits of type {}", value.type_name()),
+                        "limits as a map of setting names to [min] or [min, max]",
+                    )
+                })?;
             } else if let Some(raw) = convert::raw_value(&value) {
                 defaults.values.push((key.to_string(), raw));
             } else {

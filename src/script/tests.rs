@@ -260,3 +260,32 @@ fn events_cannot_change_the_state_setup_built() {
         "{text}"
     );
 }
+
+#[test]
+fn config_limits_bound_a_scenarios_settings_and_a_malformed_one_is_refused() {
+    let source = "fn config() { #{ share: 0.5, count: 10, limits: #{ share: [0.0, 1.0], count: [1] } } }\nfn event(ctx) { #{} }";
+    let mut s = Scenario::from_source(Path::new("x.rhai"), source).unwrap();
+    let defaults = s.config().unwrap();
+    let input = |key: &str, value: &str| UserInput {
+        env: [(key.to_string(), value.to_string())].into(),
+        ..UserInput::default()
+    };
+    assert!(resolve(&input("SHARE", "0.25"), &defaults).is_ok());
+    let err = resolve(&input("SHARE", "2"), &defaults).unwrap_err();
+    assert!(
+        err.to_string().contains("a number between 0 and 1"),
+        "{err}"
+    );
+    let err = resolve(&input("COUNT", "0"), &defaults).unwrap_err();
+    assert!(
+        err.to_string().contains("an integer of at least 1"),
+        "{err}"
+    );
+
+    let bad = "fn config() { #{ limits: #{ share: [1.0, 0.0] } } }\nfn event(ctx) { #{} }";
+    let err = Scenario::from_source(Path::new("x.rhai"), bad)
+        .unwrap()
+        .config()
+        .unwrap_err();
+    assert!(err.to_string().contains("[min] or [min, max]"), "{err}");
+}

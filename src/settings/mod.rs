@@ -159,6 +159,36 @@ pub struct ScriptDefaults {
     pub path: PathBuf,
     /// Key and value of each setting.
     pub values: Vec<(String, RawValue)>,
+    /// The range each of its settings must fall in, from `config().limits`.
+    pub limits: Vec<(String, Limit)>,
+}
+
+/// The range a scenario declares for one of its numeric settings (`limits: #{ fraud_rate:
+/// [0.0, 1.0], customer_count: [1] }` in `config()`): a value outside it is refused with where it
+/// came from, before the script sees it.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Limit {
+    /// The least value allowed.
+    pub min: Option<f64>,
+    /// The greatest value allowed.
+    pub max: Option<f64>,
+}
+
+impl Limit {
+    /// Whether `x` is within the range.
+    pub fn allows(&self, x: f64) -> bool {
+        self.min.is_none_or(|min| x >= min) && self.max.is_none_or(|max| x <= max)
+    }
+
+    /// The range in words, after "a number" or "an integer".
+    fn describe(&self) -> String {
+        match (self.min, self.max) {
+            (Some(min), Some(max)) => format!(" between {min} and {max}"),
+            (Some(min), None) => format!(" of at least {min}"),
+            (None, Some(max)) => format!(" of at most {max}"),
+            (None, None) => String::new(),
+        }
+    }
 }
 
 fn builtin_defaults() -> Vec<(&'static str, RawValue)> {
@@ -276,7 +306,8 @@ fn build(
     let mut values = BTreeMap::new();
     for (key, sourced) in &layered {
         let declared = script.values.iter().find(|(k, _)| k == key).map(|(_, v)| v);
-        values.insert(key.clone(), typed(key, sourced, declared)?);
+        let limit = script.limits.iter().find(|(k, _)| k == key).map(|(_, l)| l);
+        values.insert(key.clone(), typed(key, sourced, declared, limit)?);
     }
     let settings = Settings {
         topic: checked::topic("topic", get("topic"))?,
@@ -293,7 +324,7 @@ fn build(
         backfill_days: checked::positive("backfill_days", get("backfill_days"))?,
         init_mode: checked::init_mode("init_mode", get("init_mode"))?,
         workers: match checked::at_least("workers", get("workers"), 0)? {
-            0 => crate::pipeline::default_workers(),
+            0 => one_a_core(),
             n => n as usize,
         },
         kafka,
@@ -302,26 +333,27 @@ fn build(
     Ok(settings)
 }
 
-/// The script's view of a setting: typed by the engine for its own keys and the seed's, and by the
-/// type of the script's default for the rest.
+/// The number of script workers when none is asked for (`workers = 0`): one a core.
+pub fn one_a_core() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// The script's view of a setting: typed and checked as the engine checks its own keys, and for
+/// the rest by the type of the script's default and the range it declares.
 fn typed(
     key: &str,
     sourced: &Sourced,
     declared: Option<&RawValue>,
+    limit: Option<&Limit>,
 ) -> Result<TypedValue, SettingsError> {
     match key {
-        "fraud_rate" | "declined_rate" => checked::fraction(key, sourced).map(TypedValue::Float),
-        "merchant_count" | "customer_count" => {
-            checked::at_least(key, sourced, 1).map(TypedValue::Int)
-        }
         "rate" | "peak_factor" | "backfill_days" => {
             checked::positive(key, sourced).map(TypedValue::Float)
         }
-        "workers" => checked::at_least(key, sourced, 0).map(TypedValue::Int),
-        "partitions" | "replication" | "backfill" => {
-            checked::at_least(key, sourced, -1).map(TypedValue::Int)
-        }
-        _ => checked::like(key, sourced, declared.unwrap_or(&sourced.value)),
+        "workers" | "backfill" => checked::at_least(key, sourced, 0).map(TypedValue::Int),
+        "partitions" => checked::at_least(key, sourced, 1).map(TypedValue::Int),
+        "replication" => checked::replication(key, sourced).map(|r| TypedValue::Int(i64::from(r))),
+        _ => checked::like(key, sourced, declared.unwrap_or(&sourced.value), limit),
     }
 }
 
@@ -343,13 +375,6 @@ mod checked {
         match s.value.as_f64() {
             Some(x) if x.is_finite() && x > 0.0 => Ok(x),
             _ => Err(invalid(key, s, "a positive number")),
-        }
-    }
-
-    pub(super) fn fraction(key: &str, s: &Sourced) -> Result<f64, SettingsError> {
-        match s.value.as_f64() {
-            Some(x) if (0.0..=1.0).contains(&x) => Ok(x),
-            _ => Err(invalid(key, s, "a fraction between 0 and 1")),
         }
     }
 
@@ -434,10 +459,20 @@ mod checked {
         key: &str,
         s: &Sourced,
         declared: &RawValue,
+        limit: Option<&Limit>,
     ) -> Result<TypedValue, SettingsError> {
+        let limit = limit.copied().unwrap_or_default();
         let value = match declared {
-            RawValue::Int(_) => s.value.as_i64().map(TypedValue::Int),
-            RawValue::Float(_) => s.value.as_f64().map(TypedValue::Float),
+            RawValue::Int(_) => s
+                .value
+                .as_i64()
+                .filter(|&i| limit.allows(i as f64))
+                .map(TypedValue::Int),
+            RawValue::Float(_) => s
+                .value
+                .as_f64()
+                .filter(|&x| limit.allows(x))
+                .map(TypedValue::Float),
             RawValue::Bool(_) => s.value.as_bool().map(TypedValue::Bool),
             RawValue::List(_) => s
                 .value
@@ -449,13 +484,13 @@ mod checked {
         };
         value.ok_or_else(|| {
             let kind = match declared {
-                RawValue::Int(_) => "an integer",
-                RawValue::Float(_) => "a number",
-                RawValue::Bool(_) => "true or false",
-                RawValue::List(_) => "a list",
-                _ => "a string",
+                RawValue::Int(_) => format!("an integer{}", limit.describe()),
+                RawValue::Float(_) => format!("a number{}", limit.describe()),
+                RawValue::Bool(_) => "true or false".into(),
+                RawValue::List(_) => "a list".into(),
+                _ => "a string".into(),
             };
-            invalid(key, s, kind)
+            invalid(key, s, &kind)
         })
     }
 

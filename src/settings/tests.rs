@@ -7,6 +7,7 @@ fn script(values: &[(&str, RawValue)]) -> ScriptDefaults {
             .iter()
             .map(|(k, v)| (k.to_string(), v.clone()))
             .collect(),
+        ..ScriptDefaults::default()
     }
 }
 
@@ -68,11 +69,18 @@ fn a_negative_peak_factor_is_refused() {
 
 #[test]
 fn scenario_settings_are_read_from_their_upper_case_variable_and_typed_by_their_default() {
-    let scenario = script(&[
+    let mut scenario = script(&[
         ("fraud_rate", RawValue::Float(0.02)),
         ("customer_count", RawValue::Int(1000)),
         ("label", RawValue::Str("x".into())),
     ]);
+    scenario.limits = vec![(
+        "fraud_rate".into(),
+        Limit {
+            min: Some(0.0),
+            max: Some(1.0),
+        },
+    )];
     let settings = resolve(
         &env(&[("CUSTOMER_COUNT", "250"), ("FRAUD_RATE", "0.5")]),
         &scenario,
@@ -141,4 +149,29 @@ fn peak_hours_time_zone_and_init_mode_parse_from_text() {
     assert_eq!(settings.init_mode, InitMode::Skip);
     assert!(resolve(&env(&[("TIMEZONE", "Mars/Base")]), &script(&[])).is_err());
     assert!(resolve(&env(&[("EVENT_INIT_MODE", "wipe")]), &script(&[])).is_err());
+}
+
+#[test]
+fn partitions_are_checked_once_for_the_engine_and_the_script_alike() {
+    // Before, the script's view allowed -1 for both, so -2 was refused as "at least -1".
+    let err = resolve(&env(&[("PARTITIONS", "-2")]), &script(&[])).unwrap_err();
+    assert!(
+        err.to_string().contains("an integer of at least 1"),
+        "{err}"
+    );
+    let err = resolve(&env(&[("REPLICATION", "-2")]), &script(&[])).unwrap_err();
+    assert!(
+        err.to_string().contains("or -1 for the broker's default"),
+        "{err}"
+    );
+    let settings = resolve(&env(&[("REPLICATION", "-1")]), &script(&[])).unwrap();
+    assert_eq!(settings.replication, -1);
+    assert_eq!(settings.values["replication"], TypedValue::Int(-1));
+}
+
+#[test]
+fn a_scenario_setting_without_a_declared_range_takes_any_value_of_its_type() {
+    let scenario = script(&[("fraud_rate", RawValue::Float(0.02))]);
+    let settings = resolve(&env(&[("FRAUD_RATE", "7.5")]), &scenario).unwrap();
+    assert_eq!(settings.values["fraud_rate"], TypedValue::Float(7.5));
 }
