@@ -310,14 +310,11 @@ impl Sink for ByteCounter {
         Ok(())
     }
     fn close(&mut self, _timeout: Duration) -> Result<DeliveryAccount, SinkError> {
-        Ok(self.account())
-    }
-    fn account(&self) -> DeliveryAccount {
-        DeliveryAccount {
+        Ok(DeliveryAccount {
             produced: self.events,
             delivered: self.events,
             failed: 0,
-        }
+        })
     }
 }
 

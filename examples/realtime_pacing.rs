@@ -59,9 +59,6 @@ impl Sink for Timed {
     fn close(&mut self, timeout: Duration) -> Result<DeliveryAccount, SinkError> {
         self.inner.close(timeout)
     }
-    fn account(&self) -> DeliveryAccount {
-        self.inner.account()
-    }
 }
 
 /// What one run gave.

@@ -14,13 +14,6 @@ use rhai::{EvalAltResult, ParseError, Position};
 #[diagnostic(transparent)]
 pub struct ScriptError(Box<ScriptErrorKind>);
 
-impl ScriptError {
-    /// What went wrong.
-    pub fn kind(&self) -> &ScriptErrorKind {
-        &self.0
-    }
-}
-
 impl From<ScriptErrorKind> for ScriptError {
     fn from(kind: ScriptErrorKind) -> Self {
         ScriptError(Box::new(kind))

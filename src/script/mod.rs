@@ -289,11 +289,6 @@ impl Scenario {
         &self.name
     }
 
-    /// The script's path.
-    pub fn path(&self) -> &Path {
-        &self.source.path
-    }
-
     /// Whether the script defines `rate(t)`.
     pub fn has_rate(&self) -> bool {
         self.rate_arity.is_some()

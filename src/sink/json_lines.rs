@@ -79,7 +79,4 @@ impl Sink for JsonLinesSink {
         Ok(self.counters.account())
     }
 
-    fn account(&self) -> DeliveryAccount {
-        self.counters.account()
-    }
 }

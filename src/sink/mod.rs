@@ -94,8 +94,6 @@ pub trait Sink {
     /// Waits up to `timeout` for everything accepted to be delivered; whatever is still pending
     /// then is counted failed. Returns the final account.
     fn close(&mut self, timeout: Duration) -> Result<DeliveryAccount, SinkError>;
-    /// The running account.
-    fn account(&self) -> DeliveryAccount;
     /// Why deliveries failed, with a count for each reason.
     fn failure_reasons(&self) -> Vec<(String, u64)> {
         Vec::new()
@@ -119,9 +117,6 @@ impl Sink for DiscardSink {
         Ok(self.account)
     }
 
-    fn account(&self) -> DeliveryAccount {
-        self.account
-    }
 }
 
 /// Which sink `--sink` chose.
