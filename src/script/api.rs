@@ -40,7 +40,9 @@ fn number(value: &Dynamic, helper: &str) -> Fallible<FLOAT> {
         })
 }
 
-/// Names of the helpers, for suggestions when a script calls one that does not exist.
+/// Names of every function the engine registers for scripts (here, in `pool.rs`, `memory.rs` and
+/// `follow_up.rs`), for suggestions when a script calls one that does not exist. A test holds this
+/// list to the engine's own registrations and to docs/scripting.md.
 pub const HELPERS: &[&str] = &[
     "rand_float",
     "rand_int",
@@ -62,6 +64,10 @@ pub const HELPERS: &[&str] = &[
     "recall",
     "forget",
     "memory_size",
+    "follow_up",
+    "len",
+    "is_empty",
+    "push",
 ];
 
 /// Registers every helper on `engine`, drawing from `rng`.

@@ -289,3 +289,31 @@ fn config_limits_bound_a_scenarios_settings_and_a_malformed_one_is_refused() {
         .unwrap_err();
     assert!(err.to_string().contains("[min] or [min, max]"), "{err}");
 }
+
+/// The names of the functions a scenario's engine registers natively (getters, setters and
+/// indexers aside), read from the engine itself.
+fn registered_helpers() -> std::collections::BTreeSet<String> {
+    let s = scenario("fn event(ctx) { #{} }");
+    s.engine
+        .gen_fn_signatures(false)
+        .iter()
+        .filter_map(|signature| signature.split('(').next())
+        .map(|name| name.trim().to_string())
+        .filter(|name| !name.contains('$'))
+        .collect()
+}
+
+#[test]
+fn the_did_you_mean_list_and_the_docs_name_every_registered_helper() {
+    let registered = registered_helpers();
+    let listed: std::collections::BTreeSet<String> =
+        HELPERS.iter().map(|name| name.to_string()).collect();
+    assert_eq!(registered, listed, "registered helpers against HELPERS");
+    let docs = std::fs::read_to_string("docs/scripting.md").unwrap();
+    for name in &registered {
+        assert!(
+            docs.contains(&format!("{name}(")) || docs.contains(&format!(".{name}")),
+            "docs/scripting.md does not document `{name}`"
+        );
+    }
+}
