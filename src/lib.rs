@@ -7,21 +7,29 @@
 //!
 //! # Layout
 //!
-//! - [`timeline`] and [`rate`]: when events happen (arrivals in real or virtual time).
-//! - [`clock`]: what the simulator takes as now (`--now`).
+//! The modules form a stack, listed here from the bottom up; each uses only those above it in
+//! this list (`tests/layers.rs` holds the code to it).
+//!
+//! - Shared pieces: [`sync`] (locks that survive a panic), [`rng`] (the seeded random streams),
+//!   [`watch`] (saves to files), [`clock`] (what the simulator takes as now, `--now`),
+//!   [`shutdown`] (the stop signal).
+//! - [`settings`]: flags > environment > config file > `config()` > defaults.
+//! - [`schema`], [`encode`] and [`labels`]: the declared event schema, an event map into a key
+//!   and a JSON value, and the ground truth (`_fraud`, the `fraud_pattern` header, `--labels`).
 //! - [`script`]: the scenario (compiled once, called per arrival) and its native API.
-//! - [`encode`]: an event map into a key and a JSON value.
-//! - [`sink`]: Kafka, stdout and file sinks, with delivery accounting; [`broker`]: the
-//!   embedded broker.
+//! - [`rate`] and [`timeline`]: when events happen (arrivals in real or virtual time).
+//! - [`kafka`] (the Kafka client set-up both sides share), [`sink`] (Kafka, stdout and file
+//!   sinks, with delivery accounting), [`broker`] (the embedded broker) and [`metrics`] (the
+//!   running figures).
 //! - [`pipeline`]: the one module that joins timeline, script and sink, with the follow-ups a
 //!   script schedules and the workers that make events on every core, in one worker's order.
-//! - [`reload`]: hot reload (watch, prepare and check off the stream, swap between events).
-//! - [`schema`] and [`check`]: the declared event schema and `sim check`, also a library call.
-//! - [`labels`]: ground truth (`_fraud`, the `fraud_pattern` header, `--labels`).
-//! - [`settings`]: flags > environment > config file > `config()` > defaults.
-//! - [`app`]: the commands as library calls; [`cli`]: the command line on top.
-//! - [`analyze`]: the consumer side, `sim analyze` (aggregates, windows, fraud detection).
-//! - [`metrics`], [`shutdown`], [`rng`], [`error`]: the shared pieces.
+//!   Beside it, [`analyze`]: the consumer side, `sim analyze` (aggregates, windows, detection).
+//! - [`scenario`]: how a script becomes runnable (`prepare`) and the checked sample every check
+//!   runs (`sample_checked`).
+//! - [`reload`] (hot reload: watch, prepare and check off the stream, swap between events) and
+//!   [`check`] (`sim check`, also a library call).
+//! - [`error`] and [`app`]: the producer's commands as library calls, and their error.
+//! - [`cli`]: the command line on top, the only module that prints.
 
 pub mod analyze;
 pub mod app;

@@ -201,7 +201,11 @@ fn every_module_uses_only_lower_layers() {
             }
         }
     }
-    assert!(wrong.is_empty(), "imports that point up:\n{}", wrong.join("\n"));
+    assert!(
+        wrong.is_empty(),
+        "imports that point up:\n{}",
+        wrong.join("\n")
+    );
 }
 
 #[test]

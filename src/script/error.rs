@@ -78,6 +78,43 @@ pub enum ScriptErrorKind {
         /// How to add it.
         help: String,
     },
+    /// A contract function is defined with parameters the engine never calls it with.
+    #[error("{location}: `fn {function}` takes {found} parameters, so the engine would never call it; it calls {expected}")]
+    #[diagnostic(code(sim::script::signature))]
+    Signature {
+        /// The function.
+        function: String,
+        /// How many parameters it takes.
+        found: usize,
+        /// The signatures the engine calls.
+        expected: String,
+        /// `file:line:column` of the function.
+        location: String,
+        /// The script's text.
+        #[source_code]
+        src: NamedSource<Arc<str>>,
+        /// The function's definition.
+        #[label("defined here")]
+        span: Option<SourceSpan>,
+    },
+    /// A follow-up is scheduled under a name no function of the script has.
+    #[error("{location}: {message}")]
+    #[diagnostic(
+        code(sim::script::unknown_follow_up),
+        help("a follow-up calls a function of the top-level script that takes (ctx, data)")
+    )]
+    UnknownFollowUp {
+        /// What is wrong, with the nearest name.
+        message: String,
+        /// `file:line:column` of the name.
+        location: String,
+        /// The script's text.
+        #[source_code]
+        src: NamedSource<Arc<str>>,
+        /// The name.
+        #[label("no such function")]
+        span: Option<SourceSpan>,
+    },
     /// A function returned a value of the wrong shape.
     #[error("{function}() at {location} returned {found}; expected {expected}")]
     #[diagnostic(code(sim::script::bad_return))]
@@ -284,6 +321,36 @@ impl SourceFile {
             function: function.to_string(),
             found: found.to_string(),
             expected: expected.to_string(),
+            location: self.location(position),
+            src: self.named(),
+            span: self.span(position),
+        }
+        .into()
+    }
+
+    /// The diagnostic for a contract function the engine would never call.
+    pub fn bad_signature(
+        &self,
+        function: &str,
+        position: Position,
+        found: usize,
+        expected: &str,
+    ) -> ScriptError {
+        ScriptErrorKind::Signature {
+            function: function.to_string(),
+            found,
+            expected: expected.to_string(),
+            location: self.location(position),
+            src: self.named(),
+            span: self.span(position),
+        }
+        .into()
+    }
+
+    /// The diagnostic for a follow-up scheduled at `position` under a name with no function.
+    pub fn unknown_follow_up(&self, position: Position, message: String) -> ScriptError {
+        ScriptErrorKind::UnknownFollowUp {
+            message,
             location: self.location(position),
             src: self.named(),
             span: self.span(position),

@@ -5,9 +5,10 @@
 //! decline, the next payment of a card-testing run. The timeline emits them in time order with
 //! the Poisson arrivals, in real and in virtual time.
 
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex, OnceLock};
 
-use rhai::{Dynamic, Engine, EvalAltResult, ImmutableString, INT};
+use rhai::{Dynamic, Engine, EvalAltResult, ImmutableString, Position, FLOAT, INT};
 
 use super::context::EventContext;
 
@@ -29,6 +30,10 @@ pub struct Scheduled {
 #[derive(Debug, Clone, Default)]
 pub struct FollowUps {
     queue: Arc<Mutex<Vec<Scheduled>>>,
+    /// The script's functions a follow-up can call (`fn name(ctx, data)`), known once the
+    /// script is compiled: a call scheduled under another name fails where it is scheduled, with
+    /// its line, not minutes later when it falls due.
+    targets: Arc<OnceLock<BTreeSet<String>>>,
 }
 
 impl FollowUps {
@@ -36,28 +41,112 @@ impl FollowUps {
     pub fn take(&self) -> Vec<Scheduled> {
         std::mem::take(&mut *crate::sync::lock(&self.queue))
     }
+
+    /// Names the functions a follow-up may call, once the script is compiled.
+    pub fn set_targets(&self, targets: BTreeSet<String>) {
+        let _ = self.targets.set(targets);
+    }
+
+    fn schedule(
+        &self,
+        ctx: &EventContext,
+        delay_ms: INT,
+        function: ImmutableString,
+        data: Dynamic,
+    ) -> Result<(), Box<EvalAltResult>> {
+        if delay_ms < 0 {
+            return Err(format!("follow_up: delay {delay_ms} ms is negative").into());
+        }
+        if let Some(targets) = self.targets.get() {
+            if !targets.contains(function.as_str()) {
+                return Err(unknown_target(&function, targets).into());
+            }
+        }
+        crate::sync::lock(&self.queue).push(Scheduled {
+            at_ms: ctx.time.saturating_add(delay_ms),
+            function,
+            data: data.flatten(),
+            id: 0,
+        });
+        Ok(())
+    }
 }
 
-/// Registers `ctx.follow_up(delay_ms, function, data)`.
+/// What to say of a follow-up scheduled under a name no `fn name(ctx, data)` has.
+pub fn unknown_target(name: &str, targets: &BTreeSet<String>) -> String {
+    let nearest = targets
+        .iter()
+        .map(|target| (strsim::levenshtein(name, target), target))
+        .filter(|(distance, target)| *distance <= (target.len() / 3).max(1))
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, target)| format!("; did you mean `{target}`?"))
+        .unwrap_or_default();
+    format!("follow_up: the script has no function `{name}(ctx, data)` to call{nearest}")
+}
+
+/// Registers `ctx.follow_up(delay_ms, function, data)`, the delay an integer or a float.
 pub fn register(engine: &mut Engine, follow_ups: &FollowUps) {
-    let queue = follow_ups.queue.clone();
+    let this = follow_ups.clone();
+    engine.register_fn(
+        "follow_up",
+        move |ctx: &mut EventContext, delay_ms: INT, function: ImmutableString, data: Dynamic| {
+            this.schedule(ctx, delay_ms, function, data)
+        },
+    );
+    let this = follow_ups.clone();
     engine.register_fn(
         "follow_up",
         move |ctx: &mut EventContext,
-              delay_ms: INT,
+              delay_ms: FLOAT,
               function: ImmutableString,
               data: Dynamic|
               -> Result<(), Box<EvalAltResult>> {
-            if delay_ms < 0 {
-                return Err(format!("follow_up: delay {delay_ms} ms is negative").into());
+            if !delay_ms.is_finite() {
+                return Err(format!("follow_up: delay {delay_ms} ms is not a number").into());
             }
-            crate::sync::lock(&queue).push(Scheduled {
-                at_ms: ctx.time.saturating_add(delay_ms),
-                function,
-                data: data.flatten(),
-                id: 0,
-            });
-            Ok(())
+            this.schedule(ctx, delay_ms.round() as INT, function, data)
         },
     );
+}
+
+/// The follow-ups `text` schedules under a literal name (`ctx.follow_up(d, "retry", x)`), each
+/// with the position of the name: these can be checked when the script is loaded.
+pub fn literal_targets(text: &str) -> Vec<(String, Position)> {
+    let mut found = Vec::new();
+    for (number, line) in text.lines().enumerate() {
+        let code = line.split("//").next().unwrap_or("");
+        for (at, _) in code.match_indices("follow_up(") {
+            if let Some((name, offset)) = second_argument_literal(&code[at + "follow_up(".len()..])
+            {
+                let column = at + "follow_up(".len() + offset + 1;
+                found.push((name, Position::new(number as u16 + 1, column as u16)));
+            }
+        }
+    }
+    found
+}
+
+/// The second argument of a call whose arguments start `args`, when it is a string literal
+/// on the same line: its text and its offset in `args`.
+fn second_argument_literal(args: &str) -> Option<(String, usize)> {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    for (i, c) in args.char_indices() {
+        match c {
+            '"' => in_string = !in_string,
+            _ if in_string => {}
+            '(' | '[' | '{' => depth += 1,
+            ')' | ']' | '}' if depth == 0 => return None,
+            ')' | ']' | '}' => depth -= 1,
+            ',' if depth == 0 => {
+                let rest = &args[i + 1..];
+                let start = i + 1 + (rest.len() - rest.trim_start().len());
+                let literal = args[start..].strip_prefix('"')?;
+                let end = literal.find('"')?;
+                return Some((literal[..end].to_string(), start));
+            }
+            _ => {}
+        }
+    }
+    None
 }

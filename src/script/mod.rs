@@ -20,6 +20,7 @@ pub mod imports;
 mod memory;
 mod pool;
 
+use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -79,7 +80,9 @@ pub struct Scenario {
     settings: Dynamic,
     /// Whether the script defines `rate(t)` (1) or `rate(t, settings)` (2).
     rate_arity: Option<usize>,
-    has_check: bool,
+    /// How many arguments the script's `check` takes: `check(event)` or
+    /// `check(event, settings)`; `None` without one.
+    check_arity: Option<usize>,
     schema: Option<Schema>,
     scope: Scope<'static>,
 }
@@ -186,6 +189,67 @@ fn register_imports(
     Ok(())
 }
 
+/// Where `function` is defined in `text`. Function positions are not exposed by the AST's
+/// metadata; this finds the definition's line.
+fn position_in(text: &str, function: &str) -> Position {
+    let needle = format!("fn {function}(");
+    text.lines()
+        .position(|line| line.trim_start().starts_with(&needle))
+        .map(|index| Position::new(index as u16 + 1, 1))
+        .unwrap_or(Position::NONE)
+}
+
+/// The contract functions and the numbers of parameters the engine calls each with.
+const CONTRACT: &[(&str, &[usize], &str)] = &[
+    ("config", &[0], "config()"),
+    ("setup", &[1], "setup(ctx)"),
+    ("event", &[1], "event(ctx)"),
+    ("rate", &[1, 2], "rate(t) or rate(t, settings)"),
+    ("check", &[1, 2], "check(event) or check(event, settings)"),
+];
+
+/// Refuses a contract function defined only with parameters the engine never calls it with
+/// (`fn check(event, settings, extra)`): it would be silently ignored.
+fn check_signatures(source: &SourceFile, ast: &AST) -> Result<(), ScriptError> {
+    for (name, arities, expected) in CONTRACT {
+        let defined: Vec<usize> = ast
+            .iter_functions()
+            .filter(|f| f.name == *name)
+            .map(|f| f.params.len())
+            .collect();
+        if let Some(&found) = defined.iter().find(|n| !arities.contains(n)) {
+            if !defined.iter().any(|n| arities.contains(n)) {
+                let position = position_in(&source.text, name);
+                return Err(source.bad_signature(name, position, found, expected));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a follow-up scheduled under a literal name that no `fn name(ctx, data)` of the
+/// script has, in the script or a module it imports, pointing at the name.
+fn check_follow_up_names(
+    source: &SourceFile,
+    imports: &[ModuleSource],
+    targets: &BTreeSet<String>,
+) -> Result<(), ScriptError> {
+    let dir = source.path.parent().unwrap_or(Path::new(""));
+    let module_files = imports.iter().map(|module| SourceFile {
+        path: imports::module_file(dir, &module.import.path),
+        text: module.text.clone(),
+    });
+    for file in std::iter::once(source.clone()).chain(module_files) {
+        for (name, position) in follow_up::literal_targets(&file.text) {
+            if !targets.contains(&name) {
+                let message = follow_up::unknown_target(&name, targets);
+                return Err(file.unknown_follow_up(position, message));
+            }
+        }
+    }
+    Ok(())
+}
+
 impl Scenario {
     /// Reads and compiles the script at `path`.
     pub fn load(path: &Path) -> Result<Self, ScriptError> {
@@ -261,8 +325,16 @@ impl Scenario {
                 "every scenario defines `fn event(ctx) { #{ ... } }`, returning one event as a map",
             ));
         }
+        check_signatures(&source, &ast)?;
+        let targets: BTreeSet<String> = ast
+            .iter_functions()
+            .filter(|f| f.params.len() == 2)
+            .map(|f| f.name.to_string())
+            .collect();
+        check_follow_up_names(&source, &imports, &targets)?;
+        handles.follow_ups.set_targets(targets);
         let rate_arity = [2, 1].into_iter().find(|&arity| defines("rate", arity));
-        let has_check = defines("check", 1);
+        let check_arity = [2, 1].into_iter().find(|&arity| defines("check", arity));
         Ok(Self {
             engine,
             ast,
@@ -278,7 +350,7 @@ impl Scenario {
             state: Dynamic::UNIT,
             settings: Dynamic::from_map(Map::new()),
             rate_arity,
-            has_check,
+            check_arity,
             schema: None,
             scope: Scope::new(),
         })
@@ -313,14 +385,7 @@ impl Scenario {
     }
 
     fn position_of(&self, function: &str) -> Position {
-        // Function positions are not exposed by the AST's metadata; find the definition's line.
-        let needle = format!("fn {function}(");
-        self.source
-            .text
-            .lines()
-            .position(|line| line.trim_start().starts_with(&needle))
-            .map(|index| Position::new(index as u16 + 1, 1))
-            .unwrap_or(Position::NONE)
+        position_in(&self.source.text, function)
     }
 
     /// The setting defaults from `config()`, or none when the script has no `config`.
@@ -397,10 +462,15 @@ impl Scenario {
         if let Some(schema) = &self.schema {
             schema.validate(event, out);
         }
-        if !self.has_check {
-            return Ok(());
-        }
-        let result = self.call("check", (Dynamic::from_map(event.clone()),))?;
+        let event = Dynamic::from_map(event.clone());
+        let result = match self.check_arity {
+            None => return Ok(()),
+            Some(2) => {
+                let settings = self.settings.clone();
+                self.call("check", (event, settings))?
+            }
+            Some(_) => self.call("check", (event,))?,
+        };
         let invariant = |message: &Dynamic| Violation {
             field: String::new(),
             message: message.to_string(),

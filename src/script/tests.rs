@@ -317,3 +317,69 @@ fn the_did_you_mean_list_and_the_docs_name_every_registered_helper() {
         );
     }
 }
+
+fn load_error(source: &str) -> String {
+    Scenario::from_source(Path::new("ride.rhai"), source)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_follow_up_under_a_misspelled_literal_name_fails_at_load_with_its_place() {
+    let source = "fn event(ctx) {\n    ctx.follow_up(60000, \"trip_complete\", #{});\n    #{}\n}\nfn trip_completed(ctx, trip) { #{} }";
+    let message = load_error(source);
+    assert!(message.contains("ride.rhai:2:26"), "{message}");
+    assert!(
+        message.contains("did you mean `trip_completed`"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_follow_up_under_a_computed_name_fails_where_it_is_scheduled() {
+    let source = "fn event(ctx) {\n    let name = \"tri\" + \"p\";\n    ctx.follow_up(1000, name, #{});\n    #{}\n}\nfn trip(ctx, data, extra) { #{} }";
+    let message = event_error(source);
+    assert!(
+        message.contains("no function `trip(ctx, data)`"),
+        "{message}"
+    );
+    assert!(message.contains("test.rhai:3"), "{message}");
+}
+
+#[test]
+fn follow_up_takes_integer_and_float_delays() {
+    let mut s = scenario(
+        "fn event(ctx) { ctx.follow_up(1500.4, \"later\", 1); ctx.follow_up(20, \"later\", 2); #{} }\nfn later(ctx, n) { #{} }",
+    );
+    let _ = s.event(1_000, 0).unwrap();
+    let at: Vec<i64> = s.take_effects().scheduled.iter().map(|f| f.at_ms).collect();
+    assert_eq!(at, vec![2_500, 1_020]);
+}
+
+#[test]
+fn check_may_read_the_settings() {
+    let (mut s, _) = set_up(
+        "fn config() { #{ limit: 10 } }\nfn event(ctx) { #{ n: 12 } }\nfn check(event, settings) { if event.n > settings.limit { \"n above limit\" } }",
+        1,
+        &[],
+    );
+    let event = s.event(0, 0).unwrap().cast::<Map>();
+    let mut violations = Vec::new();
+    s.check_event(&event, &mut violations).unwrap();
+    assert_eq!(violations.len(), 1, "{violations:?}");
+    assert_eq!(violations[0].message, "n above limit");
+}
+
+#[test]
+fn a_contract_function_the_engine_would_never_call_is_refused() {
+    let message = load_error("fn event(ctx) { #{} }\nfn check(event, settings, extra) { () }");
+    assert!(
+        message.contains("`fn check` takes 3 parameters"),
+        "{message}"
+    );
+    assert!(
+        message.contains("check(event) or check(event, settings)"),
+        "{message}"
+    );
+}

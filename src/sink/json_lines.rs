@@ -78,5 +78,4 @@ impl Sink for JsonLinesSink {
         self.out.flush().map_err(|err| self.io_error(err))?;
         Ok(self.counters.account())
     }
-
 }

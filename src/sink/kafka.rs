@@ -196,7 +196,6 @@ impl Sink for KafkaSink {
         Ok(self.counters.account())
     }
 
-
     fn failure_reasons(&self) -> Vec<(String, u64)> {
         self.producer
             .context()

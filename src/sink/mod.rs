@@ -116,7 +116,6 @@ impl Sink for DiscardSink {
     fn close(&mut self, _timeout: Duration) -> Result<DeliveryAccount, SinkError> {
         Ok(self.account)
     }
-
 }
 
 /// Which sink `--sink` chose.
