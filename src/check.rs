@@ -17,12 +17,14 @@
 //! assert!(report.problems.is_empty(), "{:?}", report.problems);
 //! ```
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 
 use crate::analyze::detect::script::{check_rule, is_detection_rule};
-use crate::scenario::{prepare, sample_checked, Options, ScenarioError};
+use crate::pipeline::FunctionCoverage;
+use crate::scenario::{prepare, sample_checked, FollowUpGrowth, Options, ScenarioError};
 use crate::settings::UserInput;
 use crate::sink::SinkSpec;
 
@@ -35,6 +37,9 @@ pub struct CheckOptions {
     pub seed: u64,
     /// The simulated now.
     pub now: DateTime<Utc>,
+    /// Whether a warning (a follow-up the check never reached) fails the check, as it should
+    /// in a test suite.
+    pub strict: bool,
 }
 
 impl Default for CheckOptions {
@@ -42,6 +47,7 @@ impl Default for CheckOptions {
         Self {
             count: 1_000,
             seed: 0,
+            strict: false,
             now: DateTime::from_timestamp(1_705_312_800, 0).unwrap_or_default(), // 2024-01-15T10:00:00Z
         }
     }
@@ -69,13 +75,50 @@ pub struct CheckReport {
     pub has_schema: bool,
     /// Every violation found.
     pub problems: Vec<Problem>,
+    /// What each function of the script made, and how much of it reached `check`.
+    pub coverage: Vec<FunctionCoverage>,
+    /// How the follow-ups left by the sample settled (`None` for a detection rule).
+    pub follow_ups: Option<FollowUpGrowth>,
+    /// What the check could not vouch for, such as a follow-up it never reached.
+    pub warnings: Vec<String>,
+    /// Whether warnings fail the check (`--strict`).
+    pub strict: bool,
 }
 
 impl CheckReport {
-    /// Whether the script passed.
+    /// Whether the script passed: no problem, follow-ups that level off, and with `--strict`
+    /// no warning.
     pub fn passed(&self) -> bool {
         self.problems.is_empty()
+            && !self.follow_ups.is_some_and(|f| f.grows())
+            && !(self.strict && !self.warnings.is_empty())
     }
+}
+
+/// What a check of `coverage` cannot vouch for: a function the script names as a follow-up that
+/// was never called, or one whose calls made no event for `check` to see.
+fn coverage_warnings(
+    coverage: &[FunctionCoverage],
+    named: &BTreeSet<String>,
+    has_check: bool,
+) -> Vec<String> {
+    let mut warnings = Vec::new();
+    let called = |name: &str| coverage.iter().any(|f| f.function == name && f.calls > 0);
+    for name in named.iter().filter(|name| !called(name)) {
+        warnings.push(format!(
+            "`{name}` is scheduled by the script, but this check never called it: its events are unchecked (try more events with -n)"
+        ));
+    }
+    for f in coverage
+        .iter()
+        .filter(|f| has_check && f.calls > 0 && f.events == 0)
+    {
+        warnings.push(format!(
+            "`{}` was called {} times but made no event, so check() never ran on its events",
+            f.function, f.calls
+        ));
+    }
+    warnings
 }
 
 /// Checks a detection rule (`fn detect(event, history)`, see [`crate::analyze::detect::script`]):
@@ -89,6 +132,10 @@ fn check_detection_rule(
         script: script.to_path_buf(),
         events,
         has_schema: false,
+        coverage: Vec::new(),
+        follow_ups: None,
+        warnings: Vec::new(),
+        strict: options.strict,
         problems: failures
             .into_iter()
             .map(|(seq, message)| Problem {
@@ -119,7 +166,10 @@ pub fn check_script(
         labels: false,
     })?;
     let has_schema = prepared.scenario.schema().is_some();
+    let has_check = prepared.scenario.has_check();
+    let named = prepared.scenario.named_follow_ups();
     let sampled = sample_checked(prepared, options.count)?;
+    let warnings = coverage_warnings(&sampled.coverage, &named, has_check);
     let problems = sampled
         .violations
         .into_iter()
@@ -134,5 +184,9 @@ pub fn check_script(
         events: sampled.events,
         has_schema,
         problems,
+        coverage: sampled.coverage,
+        follow_ups: Some(sampled.follow_ups),
+        warnings,
+        strict: options.strict,
     })
 }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use crate::metrics::Metrics;
-use crate::pipeline::{Pipeline, PipelineError};
+use crate::pipeline::{FunctionCoverage, Pipeline, PipelineError};
 use crate::rng::fresh_seed;
 use crate::schema::Violation;
 use crate::script::{Scenario, ScriptError};
@@ -88,15 +88,47 @@ pub struct Sampled {
     pub scenario: Scenario,
     /// Its resolved settings.
     pub settings: Settings,
-    /// Events made.
+    /// Events made, by arrivals and follow-ups.
     pub events: u64,
     /// Every schema or invariant violation, with the sequence number of the event.
     pub violations: Vec<(i64, Violation)>,
+    /// What each function of the script made, and how much of it was checked.
+    pub coverage: Vec<FunctionCoverage>,
+    /// How the follow-ups pending after the sample's arrivals settled.
+    pub follow_ups: FollowUpGrowth,
 }
 
-/// Makes `count` events of `prepared` from its `now` on, without waiting, into a sink that
-/// discards them, checking each against the schema and the script's invariants. An error means
-/// the script failed making an event; violations are collected, not fatal.
+/// Follow-ups pending over a checked sample: after its arrivals, and after draining them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct FollowUpGrowth {
+    /// Pending when the last arrival of the sample was made.
+    pub after_arrivals: usize,
+    /// Follow-ups made while draining them.
+    pub drained: u64,
+    /// Still pending when the drain stopped: 0 once every chain has ended.
+    pub left: usize,
+}
+
+impl FollowUpGrowth {
+    /// Whether the follow-ups grew without levelling off: the drain ran out of budget with more
+    /// pending than it started with (a follow-up that schedules two of itself, say). Left
+    /// running, such a scenario takes the machine's memory.
+    pub fn grows(&self) -> bool {
+        self.left > self.after_arrivals.max(1)
+    }
+}
+
+/// The follow-ups a check drains after its arrivals, for `count` arrivals: enough for chains of
+/// many links, bounded so a self-multiplying follow-up is caught rather than run forever.
+fn drain_budget(count: u64) -> u64 {
+    count.saturating_mul(20).max(10_000)
+}
+
+/// Makes `count` events of `prepared` from its `now` on, without waiting, then every follow-up
+/// they left pending (as if time ran on with no more arrivals, within a budget), into a sink
+/// that discards them, checking each event against the schema and the script's invariants. So a
+/// chain of follow-ups an hour long is checked to its last link. An error means the script
+/// failed making an event; violations are collected, not fatal.
 pub fn sample_checked(prepared: Prepared, count: u64) -> Result<Sampled, ScenarioError> {
     let mut sink = DiscardSink::default();
     let mut pipeline = Pipeline::new(
@@ -108,11 +140,22 @@ pub fn sample_checked(prepared: Prepared, count: u64) -> Result<Sampled, Scenari
     );
     pipeline.validate_events();
     let events = pipeline.sample(prepared.now, count)?;
+    let after_arrivals = pipeline.pending_follow_ups();
+    let (drained_events, drained) = pipeline.drain_follow_ups(drain_budget(count))?;
+    let follow_ups = FollowUpGrowth {
+        after_arrivals,
+        drained,
+        left: pipeline.pending_follow_ups(),
+    };
+    let events = events + drained_events;
     let violations = pipeline.take_violations();
+    let coverage = pipeline.take_coverage();
     Ok(Sampled {
         scenario: pipeline.into_scenario(),
         settings: prepared.settings,
         events,
         violations,
+        coverage,
+        follow_ups,
     })
 }

@@ -27,7 +27,7 @@ fn every_shipped_script_passes() {
         .collect();
     assert!(!scripts.is_empty());
     let args: Vec<&str> = scripts.iter().map(String::as_str).collect();
-    let output = sim_check(&args);
+    let output = sim_check(&[&["--strict"], &args[..]].concat());
     assert!(output.status.success(), "{}", stderr(&output));
     for script in &scripts {
         assert!(
@@ -44,12 +44,12 @@ fn each_kind_of_schema_violation_is_reported_with_its_field() {
     assert!(!output.status.success());
     let said = stderr(&output);
     for expected in [
-        "field `customer_id` field is not in the schema",
-        "field `amount` -5 is below the minimum 0",
-        "field `status` `lost` is not one of approved, declined",
-        "field `reason` is i64, expected string",
-        "field `place.lat` is string, expected float",
-        "field `id` required field is missing",
+        "`customer_id`: field is not in the schema",
+        "`amount`: -5 is below the minimum 0",
+        "`status`: `lost` is not one of approved, declined",
+        "`reason`: is i64, expected string",
+        "`place.lat`: is string, expected float",
+        "`id`: required field is missing",
     ] {
         assert!(said.contains(expected), "missing `{expected}` in:\n{said}");
     }
@@ -162,4 +162,125 @@ fn detection_rules_are_checked_by_their_contract() {
         "{}",
         stderr(&output)
     );
+}
+
+/// The ride-hailing fixture with `edit` applied (`from` replaced by `to`), in a folder of its
+/// own; its path.
+fn ride_variant(dir: &Path, from: &str, to: &str) -> String {
+    let text = std::fs::read_to_string("tests/fixtures/check/ride.rhai").unwrap();
+    assert!(text.contains(from), "the fixture has no `{from}`");
+    let path = dir.join("ride.rhai");
+    std::fs::write(&path, text.replace(from, to)).unwrap();
+    path.display().to_string()
+}
+
+#[test]
+fn a_follow_up_chain_is_checked_to_its_last_link_with_coverage_per_function() {
+    let output = sim_check(&[
+        "tests/fixtures/check/ride.rhai",
+        "--strict",
+        "--format",
+        "json",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let script = &report["scripts"][0];
+    let coverage = script["coverage"].as_array().unwrap();
+    let names: Vec<&str> = coverage
+        .iter()
+        .map(|f| f["function"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["event", "trip_cancelled", "trip_completed", "trip_started"]
+    );
+    for f in coverage {
+        assert!(f["calls"].as_u64().unwrap() > 0, "{f}");
+        assert_eq!(f["checked"], f["events"], "{f}");
+    }
+    assert_eq!(script["follow_ups"]["left"], 0);
+}
+
+#[test]
+fn a_rule_broken_only_in_the_last_link_of_the_chain_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    // The commission goes wrong only in trip_completed, an hour after the request at most.
+    let script = ride_variant(
+        dir.path(),
+        "let commission = (trip.fare * ctx.settings.commission_rate).to_int();",
+        "let commission = (trip.fare * 0.25).to_int();",
+    );
+    let output = sim_check(&[&script, "--strict"]);
+    assert!(!output.status.success(), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("invariant: commission is not fare * commission_rate"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn check_reads_a_setting_given_with_set() {
+    // The invariant reads commission_rate from its settings: a --set that the script's own
+    // computation ignores is caught.
+    let dir = tempfile::tempdir().unwrap();
+    let script = ride_variant(
+        dir.path(),
+        "let commission = (trip.fare * ctx.settings.commission_rate).to_int();",
+        "let commission = (trip.fare * 0.2).to_int();",
+    );
+    assert!(sim_check(&[&script]).status.success());
+    let output = sim_check(&[&script, "--set", "commission_rate=0.3"]);
+    assert!(!output.status.success(), "{}", stderr(&output));
+}
+
+#[test]
+fn a_misspelled_follow_up_name_fails_at_load_with_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = ride_variant(
+        dir.path(),
+        "\"trip_completed\", #{",
+        "\"trip_complete\", #{",
+    );
+    let output = sim_check(&[&script]);
+    assert!(!output.status.success());
+    let said = stderr(&output);
+    assert!(said.contains("ride.rhai:35:"), "{said}");
+    assert!(said.contains("did you mean `trip_completed`"), "{said}");
+}
+
+#[test]
+fn a_self_multiplying_follow_up_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = ride_variant(
+        dir.path(),
+        "fn trip_cancelled(ctx, trip) {\n",
+        "fn trip_cancelled(ctx, trip) {\n    ctx.follow_up(1000, \"trip_cancelled\", trip);\n    ctx.follow_up(2000, \"trip_cancelled\", trip);\n",
+    );
+    let output = sim_check(&[&script]);
+    assert!(!output.status.success(), "{}", stderr(&output));
+    let said = stderr(&output);
+    assert!(
+        said.contains("follow-ups grow without levelling off"),
+        "{said}"
+    );
+    assert!(
+        said.contains("`trip_cancelled` is scheduled the most"),
+        "{said}"
+    );
+}
+
+#[test]
+fn a_follow_up_the_check_never_reaches_is_a_warning_and_fails_strict() {
+    let dir = tempfile::tempdir().unwrap();
+    // Requests are never started: trip_started, and so trip_completed, are never called.
+    let script = ride_variant(dir.path(), "if chance(0.8) {", "if false {");
+    let output = sim_check(&[&script]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("warning: `trip_started` is scheduled by the script"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(!sim_check(&[&script, "--strict"]).status.success());
 }

@@ -6,52 +6,128 @@ use std::process::ExitCode;
 
 use super::Format;
 use crate::check::{check_script, CheckOptions, CheckReport, Problem};
+use crate::pipeline::FunctionCoverage;
+use crate::scenario::FollowUpGrowth;
 use crate::settings::UserInput;
 
 /// How many distinct problems `sim check` lists a script before summarising the rest.
 const PROBLEMS_SHOWN: usize = 20;
 
-fn print_report(report: &CheckReport) {
-    if report.passed() {
-        let schema = if report.has_schema {
-            "schema checked"
-        } else {
-            "no schema declared"
-        };
-        say!(
-            "ok: {} ({} events, {schema})",
-            report.script.display(),
-            report.events
-        );
-        return;
+/// `n` with its noun, singular or plural: `1 event`, `2 events`.
+fn count(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
     }
-    // Group identical problems: a broken rule usually breaks every event.
-    let mut groups: Vec<(&str, &str, i64, usize)> = Vec::new();
-    for problem in &report.problems {
-        match groups
-            .iter_mut()
-            .find(|(f, m, ..)| *f == problem.field && *m == problem.message)
-        {
-            Some(group) => group.3 += 1,
-            None => groups.push((&problem.field, &problem.message, problem.seq, 1)),
+}
+
+/// A problem's kind: its message with the numbers in it blanked, so that "amount 12 is below
+/// 13" and "amount 40 is below 41" are one kind, shown once with a count.
+fn kind_of(message: &str) -> String {
+    let mut kind = String::with_capacity(message.len());
+    for c in message.chars() {
+        if c.is_ascii_digit() {
+            if !kind.ends_with('#') {
+                kind.push('#');
+            }
+        } else {
+            kind.push(c);
         }
     }
-    say!(
-        "FAIL: {} ({} problems in {} events)",
-        report.script.display(),
-        report.problems.len(),
-        report.events
-    );
-    for (field, message, first, count) in groups.iter().take(PROBLEMS_SHOWN) {
+    kind
+}
+
+fn print_report(report: &CheckReport) {
+    let schema = if report.has_schema {
+        "schema checked"
+    } else {
+        "no schema declared"
+    };
+    if report.passed() {
+        say!(
+            "ok: {} ({}, {schema})",
+            report.script.display(),
+            count(report.events, "event")
+        );
+    } else {
+        say!(
+            "FAIL: {} ({} in {})",
+            report.script.display(),
+            count(report.problems.len() as u64, "problem"),
+            count(report.events, "event")
+        );
+    }
+    print_problems(report);
+    print_coverage(report);
+    for warning in &report.warnings {
+        let level = if report.strict { "error" } else { "warning" };
+        say!("  {level}: {warning}");
+    }
+}
+
+/// The problems, grouped by kind: a broken rule usually breaks every event.
+fn print_problems(report: &CheckReport) {
+    let mut groups: Vec<(&str, String, &Problem, u64)> = Vec::new();
+    for problem in &report.problems {
+        let kind = kind_of(&problem.message);
+        match groups
+            .iter_mut()
+            .find(|(f, k, ..)| *f == problem.field && *k == kind)
+        {
+            Some(group) => group.3 += 1,
+            None => groups.push((&problem.field, kind, problem, 1)),
+        }
+    }
+    for (field, _, first, n) in groups.iter().take(PROBLEMS_SHOWN) {
         let what = if field.is_empty() {
-            format!("invariant: {message}")
+            format!("invariant: {}", first.message)
         } else {
-            format!("field `{field}` {message}")
+            format!("`{field}`: {}", first.message)
         };
-        say!("  event {first}: {what} ({count} events)");
+        say!("  event {}: {what} ({})", first.seq, count(*n, "event"));
     }
     if groups.len() > PROBLEMS_SHOWN {
         say!("  ... and {} more kinds", groups.len() - PROBLEMS_SHOWN);
+    }
+}
+
+/// Which functions made the events, when follow-ups made some, and how the follow-ups settled.
+fn print_coverage(report: &CheckReport) {
+    if report.coverage.len() > 1 {
+        for f in &report.coverage {
+            say!(
+                "  {}: {}, {}, {} checked",
+                f.function,
+                count(f.calls, "call"),
+                count(f.events, "event"),
+                f.checked
+            );
+        }
+    }
+    let Some(growth) = report.follow_ups else {
+        return;
+    };
+    if growth.grows() {
+        let most = report
+            .coverage
+            .iter()
+            .max_by_key(|f| f.scheduled)
+            .map(|f| format!("; `{}` is scheduled the most", f.function))
+            .unwrap_or_default();
+        say!(
+            "  follow-ups grow without levelling off: {} pending after the sample's arrivals, {} still pending after {} more were made{most}",
+            growth.after_arrivals,
+            growth.left,
+            growth.drained
+        );
+    } else if growth.after_arrivals > 0 {
+        say!(
+            "  follow-ups: {} pending after the sample's arrivals, {} made to see every chain through, {} left",
+            growth.after_arrivals,
+            growth.drained,
+            growth.left
+        );
     }
 }
 
@@ -72,6 +148,10 @@ enum Outcome {
         events: u64,
         has_schema: bool,
         problems: Vec<Problem>,
+        coverage: Vec<FunctionCoverage>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        follow_ups: Option<FollowUpGrowth>,
+        warnings: Vec<String>,
     },
     Failed {
         error: ErrorSummary,
@@ -109,12 +189,18 @@ fn check_one(
                 events,
                 has_schema,
                 problems,
+                coverage,
+                follow_ups,
+                warnings,
                 ..
             } = report;
             let outcome = Outcome::Checked {
                 events,
                 has_schema,
                 problems,
+                coverage,
+                follow_ups,
+                warnings,
             };
             (ok, outcome)
         }

@@ -108,6 +108,9 @@ enum Command {
         /// Set any setting: --set fraud_rate=0.1 (repeatable).
         #[arg(long = "set", value_name = "KEY=VALUE")]
         set: Vec<String>,
+        /// Fail on warnings too, such as a follow-up the check never reached (for tests and CI).
+        #[arg(long)]
+        strict: bool,
     },
     /// Consume the transactions topic in a consumer group: aggregates, event-time windows and
     /// fraud detection, scored against the ground truth; a live view, a summary at exit.
@@ -251,11 +254,13 @@ impl Cli {
                 format,
                 config,
                 set,
+                strict,
             } => {
                 let input = user_input(config, &set, &[], None, None, None)?;
                 let options = CheckOptions {
                     count,
                     seed,
+                    strict,
                     ..CheckOptions::default()
                 };
                 Ok(check::check(&scripts, &options, format, &input))

@@ -25,11 +25,13 @@ use crate::shutdown::Shutdown;
 use crate::sink::{Record, Sink};
 use crate::timeline::{Arrivals, Backfill};
 
+mod coverage;
 mod error;
 mod follow_ups;
 mod packed;
 pub mod workers;
 
+pub use coverage::{Coverage, FunctionCoverage};
 pub use error::PipelineError;
 use follow_ups::FollowUpQueue;
 use workers::{make_ahead, Job, Made, MakeOptions, Worker};
@@ -60,6 +62,8 @@ pub struct Pipeline<'s> {
     next_arrival: u64,
     /// When checking, every event's schema and invariant violations with its sequence number.
     violations: Option<Vec<(i64, Violation)>>,
+    /// When checking, what each function of the script was asked to make.
+    coverage: Option<Coverage>,
     /// The revision of the running script.
     revision: u64,
     /// Whether events carry their ground truth as a `_label` field (`--labels`).
@@ -111,6 +115,7 @@ impl<'s> Pipeline<'s> {
             next_seq: 0,
             next_arrival: 0,
             violations: None,
+            coverage: None,
             revision: 1,
             labels: false,
             reloads: None,
@@ -174,6 +179,34 @@ impl<'s> Pipeline<'s> {
     /// `sim check` and reload); the violations are collected, not fatal.
     pub fn validate_events(&mut self) {
         self.violations.get_or_insert_with(Vec::new);
+        self.coverage.get_or_insert_with(Coverage::default);
+    }
+
+    /// What each function made since [`Pipeline::validate_events`].
+    pub fn take_coverage(&mut self) -> Vec<FunctionCoverage> {
+        self.coverage
+            .take()
+            .map(Coverage::functions)
+            .unwrap_or_default()
+    }
+
+    /// Follow-ups scheduled and not yet made.
+    pub fn pending_follow_ups(&self) -> usize {
+        self.follow_ups.len()
+    }
+
+    /// Makes the follow-ups still pending, in time order, as if time ran on with no more
+    /// arrivals, until none is left or `budget` follow-ups were made (those may schedule more).
+    /// Returns the events made and the follow-ups made. For checks: a chain of follow-ups
+    /// minutes or hours long is exercised to its last link.
+    pub fn drain_follow_ups(&mut self, budget: u64) -> Result<(u64, u64), PipelineError> {
+        let mut written = HashSet::new();
+        let (mut sent, mut calls) = (0, 0);
+        while calls < budget && self.follow_ups.len() > 0 {
+            sent += self.emit_follow_up(&mut written)?;
+            calls += 1;
+        }
+        Ok((sent, calls))
     }
 
     /// The violations collected since [`Pipeline::validate_events`], with sequence numbers.
@@ -279,6 +312,13 @@ impl<'s> Pipeline<'s> {
         let outgoing = outgoing?;
         written.extend(effects.journal.writes.keys().cloned());
         self.workers[0].scenario.commit(&mut effects.journal);
+        if let Some(coverage) = &mut self.coverage {
+            let checked = self.workers[0].scenario.has_check();
+            coverage.called(job.function(), outgoing.len() as u64, checked);
+            for scheduled in &effects.scheduled {
+                coverage.scheduled(&scheduled.function);
+            }
+        }
         for (index, mut scheduled) in effects.scheduled.into_iter().enumerate() {
             scheduled.id = follow_up_id(job.id(), index as u64);
             self.follow_ups.schedule(scheduled);

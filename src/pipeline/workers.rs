@@ -54,6 +54,14 @@ impl Job {
         }
     }
 
+    /// The script function that makes it: `event`, or the follow-up's.
+    pub fn function(&self) -> &str {
+        match self {
+            Job::Arrival { .. } => "event",
+            Job::FollowUp(scheduled) => &scheduled.function,
+        }
+    }
+
     /// The identity that names the event's random stream.
     pub fn id(&self) -> u64 {
         match self {

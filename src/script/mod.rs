@@ -361,6 +361,21 @@ impl Scenario {
         &self.name
     }
 
+    /// The follow-up functions the script, or a module it imports, schedules under a literal
+    /// name: what a check should reach.
+    pub fn named_follow_ups(&self) -> BTreeSet<String> {
+        std::iter::once(&self.source.text)
+            .chain(self.imports.iter().map(|m| &m.text))
+            .flat_map(|text| follow_up::literal_targets(text))
+            .map(|(name, _)| name)
+            .collect()
+    }
+
+    /// Whether the script defines `check(event)` (or `check(event, settings)`).
+    pub fn has_check(&self) -> bool {
+        self.check_arity.is_some()
+    }
+
     /// Whether the script defines `rate(t)`.
     pub fn has_rate(&self) -> bool {
         self.rate_arity.is_some()
