@@ -89,9 +89,8 @@ impl CheckReport {
     /// Whether the script passed: no problem, follow-ups that level off, and with `--strict`
     /// no warning.
     pub fn passed(&self) -> bool {
-        self.problems.is_empty()
-            && !self.follow_ups.is_some_and(|f| f.grows())
-            && !(self.strict && !self.warnings.is_empty())
+        let warnings_pass = !self.strict || self.warnings.is_empty();
+        self.problems.is_empty() && !self.follow_ups.is_some_and(|f| f.grows()) && warnings_pass
     }
 }
 
