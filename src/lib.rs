@@ -11,6 +11,8 @@
 //! - [`clock`]: what the simulator takes as now (`--now`).
 //! - [`script`]: the scenario (compiled once, called per arrival) and its native API.
 //! - [`encode`]: an event map into a key and a JSON value.
+//! - [`kafka`]: what every Kafka client shares (configuration, first contact, sending,
+//!   delivery accounting, errors).
 //! - [`sink`]: Kafka, stdout and file sinks, with delivery accounting; [`broker`]: the
 //!   embedded broker.
 //! - [`pipeline`]: the one module that joins timeline, script and sink, with the follow-ups a
@@ -31,6 +33,7 @@ pub mod cli;
 pub mod clock;
 pub mod encode;
 pub mod error;
+pub mod kafka;
 pub mod labels;
 pub mod metrics;
 pub mod pipeline;

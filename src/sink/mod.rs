@@ -16,7 +16,16 @@ pub use json_lines::JsonLinesSink;
 pub use kafka::{KafkaSink, KafkaSinkConfig};
 pub use topic::{ensure_topic, TopicSpec};
 
-use crate::settings::Origin;
+use crate::kafka::{ErrorHints, KafkaClientError};
+
+/// Codes and help of the sink's Kafka errors: without a broker address it runs its own, and
+/// properties also come from the config file.
+pub const KAFKA_HINTS: ErrorHints = ErrorHints {
+    unreachable_code: "sim::sink::unreachable",
+    unreachable_help: "check the address and that the broker is up; without --brokers and KAFKA_BROKER, sim runs an embedded broker",
+    config_code: "sim::sink::config",
+    config_help: "properties come from -X key=value and the [kafka] table of the config file",
+};
 
 /// One message: key, JSON payload and event time.
 #[derive(Debug, Clone, Copy)]
@@ -159,27 +168,10 @@ pub enum SinkError {
         help("use --sink kafka, --sink stdout or --sink file:PATH")
     )]
     UnknownSink(String),
-    /// The brokers did not answer.
-    #[error("cannot reach Kafka at {brokers} (from {origin}): {reason}")]
-    #[diagnostic(
-        code(sim::sink::unreachable),
-        help("check the address and that the broker is up; without --brokers and KAFKA_BROKER, sim runs an embedded broker")
-    )]
-    Unreachable {
-        /// The bootstrap servers tried.
-        brokers: String,
-        /// Where they were configured.
-        origin: Origin,
-        /// What librdkafka said.
-        reason: String,
-    },
-    /// librdkafka refused the configuration.
-    #[error("invalid Kafka configuration: {0}")]
-    #[diagnostic(
-        code(sim::sink::config),
-        help("properties come from -X key=value and the [kafka] table of the config file")
-    )]
-    Config(String),
+    /// The brokers did not answer, or librdkafka refused the configuration.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Kafka(#[from] KafkaClientError),
     /// Creating or deleting the topic failed.
     #[error("cannot set up topic {topic}: {reason}")]
     #[diagnostic(code(sim::sink::topic))]
