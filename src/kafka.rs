@@ -108,7 +108,23 @@ pub struct Cluster<'a> {
     pub hints: &'static ErrorHints,
 }
 
-impl Cluster<'_> {
+impl<'a> Cluster<'a> {
+    /// The cluster at `brokers` (configured in `origin`), with the user's `properties` and the
+    /// client's error `hints`.
+    pub fn new(
+        brokers: &'a str,
+        origin: &'a Origin,
+        properties: &'a BTreeMap<String, String>,
+        hints: &'static ErrorHints,
+    ) -> Self {
+        Self {
+            brokers,
+            origin,
+            properties,
+            hints,
+        }
+    }
+
     /// The bootstrap servers, then `defaults`, then the user's properties: whatever the user
     /// passed wins, so every librdkafka property works as it does in kcat.
     pub fn config(&self, defaults: &[(&str, &str)]) -> ClientConfig {
@@ -265,12 +281,7 @@ mod tests {
     fn user_properties_override_the_defaults() {
         let origin = Origin::Flag("--brokers".into());
         let properties = BTreeMap::from([("acks".to_string(), "1".to_string())]);
-        let cluster = Cluster {
-            brokers: "h:1",
-            origin: &origin,
-            properties: &properties,
-            hints: &HINTS,
-        };
+        let cluster = Cluster::new("h:1", &origin, &properties, &HINTS);
         let config = cluster.config(PRODUCER_DEFAULTS);
         assert_eq!(config.get("bootstrap.servers"), Some("h:1"));
         assert_eq!(config.get("acks"), Some("1"));

@@ -131,12 +131,8 @@ impl AnalyzeOptions {
 
     /// The cluster every client of the run talks to, with `sim analyze`'s error hints.
     pub fn cluster(&self) -> Cluster<'_> {
-        Cluster {
-            brokers: &self.brokers,
-            origin: &self.brokers_origin,
-            properties: &self.properties,
-            hints: &KAFKA_HINTS,
-        }
+        let (brokers, origin) = (&self.brokers, &self.brokers_origin);
+        Cluster::new(brokers, origin, &self.properties, &KAFKA_HINTS)
     }
 
     /// The `transactional.id` of exactly-once mode: stable per group and instance, so a

@@ -42,12 +42,8 @@ pub struct KafkaSinkConfig {
 impl KafkaSinkConfig {
     /// The cluster, with the sink's error hints.
     pub fn cluster(&self) -> Cluster<'_> {
-        Cluster {
-            brokers: &self.brokers,
-            origin: &self.brokers_origin,
-            properties: &self.properties,
-            hints: &KAFKA_HINTS,
-        }
+        let (brokers, origin) = (&self.brokers, &self.brokers_origin);
+        Cluster::new(brokers, origin, &self.properties, &KAFKA_HINTS)
     }
 
     /// The librdkafka configuration: defaults, then the user's properties.
