@@ -18,7 +18,8 @@
 //!   and a JSON value, and the ground truth (`_fraud`, the `fraud_pattern` header, `--labels`).
 //! - [`script`]: the scenario (compiled once, called per arrival) and its native API.
 //! - [`rate`] and [`timeline`]: when events happen (arrivals in real or virtual time).
-//! - [`kafka`] (the Kafka client set-up both sides share), [`sink`] (Kafka, stdout and file
+//! - [`delivery`] (the account: produced = delivered + failed), [`kafka`] (the Kafka client
+//!   set-up both sides share), [`sink`] (Kafka, stdout and file
 //!   sinks, with delivery accounting), [`broker`] (the embedded broker) and [`metrics`] (the
 //!   running figures).
 //! - [`pipeline`]: the one module that joins timeline, script and sink, with the follow-ups a
@@ -37,8 +38,10 @@ pub mod broker;
 pub mod check;
 pub mod cli;
 pub mod clock;
+pub mod delivery;
 pub mod encode;
 pub mod error;
+pub mod kafka;
 pub mod labels;
 pub mod metrics;
 pub mod pipeline;

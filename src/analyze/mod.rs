@@ -10,16 +10,23 @@
 //! - [`detect`]: the default native rules and Rhai rules (`scripts/detect/*.rhai`).
 //! - [`score`]: precision, recall and detection delay against the `fraud_pattern` header.
 //! - [`analyzer`]: the above joined; one transaction in, every figure updated.
-//! - [`consume`]: the consumer group, batches, offsets (at least once, or exactly once in
-//!   transactions), and the run loop; [`publish`]: the output topics and the dead-letter topic.
+//! - [`consume`]: the run loop: poll, process, commit when due, draw, summarise.
+//! - [`batch`]: what was read of each partition since its last commit, and the committed totals.
+//! - [`group`]: the consumer group's rebalance callbacks and the commits (at least once, or
+//!   exactly once in transactions).
+//! - [`progress`]: exactly once, the progress records a batch writes and a member resumes from.
+//! - [`publish`]: the output topics and the dead-letter topic.
 //! - [`view`] and [`summary`]: the live terminal view and the summary at exit.
 //!
 //! Delivery guarantees and the published formats are described in `docs/analyze.md`.
 
 pub mod aggregate;
 pub mod analyzer;
+pub mod batch;
 pub mod consume;
 pub mod detect;
+pub mod group;
+pub mod progress;
 pub mod publish;
 pub mod score;
 pub mod summary;
@@ -34,8 +41,17 @@ use std::time::Duration;
 pub use consume::run;
 pub use summary::Summary;
 
+use crate::kafka::{Cluster, ErrorHints, KafkaClientError};
 use crate::script::ScriptError;
 use crate::settings::Origin;
+
+/// Codes and help of `sim analyze`'s Kafka errors: its properties come from `-X` alone.
+pub const KAFKA_HINTS: ErrorHints = ErrorHints {
+    unreachable_code: "sim::analyze::unreachable",
+    unreachable_help: "check the address and that the broker is up",
+    config_code: "sim::analyze::config",
+    config_help: "properties come from -X key=value",
+};
 
 /// The topic of per-merchant transaction counts.
 pub const MERCHANT_COUNTS_TOPIC: &str = "darooghe.merchant_counts";
@@ -113,6 +129,12 @@ impl AnalyzeOptions {
         }
     }
 
+    /// The cluster every client of the run talks to, with `sim analyze`'s error hints.
+    pub fn cluster(&self) -> Cluster<'_> {
+        let (brokers, origin) = (&self.brokers, &self.brokers_origin);
+        Cluster::new(brokers, origin, &self.properties, &KAFKA_HINTS)
+    }
+
     /// The `transactional.id` of exactly-once mode: stable per group and instance, so a
     /// restarted analyzer fences its dead predecessor and aborts its open transaction at once.
     pub fn transactional_id(&self) -> String {
@@ -150,20 +172,6 @@ pub enum AnalyzeError {
         help("pass --brokers HOST:PORT or set KAFKA_BROKER; the embedded broker lives only inside `sim run`, which prints its address")
     )]
     NoBrokers,
-    /// The brokers did not answer.
-    #[error("cannot reach Kafka at {brokers} (from {origin}): {reason}")]
-    #[diagnostic(
-        code(sim::analyze::unreachable),
-        help("check the address and that the broker is up")
-    )]
-    Unreachable {
-        /// Bootstrap servers.
-        brokers: String,
-        /// Where they were configured.
-        origin: Origin,
-        /// What librdkafka said.
-        reason: String,
-    },
     /// The input topic does not exist.
     #[error("topic {topic} does not exist on {brokers}")]
     #[diagnostic(
@@ -176,10 +184,10 @@ pub enum AnalyzeError {
         /// The brokers asked.
         brokers: String,
     },
-    /// librdkafka refused the configuration.
-    #[error("invalid Kafka configuration: {0}")]
-    #[diagnostic(code(sim::analyze::config), help("properties come from -X key=value"))]
-    Config(String),
+    /// The brokers did not answer, or librdkafka refused the configuration.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Client(#[from] KafkaClientError),
     /// The rules folder cannot be read.
     #[error("cannot read detection rules in {}: {source}", path.display())]
     #[diagnostic(code(sim::analyze::rules))]

@@ -13,7 +13,7 @@
 //! - exactly once only, `darooghe.analyze_progress`, keyed by `GROUP/TOPIC/PARTITION`:
 //!   `{"group", "source_topic", "source_partition", "from_offset", "to_offset"}`, one record per
 //!   batch and source partition, whatever else the batch published, in the same transaction; a
-//!   restarted member resumes after the highest committed `to_offset` (see [`super::consume`]).
+//!   restarted member resumes after the highest committed `to_offset` (see [`super::progress`]).
 //!
 //! Counts are *deltas*, not running totals: each source offset is counted in exactly one
 //! published batch (exactly once) or at least one (at least once), whichever member of the group
@@ -22,59 +22,34 @@
 //! total would need the state of the partition's previous owner; a delta needs nothing.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::Arc;
 use std::time::Duration;
 
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::ConsumerGroupMetadata;
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
-use rdkafka::{ClientContext, TopicPartitionList};
+use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
+use rdkafka::TopicPartitionList;
 use serde_json::json;
 
-use super::consume::PartitionBatch;
+use super::batch::PartitionBatch;
+use super::progress::ProgressRecord;
 use super::summary::alert_json;
 use super::{
     AnalyzeError, AnalyzeOptions, ALERTS_TOPIC, CATEGORY_REVENUE_TOPIC, MERCHANT_COUNTS_TOPIC,
     PROGRESS_TOPIC,
 };
-use crate::sink::{ensure_topic, TopicSpec};
+use crate::kafka::{send_waiting, DeliveryContext, PRODUCER_DEFAULTS};
+use crate::sink::{ensure_topic, DeliveryCounters, TopicSpec};
 
 /// How long a flush or a transaction may take before the run stops.
 const PUBLISH_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// Counts failed deliveries, keeping the first reason.
-#[derive(Default)]
-pub struct OutputContext {
-    failed: AtomicU64,
-    first_failure: Mutex<Option<String>>,
-}
-
-impl ClientContext for OutputContext {}
-
-impl ProducerContext for OutputContext {
-    type DeliveryOpaque = ();
-
-    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
-        if let Err((err, _)) = result {
-            self.failed.fetch_add(1, Ordering::Relaxed);
-            if let Ok(mut first) = self.first_failure.lock() {
-                first.get_or_insert_with(|| err.to_string());
-            }
-        }
-    }
-}
-
-/// The key of a progress record.
-pub fn progress_key(group: &str, topic: &str, partition: i32) -> String {
-    format!("{group}/{topic}/{partition}")
-}
+/// How long a send waits for room in a full queue before trying again.
+const QUEUE_FULL_PAUSE: Duration = Duration::from_millis(1);
 
 /// The producer of outputs and dead letters.
 pub struct Publisher {
-    producer: ThreadedProducer<OutputContext>,
+    producer: ThreadedProducer<DeliveryContext>,
     outputs: bool,
     dead_letter: Option<String>,
     transactional: bool,
@@ -95,10 +70,10 @@ impl Publisher {
     /// registers its `transactional.id`, which aborts whatever a dead predecessor left open.
     pub fn connect(
         options: &AnalyzeOptions,
-        base: &ClientConfig,
         partitions: i32,
         replication: i32,
     ) -> Result<Self, AnalyzeError> {
+        let cluster = options.cluster();
         let mut topics = Vec::new();
         if options.output_topics {
             topics.extend(
@@ -115,19 +90,17 @@ impl Publisher {
                 partitions,
                 replication,
             };
-            ensure_topic(base, &spec, false)?;
+            ensure_topic(&cluster.config(&[]), &spec, false)?;
         }
-        let mut config = base.clone();
-        config.set("acks", "all").set("enable.idempotence", "true");
+        let transactional_id = options.transactional_id();
+        let mut defaults = PRODUCER_DEFAULTS.to_vec();
         if options.exactly_once {
-            config.set("transactional.id", options.transactional_id());
+            defaults.push(("transactional.id", &transactional_id));
         }
-        for (key, value) in &options.properties {
-            config.set(key, value);
-        }
-        let producer: ThreadedProducer<OutputContext> = config
-            .create_with_context(OutputContext::default())
-            .map_err(|e| AnalyzeError::Config(e.to_string()))?;
+        // Its own counters: only failures matter here, and they stop the run.
+        let context = DeliveryContext::new(Arc::new(DeliveryCounters::default()));
+        let producer: ThreadedProducer<DeliveryContext> =
+            cluster.create(&cluster.config(&defaults), context)?;
         if options.exactly_once {
             producer
                 .init_transactions(PUBLISH_TIMEOUT)
@@ -153,17 +126,8 @@ impl Publisher {
         if let Some(headers) = headers {
             record = record.headers(headers);
         }
-        loop {
-            match self.producer.send(record) {
-                Ok(()) => return Ok(()),
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                    // Back-pressure: librdkafka's thread drains the queue meanwhile.
-                    record = back;
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-                Err((err, _)) => return Err(kafka("publishing")(err)),
-            }
-        }
+        // A refusal stops the run: the batch is not committed, so a restart publishes it again.
+        send_waiting(&self.producer, record, QUEUE_FULL_PAUSE).map_err(kafka("publishing"))
     }
 
     fn send_batch(
@@ -176,14 +140,17 @@ impl Publisher {
             if self.transactional {
                 // Progress, even for a batch that published nothing else: what a restarted
                 // member resumes after when the broker did not keep the transaction's offsets.
-                let value = json!({
-                    "group": self.group, "source_topic": topic, "source_partition": partition,
-                    "from_offset": from, "to_offset": to,
-                });
+                let record = ProgressRecord {
+                    from_offset: from,
+                    group: &self.group,
+                    source_partition: partition,
+                    source_topic: topic,
+                    to_offset: to,
+                };
                 self.send(
                     PROGRESS_TOPIC,
-                    progress_key(&self.group, topic, partition).as_bytes(),
-                    value.to_string().as_bytes(),
+                    record.key().as_bytes(),
+                    record.to_json().as_bytes(),
                     None,
                 )?;
             }
@@ -263,13 +230,8 @@ impl Publisher {
             .flush(PUBLISH_TIMEOUT)
             .map_err(kafka("flushing the outputs"))?;
         let context = self.producer.context();
-        if context.failed.load(Ordering::Relaxed) > 0 {
-            let reason = context
-                .first_failure
-                .lock()
-                .ok()
-                .and_then(|f| f.clone())
-                .unwrap_or_default();
+        if context.counters().account().failed > 0 {
+            let reason = context.first_failure().unwrap_or_default();
             return Err(AnalyzeError::Kafka {
                 what: "publishing the outputs",
                 reason,

@@ -12,10 +12,13 @@ use super::{split_assignment, watch_signals, CliError, Format};
 use crate::analyze::detect::script::RuleChange;
 use crate::analyze::window::WindowSpec;
 use crate::analyze::{AnalyzeError, AnalyzeNotice, AnalyzeOptions};
-use crate::settings::Origin;
+use crate::settings::{kafka_target, kafka_target_env, UserInput};
 
 /// Poison messages listed one by one on standard error; the rest are only counted.
 const POISON_SHOWN: u64 = 20;
+
+/// The topic read when neither --topic nor TOPIC names one: the one `sim run` writes.
+const DEFAULT_TOPIC: &str = "darooghe.transactions";
 
 /// The rules folder used when `--rules` is not given and the folder exists.
 const DEFAULT_RULES: &str = "scripts/detect";
@@ -95,15 +98,19 @@ pub struct AnalyzeArgs {
 
 impl AnalyzeArgs {
     fn options(self) -> Result<(AnalyzeOptions, Format), CliError> {
-        let (brokers, brokers_origin) = match (self.brokers, std::env::var("KAFKA_BROKER")) {
-            (Some(b), _) => (b, Origin::Flag("--brokers".into())),
-            (None, Ok(b)) => (b, Origin::Env("KAFKA_BROKER".into())),
-            (None, Err(_)) => return Err(AnalyzeError::NoBrokers.into()),
+        // Through the settings, so flags > environment > config file hold as for `sim run`.
+        let flags = [("brokers", self.brokers), ("topic", self.topic)]
+            .into_iter()
+            .filter_map(|(key, value)| Some((key.to_string(), value?, format!("--{key}"))))
+            .collect();
+        let input = UserInput {
+            flags,
+            env: kafka_target_env(),
+            ..UserInput::default()
         };
-        let topic = self
-            .topic
-            .or_else(|| std::env::var("TOPIC").ok())
-            .unwrap_or_else(|| "darooghe.transactions".into());
+        let target = kafka_target(&input, DEFAULT_TOPIC)?;
+        let (brokers, brokers_origin) = target.brokers.ok_or(AnalyzeError::NoBrokers)?;
+        let (topic, _) = target.topic;
         let rules_dir = match (self.rules, self.native_rules_only) {
             (_, true) => None,
             (Some(dir), _) => Some(dir),

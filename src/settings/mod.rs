@@ -10,6 +10,7 @@
 //! any other setting a scenario declares is read from its name in upper case (`fraud_rate` from
 //! `FRAUD_RATE`).
 
+mod kafka_target;
 mod sources;
 mod value;
 
@@ -18,6 +19,7 @@ use std::path::PathBuf;
 
 use chrono_tz::Tz;
 
+pub use kafka_target::{kafka_target, kafka_target_env, KafkaTarget};
 pub use sources::{split_assignment, ConfigFile, UserInput};
 pub use value::{Origin, RawValue, Sourced};
 

@@ -175,3 +175,36 @@ fn a_scenario_setting_without_a_declared_range_takes_any_value_of_its_type() {
     let settings = resolve(&env(&[("FRAUD_RATE", "7.5")]), &scenario).unwrap();
     assert_eq!(settings.values["fraud_rate"], TypedValue::Float(7.5));
 }
+
+#[test]
+fn a_readers_brokers_and_topic_take_flags_then_env_then_default() {
+    let mut input = env(&[("KAFKA_BROKER", "env:1"), ("TOPIC", "t.env")]);
+    input
+        .flags
+        .push(("brokers".into(), "flag:1".into(), "--brokers".into()));
+    let target = kafka_target(&input, "t.default").unwrap();
+    assert_eq!(
+        target.brokers,
+        Some(("flag:1".into(), Origin::Flag("--brokers".into())))
+    );
+    assert_eq!(target.topic, ("t.env".into(), Origin::Env("TOPIC".into())));
+    let none = kafka_target(&env(&[]), "t.default").unwrap();
+    assert_eq!(none.brokers, None);
+    assert_eq!(none.topic, ("t.default".into(), Origin::Default));
+}
+
+#[test]
+fn a_readers_config_file_comes_under_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sim.toml");
+    std::fs::write(&path, "brokers = \"file:1\"\ntopic = \"t.file\"\n").unwrap();
+    let mut input = env(&[("TOPIC", "t.env")]);
+    input.config_file = Some(path.clone());
+    let target = kafka_target(&input, "t.default").unwrap();
+    let origin = Origin::File {
+        path,
+        line: Some(1),
+    };
+    assert_eq!(target.brokers, Some(("file:1".into(), origin)));
+    assert_eq!(target.topic.0, "t.env");
+}

@@ -8,22 +8,21 @@
 //! in kcat.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{
-    BaseRecord, DeliveryResult, Producer, ProducerContext, PurgeConfig, ThreadedProducer,
-};
-use rdkafka::ClientContext;
+use rdkafka::producer::{BaseRecord, Producer, PurgeConfig, ThreadedProducer};
 
-use super::{DeliveryAccount, DeliveryCounters, Record, Sink, SinkError};
+use super::{DeliveryAccount, DeliveryCounters, Record, Sink, SinkError, KAFKA_HINTS};
+use crate::kafka::{send_waiting, Cluster, DeliveryContext, PRODUCER_DEFAULTS};
 use crate::settings::Origin;
 
 /// How long to wait for the brokers to answer before calling them unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long `send` waits for room in a full queue before trying again.
+const QUEUE_FULL_PAUSE: Duration = Duration::from_micros(500);
 
 /// What the Kafka sink needs to know.
 #[derive(Debug, Clone)]
@@ -41,41 +40,15 @@ pub struct KafkaSinkConfig {
 }
 
 impl KafkaSinkConfig {
+    /// The cluster, with the sink's error hints.
+    pub fn cluster(&self) -> Cluster<'_> {
+        let (brokers, origin) = (&self.brokers, &self.brokers_origin);
+        Cluster::new(brokers, origin, &self.properties, &KAFKA_HINTS)
+    }
+
     /// The librdkafka configuration: defaults, then the user's properties.
     pub fn client_config(&self) -> ClientConfig {
-        let mut config = ClientConfig::new();
-        config
-            .set("bootstrap.servers", &self.brokers)
-            .set("acks", "all")
-            .set("enable.idempotence", "true");
-        for (key, value) in &self.properties {
-            config.set(key, value);
-        }
-        config
-    }
-}
-
-/// Counts deliveries and remembers why failures failed.
-pub struct DeliveryContext {
-    counters: Arc<DeliveryCounters>,
-    failures: Mutex<BTreeMap<String, u64>>,
-}
-
-impl ClientContext for DeliveryContext {}
-
-impl ProducerContext for DeliveryContext {
-    type DeliveryOpaque = ();
-
-    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
-        match result {
-            Ok(_) => self.counters.delivered(),
-            Err((err, _)) => {
-                self.counters.failed();
-                if let Ok(mut failures) = self.failures.lock() {
-                    *failures.entry(err.to_string()).or_default() += 1;
-                }
-            }
-        }
+        self.cluster().config(PRODUCER_DEFAULTS)
     }
 }
 
@@ -111,22 +84,12 @@ impl KafkaSink {
         config: &KafkaSinkConfig,
         counters: Arc<DeliveryCounters>,
     ) -> Result<Self, SinkError> {
-        let context = DeliveryContext {
-            counters: counters.clone(),
-            failures: Mutex::new(BTreeMap::new()),
-        };
-        let producer: ThreadedProducer<DeliveryContext> = config
-            .client_config()
-            .create_with_context(context)
-            .map_err(|err| SinkError::Config(err.to_string()))?;
-        producer
-            .client()
-            .fetch_metadata(None, CONNECT_TIMEOUT)
-            .map_err(|err| SinkError::Unreachable {
-                brokers: config.brokers.clone(),
-                origin: config.brokers_origin.clone(),
-                reason: err.to_string(),
-            })?;
+        let cluster = config.cluster();
+        let producer: ThreadedProducer<DeliveryContext> = cluster.create(
+            &config.client_config(),
+            DeliveryContext::new(counters.clone()),
+        )?;
+        cluster.reach(producer.client(), None, CONNECT_TIMEOUT)?;
         Ok(Self {
             producer,
             topic: config.topic.clone(),
@@ -159,28 +122,12 @@ impl Sink for KafkaSink {
         if let Some(key) = record.key {
             message = message.key(key);
         }
-        loop {
-            match self.producer.send(message) {
-                Ok(()) => {
-                    self.counters.produced();
-                    return Ok(());
-                }
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                    // Back-pressure: the polling thread drains delivery reports meanwhile.
-                    message = back;
-                    std::thread::sleep(Duration::from_micros(500));
-                }
-                Err((err, _)) => {
-                    // Refused outright (too large, unknown partition): accounted as failed.
-                    self.counters.produced();
-                    self.counters.failed();
-                    if let Ok(mut failures) = self.producer.context().failures.lock() {
-                        *failures.entry(err.to_string()).or_default() += 1;
-                    }
-                    return Ok(());
-                }
-            }
+        match send_waiting(&self.producer, message, QUEUE_FULL_PAUSE) {
+            Ok(()) => self.counters.produced(),
+            // Refused outright (too large, unknown partition): accounted as failed.
+            Err(err) => self.producer.context().refused(err.to_string()),
         }
+        Ok(())
     }
 
     fn close(&mut self, timeout: Duration) -> Result<DeliveryAccount, SinkError> {
@@ -197,11 +144,6 @@ impl Sink for KafkaSink {
     }
 
     fn failure_reasons(&self) -> Vec<(String, u64)> {
-        self.producer
-            .context()
-            .failures
-            .lock()
-            .map(|f| f.iter().map(|(k, v)| (k.clone(), *v)).collect())
-            .unwrap_or_default()
+        self.producer.context().failure_reasons()
     }
 }

@@ -9,14 +9,23 @@ mod kafka;
 mod topic;
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+pub use crate::delivery::{DeliveryAccount, DeliveryCounters};
 pub use json_lines::JsonLinesSink;
 pub use kafka::{KafkaSink, KafkaSinkConfig};
 pub use topic::{ensure_topic, TopicSpec};
 
-use crate::settings::Origin;
+use crate::kafka::{ErrorHints, KafkaClientError};
+
+/// Codes and help of the sink's Kafka errors: without a broker address it runs its own, and
+/// properties also come from the config file.
+pub const KAFKA_HINTS: ErrorHints = ErrorHints {
+    unreachable_code: "sim::sink::unreachable",
+    unreachable_help: "check the address and that the broker is up; without --brokers and KAFKA_BROKER, sim runs an embedded broker",
+    config_code: "sim::sink::config",
+    config_help: "properties come from -X key=value and the [kafka] table of the config file",
+};
 
 /// One message: key, JSON payload and event time.
 #[derive(Debug, Clone, Copy)]
@@ -31,60 +40,6 @@ pub struct Record<'a> {
     pub revision: u64,
     /// The fraud pattern that made the event, if one did (ground truth).
     pub fraud_pattern: Option<&'a str>,
-}
-
-/// The final (or running) account of a sink.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct DeliveryAccount {
-    /// Records accepted for delivery.
-    pub produced: u64,
-    /// Records confirmed delivered.
-    pub delivered: u64,
-    /// Records that failed.
-    pub failed: u64,
-}
-
-impl DeliveryAccount {
-    /// Records neither delivered nor failed yet.
-    pub fn in_flight(&self) -> u64 {
-        self.produced
-            .saturating_sub(self.delivered)
-            .saturating_sub(self.failed)
-    }
-}
-
-/// Counters a sink updates as it goes and a status line reads from another thread.
-#[derive(Debug, Default)]
-pub struct DeliveryCounters {
-    produced: AtomicU64,
-    delivered: AtomicU64,
-    failed: AtomicU64,
-}
-
-impl DeliveryCounters {
-    /// Counts a record accepted for delivery.
-    pub fn produced(&self) {
-        self.produced.fetch_add(1, Ordering::Relaxed);
-    }
-    /// Counts a record delivered.
-    pub fn delivered(&self) {
-        self.delivered.fetch_add(1, Ordering::Relaxed);
-    }
-    /// Counts a record that failed.
-    pub fn failed(&self) {
-        self.failed.fetch_add(1, Ordering::Relaxed);
-    }
-    /// A snapshot. Delivered and failed are read before produced, so the snapshot never shows
-    /// more settled than produced.
-    pub fn account(&self) -> DeliveryAccount {
-        let delivered = self.delivered.load(Ordering::Acquire);
-        let failed = self.failed.load(Ordering::Acquire);
-        DeliveryAccount {
-            produced: self.produced.load(Ordering::Acquire),
-            delivered,
-            failed,
-        }
-    }
 }
 
 /// A destination for records.
@@ -153,27 +108,10 @@ pub enum SinkError {
         help("use --sink kafka, --sink stdout or --sink file:PATH")
     )]
     UnknownSink(String),
-    /// The brokers did not answer.
-    #[error("cannot reach Kafka at {brokers} (from {origin}): {reason}")]
-    #[diagnostic(
-        code(sim::sink::unreachable),
-        help("check the address and that the broker is up; without --brokers and KAFKA_BROKER, sim runs an embedded broker")
-    )]
-    Unreachable {
-        /// The bootstrap servers tried.
-        brokers: String,
-        /// Where they were configured.
-        origin: Origin,
-        /// What librdkafka said.
-        reason: String,
-    },
-    /// librdkafka refused the configuration.
-    #[error("invalid Kafka configuration: {0}")]
-    #[diagnostic(
-        code(sim::sink::config),
-        help("properties come from -X key=value and the [kafka] table of the config file")
-    )]
-    Config(String),
+    /// The brokers did not answer, or librdkafka refused the configuration.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Kafka(#[from] KafkaClientError),
     /// Creating or deleting the topic failed.
     #[error("cannot set up topic {topic}: {reason}")]
     #[diagnostic(code(sim::sink::topic))]

@@ -12,7 +12,8 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::RDKafkaErrorCode;
 
-use super::SinkError;
+use super::{SinkError, KAFKA_HINTS};
+use crate::kafka::KafkaClientError;
 
 /// How long a topic may take to go away and come back, or to show up in metadata.
 const TOPIC_SETTLE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -40,7 +41,7 @@ pub fn ensure_topic(
     };
     let admin: AdminClient<DefaultClientContext> = config
         .create()
-        .map_err(|e| SinkError::Config(e.to_string()))?;
+        .map_err(|e| KafkaClientError::config(e, &KAFKA_HINTS))?;
     // A topic that is there needs no admin request: some brokers (librdkafka's mock cluster,
     // when it is not the embedded one) do not answer CreateTopics at all.
     if !recreate && wait_for_leaders(&admin, spec, Duration::ZERO).is_ok() {

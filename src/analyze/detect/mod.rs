@@ -9,9 +9,11 @@
 //!   minute) and `high_value` (3 of a customer's last 10 above 1,000,000 rials).
 //! - [`script`]: rules a user writes in Rhai (`fn detect(event, history)`), loaded from a folder
 //!   and hot-reloaded.
+//! - [`watch`]: the rules folder over a run: loaded at start, watched, reloaded on a save.
 
 pub mod native;
 pub mod script;
+pub mod watch;
 
 use std::collections::{HashMap, VecDeque};
 

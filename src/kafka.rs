@@ -1,0 +1,326 @@
+//! What every Kafka client of `sim` shares: its configuration, the first contact with the
+//! cluster, sending through a full queue, delivery accounting, and the errors of all of these.
+//!
+//! The sink ([`crate::sink`]) and `sim analyze` ([`crate::analyze`]) are both clients of a
+//! cluster the user named (`--brokers`, `KAFKA_BROKER`) and configured (`-X`, the `[kafka]`
+//! table). This module is below both: it knows librdkafka and [`crate::settings::Origin`], not
+//! its callers, which pass in their own [`ErrorHints`] so an error still says where *their*
+//! settings come from.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rdkafka::client::Client;
+use rdkafka::config::{ClientConfig, FromClientConfigAndContext};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::ToBytes;
+use rdkafka::metadata::Metadata;
+use rdkafka::producer::{BaseRecord, DeliveryResult, ProducerContext, ThreadedProducer};
+use rdkafka::ClientContext;
+
+use crate::delivery::DeliveryCounters;
+use crate::settings::Origin;
+use crate::sync::lock;
+
+/// The producer defaults `sim` applies under the user's properties: every message acknowledged
+/// by all in-sync replicas, and written once even when librdkafka retries it.
+pub const PRODUCER_DEFAULTS: &[(&str, &str)] = &[("acks", "all"), ("enable.idempotence", "true")];
+
+/// The error codes and help lines of one client of the cluster: the same failure is fixed in a
+/// different place for the sink (which falls back to an embedded broker and reads a config file)
+/// than for `sim analyze`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ErrorHints {
+    /// Code of an unreachable cluster, e.g. `sim::sink::unreachable`.
+    pub unreachable_code: &'static str,
+    /// Help for an unreachable cluster.
+    pub unreachable_help: &'static str,
+    /// Code of a configuration librdkafka refused.
+    pub config_code: &'static str,
+    /// Help for a configuration librdkafka refused.
+    pub config_help: &'static str,
+}
+
+/// A Kafka client that could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum KafkaClientError {
+    /// The brokers did not answer.
+    #[error("cannot reach Kafka at {brokers} (from {origin}): {reason}")]
+    Unreachable {
+        /// The bootstrap servers tried.
+        brokers: String,
+        /// Where they were configured.
+        origin: Origin,
+        /// What librdkafka said.
+        reason: String,
+        /// The client's code and help.
+        hints: &'static ErrorHints,
+    },
+    /// librdkafka refused the configuration.
+    #[error("invalid Kafka configuration: {reason}")]
+    Config {
+        /// What librdkafka said.
+        reason: String,
+        /// The client's code and help.
+        hints: &'static ErrorHints,
+    },
+}
+
+impl KafkaClientError {
+    /// A configuration librdkafka refused.
+    pub fn config(reason: impl ToString, hints: &'static ErrorHints) -> Self {
+        Self::Config {
+            reason: reason.to_string(),
+            hints,
+        }
+    }
+}
+
+// By hand rather than derived: the code and help come from the client's hints, which the
+// derive only takes as literals.
+impl miette::Diagnostic for KafkaClientError {
+    fn code<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
+        Some(Box::new(match self {
+            Self::Unreachable { hints, .. } => hints.unreachable_code,
+            Self::Config { hints, .. } => hints.config_code,
+        }))
+    }
+
+    fn help<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
+        Some(Box::new(match self {
+            Self::Unreachable { hints, .. } => hints.unreachable_help,
+            Self::Config { hints, .. } => hints.config_help,
+        }))
+    }
+}
+
+/// The cluster a client talks to, as the user configured it.
+#[derive(Debug, Clone, Copy)]
+pub struct Cluster<'a> {
+    /// Bootstrap servers.
+    pub brokers: &'a str,
+    /// Where they were configured, for errors.
+    pub origin: &'a Origin,
+    /// The user's librdkafka properties (`-X`, `[kafka]`).
+    pub properties: &'a BTreeMap<String, String>,
+    /// The codes and help of the client's errors.
+    pub hints: &'static ErrorHints,
+}
+
+impl<'a> Cluster<'a> {
+    /// The cluster at `brokers` (configured in `origin`), with the user's `properties` and the
+    /// client's error `hints`.
+    pub fn new(
+        brokers: &'a str,
+        origin: &'a Origin,
+        properties: &'a BTreeMap<String, String>,
+        hints: &'static ErrorHints,
+    ) -> Self {
+        Self {
+            brokers,
+            origin,
+            properties,
+            hints,
+        }
+    }
+
+    /// The bootstrap servers, then `defaults`, then the user's properties: whatever the user
+    /// passed wins, so every librdkafka property works as it does in kcat.
+    pub fn config(&self, defaults: &[(&str, &str)]) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", self.brokers);
+        for (key, value) in defaults {
+            config.set(*key, *value);
+        }
+        for (key, value) in self.properties {
+            config.set(key, value);
+        }
+        config
+    }
+
+    /// Creates a client from `config`; librdkafka checks the properties here.
+    pub fn create<T, C>(&self, config: &ClientConfig, context: C) -> Result<T, KafkaClientError>
+    where
+        C: ClientContext,
+        T: FromClientConfigAndContext<C>,
+    {
+        config
+            .create_with_context(context)
+            .map_err(|err| KafkaClientError::config(err, self.hints))
+    }
+
+    /// Asks the brokers for the metadata of `topic` (of every topic with `None`) within
+    /// `timeout`: the first contact, where a wrong address shows.
+    pub fn reach<C: ClientContext>(
+        &self,
+        client: &Client<C>,
+        topic: Option<&str>,
+        timeout: Duration,
+    ) -> Result<Metadata, KafkaClientError> {
+        client
+            .fetch_metadata(topic, timeout)
+            .map_err(|err| KafkaClientError::Unreachable {
+                brokers: self.brokers.to_string(),
+                origin: self.origin.clone(),
+                reason: err.to_string(),
+                hints: self.hints,
+            })
+    }
+}
+
+/// Sends `record`, waiting `pause` at a time while librdkafka's queue is full (back-pressure:
+/// its own thread drains the queue meanwhile). Any other error is a refusal (too large, unknown
+/// partition), handed back for the caller to count or raise.
+pub fn send_waiting<K, P>(
+    producer: &ThreadedProducer<DeliveryContext>,
+    mut record: BaseRecord<'_, K, P>,
+    pause: Duration,
+) -> Result<(), KafkaError>
+where
+    K: ToBytes + ?Sized,
+    P: ToBytes + ?Sized,
+{
+    loop {
+        match producer.send(record) {
+            Ok(()) => return Ok(()),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                record = back;
+                std::thread::sleep(pause);
+            }
+            Err((err, _)) => return Err(err),
+        }
+    }
+}
+
+/// Failed deliveries: how many for each reason, and the first reason of all.
+#[derive(Debug, Default)]
+struct Failures {
+    by_reason: BTreeMap<String, u64>,
+    first: Option<String>,
+}
+
+/// A producer's delivery callback: counts every delivery report in [`DeliveryCounters`] and
+/// keeps why failures failed. librdkafka's thread runs it, so it only bumps counters.
+pub struct DeliveryContext {
+    counters: Arc<DeliveryCounters>,
+    failures: Mutex<Failures>,
+}
+
+impl DeliveryContext {
+    /// A context that counts into `counters`.
+    pub fn new(counters: Arc<DeliveryCounters>) -> Self {
+        Self {
+            counters,
+            failures: Mutex::new(Failures::default()),
+        }
+    }
+
+    /// The counters it updates.
+    pub fn counters(&self) -> &DeliveryCounters {
+        &self.counters
+    }
+
+    /// Counts a failed delivery and its reason.
+    pub fn failed(&self, reason: String) {
+        self.counters.failed();
+        let mut failures = lock(&self.failures);
+        failures.first.get_or_insert_with(|| reason.clone());
+        *failures.by_reason.entry(reason).or_default() += 1;
+    }
+
+    /// Counts a record the producer refused outright: accepted and failed at once, so that
+    /// produced = delivered + failed still holds.
+    pub fn refused(&self, reason: String) {
+        self.counters.produced();
+        self.failed(reason);
+    }
+
+    /// Why deliveries failed, with a count for each reason.
+    pub fn failure_reasons(&self) -> Vec<(String, u64)> {
+        let failures = lock(&self.failures);
+        failures
+            .by_reason
+            .iter()
+            .map(|(reason, count)| (reason.clone(), *count))
+            .collect()
+    }
+
+    /// The reason of the first failed delivery, if one failed.
+    pub fn first_failure(&self) -> Option<String> {
+        lock(&self.failures).first.clone()
+    }
+}
+
+impl ClientContext for DeliveryContext {}
+
+impl ProducerContext for DeliveryContext {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        match result {
+            Ok(_) => self.counters.delivered(),
+            Err((err, _)) => self.failed(err.to_string()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use miette::Diagnostic;
+
+    const HINTS: ErrorHints = ErrorHints {
+        unreachable_code: "sim::test::unreachable",
+        unreachable_help: "is it up?",
+        config_code: "sim::test::config",
+        config_help: "see -X",
+    };
+
+    #[test]
+    fn user_properties_override_the_defaults() {
+        let origin = Origin::Flag("--brokers".into());
+        let properties = BTreeMap::from([("acks".to_string(), "1".to_string())]);
+        let cluster = Cluster::new("h:1", &origin, &properties, &HINTS);
+        let config = cluster.config(PRODUCER_DEFAULTS);
+        assert_eq!(config.get("bootstrap.servers"), Some("h:1"));
+        assert_eq!(config.get("acks"), Some("1"));
+        assert_eq!(config.get("enable.idempotence"), Some("true"));
+    }
+
+    #[test]
+    fn errors_carry_their_clients_code_and_help() {
+        let err = KafkaClientError::Unreachable {
+            brokers: "h:1".into(),
+            origin: Origin::Env("KAFKA_BROKER".into()),
+            reason: "refused".into(),
+            hints: &HINTS,
+        };
+        assert_eq!(
+            err.to_string(),
+            "cannot reach Kafka at h:1 (from environment variable KAFKA_BROKER): refused"
+        );
+        assert_eq!(err.code().unwrap().to_string(), "sim::test::unreachable");
+        assert_eq!(err.help().unwrap().to_string(), "is it up?");
+        let err = KafkaClientError::config("bad", &HINTS);
+        assert_eq!(err.to_string(), "invalid Kafka configuration: bad");
+        assert_eq!(err.code().unwrap().to_string(), "sim::test::config");
+        assert_eq!(err.help().unwrap().to_string(), "see -X");
+    }
+
+    #[test]
+    fn failures_are_counted_by_reason_and_the_first_is_kept() {
+        let counters = Arc::new(DeliveryCounters::default());
+        let context = DeliveryContext::new(counters.clone());
+        context.refused("too large".into());
+        context.failed("timed out".into());
+        context.failed("timed out".into());
+        assert_eq!(counters.account().produced, 1);
+        assert_eq!(counters.account().failed, 3);
+        assert_eq!(context.first_failure().as_deref(), Some("too large"));
+        assert_eq!(
+            context.failure_reasons(),
+            vec![("timed out".to_string(), 2), ("too large".to_string(), 1)]
+        );
+    }
+}
