@@ -330,3 +330,51 @@ fn a_burst_of_saves_is_one_reload() {
     let versions: Vec<String> = takeovers(&events).into_iter().map(|(v, _)| v).collect();
     assert_eq!(versions, ["v1", "v20"]);
 }
+
+/// The ride-hailing fixture (a chain of follow-ups up to an hour long) with `from` replaced by
+/// `to`.
+fn ride(from: &str, to: &str) -> String {
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/check/ride.rhai"),
+    )
+    .unwrap();
+    assert!(text.contains(from), "the fixture has no `{from}`");
+    text.replace(from, to)
+}
+
+#[test]
+fn an_edit_broken_only_in_the_last_follow_up_or_multiplying_them_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("ride.rhai");
+    std::fs::write(&script, ride("", "")).unwrap();
+    let mut run = Run::start(dir.path(), "ride.rhai");
+    // The commission goes wrong only in trip_completed, which falls due up to 70 minutes after
+    // its request: the reload's check makes the chains to their last link before swapping.
+    std::fs::write(
+        &script,
+        ride(
+            "let commission = (trip.fare * ctx.settings.commission_rate).to_int();",
+            "let commission = (trip.fare * 0.25).to_int();",
+        ),
+    )
+    .unwrap();
+    let said = run
+        .wait_for("commission is not fare * commission_rate")
+        .join("\n");
+    assert!(said.contains("revision 1 keeps running"), "{said}");
+    // A cancellation that schedules two more of itself.
+    std::fs::write(
+        &script,
+        ride(
+            "fn trip_cancelled(ctx, trip) {\n",
+            "fn trip_cancelled(ctx, trip) {\n    ctx.follow_up(1000, \"trip_cancelled\", trip);\n    ctx.follow_up(2000, \"trip_cancelled\", trip);\n",
+        ),
+    )
+    .unwrap();
+    let said = run
+        .wait_for("follow-ups grow without levelling off")
+        .join("\n");
+    assert!(said.contains("revision 1 keeps running"), "{said}");
+    let events = run.stop();
+    assert!(!events.is_empty(), "the stream went on");
+}

@@ -18,7 +18,7 @@ use notify_debouncer_mini::DebouncedEventKind;
 
 use crate::metrics::Metrics;
 use crate::pipeline::Candidate;
-use crate::scenario::{prepare, sample_checked, Options, ScenarioError};
+use crate::scenario::{prepare, sample_checked, FollowUpGrowth, Options, ScenarioError};
 use crate::schema::Violation;
 use crate::script::imports::script_files;
 use crate::script::ScriptError;
@@ -97,6 +97,19 @@ pub enum ReloadError {
         /// What it broke.
         violation: Violation,
     },
+    /// The new version's follow-ups grow without levelling off: left running, they would take
+    /// the machine's memory.
+    #[error("{}: follow-ups grow without levelling off ({} pending after the sample's arrivals, {} still pending after {} more were made)", script.display(), growth.after_arrivals, growth.left, growth.drained)]
+    #[diagnostic(
+        code(sim::reload::follow_ups_grow),
+        help("a follow-up that schedules more than one of itself multiplies; run `sim check` on the script to see which function schedules the most")
+    )]
+    FollowUpsGrow {
+        /// The script.
+        script: PathBuf,
+        /// How the follow-ups grew over the sample.
+        growth: FollowUpGrowth,
+    },
     /// The new version could not be copied for the other workers.
     #[error(transparent)]
     #[diagnostic(transparent)]
@@ -129,6 +142,12 @@ fn prepare_candidate(
             script: options.script.clone(),
             seq,
             violation,
+        });
+    }
+    if sampled.follow_ups.grows() {
+        return Err(ReloadError::FollowUpsGrow {
+            script: options.script.clone(),
+            growth: sampled.follow_ups,
         });
     }
     let settings = sampled.settings;
