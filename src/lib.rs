@@ -8,7 +8,8 @@
 //! # Layout
 //!
 //! - [`timeline`] and [`rate`]: when events happen (arrivals in real or virtual time).
-//! - [`clock`]: what the simulator takes as now (`--now`).
+//! - [`clock`]: what the simulator takes as now (`--now`), and how time passes (the wall clock,
+//!   or virtual time in tests).
 //! - [`script`]: the scenario (compiled once, called per arrival) and its native API.
 //! - [`encode`]: an event map into a key and a JSON value.
 //! - [`sink`]: Kafka, stdout and file sinks, with delivery accounting; [`broker`]: the

@@ -400,8 +400,9 @@ impl<'s> Pipeline<'s> {
     /// Streams in real time from the clock's start until `shutdown` (or, with `until`, until
     /// simulated time reaches it). Returns the number of events sent.
     ///
-    /// Every wait goes through the clock, so on virtual time (tests) the stream never sleeps on
-    /// the wall clock yet sends each event at its deadline.
+    /// Every wait goes through the clock, so on a clock on virtual time (tests, see
+    /// [`crate::clock::TimeSource`]) the stream never sleeps on the wall clock yet sends each
+    /// event at its deadline.
     ///
     /// Every arrival already due is made in one batch (on all workers), so a slow moment is
     /// caught up instead of drifting.
