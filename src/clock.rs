@@ -53,11 +53,6 @@ impl TimeSource {
         }
     }
 
-    /// Whether this is virtual time.
-    pub fn is_paused(&self) -> bool {
-        self.paused.is_some()
-    }
-
     /// The current instant.
     pub fn now(&self) -> Instant {
         match &self.paused {
