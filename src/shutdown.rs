@@ -1,7 +1,8 @@
 //! The stop signal: set once (by Ctrl-C, SIGTERM or a test), seen by every loop.
 //!
-//! Waiting on it doubles as an interruptible sleep, so the live stream sleeps until its next
-//! deadline yet stops at once when asked.
+//! Waiting on it doubles as an interruptible sleep: the wall clock's
+//! [`TimeSource`](crate::clock::TimeSource) sleeps through it, so the live stream sleeps until
+//! its next deadline yet stops at once when asked.
 
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;

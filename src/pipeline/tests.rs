@@ -1,4 +1,5 @@
 use super::*;
+use crate::clock::TimeSource;
 use crate::settings::{resolve, UserInput};
 use crate::sink::{DeliveryAccount, SinkError};
 use std::path::Path;
@@ -7,12 +8,24 @@ use std::path::Path;
 #[derive(Default)]
 struct Recorder {
     records: Vec<(i64, serde_json::Value)>,
+    /// With a clock, the simulated time (ms) at which each record was sent.
+    sent_at: Option<(SimClock, Vec<i64>)>,
+    /// A stop asked for once this many records are sent.
+    stop_after: Option<(usize, Shutdown)>,
 }
 
 impl Sink for Recorder {
     fn send(&mut self, record: Record<'_>) -> Result<(), SinkError> {
         let value = serde_json::from_slice(record.payload).unwrap();
         self.records.push((record.timestamp_ms, value));
+        if let Some((clock, sent_at)) = &mut self.sent_at {
+            sent_at.push(clock.now().timestamp_millis());
+        }
+        if let Some((count, shutdown)) = &self.stop_after {
+            if self.records.len() >= *count {
+                shutdown.trigger();
+            }
+        }
         Ok(())
     }
     fn close(&mut self, _: Duration) -> Result<DeliveryAccount, SinkError> {
@@ -32,14 +45,24 @@ fn pipeline<'s>(source: &str, sink: &'s mut Recorder, env: &[(&str, &str)]) -> P
 
 const SEQ_EVENT: &str = "fn event(ctx) { #{ customer_id: `c${ctx.seq % 7}`, seq: ctx.seq } }";
 
+/// A Monday, 10:00 UTC.
+fn monday() -> DateTime<Utc> {
+    DateTime::from_timestamp(1_705_312_800, 0).unwrap()
+}
+
+/// A clock on paused time from `start`: the live stream runs through it without waiting.
+fn paused_clock(start: DateTime<Utc>) -> SimClock {
+    SimClock::on(TimeSource::paused(), start)
+}
+
 #[test]
 fn backfill_hands_over_to_live_with_no_gap_or_overlap() {
     let mut sink = Recorder::default();
-    let now = Utc::now();
+    let now = monday();
     // 60,000 per minute: the live part makes about 1,000 events in its second.
     let mut p = pipeline(SEQ_EVENT, &mut sink, &[("EVENT_RATE", "60000")]);
     let backfilled = p.backfill(now, 500, 1.0, &Shutdown::new()).unwrap();
-    let clock = SimClock::starting_at(now);
+    let clock = paused_clock(now);
     let until = now + chrono::Duration::seconds(1);
     let live = p.live(&clock, &Shutdown::new(), Some(until)).unwrap();
     assert_eq!(backfilled, 500);
@@ -75,6 +98,46 @@ fn a_stop_signal_ends_the_live_stream() {
 }
 
 #[test]
+fn a_stop_asked_for_while_streaming_ends_the_stream_at_once() {
+    let shutdown = Shutdown::new();
+    let mut sink = Recorder {
+        stop_after: Some((100, shutdown.clone())),
+        ..Recorder::default()
+    };
+    let mut p = pipeline(SEQ_EVENT, &mut sink, &[("EVENT_RATE", "600")]);
+    // An endless stream on virtual time: only the stop (asked by the sink) ends it.
+    let sent = p.live(&paused_clock(monday()), &shutdown, None).unwrap();
+    // The event being sent when the stop came was the last.
+    assert_eq!(sent, 100);
+    assert_eq!(sink.records.len(), 100);
+}
+
+#[test]
+fn the_live_stream_sends_each_event_at_its_deadline() {
+    let start = monday();
+    let clock = paused_clock(start);
+    let mut sink = Recorder {
+        sent_at: Some((clock.clone(), Vec::new())),
+        ..Recorder::default()
+    };
+    // 60 a minute at any hour.
+    let mut p = pipeline(RETRYING, &mut sink, &[("EVENT_RATE", "60")]);
+    // Ten minutes of simulated time; on paused time it takes no waiting.
+    let until = start + chrono::Duration::minutes(10);
+    let sent = p.live(&clock, &Shutdown::new(), Some(until)).unwrap();
+    assert_eq!(clock.now(), until, "the run is waited out");
+    // 60 a minute, and a retry for every third payment but the last 30 s of them.
+    assert!((650..950).contains(&sent), "{sent}");
+    let (_, sent_at) = sink.sent_at.as_ref().unwrap();
+    let deadlines: Vec<i64> = sink.records.iter().map(|(t, _)| *t).collect();
+    assert_eq!(sent_at, &deadlines, "every event is sent at its time");
+    assert!(deadlines.windows(2).all(|w| w[0] <= w[1]));
+    assert!(deadlines
+        .iter()
+        .any(|t| *t > start.timestamp_millis() + 590_000));
+}
+
+#[test]
 fn the_scripts_rate_shapes_the_timeline() {
     // 600/min in even minutes, none in odd ones.
     let source =
@@ -106,8 +169,9 @@ fn a_reload_swaps_rules_and_rate_between_events() {
     next.setup(&settings, 11, 0).unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     p.accept_reloads(rx);
-    let now = Utc::now();
-    let clock = SimClock::starting_at(now);
+    let time = TimeSource::paused();
+    let now = monday();
+    let clock = SimClock::on(time.clone(), now);
     p.live(
         &clock,
         &Shutdown::new(),
@@ -121,8 +185,8 @@ fn a_reload_swaps_rules_and_rate_between_events() {
         revision: 2,
     })
     .unwrap();
-    let later = Utc::now();
-    let clock = SimClock::starting_at(later);
+    let later = clock.now();
+    let clock = SimClock::on(time, later);
     p.live(
         &clock,
         &Shutdown::new(),
@@ -187,9 +251,9 @@ fn follow_ups_scheduled_late_in_the_backfill_come_in_the_live_stream() {
     let script = RETRYING.replace("30000", "1000").replace("600.0", "6000.0");
     let mut sink = Recorder::default();
     let mut p = pipeline(&script, &mut sink, &[]);
-    let now = Utc::now();
+    let now = monday();
     p.backfill(now, 1_000, 0.01, &Shutdown::new()).unwrap();
-    let clock = SimClock::starting_at(now);
+    let clock = paused_clock(now);
     let until = now + chrono::Duration::milliseconds(1_500);
     p.live(&clock, &Shutdown::new(), Some(until)).unwrap();
     let now_ms = now.timestamp_millis();
