@@ -11,9 +11,8 @@
 //! this list (`tests/layers.rs` holds the code to it).
 //!
 //! - Shared pieces: [`sync`] (locks that survive a panic), [`rng`] (the seeded random streams),
-//!   [`watch`] (saves to files), [`clock`] (what the simulator takes as now, `--now`, on the wall clock or
-//!   on paused virtual time in tests),
-//!   [`shutdown`] (the stop signal).
+//!   [`watch`] (saves to files), [`shutdown`] (the stop signal), and [`clock`] (what the
+//!   simulator takes as now, `--now`, on the wall clock or on paused virtual time in tests).
 //! - [`settings`]: flags > environment > config file > `config()` > defaults.
 //! - [`schema`], [`encode`] and [`labels`]: the declared event schema, an event map into a key
 //!   and a JSON value, and the ground truth (`_fraud`, the `fraud_pattern` header, `--labels`).

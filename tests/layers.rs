@@ -13,7 +13,8 @@ use std::path::{Path, PathBuf};
 /// know nothing of each other).
 const LAYERS: &[&[&str]] = &[
     // Shared pieces that know nothing of the simulator.
-    &["sync", "rng", "watch", "clock", "shutdown"],
+    &["sync", "rng", "watch", "shutdown"],
+    &["clock"],
     &["settings"],
     &["schema", "encode"],
     &["labels"],
