@@ -188,6 +188,7 @@ fn run(
         now: Some(now),
         sink: SinkSpec::Kafka,
         labels: false,
+        time: sim::clock::TimeSource::real(),
     };
     let prepared = scenario::prepare(&options)?;
     let broker = EmbeddedBroker::start(&TopicSpec {

@@ -15,7 +15,7 @@ use crate::broker::EmbeddedBroker;
 use crate::clock::SimClock;
 use crate::error::SimError;
 use crate::metrics::Metrics;
-use crate::pipeline::{Pipeline, PipelineError};
+use crate::pipeline::{BackfillSpec, Pipeline, PipelineError};
 use crate::reload::{self, ReloadNotice};
 use crate::scenario::{prepare, Options, Prepared};
 use crate::settings::InitMode;
@@ -49,7 +49,9 @@ pub enum Notice {
     },
     /// The backfill finished.
     BackfillDone {
-        /// Events sent.
+        /// Arrivals placed in the window (the `backfill` setting).
+        arrivals: u64,
+        /// Events they made, with the follow-ups due inside the window.
         events: u64,
         /// Start of the window.
         from: DateTime<Utc>,
@@ -247,23 +249,23 @@ pub fn run(
             if let Some(reloads) = reloads {
                 pipeline.accept_reloads(reloads);
             }
-            let mut events = 0;
-            if flush && count > 0 {
-                events += pipeline.backfill(now, count, days, shutdown)?;
-                notify(Notice::BackfillDone {
-                    events,
-                    from: now - chrono::Duration::seconds((days * 86_400.0) as i64),
-                    to: now,
-                });
-            }
-            if shutdown.is_triggered() {
-                return Ok(events);
-            }
-            // The live stream starts where the backfill window ends: no gap, no overlap.
-            let clock = SimClock::starting_at(now);
+            let backfill = (flush && count > 0).then_some(BackfillSpec {
+                arrivals: count,
+                days,
+            });
+            // The live stream starts where the backfill window ends: no gap, no overlap. Its
+            // clock starts now, before the backfill, so live time is real time after it.
+            let clock = SimClock::on(options.time.clone(), now);
             let until = duration.and_then(|d| chrono::Duration::from_std(d).ok().map(|d| now + d));
-            events += pipeline.live(&clock, shutdown, until)?;
-            Ok(events)
+            let mut backfilled = |spec: BackfillSpec, events| {
+                notify(Notice::BackfillDone {
+                    arrivals: spec.arrivals,
+                    events,
+                    from: now - chrono::Duration::seconds((spec.days * 86_400.0) as i64),
+                    to: now,
+                })
+            };
+            pipeline.stream(&clock, backfill, shutdown, until, &mut backfilled)
         },
     )
 }

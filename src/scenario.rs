@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
+use crate::clock::TimeSource;
 use crate::metrics::Metrics;
 use crate::pipeline::{FunctionCoverage, Pipeline, PipelineError};
 use crate::rng::fresh_seed;
@@ -35,6 +36,8 @@ pub struct Options {
     pub sink: SinkSpec,
     /// `--labels`: add the ground truth to each event as a `_label` field.
     pub labels: bool,
+    /// How time passes for the live stream: the wall clock, or paused virtual time in tests.
+    pub time: TimeSource,
 }
 
 /// A scenario loaded, configured and set up.

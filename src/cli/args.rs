@@ -107,6 +107,7 @@ impl CommonArgs {
             now: self.now,
             sink,
             labels: self.labels,
+            time: crate::clock::TimeSource::real(),
         })
     }
 }

@@ -74,11 +74,13 @@ enum Command {
         #[command(flatten)]
         common: CommonArgs,
     },
-    /// Produce only the historical part: COUNT events over the DAYS before --now.
+    /// Produce only the historical part: COUNT arrivals over the DAYS before --now (an arrival
+    /// may make several events, or none).
     Backfill {
         /// The scenario script.
         script: PathBuf,
-        /// How many events (default: the BACKFILL setting, 20,000).
+        /// How many arrivals (default: the BACKFILL setting, 20,000); the events they make are
+        /// counted at the end.
         #[arg(long)]
         count: Option<u64>,
         /// The window in days (default: the backfill_days setting, 7).

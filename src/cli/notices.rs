@@ -21,12 +21,17 @@ pub(super) fn print_notice(notice: Notice) {
             let how = if recreated { "recreated" } else { "ready" };
             say!("topic {topic} {how}");
         }
-        Notice::BackfillDone { events, from, to } => {
+        Notice::BackfillDone {
+            arrivals,
+            events,
+            from,
+            to,
+        } => {
             let (from, to) = (
                 from.to_rfc3339_opts(SecondsFormat::Secs, true),
                 to.to_rfc3339_opts(SecondsFormat::Secs, true),
             );
-            say!("backfilled {events} events from {from} to {to}; streaming live from {to}");
+            say!("backfilled {arrivals} arrivals, which made {events} events, from {from} to {to}; streaming live from {to}");
         }
         Notice::AccountAfterError(account) => print_account(&account),
         Notice::Failures(failures) => {

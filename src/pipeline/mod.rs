@@ -74,6 +74,16 @@ pub struct Pipeline<'s> {
     follow_ups: FollowUpQueue,
 }
 
+/// The historical part of a stream: `arrivals` arrivals of the timeline over the `days` before
+/// its start. An arrival may make several events (a fraud burst) or none.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BackfillSpec {
+    /// Arrivals to place in the window.
+    pub arrivals: u64,
+    /// The window, in days.
+    pub days: f64,
+}
+
 /// A new version of the scenario, compiled, set up and checked, ready to be swapped in.
 pub struct Candidate {
     /// The scenario, its event generator on the stream of its generation.
@@ -376,8 +386,9 @@ impl<'s> Pipeline<'s> {
         }
         Ok(sent)
     }
-    /// Produces `count` historical events over the `days` before `end`, in virtual time.
-    /// Returns the number of events sent (an arrival may make several, or none).
+    /// Produces the events of `count` historical arrivals over the `days` before `end`, in
+    /// virtual time, with the follow-ups that fall due inside the window. Returns the number of
+    /// events sent (an arrival may make several, or none).
     pub fn backfill(
         &mut self,
         end: DateTime<Utc>,
@@ -436,6 +447,31 @@ impl<'s> Pipeline<'s> {
         Ok(sent)
     }
 
+    /// `sim run`'s whole stream on one clock: first, with `backfill`, that many arrivals over
+    /// the window before the clock's start (in virtual time, as fast as the machine allows),
+    /// reported to `backfilled`; then the live stream from the clock's start, as
+    /// [`Pipeline::live`]. The clock is started before the backfill, so the arrivals that fell
+    /// due while it ran are made at once when it ends, and from then on every live event leaves
+    /// when its timestamp says: live time is real time, however long the backfill took.
+    pub fn stream(
+        &mut self,
+        clock: &SimClock,
+        backfill: Option<BackfillSpec>,
+        shutdown: &Shutdown,
+        until: Option<DateTime<Utc>>,
+        backfilled: &mut dyn FnMut(BackfillSpec, u64),
+    ) -> Result<u64, PipelineError> {
+        let mut events = 0;
+        if let Some(spec) = backfill {
+            events += self.backfill(clock.start(), spec.arrivals, spec.days, shutdown)?;
+            backfilled(spec, events);
+        }
+        if shutdown.is_triggered() {
+            return Ok(events);
+        }
+        Ok(events + self.live(clock, shutdown, until)?)
+    }
+
     /// Streams in real time from the clock's start until `shutdown` (or, with `until`, until
     /// simulated time reaches it). Returns the number of events sent.
     ///
@@ -468,11 +504,15 @@ impl<'s> Pipeline<'s> {
             };
             if due >= until {
                 // Wait out the rest of the run, then stop.
+                self.sink.idle()?;
                 clock.sleep_until(DateTime::from_timestamp_nanos(until), shutdown);
                 break;
             }
             let due = DateTime::from_timestamp_nanos(due);
             if !clock.until(due).is_zero() {
+                // Nothing is due: what the sink holds goes out before the stream sleeps, so a
+                // reader of a file or a pipe sees each event within one sleep of its time.
+                self.sink.idle()?;
                 if clock.sleep_until(due.min(clock.now() + MAX_SLEEP), shutdown) {
                     break;
                 }

@@ -12,12 +12,22 @@ struct Recorder {
     sent_at: Option<(SimClock, Vec<i64>)>,
     /// A stop asked for once this many records are sent.
     stop_after: Option<(usize, Shutdown)>,
+    /// A slow sink for history: each record timestamped before the given millisecond moves
+    /// paused time on by the given duration, as a backfill into a real broker takes real time.
+    slow_history: Option<(TimeSource, Duration, i64)>,
+    /// Records sent when the stream last went idle, for each time it did.
+    idle_after: Vec<usize>,
 }
 
 impl Sink for Recorder {
     fn send(&mut self, record: Record<'_>) -> Result<(), SinkError> {
         let value = serde_json::from_slice(record.payload).unwrap();
         self.records.push((record.timestamp_ms, value));
+        if let Some((time, per_record, before_ms)) = &self.slow_history {
+            if record.timestamp_ms < *before_ms {
+                time.advance(*per_record);
+            }
+        }
         if let Some((clock, sent_at)) = &mut self.sent_at {
             sent_at.push(clock.now().timestamp_millis());
         }
@@ -26,6 +36,10 @@ impl Sink for Recorder {
                 shutdown.trigger();
             }
         }
+        Ok(())
+    }
+    fn idle(&mut self) -> Result<(), SinkError> {
+        self.idle_after.push(self.records.len());
         Ok(())
     }
     fn close(&mut self, _: Duration) -> Result<DeliveryAccount, SinkError> {
@@ -84,6 +98,62 @@ fn backfill_hands_over_to_live_with_no_gap_or_overlap() {
         assert_eq!(event["seq"], i as i64);
     }
     assert!(sink.records.windows(2).all(|w| w[0].0 <= w[1].0));
+}
+
+#[test]
+fn after_a_slow_backfill_live_events_leave_when_their_timestamps_say() {
+    let now = monday();
+    let time = TimeSource::paused();
+    // The clock starts with the stream, before the backfill, as `sim run` starts it.
+    let clock = SimClock::on(time.clone(), now);
+    let mut sink = Recorder {
+        sent_at: Some((clock.clone(), Vec::new())),
+        // 3,000 arrivals at 1 ms each: the backfill takes 3 s.
+        slow_history: Some((
+            time.clone(),
+            Duration::from_millis(1),
+            now.timestamp_millis(),
+        )),
+        ..Recorder::default()
+    };
+    let mut p = pipeline(SEQ_EVENT, &mut sink, &[("EVENT_RATE", "6000")]);
+    let backfill = BackfillSpec {
+        arrivals: 3_000,
+        days: 1.0,
+    };
+    let until = now + chrono::Duration::seconds(10);
+    let mut reported = None;
+    p.stream(
+        &clock,
+        Some(backfill),
+        &Shutdown::new(),
+        Some(until),
+        &mut |spec, events| reported = Some((spec.arrivals, events)),
+    )
+    .unwrap();
+    assert_eq!(reported, Some((3_000, 3_000)));
+    // The backfill wrote in one block; the live stream handed on its events before each sleep.
+    assert!(sink.idle_after.iter().all(|&n| n >= 3_000));
+    assert!(sink.idle_after.len() > 500, "{}", sink.idle_after.len());
+    let (_, sent_at) = sink.sent_at.as_ref().unwrap();
+    let backfill_ended = now.timestamp_millis() + 3_000;
+    let live: Vec<(i64, i64)> = sink
+        .records
+        .iter()
+        .zip(sent_at)
+        .map(|((stamp, _), sent)| (*stamp, *sent))
+        .filter(|(stamp, _)| *stamp >= now.timestamp_millis())
+        .collect();
+    // What fell due during the backfill is made as soon as it ends; everything after leaves
+    // at its timestamp, the last event included.
+    let paced: Vec<&(i64, i64)> = live.iter().filter(|(t, _)| *t > backfill_ended).collect();
+    assert!(paced.len() > 500, "{} paced of {}", paced.len(), live.len());
+    for (stamp, sent) in paced.iter().chain(live.last().as_ref()) {
+        assert!(
+            (0..=100).contains(&(sent - stamp)),
+            "stamped {stamp}, sent at {sent}"
+        );
+    }
 }
 
 #[test]

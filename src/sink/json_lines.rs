@@ -74,8 +74,56 @@ impl Sink for JsonLinesSink {
         }
     }
 
+    fn idle(&mut self) -> Result<(), SinkError> {
+        if self.out.buffer().is_empty() {
+            return Ok(());
+        }
+        self.out.flush().map_err(|err| self.io_error(err))
+    }
+
     fn close(&mut self, _timeout: Duration) -> Result<DeliveryAccount, SinkError> {
         self.out.flush().map_err(|err| self.io_error(err))?;
         Ok(self.counters.account())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    /// A writer whose bytes the test can read while the sink holds it.
+    #[derive(Clone, Default)]
+    struct Shared(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Shared {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            crate::sync::lock(&self.0).extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_record_is_buffered_until_the_stream_goes_idle() {
+        let out = Shared::default();
+        let mut sink = JsonLinesSink::new(
+            Box::new(out.clone()),
+            "test".into(),
+            Arc::new(DeliveryCounters::default()),
+        );
+        let record = Record {
+            key: None,
+            payload: b"{\"a\":1}",
+            timestamp_ms: 0,
+            revision: 1,
+            fraud_pattern: None,
+        };
+        sink.send(record).unwrap();
+        assert!(crate::sync::lock(&out.0).is_empty(), "written in a block");
+        sink.idle().unwrap();
+        assert_eq!(*crate::sync::lock(&out.0), b"{\"a\":1}\n");
     }
 }

@@ -49,6 +49,12 @@ pub trait Sink {
     /// Waits up to `timeout` for everything accepted to be delivered; whatever is still pending
     /// then is counted failed. Returns the final account.
     fn close(&mut self, timeout: Duration) -> Result<DeliveryAccount, SinkError>;
+    /// The stream has nothing due for a while: hand on what is buffered, so a reader sees it
+    /// now rather than when the buffer fills (called before every sleep of the live stream,
+    /// never during a backfill, which writes in large blocks).
+    fn idle(&mut self) -> Result<(), SinkError> {
+        Ok(())
+    }
     /// Why deliveries failed, with a count for each reason.
     fn failure_reasons(&self) -> Vec<(String, u64)> {
         Vec::new()

@@ -173,10 +173,12 @@ fn parse_account(line: &str) -> Option<Account> {
     })
 }
 
-/// The number in `backfilled N events ...`, if `stderr` has that line.
+/// The events in `backfilled N arrivals, which made M events ...`, if `stderr` has that line.
 pub fn backfilled_events(stderr: &str) -> Option<u64> {
     stderr.lines().find_map(|line| {
         line.strip_prefix("backfilled ")?
+            .split_once("which made ")?
+            .1
             .split(' ')
             .next()?
             .parse()
