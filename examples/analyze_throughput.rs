@@ -67,6 +67,7 @@ fn main() -> Result<(), Failure> {
         now: Some("2026-01-01T00:00:00Z".parse()?),
         sink: SinkSpec::Kafka,
         labels: false,
+        meta: false,
         time: sim::clock::TimeSource::real(),
     };
     let started = Instant::now();

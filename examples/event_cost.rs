@@ -278,6 +278,7 @@ fn options(customers: u64) -> Options {
         now: DateTime::from_timestamp(NOW_S, 0),
         sink: SinkSpec::Stdout, // not opened: the pipeline gets its own sink
         labels: false,
+        meta: false,
         time: sim::clock::TimeSource::real(),
     }
 }

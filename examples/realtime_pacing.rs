@@ -188,6 +188,7 @@ fn run(
         now: Some(now),
         sink: SinkSpec::Kafka,
         labels: false,
+        meta: false,
         time: sim::clock::TimeSource::real(),
     };
     let prepared = scenario::prepare(&options)?;

@@ -124,6 +124,7 @@ fn main() {
         now: Some(Utc::now()),
         sink: SinkSpec::Stdout,
         labels: false,
+        meta: false,
         time: sim::clock::TimeSource::real(),
     };
     let prepared = prepare(&options).unwrap();

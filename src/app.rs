@@ -176,7 +176,7 @@ fn close(
 /// accepted) whether the step succeeded or not.
 fn with_pipeline(
     prepared: Prepared,
-    labels: bool,
+    options: &Options,
     mut open: OpenSink,
     metrics: Arc<Metrics>,
     notify: &mut dyn FnMut(Notice),
@@ -191,7 +191,8 @@ fn with_pipeline(
             open.sink.as_mut(),
             metrics,
         );
-        pipeline.label_events(labels);
+        pipeline.label_events(options.labels);
+        pipeline.describe_events(options.meta);
         pipeline
             .set_workers(prepared.settings.workers)
             .and_then(|()| step(&mut pipeline, notify))
@@ -241,7 +242,7 @@ pub fn run(
     });
     with_pipeline(
         prepared,
-        options.labels,
+        options,
         open,
         metrics,
         notify,
@@ -285,14 +286,9 @@ pub fn backfill(
     let days = days.unwrap_or(prepared.settings.backfill_days);
     let open = open_sink(options, &prepared, &metrics, false, notify)?;
     let now = prepared.now;
-    with_pipeline(
-        prepared,
-        options.labels,
-        open,
-        metrics,
-        notify,
-        |pipeline, _| pipeline.backfill(now, count, days, shutdown),
-    )
+    with_pipeline(prepared, options, open, metrics, notify, |pipeline, _| {
+        pipeline.backfill(now, count, days, shutdown)
+    })
 }
 
 /// `sim sample`: `count` events from now on, as JSON lines on the sink (standard output).
@@ -305,12 +301,7 @@ pub fn sample(
     let prepared = prepare(options)?;
     let open = open_sink(options, &prepared, &metrics, false, notify)?;
     let now = prepared.now;
-    with_pipeline(
-        prepared,
-        options.labels,
-        open,
-        metrics,
-        notify,
-        |pipeline, _| pipeline.sample(now, count),
-    )
+    with_pipeline(prepared, options, open, metrics, notify, |pipeline, _| {
+        pipeline.sample(now, count)
+    })
 }

@@ -163,6 +163,7 @@ pub fn check_script(
         now: Some(options.now),
         sink: SinkSpec::Stdout, // not opened: events go to a discarding sink
         labels: false,
+        meta: false,
         time: crate::clock::TimeSource::real(),
     })?;
     let has_schema = prepared.scenario.schema().is_some();

@@ -29,6 +29,19 @@ pub fn take_fraud_pattern(event: &mut Map, seq: i64) -> Result<Option<String>, E
     }
 }
 
+/// The field `--meta` adds.
+pub const META_FIELD: &str = "_meta";
+
+/// Adds `_meta: #{revision, seq, function}` to `event`: which revision of the script made it,
+/// as which event of the stream, in which function (`event` or a follow-up's).
+pub fn add_meta(event: &mut Map, revision: u64, seq: i64, function: &str) {
+    let mut meta = Map::new();
+    meta.insert("revision".into(), Dynamic::from_int(revision as i64));
+    meta.insert("seq".into(), Dynamic::from_int(seq));
+    meta.insert("function".into(), Dynamic::from(function.to_string()));
+    event.insert(META_FIELD.into(), Dynamic::from_map(meta));
+}
+
 /// Adds `_label: #{fraud, pattern}` to `event`.
 pub fn add_label(event: &mut Map, pattern: Option<&str>) {
     let mut label = Map::new();

@@ -36,6 +36,8 @@ pub struct Options {
     pub sink: SinkSpec,
     /// `--labels`: add the ground truth to each event as a `_label` field.
     pub labels: bool,
+    /// `--meta`: add each event's provenance (revision, sequence number, function) as `_meta`.
+    pub meta: bool,
     /// How time passes for the live stream: the wall clock, or paused virtual time in tests.
     pub time: TimeSource,
 }

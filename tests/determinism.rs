@@ -357,3 +357,31 @@ fn every_scenario_makes_the_same_bytes_with_one_and_with_two_workers() {
         .iter()
         .any(|e| e["_label"]["pattern"] == "compromised_merchant"));
 }
+
+#[test]
+fn meta_names_the_revision_sequence_and_function_of_each_event_whatever_the_workers() {
+    let with_meta = |workers: &str| {
+        let out = run(
+            sim()
+                .args(["backfill", "scripts/issuer_outage.rhai", "--sink", "stdout"])
+                .args(["--meta", "--count", "3000", "--days", "2"])
+                .args(["--seed", "3", "--now", NOW, "--workers", workers]),
+            TIMEOUT,
+        );
+        assert!(out.status.success(), "{}", out.stderr);
+        out.stdout
+    };
+    let one = with_meta("1");
+    assert!(one == with_meta("2"), "1 and 2 workers differ");
+    let events = json_lines(&one);
+    for (i, event) in events.iter().enumerate() {
+        assert_eq!(event["_meta"]["seq"], i as i64, "{event}");
+        assert_eq!(event["_meta"]["revision"], 1);
+    }
+    // Retries are follow-ups, and say so.
+    let functions: std::collections::BTreeSet<&str> = events
+        .iter()
+        .map(|e| e["_meta"]["function"].as_str().unwrap())
+        .collect();
+    assert_eq!(functions, ["event", "retry"].into());
+}

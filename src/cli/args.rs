@@ -41,6 +41,10 @@ pub(super) struct CommonArgs {
     /// Add the ground truth to each event as `_label` = {"fraud": bool, "pattern": name or null}.
     #[arg(long)]
     labels: bool,
+    /// Add each event's provenance as `_meta` = {"revision", "seq", "function"}: which revision
+    /// of the script made it, as which event, in `event` or which follow-up.
+    #[arg(long)]
+    meta: bool,
     /// Script workers making events (default: one a core; SIM_WORKERS). The events are the same
     /// for any number: workers change the speed, not the output.
     #[arg(long, value_name = "N")]
@@ -107,6 +111,7 @@ impl CommonArgs {
             now: self.now,
             sink,
             labels: self.labels,
+            meta: self.meta,
             time: crate::clock::TimeSource::real(),
         })
     }

@@ -68,6 +68,8 @@ pub struct Pipeline<'s> {
     revision: u64,
     /// Whether events carry their ground truth as a `_label` field (`--labels`).
     labels: bool,
+    /// Whether events carry their provenance as a `_meta` field (`--meta`).
+    meta: bool,
     /// New versions of the script, ready to swap in at the next event boundary.
     reloads: Option<Receiver<Candidate>>,
     /// Follow-ups the script scheduled, earliest first.
@@ -128,6 +130,7 @@ impl<'s> Pipeline<'s> {
             coverage: None,
             revision: 1,
             labels: false,
+            meta: false,
             reloads: None,
             follow_ups: FollowUpQueue::default(),
         }
@@ -149,6 +152,12 @@ impl<'s> Pipeline<'s> {
     /// name or null}` (`--labels`). Without it the payload is exactly the scenario's event.
     pub fn label_events(&mut self, on: bool) {
         self.labels = on;
+    }
+
+    /// Adds each event's provenance as a `_meta` field: `{"revision", "seq", "function"}`
+    /// (`--meta`), so a reader sees which revision and which function made it.
+    pub fn describe_events(&mut self, on: bool) {
+        self.meta = on;
     }
 
     /// Swaps in new versions of the scenario as they arrive on `reloads` (live streaming only).
@@ -228,6 +237,7 @@ impl<'s> Pipeline<'s> {
         MakeOptions {
             labels: self.labels,
             validate: self.violations.is_some(),
+            meta: self.meta.then_some(self.revision),
         }
     }
 

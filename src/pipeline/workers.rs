@@ -78,6 +78,9 @@ pub struct MakeOptions {
     pub labels: bool,
     /// Check each event against the schema and the script's `check` (`sim check`, reload).
     pub validate: bool,
+    /// Add the `_meta` field (`--meta`): the revision (this one), the sequence number and the
+    /// function that made the event.
+    pub meta: Option<u64>,
 }
 
 /// One event, encoded and ready for the sink.
@@ -147,9 +150,11 @@ impl Worker {
         };
         let outgoing = result
             .map_err(PipelineError::from)
-            .and_then(|made| self.encode_all(made, seq, options));
+            .and_then(|made| self.encode_all(made, seq, job.function(), options));
         // After encoding: a script's `check` is part of making the event.
-        let effects = self.scenario.take_effects();
+        let mut effects = self.scenario.take_effects();
+        // `_meta` carries the sequence number: made ahead under another, it must be made again.
+        effects.read_seq |= options.meta.is_some();
         Made {
             outgoing,
             effects,
@@ -161,15 +166,21 @@ impl Worker {
         &mut self,
         made: Dynamic,
         seq: i64,
+        function: &str,
         options: MakeOptions,
     ) -> Result<Vec<Outgoing>, PipelineError> {
         if made.is_map() {
-            Ok(vec![self.encode(made.cast::<Map>(), seq, options)?])
+            Ok(vec![self.encode(
+                made.cast::<Map>(),
+                seq,
+                function,
+                options,
+            )?])
         } else if made.is_array() {
             made.cast::<Array>()
                 .into_iter()
                 .filter_map(|event| event.try_cast::<Map>())
-                .map(|event| self.encode(event, seq, options))
+                .map(|event| self.encode(event, seq, function, options))
                 .collect()
         } else {
             Ok(Vec::new())
@@ -180,6 +191,7 @@ impl Worker {
         &mut self,
         mut event: Map,
         seq: i64,
+        function: &str,
         options: MakeOptions,
     ) -> Result<Outgoing, PipelineError> {
         let pattern = labels::take_fraud_pattern(&mut event, seq)?;
@@ -189,6 +201,9 @@ impl Worker {
         }
         if options.labels {
             labels::add_label(&mut event, pattern.as_deref());
+        }
+        if let Some(revision) = options.meta {
+            labels::add_meta(&mut event, revision, seq, function);
         }
         self.encoder.encode(&event, seq)?;
         Ok(Outgoing {
