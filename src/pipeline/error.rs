@@ -20,6 +20,20 @@ pub enum PipelineError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Encode(#[from] EncodeError),
+    /// The script scheduled more follow-ups than may wait at once.
+    #[error("{cap} follow-ups are waiting, the cap (setting max_follow_ups): `{function}` is scheduled by {count} of them")]
+    #[diagnostic(
+        code(sim::pipeline::follow_up_cap),
+        help("a follow-up that schedules more than one of itself multiplies without end; `sim check` shows how follow-ups grow. Raise MAX_FOLLOW_UPS only if the scenario really keeps that many waiting")
+    )]
+    FollowUpCap {
+        /// The cap.
+        cap: usize,
+        /// The function most of the waiting follow-ups call.
+        function: String,
+        /// How many of them call it.
+        count: usize,
+    },
     /// The sink failed.
     #[error(transparent)]
     #[diagnostic(transparent)]

@@ -2,7 +2,9 @@
 //! order when several fall due at the same moment.
 
 use std::cmp::{Ordering, Reverse};
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, HashMap};
+
+use rhai::ImmutableString;
 
 use super::packed::Packed;
 use crate::rate::Nanos;
@@ -13,6 +15,8 @@ use crate::script::Scheduled;
 pub struct FollowUpQueue {
     heap: BinaryHeap<Reverse<Pending>>,
     scheduled_so_far: u64,
+    /// How many of those waiting call each function: which one to name when they are too many.
+    by_function: HashMap<ImmutableString, usize>,
 }
 
 struct Pending {
@@ -46,6 +50,10 @@ impl Ord for Pending {
 impl FollowUpQueue {
     /// Adds a follow-up.
     pub fn schedule(&mut self, mut scheduled: Scheduled) {
+        *self
+            .by_function
+            .entry(scheduled.function.clone())
+            .or_default() += 1;
         let data = Packed::pack(std::mem::take(&mut scheduled.data));
         self.heap.push(Reverse(Pending {
             at: scheduled.at_ms.saturating_mul(1_000_000),
@@ -68,10 +76,22 @@ impl FollowUpQueue {
 
     /// Takes the earliest follow-up.
     pub fn pop(&mut self) -> Option<Scheduled> {
-        self.heap.pop().map(|Reverse(pending)| Scheduled {
+        let Reverse(pending) = self.heap.pop()?;
+        if let Some(count) = self.by_function.get_mut(&pending.scheduled.function) {
+            *count -= 1;
+        }
+        Some(Scheduled {
             data: pending.data.unpack(),
             ..pending.scheduled
         })
+    }
+
+    /// The function most of the waiting follow-ups call, and how many do.
+    pub fn most_waiting(&self) -> Option<(&str, usize)> {
+        self.by_function
+            .iter()
+            .max_by_key(|(name, count)| (**count, std::cmp::Reverse(name.as_str())))
+            .map(|(name, count)| (name.as_str(), *count))
     }
 }
 

@@ -74,6 +74,8 @@ pub struct Pipeline<'s> {
     reloads: Option<Receiver<Candidate>>,
     /// Follow-ups the script scheduled, earliest first.
     follow_ups: FollowUpQueue,
+    /// The most follow-ups that may wait at once (setting `max_follow_ups`).
+    max_follow_ups: usize,
 }
 
 /// The historical part of a stream: `arrivals` arrivals of the timeline over the `days` before
@@ -133,6 +135,7 @@ impl<'s> Pipeline<'s> {
             meta: false,
             reloads: None,
             follow_ups: FollowUpQueue::default(),
+            max_follow_ups: settings.max_follow_ups,
         }
     }
 
@@ -183,6 +186,7 @@ impl<'s> Pipeline<'s> {
         // Freeing a large world (a million customers) takes milliseconds: not on this thread.
         std::thread::spawn(move || drop(retired));
         self.peak_hours = peak_hours(&candidate.settings);
+        self.max_follow_ups = candidate.settings.max_follow_ups;
         self.revision = candidate.revision;
         // The new version may have a new rate; the arrival already drawn stands.
         arrivals.forget_segment();
@@ -340,6 +344,9 @@ impl<'s> Pipeline<'s> {
             }
         }
         for (index, mut scheduled) in effects.scheduled.into_iter().enumerate() {
+            if self.follow_ups.len() >= self.max_follow_ups {
+                return Err(self.follow_up_cap());
+            }
             scheduled.id = follow_up_id(job.id(), index as u64);
             self.follow_ups.schedule(scheduled);
         }
@@ -358,6 +365,15 @@ impl<'s> Pipeline<'s> {
             self.metrics.event();
         }
         Ok(sent)
+    }
+
+    fn follow_up_cap(&self) -> PipelineError {
+        let (function, count) = self.follow_ups.most_waiting().unwrap_or(("", 0));
+        PipelineError::FollowUpCap {
+            cap: self.max_follow_ups,
+            function: function.to_string(),
+            count,
+        }
     }
 
     /// When the earliest scheduled follow-up is due.

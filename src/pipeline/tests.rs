@@ -481,3 +481,29 @@ fn the_follow_ups_still_scheduled_are_counted() {
     );
     assert!(pending > 50, "{pending}");
 }
+
+#[test]
+fn a_self_multiplying_follow_up_stops_at_its_cap_naming_the_function() {
+    let mut sink = Recorder::default();
+    let source = "fn event(ctx) { ctx.follow_up(1000, \"echo\", 1); #{ customer_id: \"c\" } }\n\
+                  fn echo(ctx, n) { ctx.follow_up(1000, \"echo\", n); ctx.follow_up(1000, \"echo\", n); #{ customer_id: \"c\" } }";
+    let mut p = pipeline(source, &mut sink, &[("MAX_FOLLOW_UPS", "1000")]);
+    let err = p.sample(monday(), 1_000_000).unwrap_err();
+    assert!(
+        matches!(err, PipelineError::FollowUpCap { cap: 1000, .. }),
+        "{err}"
+    );
+    let message = err.to_string();
+    assert!(message.contains("`echo`"), "{message}");
+    assert!(p.pending_follow_ups() <= 1000);
+}
+
+#[test]
+fn remembered_keys_stop_at_their_cap() {
+    let mut sink = Recorder::default();
+    let source = "fn event(ctx) { remember(`k${ctx.seq}`, 1); #{ customer_id: \"c\" } }";
+    let mut p = pipeline(source, &mut sink, &[("MAX_REMEMBERED", "50")]);
+    let err = p.sample(monday(), 100).unwrap_err();
+    assert!(err.to_string().contains("setting max_remembered"), "{err}");
+    assert_eq!(sink.records.len(), 50);
+}

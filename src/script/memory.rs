@@ -13,6 +13,7 @@
 //! result is what one worker making the events one by one would have made.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use rhai::{Dynamic, Engine, EvalAltResult, ImmutableString, INT};
@@ -44,13 +45,30 @@ impl Journal {
 
 /// The memory of one scenario: the committed store (shared by its workers and handed on at a
 /// reload) and this worker's journal of the event being made.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Memory {
     store: Arc<RwLock<Store>>,
     journal: Arc<Mutex<Journal>>,
+    /// The most keys the store may hold (setting `max_remembered`), shared by the workers.
+    cap: Arc<AtomicUsize>,
+}
+
+impl Default for Memory {
+    fn default() -> Self {
+        Self {
+            store: Arc::default(),
+            journal: Arc::default(),
+            cap: Arc::new(AtomicUsize::new(limits::MAP_SIZE)),
+        }
+    }
 }
 
 impl Memory {
+    /// Sets the most keys the store may hold (the `max_remembered` setting).
+    pub fn set_cap(&self, keys: usize) {
+        self.cap.store(keys, AtomicOrdering::Relaxed);
+    }
+
     fn journal(&self) -> MutexGuard<'_, Journal> {
         crate::sync::lock(&self.journal)
     }
@@ -68,6 +86,7 @@ impl Memory {
         Memory {
             store: self.store.clone(),
             journal: Arc::default(),
+            cap: self.cap.clone(),
         }
     }
 
@@ -130,8 +149,11 @@ impl Memory {
         let mut journal = self.journal();
         if value.is_some() && !journal.writes.contains_key(&key) {
             let store = self.read_store();
-            if store.len() + journal.writes.len() >= limits::MAP_SIZE && !store.contains_key(&key) {
-                return Err(format!("remember: more than {} keys", limits::MAP_SIZE));
+            let cap = self.cap.load(AtomicOrdering::Relaxed);
+            if store.len() + journal.writes.len() >= cap && !store.contains_key(&key) {
+                return Err(format!(
+                    "remember: the memory holds {cap} keys, its cap (setting max_remembered); forget() keys no longer needed, or raise MAX_REMEMBERED"
+                ));
             }
         }
         journal.writes.insert(key, value);

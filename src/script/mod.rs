@@ -510,6 +510,7 @@ impl Scenario {
         self.events = event_base(seed, 0);
         self.pools.reset();
         self.settings = Dynamic::from_map(convert::settings_map(settings)).into_shared();
+        self.memory.set_cap(settings.max_remembered);
         if !self.defines("setup", 1) {
             self.state = Dynamic::UNIT;
             return Ok(());

@@ -89,6 +89,10 @@ pub struct Settings {
     pub init_mode: InitMode,
     /// Script workers making events (`--workers`); the events are the same for any number.
     pub workers: usize,
+    /// The most follow-ups that may wait at once (`MAX_FOLLOW_UPS`): scenario state is bounded.
+    pub max_follow_ups: usize,
+    /// The most keys the scenario's memory may hold (`MAX_REMEMBERED`).
+    pub max_remembered: usize,
     /// librdkafka properties from the `[kafka]` table and `-X`, `-X` last.
     pub kafka: BTreeMap<String, String>,
     /// Every setting as the script sees it.
@@ -211,6 +215,8 @@ fn builtin_defaults() -> Vec<(&'static str, RawValue)> {
         ("init_mode", RawValue::Str("flush".into())),
         // 0: one a core.
         ("workers", RawValue::Int(0)),
+        ("max_follow_ups", RawValue::Int(1_000_000)),
+        ("max_remembered", RawValue::Int(1_000_000)),
     ]
 }
 
@@ -325,6 +331,8 @@ fn build(
         backfill: checked::at_least("backfill", get("backfill"), 0)? as u64,
         backfill_days: checked::positive("backfill_days", get("backfill_days"))?,
         init_mode: checked::init_mode("init_mode", get("init_mode"))?,
+        max_follow_ups: checked::at_least("max_follow_ups", get("max_follow_ups"), 1)? as usize,
+        max_remembered: checked::at_least("max_remembered", get("max_remembered"), 1)? as usize,
         workers: match checked::at_least("workers", get("workers"), 0)? {
             0 => one_a_core(),
             n => n as usize,
@@ -353,6 +361,9 @@ fn typed(
             checked::positive(key, sourced).map(TypedValue::Float)
         }
         "workers" | "backfill" => checked::at_least(key, sourced, 0).map(TypedValue::Int),
+        "max_follow_ups" | "max_remembered" => {
+            checked::at_least(key, sourced, 1).map(TypedValue::Int)
+        }
         "partitions" => checked::at_least(key, sourced, 1).map(TypedValue::Int),
         "replication" => checked::replication(key, sourced).map(|r| TypedValue::Int(i64::from(r))),
         _ => checked::like(key, sourced, declared.unwrap_or(&sourced.value), limit),
