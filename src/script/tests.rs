@@ -383,3 +383,14 @@ fn a_contract_function_the_engine_would_never_call_is_refused() {
         "{message}"
     );
 }
+
+#[test]
+fn a_runtime_error_in_a_follow_up_names_its_file_line_and_column() {
+    let mut s = scenario(
+        "fn event(ctx) { ctx.follow_up(10, \"later\", 0); #{} }\nfn later(ctx, n) {\n    let x = n / 0;\n    #{}\n}",
+    );
+    let _ = s.event(0, 0).unwrap();
+    let scheduled = s.take_effects().scheduled.remove(0);
+    let err = s.follow_up(scheduled, 1).unwrap_err().to_string();
+    assert!(err.contains("later() failed at test.rhai:3:"), "{err}");
+}
