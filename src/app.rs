@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 
 use crate::broker::EmbeddedBroker;
-use crate::clock::SimClock;
 use crate::error::SimError;
 use crate::metrics::Metrics;
 use crate::pipeline::{BackfillSpec, Pipeline, PipelineError};
@@ -231,6 +230,8 @@ pub fn run(
     let open = open_sink(options, &prepared, &metrics, flush, notify)?;
     let (count, days) = (prepared.settings.backfill, prepared.settings.backfill_days);
     let now = prepared.now;
+    // Started with `now`, before `setup` and the backfill: live time is real time after them.
+    let clock = prepared.clock.clone();
     let reloads = on_reload.map(|report| {
         reload::spawn(
             options.clone(),
@@ -254,9 +255,7 @@ pub fn run(
                 arrivals: count,
                 days,
             });
-            // The live stream starts where the backfill window ends: no gap, no overlap. Its
-            // clock starts now, before the backfill, so live time is real time after it.
-            let clock = SimClock::on(options.time.clone(), now);
+            // The live stream starts where the backfill window ends: no gap, no overlap.
             let until = duration.and_then(|d| chrono::Duration::from_std(d).ok().map(|d| now + d));
             let mut backfilled = |spec: BackfillSpec, events| {
                 notify(Notice::BackfillDone {

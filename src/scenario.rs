@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use crate::clock::TimeSource;
+use crate::clock::{SimClock, TimeSource};
 use crate::metrics::Metrics;
 use crate::pipeline::{FunctionCoverage, Pipeline, PipelineError};
 use crate::rng::fresh_seed;
@@ -52,6 +52,9 @@ pub struct Prepared {
     pub seed: u64,
     /// What the simulator takes as now.
     pub now: DateTime<Utc>,
+    /// The clock of the live stream: `now`, taken at the same instant, advancing from there
+    /// (so the time `setup` and a backfill take passes on it too).
+    pub clock: SimClock,
 }
 
 /// Why a scenario could not be made runnable.
@@ -78,12 +81,14 @@ pub fn prepare(options: &Options) -> Result<Prepared, ScenarioError> {
     let settings = resolve(&options.input, &defaults)?;
     let seed = options.seed.unwrap_or_else(fresh_seed);
     let now = options.now.unwrap_or_else(Utc::now);
+    let clock = SimClock::on(options.time.clone(), now);
     scenario.setup(&settings, seed, now.timestamp_millis())?;
     Ok(Prepared {
         scenario,
         settings,
         seed,
         now,
+        clock,
     })
 }
 
