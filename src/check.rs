@@ -82,6 +82,7 @@ pub struct CheckReport {
     /// What the check could not vouch for, such as a follow-up it never reached.
     pub warnings: Vec<String>,
     /// Whether warnings fail the check (`--strict`).
+    #[serde(skip)]
     pub strict: bool,
 }
 

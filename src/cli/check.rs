@@ -6,8 +6,6 @@ use std::process::ExitCode;
 
 use super::Format;
 use crate::check::{check_script, CheckOptions, CheckReport, Problem};
-use crate::pipeline::FunctionCoverage;
-use crate::scenario::FollowUpGrowth;
 use crate::settings::UserInput;
 
 /// How many distinct problems `sim check` lists a script before summarising the rest.
@@ -134,7 +132,6 @@ fn print_coverage(report: &CheckReport) {
 /// One script's entry in the JSON output: its report, or why it could not be checked at all.
 #[derive(serde::Serialize)]
 struct ScriptSummary {
-    script: PathBuf,
     ok: bool,
     #[serde(flatten)]
     outcome: Outcome,
@@ -144,16 +141,9 @@ struct ScriptSummary {
 #[derive(serde::Serialize)]
 #[serde(untagged)]
 enum Outcome {
-    Checked {
-        events: u64,
-        has_schema: bool,
-        problems: Vec<Problem>,
-        coverage: Vec<FunctionCoverage>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        follow_ups: Option<FollowUpGrowth>,
-        warnings: Vec<String>,
-    },
+    Checked(CheckReport),
     Failed {
+        script: PathBuf,
         error: ErrorSummary,
     },
 }
@@ -179,30 +169,15 @@ fn check_one(
     format: Format,
     input: &UserInput,
 ) -> ScriptSummary {
-    let (ok, outcome) = match check_script(script, input, options) {
+    match check_script(script, input, options) {
         Ok(report) => {
             if format == Format::Text {
                 print_report(&report);
             }
-            let ok = report.passed();
-            let CheckReport {
-                events,
-                has_schema,
-                problems,
-                coverage,
-                follow_ups,
-                warnings,
-                ..
-            } = report;
-            let outcome = Outcome::Checked {
-                events,
-                has_schema,
-                problems,
-                coverage,
-                follow_ups,
-                warnings,
-            };
-            (ok, outcome)
+            ScriptSummary {
+                ok: report.passed(),
+                outcome: Outcome::Checked(report),
+            }
         }
         Err(err) => {
             let error = ErrorSummary {
@@ -213,13 +188,14 @@ fn check_one(
                 say!("FAIL: {}", script.display());
                 say!("{:?}", miette::Report::new(err));
             }
-            (false, Outcome::Failed { error })
+            ScriptSummary {
+                ok: false,
+                outcome: Outcome::Failed {
+                    script: script.to_path_buf(),
+                    error,
+                },
+            }
         }
-    };
-    ScriptSummary {
-        script: script.to_path_buf(),
-        ok,
-        outcome,
     }
 }
 
