@@ -40,6 +40,16 @@ pub struct PartitionBatch {
     pub next_offset: i64,
 }
 
+impl PartitionBatch {
+    /// Takes in `later`, the batch read after this one from the same partition.
+    fn absorb(&mut self, later: PartitionBatch) {
+        self.delta.merge(&later.delta);
+        self.alerts.extend(later.alerts);
+        self.dead_letters.extend(later.dead_letters);
+        self.next_offset = later.next_offset;
+    }
+}
+
 /// The uncommitted batches and the committed totals, shared by the run loop and the rebalance
 /// callbacks (which commit on revoke).
 #[derive(Default)]
@@ -96,15 +106,49 @@ impl Pending {
     }
 
     /// The batches' offsets were not committed: they are held (see `orphaned`), and a new batch
-    /// starts.
+    /// starts. A partition already holding a batch kept its assignment meanwhile (an assignment
+    /// would have adopted it), so the new batch follows the held one: they are held as one, and
+    /// the one commit that covers both offsets counts both.
     pub(super) fn hold(&mut self) {
-        let batches = std::mem::take(&mut self.batches);
-        self.orphaned.extend(batches);
+        for (partition, batch) in std::mem::take(&mut self.batches) {
+            match self.orphaned.get_mut(&partition) {
+                Some(held) => held.absorb(batch),
+                None => {
+                    self.orphaned.insert(partition, batch);
+                }
+            }
+        }
         self.restart();
     }
 
     fn restart(&mut self) {
         self.messages = 0;
         self.started = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(pending: &mut Pending, partition: i32, offsets: std::ops::Range<i64>) {
+        for offset in offsets {
+            let batch = pending.batch_for(Position { partition, offset });
+            batch.delta.transactions += 1;
+        }
+    }
+
+    #[test]
+    fn a_second_held_batch_of_a_partition_is_held_with_the_first_not_instead_of_it() {
+        let mut pending = Pending::default();
+        read(&mut pending, 0, 0..10);
+        read(&mut pending, 1, 0..4);
+        pending.hold();
+        read(&mut pending, 0, 10..25);
+        pending.hold();
+        let held = &pending.orphaned[&0];
+        assert_eq!((held.first_offset, held.next_offset), (0, 25));
+        assert_eq!(held.delta.transactions, 25);
+        assert_eq!(pending.orphaned[&1].delta.transactions, 4);
     }
 }
