@@ -645,7 +645,7 @@ pub fn run(
         publisher.close();
     }
     result?;
-    run.analyzer.windows.close_all();
+    run.analyzer.windows.end_of_input();
     let mut pending = lock(&context.pending);
     for warning in pending.warnings.drain(..) {
         notify(AnalyzeNotice::Warning(warning));
