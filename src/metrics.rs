@@ -23,6 +23,7 @@ pub struct Metrics {
     made_ahead: AtomicU64,
     pending_follow_ups: AtomicU64,
     made_again: AtomicU64,
+    deleted_by_broker: AtomicU64,
     /// The sink's delivery counters.
     pub delivery: Arc<DeliveryCounters>,
 }
@@ -54,6 +55,18 @@ impl Metrics {
     /// scheduled.
     pub fn pending_follow_ups(&self) -> u64 {
         self.pending_follow_ups.load(Ordering::Relaxed)
+    }
+
+    /// Counts messages the broker deleted from the start of the topic's partitions.
+    pub fn deleted_by_broker(&self, messages: u64) {
+        self.deleted_by_broker
+            .fetch_add(messages, Ordering::Relaxed);
+    }
+
+    /// Messages the broker deleted so far, after delivering them: see
+    /// [`crate::broker::history`].
+    pub fn deleted(&self) -> u64 {
+        self.deleted_by_broker.load(Ordering::Relaxed)
     }
 
     /// Counts one event made.
@@ -113,8 +126,12 @@ impl Metrics {
     /// The status line: rate target and achieved, delivered, failed, script revision.
     pub fn status_line(&self, achieved_per_second: f64) -> String {
         let account = self.delivery.account();
+        let deleted = match self.deleted() {
+            0 => String::new(),
+            n => format!(" | deleted by broker {n}"),
+        };
         format!(
-            "rate {:.1}/s (target {:.1}/s) | events {} | delivered {} | failed {} | in flight {} | follow-ups {} | rev {} ({} reloads, {} rejected)",
+            "rate {:.1}/s (target {:.1}/s) | events {} | delivered {}{deleted} | failed {} | in flight {} | follow-ups {} | rev {} ({} reloads, {} rejected)",
             achieved_per_second,
             self.target_per_second(),
             self.events(),

@@ -87,6 +87,9 @@ pub struct Settings {
     pub init_mode: InitMode,
     /// Script workers making events (`--workers`); the events are the same for any number.
     pub workers: usize,
+    /// Bytes of messages the embedded broker keeps in all before it deletes a partition's oldest
+    /// (`EMBEDDED_MAX_BYTES`); 0: half the memory available when it starts.
+    pub embedded_max_bytes: u64,
     /// librdkafka properties from the `[kafka]` table and `-X`, `-X` last.
     pub kafka: BTreeMap<String, String>,
     /// Every setting as the script sees it.
@@ -179,6 +182,8 @@ fn builtin_defaults() -> Vec<(&'static str, RawValue)> {
         ("init_mode", RawValue::Str("flush".into())),
         // 0: one a core.
         ("workers", RawValue::Int(0)),
+        // 0: half the memory available when the embedded broker starts.
+        ("embedded_max_bytes", RawValue::Int(0)),
     ]
 }
 
@@ -296,6 +301,8 @@ fn build(
             0 => crate::pipeline::default_workers(),
             n => n as usize,
         },
+        embedded_max_bytes: checked::at_least("embedded_max_bytes", get("embedded_max_bytes"), 0)?
+            as u64,
         kafka,
         values,
     };
@@ -317,7 +324,7 @@ fn typed(
         "rate" | "peak_factor" | "backfill_days" => {
             checked::positive(key, sourced).map(TypedValue::Float)
         }
-        "workers" => checked::at_least(key, sourced, 0).map(TypedValue::Int),
+        "workers" | "embedded_max_bytes" => checked::at_least(key, sourced, 0).map(TypedValue::Int),
         "partitions" | "replication" | "backfill" => {
             checked::at_least(key, sourced, -1).map(TypedValue::Int)
         }
