@@ -602,6 +602,12 @@ pub fn run(
         .create_with_context(context(options, None, None))
         .map_err(|e| AnalyzeError::Config(e.to_string()))?;
     let (partitions, replication) = topic_shape(&probe, options)?;
+    if options.from_beginning {
+        let config = base_config(options);
+        if let Ok(Some(missing)) = super::history::missing_history(&config, &options.topic) {
+            notify(AnalyzeNotice::MissingHistory(missing));
+        }
+    }
     drop(probe);
     let publisher =
         if options.output_topics || options.dead_letter_topic.is_some() || options.exactly_once {

@@ -20,6 +20,7 @@ pub mod aggregate;
 pub mod analyzer;
 pub mod consume;
 pub mod detect;
+pub mod history;
 pub mod publish;
 pub mod score;
 pub mod summary;
@@ -138,6 +139,8 @@ pub enum AnalyzeNotice {
     Warning(String),
     /// A frame of the live view.
     Frame(String),
+    /// `--from-beginning` on a topic that no longer holds its oldest messages.
+    MissingHistory(history::MissingHistory),
 }
 
 /// Why `sim analyze` stopped.
