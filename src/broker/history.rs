@@ -117,7 +117,8 @@ impl HistoryWatch {
     /// Starts watching `topic` through a client made from `config` (see [`watch_config`]),
     /// counting deletions in `metrics` every [`WATCH_EVERY`] and reporting them: at once the
     /// first time, then gathered every [`REPORT_EVERY`], and once more when dropped. The first
-    /// offsets seen now are the baseline: only later moves are deletions.
+    /// offsets seen now (or at the broker's first answer) are the baseline: only later moves
+    /// are deletions.
     pub fn start(
         config: &ClientConfig,
         topic: &str,
@@ -128,11 +129,8 @@ impl HistoryWatch {
         let consumer: BaseConsumer = config
             .create()
             .map_err(|e| SinkError::Config(e.to_string()))?;
-        let baseline =
-            partition_offsets(consumer.client(), topic).map_err(|e| SinkError::Topic {
-                topic: topic.to_string(),
-                reason: format!("reading its first offsets: {e}"),
-            })?;
+        // When the broker does not answer now, the first answer in the thread is the baseline.
+        let baseline = partition_offsets(consumer.client(), topic).unwrap_or_default();
         let stop = Shutdown::new();
         let signal = stop.clone();
         let topic = topic.to_string();
@@ -197,6 +195,8 @@ struct FirstOffsets {
 
 impl FirstOffsets {
     fn new(baseline: Vec<PartitionOffsets>) -> Self {
+        // A partition missing here (added later, or no answer yet) takes its first look as its
+        // baseline in `update`.
         Self {
             last: baseline.iter().map(|p| (p.partition, p.first)).collect(),
         }
@@ -206,7 +206,6 @@ impl FirstOffsets {
     fn update(&mut self, now: &[PartitionOffsets]) -> Vec<PartitionDeletion> {
         let mut moved = Vec::new();
         for current in now {
-            // A partition added since the start has its first look as its baseline.
             let last = self.last.entry(current.partition).or_insert(current.first);
             if current.first > *last {
                 moved.push(PartitionDeletion {
