@@ -200,15 +200,7 @@ mod tests {
     const HOUR: i64 = 3_600_000;
 
     fn offsets(first: &[i64]) -> Vec<PartitionOffsets> {
-        first
-            .iter()
-            .enumerate()
-            .map(|(p, &first)| PartitionOffsets {
-                partition: p as i32,
-                first,
-                end: 10_000,
-            })
-            .collect()
+        PartitionOffsets::numbered(first, 10_000)
     }
 
     #[test]

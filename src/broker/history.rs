@@ -43,6 +43,22 @@ pub struct PartitionOffsets {
     pub end: i64,
 }
 
+impl PartitionOffsets {
+    /// Partitions 0, 1, ... with these first offsets and one end offset: test topics.
+    #[cfg(test)]
+    pub(crate) fn numbered(first: &[i64], end: i64) -> Vec<Self> {
+        first
+            .iter()
+            .enumerate()
+            .map(|(p, &first)| Self {
+                partition: p as i32,
+                first,
+                end,
+            })
+            .collect()
+    }
+}
+
 /// First and end offsets of every partition of `topic`, in partition order.
 pub fn partition_offsets<C: ClientContext>(
     client: &Client<C>,
@@ -291,15 +307,7 @@ mod tests {
     use super::*;
 
     fn offsets(first: &[i64]) -> Vec<PartitionOffsets> {
-        first
-            .iter()
-            .enumerate()
-            .map(|(p, &first)| PartitionOffsets {
-                partition: p as i32,
-                first,
-                end: first + 100,
-            })
-            .collect()
+        PartitionOffsets::numbered(first, 10_000)
     }
 
     #[test]
