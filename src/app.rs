@@ -194,6 +194,12 @@ fn open_sink(
                     let budget = LogBudget::new(settings.embedded_max_bytes, topic.partitions);
                     let broker = EmbeddedBroker::with_budget(&topic, budget)?;
                     config.brokers = broker.bootstrap_servers();
+                    // It holds batches as produced, in memory: compressed, a backfill takes a
+                    // third of the room. `-X compression.type=none` turns it off.
+                    config
+                        .properties
+                        .entry("compression.type".into())
+                        .or_insert_with(|| "lz4".into());
                     notify(Notice::EmbeddedBroker {
                         address: config.brokers.clone(),
                         topic: topic.name.clone(),
@@ -210,10 +216,14 @@ fn open_sink(
                     topic: topic.name.clone(),
                     recreated: recreate_topic,
                 });
-                let window_ms = (settings.backfill_days * 86_400_000.0) as i64;
-                let client = watch_config(&config.brokers, &config.properties);
-                if let Some(short) = check_retention(&client, &topic.name, window_ms) {
-                    notify(Notice::ShortRetention(short));
+                // `sim run` backfills only then; `sim backfill` always does (its mode is flush
+                // unless set otherwise).
+                if settings.init_mode == InitMode::Flush {
+                    let window_ms = (settings.backfill_days * 86_400_000.0) as i64;
+                    let client = watch_config(&config.brokers, &config.properties);
+                    if let Some(short) = check_retention(&client, &topic.name, window_ms) {
+                        notify(Notice::ShortRetention(short));
+                    }
                 }
             }
             let watch = HistoryWatch::start(
