@@ -122,7 +122,8 @@ fn number_after(line: &str, what: &str) -> Option<u64> {
 
 #[test]
 fn a_capped_embedded_broker_is_reported_by_run_and_by_analyze_with_the_counts() {
-    // 3 MB for three partitions: the default 20,000-event backfill (about 12 MB) overflows it.
+    // 1 MB for three partitions: the default 20,000-event backfill (about 12 MB, 3 MB as lz4
+    // batches) overflows it.
     // Then almost no live events (0.0001 a minute), so the topic holds still while it is checked.
     let run_sim = Background::start(sim().args([
         "run",
@@ -130,13 +131,13 @@ fn a_capped_embedded_broker_is_reported_by_run_and_by_analyze_with_the_counts() 
         "--seed",
         "11",
         "--set",
-        "embedded_max_bytes=3000000",
+        "embedded_max_bytes=1000000",
         "--set",
         "rate=0.0001",
     ]));
     let (address, topic) = run_sim.embedded_broker(Duration::from_secs(60));
     run_sim.wait_for_line("the budget", Duration::from_secs(10), |l| {
-        l.contains("keeps up to 976.6 KiB a partition, 2.9 MiB in all (embedded_max_bytes)")
+        l.contains("keeps up to 325.5 KiB a partition, 976.6 KiB in all (embedded_max_bytes)")
     });
     // Told when it happens, during the backfill.
     run_sim.wait_for_line("the first deletion", Duration::from_secs(300), |l| {
@@ -204,7 +205,7 @@ fn a_capped_embedded_broker_is_reported_by_run_and_by_analyze_with_the_counts() 
         "{last_report}"
     );
     assert!(
-        stderr.contains("because the embedded broker keeps 976.6 KiB a partition"),
+        stderr.contains("because the embedded broker keeps 325.5 KiB a partition"),
         "{stderr}"
     );
 }
