@@ -189,4 +189,15 @@ mod tests {
             "rate 9.5/s (target 10.0/s) | events 1 | delivered 1 | failed 0 | in flight 0 | follow-ups 0 | rev 3 (1 reloads, 1 rejected)"
         );
     }
+
+    #[test]
+    fn the_status_line_counts_what_the_broker_deleted_once_it_has() {
+        let metrics = Metrics::default();
+        assert!(!metrics.status_line(0.0).contains("deleted"));
+        metrics.deleted_by_broker(970);
+        metrics.deleted_by_broker(30);
+        assert!(metrics
+            .status_line(0.0)
+            .contains("| delivered 0 | deleted by broker 1000 | failed 0 |"));
+    }
 }
