@@ -78,6 +78,7 @@ fn main() -> Result<(), Failure> {
         &Shutdown::new(),
         Arc::new(Metrics::default()),
         &mut |_| {},
+        Box::new(|notice| eprintln!("{notice:?}")),
     )?;
     println!(
         "filled {TOPIC} with {} events of {} in {:.1} s ({} delivered)",

@@ -11,7 +11,10 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 
-use crate::broker::EmbeddedBroker;
+use crate::broker::history::{
+    check_retention, watch_config, Deletion, HistoryWatch, ShortRetention,
+};
+use crate::broker::{EmbeddedBroker, LogBudget};
 use crate::error::SimError;
 use crate::metrics::Metrics;
 use crate::pipeline::{BackfillSpec, Pipeline, PipelineError};
@@ -38,7 +41,15 @@ pub enum Notice {
         address: String,
         /// The topic.
         topic: String,
+        /// What it keeps before deleting a partition's oldest messages.
+        budget: LogBudget,
     },
+    /// The broker deleted the oldest messages of a partition (a size cap or retention): they
+    /// were delivered, and are gone.
+    HistoryDeleted(Deletion),
+    /// The topic's retention is shorter than the backfill window: the broker will delete the
+    /// oldest backfilled events.
+    ShortRetention(ShortRetention),
     /// The topic was (re)created on a real cluster.
     TopicReady {
         /// The topic.
@@ -82,9 +93,14 @@ impl Outcome {
     }
 }
 
-/// An open sink and what keeps it alive.
+/// Receives notices from other threads while a command runs (the broker deleting messages).
+pub type BackgroundReporter = Box<dyn FnMut(Notice) + Send>;
+
+/// An open sink and what keeps it alive. Dropped in field order: the watch looks a last time
+/// while the broker still serves.
 struct OpenSink {
     sink: Box<dyn Sink>,
+    _watch: Option<HistoryWatch>,
     // Held for its lifetime: the embedded broker stops when dropped.
     _broker: Option<EmbeddedBroker>,
 }
@@ -92,19 +108,22 @@ struct OpenSink {
 fn open_sink(
     options: &Options,
     prepared: &Prepared,
-    metrics: &Metrics,
+    metrics: &Arc<Metrics>,
     recreate_topic: bool,
     notify: &mut dyn FnMut(Notice),
+    mut on_background: BackgroundReporter,
 ) -> Result<OpenSink, SimError> {
     let settings = &prepared.settings;
     let counters = metrics.delivery.clone();
     match &options.sink {
         SinkSpec::Stdout => Ok(OpenSink {
             sink: Box::new(JsonLinesSink::stdout(counters)),
+            _watch: None,
             _broker: None,
         }),
         SinkSpec::File(path) => Ok(OpenSink {
             sink: Box::new(JsonLinesSink::file(path, counters)?),
+            _watch: None,
             _broker: None,
         }),
         SinkSpec::Kafka => {
@@ -126,11 +145,19 @@ fn open_sink(
                     None
                 }
                 None => {
-                    let broker = EmbeddedBroker::start(&topic)?;
+                    let budget = LogBudget::new(settings.embedded_max_bytes, topic.partitions);
+                    let broker = EmbeddedBroker::with_budget(&topic, budget)?;
                     config.brokers = broker.bootstrap_servers();
+                    // It holds batches as produced, in memory: compressed, a backfill takes a
+                    // third of the room. `-X compression.type=none` turns it off.
+                    config
+                        .properties
+                        .entry("compression.type".into())
+                        .or_insert_with(|| "lz4".into());
                     notify(Notice::EmbeddedBroker {
                         address: config.brokers.clone(),
                         topic: topic.name.clone(),
+                        budget,
                     });
                     Some(broker)
                 }
@@ -143,9 +170,26 @@ fn open_sink(
                     topic: topic.name.clone(),
                     recreated: recreate_topic,
                 });
+                // `sim run` backfills only then; `sim backfill` always does (its mode is flush
+                // unless set otherwise).
+                if settings.init_mode == InitMode::Flush {
+                    let window_ms = (settings.backfill_days * 86_400_000.0) as i64;
+                    let client = watch_config(&config.brokers, &config.properties);
+                    if let Some(short) = check_retention(&client, &topic.name, window_ms) {
+                        notify(Notice::ShortRetention(short));
+                    }
+                }
             }
+            let watch = HistoryWatch::start(
+                &watch_config(&config.brokers, &config.properties),
+                &config.topic,
+                broker.as_ref().map(|b| b.budget().per_partition),
+                metrics.clone(),
+                Box::new(move |deletion| on_background(Notice::HistoryDeleted(deletion))),
+            )?;
             Ok(OpenSink {
                 sink: Box::new(sink),
+                _watch: Some(watch),
                 _broker: broker,
             })
         }
@@ -215,7 +259,8 @@ pub type ReloadReporter = Option<Box<dyn FnMut(ReloadNotice) + Send>>;
 
 /// `sim run`: backfill (when `EVENT_INIT_MODE=flush`), then stream live until `shutdown`, or
 /// for `duration` of simulated time when given. With a reporter, edits to the script are
-/// reloaded while it streams.
+/// reloaded while it streams. `on_background` hears, as it happens, of messages the broker
+/// deletes.
 pub fn run(
     options: &Options,
     shutdown: &Shutdown,
@@ -223,11 +268,12 @@ pub fn run(
     metrics: Arc<Metrics>,
     notify: &mut dyn FnMut(Notice),
     on_reload: ReloadReporter,
+    on_background: BackgroundReporter,
 ) -> Result<Outcome, SimError> {
     let prepared = prepare(options)?;
     notify(Notice::Seed(prepared.seed));
     let flush = prepared.settings.init_mode == InitMode::Flush;
-    let open = open_sink(options, &prepared, &metrics, flush, notify)?;
+    let open = open_sink(options, &prepared, &metrics, flush, notify, on_background)?;
     let (count, days) = (prepared.settings.backfill, prepared.settings.backfill_days);
     let now = prepared.now;
     // Started with `now`, before `setup` and the backfill: live time is real time after them.
@@ -270,7 +316,8 @@ pub fn run(
     )
 }
 
-/// `sim backfill`: only the historical part, `count` events over the `days` before now.
+/// `sim backfill`: only the historical part, `count` events over the `days` before now;
+/// `on_background` hears of messages the broker deletes, as it happens.
 pub fn backfill(
     options: &Options,
     count: Option<u64>,
@@ -278,12 +325,13 @@ pub fn backfill(
     shutdown: &Shutdown,
     metrics: Arc<Metrics>,
     notify: &mut dyn FnMut(Notice),
+    on_background: BackgroundReporter,
 ) -> Result<Outcome, SimError> {
     let prepared = prepare(options)?;
     notify(Notice::Seed(prepared.seed));
     let count = count.unwrap_or(prepared.settings.backfill);
     let days = days.unwrap_or(prepared.settings.backfill_days);
-    let open = open_sink(options, &prepared, &metrics, false, notify)?;
+    let open = open_sink(options, &prepared, &metrics, false, notify, on_background)?;
     let now = prepared.now;
     with_pipeline(prepared, options, open, metrics, notify, |pipeline, _| {
         pipeline.backfill(now, count, days, shutdown)
@@ -298,7 +346,15 @@ pub fn sample(
     notify: &mut dyn FnMut(Notice),
 ) -> Result<Outcome, SimError> {
     let prepared = prepare(options)?;
-    let open = open_sink(options, &prepared, &metrics, false, notify)?;
+    // Standard output or a file: no broker to watch.
+    let open = open_sink(
+        options,
+        &prepared,
+        &metrics,
+        false,
+        notify,
+        Box::new(|_| {}),
+    )?;
     let now = prepared.now;
     with_pipeline(prepared, options, open, metrics, notify, |pipeline, _| {
         pipeline.sample(now, count)

@@ -20,8 +20,8 @@
 //! - [`rate`] and [`timeline`]: when events happen (arrivals in real or virtual time).
 //! - [`delivery`] (the account: produced = delivered + failed), [`kafka`] (the Kafka client
 //!   set-up both sides share), [`sink`] (Kafka, stdout and file
-//!   sinks, with delivery accounting), [`broker`] (the embedded broker) and [`metrics`] (the
-//!   running figures).
+//!   sinks, with delivery accounting), [`metrics`] (the running figures) and [`broker`] (the
+//!   embedded broker, and the watch that reports what a broker deletes).
 //! - [`pipeline`]: the one module that joins timeline, script and sink, with the follow-ups a
 //!   script schedules and the workers that make events on every core, in one worker's order.
 //!   Beside it, [`analyze`]: the consumer side, `sim analyze` (aggregates, windows, detection).

@@ -21,6 +21,7 @@ pub struct Metrics {
     made_ahead: AtomicU64,
     pending_follow_ups: AtomicU64,
     made_again: AtomicU64,
+    deleted_by_broker: AtomicU64,
     /// The sink's delivery counters.
     pub delivery: Arc<DeliveryCounters>,
 }
@@ -52,6 +53,18 @@ impl Metrics {
     /// scheduled.
     pub fn pending_follow_ups(&self) -> u64 {
         self.pending_follow_ups.load(Ordering::Relaxed)
+    }
+
+    /// Counts messages the broker deleted from the start of the topic's partitions.
+    pub fn deleted_by_broker(&self, messages: u64) {
+        self.deleted_by_broker
+            .fetch_add(messages, Ordering::Relaxed);
+    }
+
+    /// Messages the broker deleted so far, after delivering them: see
+    /// [`crate::broker::history`].
+    pub fn deleted(&self) -> u64 {
+        self.deleted_by_broker.load(Ordering::Relaxed)
     }
 
     /// Counts one event made.
@@ -111,8 +124,12 @@ impl Metrics {
     /// The status line: rate target and achieved, delivered, failed, script revision.
     pub fn status_line(&self, achieved_per_second: f64) -> String {
         let account = self.delivery.account();
+        let deleted = match self.deleted() {
+            0 => String::new(),
+            n => format!(" | deleted by broker {n}"),
+        };
         format!(
-            "rate {:.1}/s (target {:.1}/s) | events {} | delivered {} | failed {} | in flight {} | follow-ups {} | rev {} ({} reloads, {} rejected)",
+            "rate {:.1}/s (target {:.1}/s) | events {} | delivered {}{deleted} | failed {} | in flight {} | follow-ups {} | rev {} ({} reloads, {} rejected)",
             achieved_per_second,
             self.target_per_second(),
             self.events(),
@@ -145,5 +162,16 @@ mod tests {
             line,
             "rate 9.5/s (target 10.0/s) | events 1 | delivered 1 | failed 0 | in flight 0 | follow-ups 0 | rev 3 (1 reloads, 1 rejected)"
         );
+    }
+
+    #[test]
+    fn the_status_line_counts_what_the_broker_deleted_once_it_has() {
+        let metrics = Metrics::default();
+        assert!(!metrics.status_line(0.0).contains("deleted"));
+        metrics.deleted_by_broker(970);
+        metrics.deleted_by_broker(30);
+        assert!(metrics
+            .status_line(0.0)
+            .contains("| delivered 0 | deleted by broker 1000 | failed 0 |"));
     }
 }

@@ -24,7 +24,8 @@ const LAYERS: &[&[&str]] = &[
     &["delivery"],
     &["kafka"],
     &["sink"],
-    &["broker", "metrics"],
+    &["metrics"],
+    &["broker"],
     // The producer's pipeline and the consumer side, side by side.
     &["pipeline", "analyze"],
     &["scenario"],

@@ -126,6 +126,12 @@ pub fn run(
         GroupContext::new(&options.topic, None, None),
     )?;
     let (partitions, replication) = topic_shape(&probe, options)?;
+    if options.from_beginning {
+        let config = cluster.config(&[]);
+        if let Ok(Some(missing)) = super::history::missing_history(&config, &options.topic) {
+            notify(AnalyzeNotice::MissingHistory(missing));
+        }
+    }
     drop(probe);
     let publisher =
         if options.output_topics || options.dead_letter_topic.is_some() || options.exactly_once {
@@ -166,7 +172,7 @@ pub fn run(
     let context = consumer.context();
     context.close();
     result?;
-    run.analyzer.windows.close_all();
+    run.analyzer.windows.end_of_input();
     let mut pending = lock(&context.pending);
     for warning in pending.warnings.drain(..) {
         notify(AnalyzeNotice::Warning(warning));

@@ -26,6 +26,7 @@ pub mod batch;
 pub mod consume;
 pub mod detect;
 pub mod group;
+pub mod history;
 pub mod progress;
 pub mod publish;
 pub mod score;
@@ -160,6 +161,8 @@ pub enum AnalyzeNotice {
     Warning(String),
     /// A frame of the live view.
     Frame(String),
+    /// `--from-beginning` on a topic that no longer holds its oldest messages.
+    MissingHistory(history::MissingHistory),
 }
 
 /// Why `sim analyze` stopped.

@@ -67,7 +67,8 @@ pub struct RuleScore {
 pub struct Delay {
     /// Mean.
     pub mean_s: f64,
-    /// Median.
+    /// Median: the middle delay, or the mean of the two middle ones for an even number of
+    /// cases.
     pub median_s: f64,
     /// Largest.
     pub max_s: f64,
@@ -236,7 +237,7 @@ impl Score {
         delays.sort_by(f64::total_cmp);
         let delay = (!delays.is_empty()).then(|| Delay {
             mean_s: delays.iter().sum::<f64>() / delays.len() as f64,
-            median_s: delays[delays.len() / 2],
+            median_s: median(&delays),
             max_s: delays[delays.len() - 1],
         });
         PatternScore {
@@ -248,6 +249,16 @@ impl Score {
             cases_detected: delays.len() as u64,
             delay,
         }
+    }
+}
+
+/// The median of sorted, non-empty `values`: the middle one, or the mean of the two middle ones.
+fn median(values: &[f64]) -> f64 {
+    let mid = values.len() / 2;
+    if values.len() % 2 == 0 {
+        (values[mid - 1] + values[mid]) / 2.0
+    } else {
+        values[mid]
     }
 }
 
@@ -312,6 +323,25 @@ mod tests {
         assert_eq!(p.recall_by_rule["velocity"], 0.5);
         // First fraud event at 0 s, first alert at 30 s.
         assert_eq!(p.delay.as_ref().unwrap().max_s, 30.0);
+    }
+
+    #[test]
+    fn the_median_delay_of_an_even_number_of_cases_is_the_mean_of_the_middle_two() {
+        // Two customers hit by one pattern, detected 10 s and 30 s after their first fraud event.
+        let mut a = tx("a", 1, 0, 0);
+        let mut b = tx("b", 1, 0, 1);
+        a.pattern = Some("burst".into());
+        b.pattern = Some("burst".into());
+        let mut score = Score::new(&["velocity".into()]);
+        score.observe(&a);
+        score.observe(&b);
+        score.record(&alert("velocity", "a", 10, &[&a]));
+        score.record(&alert("velocity", "b", 30, &[&b]));
+        let delay = score.detection().patterns["burst"].delay.clone().unwrap();
+        assert_eq!(
+            (delay.median_s, delay.mean_s, delay.max_s),
+            (20.0, 20.0, 30.0)
+        );
     }
 
     #[test]

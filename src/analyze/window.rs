@@ -267,10 +267,16 @@ impl Windows {
         }
     }
 
-    /// End of input: every window is closed.
-    pub fn close_all(&mut self) {
-        self.tumbling.close_until(i64::MAX, self.keep);
-        self.sliding.close_until(i64::MAX, self.keep);
+    /// End of input: windows the watermark has passed are final, since no late event can reach
+    /// them any more in this run, so they close without waiting out the allowed lateness. Windows
+    /// that end after the watermark are partial (the input stopped inside them, or events of a
+    /// slower partition may still be on their way) and stay open, so a summary never presents a
+    /// partial window's figures as final.
+    pub fn end_of_input(&mut self) {
+        if let Some(watermark) = self.watermark {
+            self.tumbling.close_until(watermark, self.keep);
+            self.sliding.close_until(watermark, self.keep);
+        }
     }
 
     /// The watermark, milliseconds since the epoch (none before the first event).
@@ -404,13 +410,33 @@ mod tests {
     }
 
     #[test]
-    fn closing_all_finalises_every_window() {
+    fn at_the_end_of_input_only_windows_the_watermark_passed_are_closed() {
         let mut w = Windows::new(spec());
         w.observe(0, 0, 1, false);
+        // Watermark 5.5 min: [0, 5) is complete but waits out the allowed lateness (until 6);
+        // [5, 10) is partial.
+        w.observe(0, 5 * MIN + 30_000, 1, false);
         assert!(w.tumbling().all(|(_, closed)| !closed));
-        w.close_all();
-        assert!(w.tumbling().all(|(_, closed)| closed));
+        w.end_of_input();
+        let tumbling: Vec<(i64, bool)> = w.tumbling().map(|(s, c)| (s.start_ms / MIN, c)).collect();
+        assert_eq!(tumbling, vec![(0, true), (5, false)]);
+        // Sliding: the five holding minute 0 end by minute 5 and close; the five holding minute
+        // 5.5 ([1, 6) .. [5, 10)) stay open.
         assert_eq!(w.closed_totals(), (1, 5));
-        assert_eq!(w.current().map(|c| c.count), Some(1));
+        assert_eq!(w.sliding().filter(|(_, closed)| !closed).count(), 5);
+        assert_eq!(
+            w.current().map(|c| (c.start_ms, c.count)),
+            Some((5 * MIN, 1))
+        );
+    }
+
+    #[test]
+    fn without_a_watermark_nothing_closes_at_the_end_of_input() {
+        let mut w = Windows::new(spec());
+        w.assign(0);
+        w.assign(1);
+        w.observe(0, 0, 1, false);
+        w.end_of_input();
+        assert_eq!(w.closed_totals(), (0, 0));
     }
 }

@@ -219,6 +219,7 @@ impl Screen {
                 )
             }
             AnalyzeNotice::Warning(text) => writeln!(err, "warning: {text}"),
+            AnalyzeNotice::MissingHistory(missing) => writeln!(err, "warning: {missing}"),
             AnalyzeNotice::Frame(_) => Ok(()),
         };
     }

@@ -158,6 +158,7 @@ fn run(
         metrics.clone(),
         &mut print_notice,
         on_reload,
+        Box::new(print_notice),
     );
     // Ends the status line before the account is printed.
     shutdown.trigger();
@@ -201,6 +202,7 @@ fn backfill(
         &shutdown,
         metrics.clone(),
         &mut print_notice,
+        Box::new(print_notice),
     )?;
     let seconds = outcome.elapsed.as_secs_f64();
     say!(

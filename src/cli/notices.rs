@@ -7,16 +7,42 @@ use chrono::SecondsFormat;
 
 use super::status::clear_status;
 use crate::app::{Notice, Outcome};
+use crate::broker::history::Deletion;
 use crate::reload::ReloadNotice;
 use crate::sink::DeliveryAccount;
 
 pub(super) fn print_notice(notice: Notice) {
     match notice {
         Notice::Seed(seed) => say!("seed {seed} (pass --seed {seed} to reproduce)"),
-        Notice::EmbeddedBroker { address, topic } => {
+        Notice::EmbeddedBroker {
+            address,
+            topic,
+            budget,
+        } => {
             say!("embedded broker at {address}, topic {topic}");
+            let of = if budget.from_available_memory {
+                " (half the memory available; set embedded_max_bytes to change)"
+            } else {
+                " (embedded_max_bytes)"
+            };
+            say!(
+                "  in memory: keeps up to {} a partition, {} in all{of}; beyond that it deletes \
+                 the oldest messages and sim says so",
+                bytes(budget.per_partition),
+                bytes(budget.total())
+            );
             say!("  consume with: kcat -C -b {address} -t {topic}");
         }
+        Notice::HistoryDeleted(d) => print_deletion(&d),
+        Notice::ShortRetention(r) => say!(
+            "warning: topic {} keeps messages for {:.1} days (retention.ms {}), not more than the \
+             {:.1}-day backfill window: the broker deletes the oldest backfilled events once \
+             they are older than that",
+            r.topic,
+            r.retention_ms as f64 / 86_400_000.0,
+            r.retention_ms,
+            r.window_ms as f64 / 86_400_000.0
+        ),
         Notice::TopicReady { topic, recreated } => {
             let how = if recreated { "recreated" } else { "ready" };
             say!("topic {topic} {how}");
@@ -40,6 +66,51 @@ pub(super) fn print_notice(notice: Notice) {
             }
         }
     }
+}
+
+/// What the broker deleted from the start of the topic, as it happens.
+fn print_deletion(d: &Deletion) {
+    let why = match d.log_limit {
+        Some(limit) => format!(
+            "the embedded broker keeps {} a partition (embedded_max_bytes)",
+            bytes(limit)
+        ),
+        None => "the topic's retention (retention.ms, retention.bytes)".into(),
+    };
+    let partitions: Vec<String> = d
+        .partitions
+        .iter()
+        .map(|p| {
+            format!(
+                "partition {}: {} (first offset now {})",
+                p.partition, p.deleted, p.first_offset
+            )
+        })
+        .collect();
+    say!(
+        "{}warning: the broker deleted {} of the oldest messages of {}: {}; {} deleted \
+         since sim started, delivered and gone",
+        clear_status(),
+        d.deleted(),
+        d.topic,
+        partitions.join(", "),
+        d.deleted_in_run
+    );
+    if d.first {
+        say!("  because {why}; the status line counts what it deletes, reported here every 30 s");
+    }
+}
+
+/// Bytes for people: `5.0 MiB`.
+fn bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    let mut value = n as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
 }
 
 fn print_account(account: &DeliveryAccount) {

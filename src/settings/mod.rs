@@ -93,6 +93,9 @@ pub struct Settings {
     pub max_follow_ups: usize,
     /// The most keys the scenario's memory may hold (`MAX_REMEMBERED`).
     pub max_remembered: usize,
+    /// Bytes of messages the embedded broker keeps in all before it deletes a partition's oldest
+    /// (`EMBEDDED_MAX_BYTES`); 0: half the memory available when it starts.
+    pub embedded_max_bytes: u64,
     /// librdkafka properties from the `[kafka]` table and `-X`, `-X` last.
     pub kafka: BTreeMap<String, String>,
     /// Every setting as the script sees it.
@@ -217,6 +220,8 @@ fn builtin_defaults() -> Vec<(&'static str, RawValue)> {
         ("workers", RawValue::Int(0)),
         ("max_follow_ups", RawValue::Int(1_000_000)),
         ("max_remembered", RawValue::Int(1_000_000)),
+        // 0: half the memory available when the embedded broker starts.
+        ("embedded_max_bytes", RawValue::Int(0)),
     ]
 }
 
@@ -337,6 +342,8 @@ fn build(
             0 => one_a_core(),
             n => n as usize,
         },
+        embedded_max_bytes: checked::at_least("embedded_max_bytes", get("embedded_max_bytes"), 0)?
+            as u64,
         kafka,
         values,
     };
@@ -360,7 +367,9 @@ fn typed(
         "rate" | "peak_factor" | "backfill_days" => {
             checked::positive(key, sourced).map(TypedValue::Float)
         }
-        "workers" | "backfill" => checked::at_least(key, sourced, 0).map(TypedValue::Int),
+        "workers" | "backfill" | "embedded_max_bytes" => {
+            checked::at_least(key, sourced, 0).map(TypedValue::Int)
+        }
         "max_follow_ups" | "max_remembered" => {
             checked::at_least(key, sourced, 1).map(TypedValue::Int)
         }
