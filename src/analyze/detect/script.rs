@@ -238,11 +238,6 @@ impl ScriptRules {
         })
     }
 
-    /// The folder, when rules come from one.
-    pub fn dir(&self) -> Option<&Path> {
-        self.dir.as_deref()
-    }
-
     /// Re-reads the folder: compiles new and changed files, drops removed ones. A file that
     /// fails keeps its previous version.
     pub fn reload(&mut self) -> std::io::Result<Vec<RuleChange>> {
