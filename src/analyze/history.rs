@@ -89,7 +89,13 @@ impl fmt::Display for MissingHistory {
             } else {
                 write!(f, "starts at offset 0")?;
             }
-            if let (Some(first), Some(later)) = (gap.first_event_ms, gap.starts_later_ms) {
+            if let (Some(first), Some(0)) = (gap.first_event_ms, gap.starts_later_ms) {
+                write!(
+                    f,
+                    "; its oldest event, {}, is the topic's oldest",
+                    iso(first)
+                )?;
+            } else if let (Some(first), Some(later)) = (gap.first_event_ms, gap.starts_later_ms) {
                 write!(
                     f,
                     "; its oldest event, {}, is {} after the topic's oldest{}",
