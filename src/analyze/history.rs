@@ -89,7 +89,13 @@ impl fmt::Display for MissingHistory {
             } else {
                 write!(f, "starts at offset 0")?;
             }
-            if let (Some(first), Some(later)) = (gap.first_event_ms, gap.starts_later_ms) {
+            if let (Some(first), Some(0)) = (gap.first_event_ms, gap.starts_later_ms) {
+                write!(
+                    f,
+                    "; its oldest event, {}, is the topic's oldest",
+                    iso(first)
+                )?;
+            } else if let (Some(first), Some(later)) = (gap.first_event_ms, gap.starts_later_ms) {
                 write!(
                     f,
                     "; its oldest event, {}, is {} after the topic's oldest{}",
@@ -206,19 +212,27 @@ mod tests {
     #[test]
     fn partitions_past_offset_0_or_starting_hours_late_are_reported() {
         let first_events = BTreeMap::from([(0, 0), (1, 3 * HOUR), (2, 2 * HOUR)]);
-        let missing = gaps("t", &offsets(&[0, 1683, 0]), &first_events).unwrap();
+        let missing = gaps("t", &offsets(&[10, 1683, 0]), &first_events).unwrap();
         let got: Vec<(i32, u64, Option<i64>)> = missing
             .partitions
             .iter()
             .map(|g| (g.partition, g.unseen(), g.starts_later_ms))
             .collect();
-        assert_eq!(got, vec![(1, 1683, Some(3 * HOUR)), (2, 0, Some(2 * HOUR))]);
-        assert_eq!(missing.unseen(), 1683);
+        assert_eq!(
+            got,
+            vec![
+                (0, 10, Some(0)),
+                (1, 1683, Some(3 * HOUR)),
+                (2, 0, Some(2 * HOUR))
+            ]
+        );
+        assert_eq!(missing.unseen(), 1693);
         let text = missing.to_string();
         assert!(
-            text.contains("no longer holds 1683 of its oldest messages"),
+            text.contains("no longer holds 1693 of its oldest messages"),
             "{text}"
         );
+        assert!(text.contains("is the topic's oldest"), "{text}");
         assert!(
             text.contains("partition 1: starts at offset 1683"),
             "{text}"
