@@ -76,3 +76,39 @@ fn the_status_line_stays_quiet_when_stderr_is_piped() {
     assert!(!stderr.contains("| in flight"), "{stderr}");
     assert!(stderr.contains("account: produced"), "{stderr}");
 }
+
+#[test]
+fn a_reader_that_goes_away_ends_sample_quietly() {
+    use std::io::{BufRead, BufReader, Read};
+    use std::process::{Command, Stdio};
+    // `sim sample ... | head -1`: the reader takes one line and closes the pipe.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sim"))
+        .args([
+            "sample",
+            "scripts/darooghe.rhai",
+            "-n",
+            "1000000",
+            "--seed",
+            "1",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("sim starts");
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.starts_with('{'), "{first}");
+    // The pipe's reading end is dropped here.
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status}: {stderr}");
+    assert!(stderr.is_empty(), "{stderr}");
+}

@@ -6,6 +6,19 @@ use crate::error::SimError;
 use crate::settings::SettingsError;
 use crate::sink::SinkError;
 
+impl CliError {
+    /// Whether the command stopped because the reader of its output went away
+    /// (`sim sample ... | head -1`): Unix tools end quietly then, and so does `sim`.
+    pub fn reader_gone(&self) -> bool {
+        use crate::pipeline::PipelineError;
+        match self {
+            CliError::Sim(SimError::Sink(err))
+            | CliError::Sim(SimError::Pipeline(PipelineError::Sink(err))) => err.reader_gone(),
+            _ => false,
+        }
+    }
+}
+
 /// Anything that stops a `sim` command.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum CliError {

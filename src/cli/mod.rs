@@ -233,6 +233,13 @@ enum Format {
 impl Cli {
     /// Runs the command; errors are returned for the caller to render.
     pub fn execute(self) -> Result<ExitCode, CliError> {
+        match self.run_command() {
+            Err(err) if err.reader_gone() => Ok(ExitCode::SUCCESS),
+            result => result,
+        }
+    }
+
+    fn run_command(self) -> Result<ExitCode, CliError> {
         match self.command {
             Command::Run {
                 script,

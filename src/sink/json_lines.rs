@@ -48,6 +48,11 @@ impl JsonLinesSink {
     }
 
     fn io_error(&self, source: std::io::Error) -> SinkError {
+        if source.kind() == std::io::ErrorKind::BrokenPipe {
+            return SinkError::ReaderGone {
+                target: self.target.clone(),
+            };
+        }
         SinkError::Io {
             target: self.target.clone(),
             source,

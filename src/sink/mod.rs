@@ -140,6 +140,21 @@ pub enum SinkError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// The reader of standard output or a pipe went away (`sim sample ... | head -1`): nothing
+    /// more can be written, and, as for any Unix tool, that is no failure of `sim`.
+    #[error("the reader of {target} went away")]
+    #[diagnostic(code(sim::sink::closed))]
+    ReaderGone {
+        /// The stream.
+        target: String,
+    },
+}
+
+impl SinkError {
+    /// Whether the sink stopped because its reader went away, which ends a command quietly.
+    pub fn reader_gone(&self) -> bool {
+        matches!(self, SinkError::ReaderGone { .. })
+    }
 }
 
 #[cfg(test)]
