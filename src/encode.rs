@@ -86,9 +86,51 @@ impl serde::Serialize for JsonObject<'_> {
         use serde::ser::SerializeMap;
         let mut map = serializer.serialize_map(Some(self.0.len()))?;
         for (key, value) in self.0 {
-            map.serialize_entry(key.as_str(), value)?;
+            map.serialize_entry(key.as_str(), &JsonValue { value, key })?;
         }
         map.end()
+    }
+}
+
+/// A value of an event, refused when JSON cannot hold it: serde_json would write NaN and the
+/// infinities as `null`, and Rhai a function pointer as its name, both silently.
+struct JsonValue<'a> {
+    value: &'a Dynamic,
+    /// The field it is in, to name in the error.
+    key: &'a str,
+}
+
+impl serde::Serialize for JsonValue<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{Error, SerializeSeq};
+        let refuse = |what: String| {
+            S::Error::custom(format!("`{}` is {what}, which JSON cannot hold", self.key))
+        };
+        let value = self.value;
+        if value.is_float() {
+            let x = value.as_float().unwrap_or_default();
+            if !x.is_finite() {
+                return Err(refuse(x.to_string()));
+            }
+        } else if value.is_fnptr() {
+            return Err(refuse("a function pointer".into()));
+        } else if value.is_map() {
+            if let Some(map) = value.read_lock::<Map>() {
+                return JsonObject(&map).serialize(serializer);
+            }
+        } else if value.is_array() {
+            if let Some(items) = value.read_lock::<rhai::Array>() {
+                let mut seq = serializer.serialize_seq(Some(items.len()))?;
+                for item in items.iter() {
+                    seq.serialize_element(&JsonValue {
+                        value: item,
+                        key: self.key,
+                    })?;
+                }
+                return seq.end();
+            }
+        }
+        value.serialize(serializer)
     }
 }
 
@@ -126,5 +168,36 @@ mod tests {
             err.to_string(),
             "event 12 has no `customer_id` field to use as the message key"
         );
+    }
+
+    #[test]
+    fn values_json_cannot_hold_are_refused_with_their_field() {
+        let mut encoder = EventEncoder::new("customer_id");
+        let mut event = Map::new();
+        event.insert("customer_id".into(), "c".into());
+        let mut place = Map::new();
+        place.insert("lat".into(), Dynamic::from_float(f64::NAN));
+        event.insert("place".into(), Dynamic::from_map(place));
+        let err = encoder.encode(&event, 3).unwrap_err().to_string();
+        assert!(
+            err.contains("`lat` is NaN, which JSON cannot hold"),
+            "{err}"
+        );
+
+        let mut event = Map::new();
+        event.insert("customer_id".into(), "c".into());
+        let rule = rhai::FnPtr::new("commission").unwrap();
+        event.insert(
+            "rules".into(),
+            Dynamic::from_array(vec![Dynamic::from(rule)]),
+        );
+        let err = encoder.encode(&event, 4).unwrap_err().to_string();
+        assert!(err.contains("`rules` is a function pointer"), "{err}");
+
+        let mut event = Map::new();
+        event.insert("customer_id".into(), "c".into());
+        event.insert("fine".into(), Dynamic::from_float(1.5));
+        encoder.encode(&event, 5).unwrap();
+        assert_eq!(encoder.payload, br#"{"customer_id":"c","fine":1.5}"#);
     }
 }
