@@ -4,8 +4,6 @@
 use std::cmp::{Ordering, Reverse};
 use std::collections::{BinaryHeap, HashMap};
 
-use rhai::ImmutableString;
-
 use super::packed::Packed;
 use crate::rate::Nanos;
 use crate::script::Scheduled;
@@ -15,8 +13,6 @@ use crate::script::Scheduled;
 pub struct FollowUpQueue {
     heap: BinaryHeap<Reverse<Pending>>,
     scheduled_so_far: u64,
-    /// How many of those waiting call each function: which one to name when they are too many.
-    by_function: HashMap<ImmutableString, usize>,
 }
 
 struct Pending {
@@ -50,10 +46,6 @@ impl Ord for Pending {
 impl FollowUpQueue {
     /// Adds a follow-up.
     pub fn schedule(&mut self, mut scheduled: Scheduled) {
-        *self
-            .by_function
-            .entry(scheduled.function.clone())
-            .or_default() += 1;
         let data = Packed::pack(std::mem::take(&mut scheduled.data));
         self.heap.push(Reverse(Pending {
             at: scheduled.at_ms.saturating_mul(1_000_000),
@@ -77,21 +69,22 @@ impl FollowUpQueue {
     /// Takes the earliest follow-up.
     pub fn pop(&mut self) -> Option<Scheduled> {
         let Reverse(pending) = self.heap.pop()?;
-        if let Some(count) = self.by_function.get_mut(&pending.scheduled.function) {
-            *count -= 1;
-        }
         Some(Scheduled {
             data: pending.data.unpack(),
             ..pending.scheduled
         })
     }
 
-    /// The function most of the waiting follow-ups call, and how many do.
+    /// The function most of the waiting follow-ups call, and how many do. Counted when asked
+    /// (once, when the cap is reached), not kept up on every schedule and pop.
     pub fn most_waiting(&self) -> Option<(&str, usize)> {
-        self.by_function
-            .iter()
-            .max_by_key(|(name, count)| (**count, std::cmp::Reverse(name.as_str())))
-            .map(|(name, count)| (name.as_str(), *count))
+        let mut by_function: HashMap<&str, usize> = HashMap::new();
+        for Reverse(pending) in &self.heap {
+            *by_function.entry(&pending.scheduled.function).or_default() += 1;
+        }
+        by_function
+            .into_iter()
+            .max_by_key(|(name, count)| (*count, std::cmp::Reverse(*name)))
     }
 }
 
