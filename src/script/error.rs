@@ -199,16 +199,12 @@ impl SourceFile {
             let rest = line.trim_start().strip_prefix("fn ")?;
             rest.split('(').next().map(str::trim)
         });
-        super::api::HELPERS
+        let known = super::api::HELPERS
             .iter()
             .copied()
             .chain(BUILTINS.iter().copied())
-            .chain(script_functions)
-            .filter(|name| *name != wanted)
-            .map(|name| (strsim::levenshtein(wanted, name), name))
-            .filter(|(distance, name)| *distance <= (name.len() / 3).max(1))
-            .min_by_key(|(distance, _)| *distance)
-            .map(|(_, name)| name.to_string())
+            .chain(script_functions);
+        nearest(wanted, known).map(str::to_string)
     }
 
     /// The source of a module this script imports, to point errors into it.
@@ -367,6 +363,18 @@ impl SourceFile {
         }
         .into()
     }
+}
+
+/// The name among `known` nearest to `wanted`, if one is close enough to be a likely typo
+/// (within a third of its length): what "did you mean" suggests.
+pub fn nearest<'a>(wanted: &str, known: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    known
+        .into_iter()
+        .filter(|name| *name != wanted)
+        .map(|name| (strsim::levenshtein(wanted, name), name))
+        .filter(|(distance, name)| *distance <= (name.len() / 3).max(1))
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, name)| name)
 }
 
 /// The error for a script file that cannot be read.

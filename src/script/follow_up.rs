@@ -74,12 +74,8 @@ impl FollowUps {
 
 /// What to say of a follow-up scheduled under a name no `fn name(ctx, data)` has.
 pub fn unknown_target(name: &str, targets: &BTreeSet<String>) -> String {
-    let nearest = targets
-        .iter()
-        .map(|target| (strsim::levenshtein(name, target), target))
-        .filter(|(distance, target)| *distance <= (target.len() / 3).max(1))
-        .min_by_key(|(distance, _)| *distance)
-        .map(|(_, target)| format!("; did you mean `{target}`?"))
+    let nearest = super::error::nearest(name, targets.iter().map(String::as_str))
+        .map(|target| format!("; did you mean `{target}`?"))
         .unwrap_or_default();
     format!("follow_up: the script has no function `{name}(ctx, data)` to call{nearest}")
 }
