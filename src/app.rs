@@ -9,18 +9,16 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
-
 use crate::broker::history::{
     check_retention, watch_config, Deletion, HistoryWatch, ShortRetention,
 };
 use crate::broker::{EmbeddedBroker, LogBudget};
 use crate::error::SimError;
 use crate::metrics::Metrics;
-use crate::pipeline::{BackfillSpec, Pipeline, PipelineError};
+use crate::pipeline::{BackfillSpec, Pipeline, PipelineError, StreamNotice};
 use crate::reload::{self, ReloadNotice};
-use crate::scenario::{prepare, Options, Prepared};
-use crate::settings::InitMode;
+use crate::scenario::{check_start, prepare, Options, Prepared};
+use crate::settings::{InitMode, OnError};
 use crate::shutdown::Shutdown;
 use crate::sink::{
     ensure_topic, DeliveryAccount, JsonLinesSink, KafkaSink, KafkaSinkConfig, Sink, SinkSpec,
@@ -31,7 +29,7 @@ use crate::sink::{
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Something worth telling the person running `sim`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug)]
 pub enum Notice {
     /// The seed in use, so the run can be reproduced.
     Seed(u64),
@@ -57,17 +55,9 @@ pub enum Notice {
         /// Whether it was deleted and recreated.
         recreated: bool,
     },
-    /// The backfill finished.
-    BackfillDone {
-        /// Arrivals placed in the window (the `backfill` setting).
-        arrivals: u64,
-        /// Events they made, with the follow-ups due inside the window.
-        events: u64,
-        /// Start of the window.
-        from: DateTime<Utc>,
-        /// End of the window, where the live stream begins.
-        to: DateTime<Utc>,
-    },
+    /// What the pipeline reports as it streams: the end of the backfill, an event skipped
+    /// because its script failed, a reloaded revision rolled back.
+    Stream(StreamNotice),
     /// Delivery failures by reason.
     Failures(Vec<(String, u64)>),
     /// The run stopped on an error; this is the account of what was accepted before it.
@@ -81,15 +71,18 @@ pub struct Outcome {
     pub events: u64,
     /// The sink's final account.
     pub account: DeliveryAccount,
+    /// Events skipped because their script failed (`on_error = skip`): arrivals and follow-ups
+    /// that were not made.
+    pub script_errors: u64,
     /// From the first event to the last delivery report (not counting the embedded broker's
     /// grace for consumers at exit).
     pub elapsed: Duration,
 }
 
 impl Outcome {
-    /// Whether every event was delivered.
+    /// Whether every arrival and follow-up was made and every event delivered.
     pub fn succeeded(&self) -> bool {
-        self.account.failed == 0 && self.account.in_flight() == 0
+        self.account.failed == 0 && self.account.in_flight() == 0 && self.script_errors == 0
     }
 }
 
@@ -199,6 +192,7 @@ fn open_sink(
 fn close(
     mut open: OpenSink,
     events: u64,
+    script_errors: u64,
     started: Instant,
     notify: &mut dyn FnMut(Notice),
 ) -> Result<Outcome, SimError> {
@@ -211,22 +205,27 @@ fn close(
     Ok(Outcome {
         events,
         account,
+        script_errors,
         elapsed,
     })
 }
 
 /// Runs a whole pipeline step against an open sink, closing the sink (and so flushing what was
-/// accepted) whether the step succeeded or not.
+/// accepted) whether the step succeeded or not. A failing event does what the `on_error`
+/// setting says, `policy` when it says `auto`.
 fn with_pipeline(
     prepared: Prepared,
     options: &Options,
     mut open: OpenSink,
     metrics: Arc<Metrics>,
+    policy: OnError,
     notify: &mut dyn FnMut(Notice),
-    step: impl FnOnce(&mut Pipeline<'_>, &mut dyn FnMut(Notice)) -> Result<u64, PipelineError>,
+    step: impl FnOnce(&mut Pipeline<'_>) -> Result<u64, PipelineError>,
 ) -> Result<Outcome, SimError> {
     let started = Instant::now();
+    let script_errors = metrics.clone();
     let result = {
+        let mut forward = |notice| notify(Notice::Stream(notice));
         let mut pipeline = Pipeline::new(
             prepared.scenario,
             &prepared.settings,
@@ -236,15 +235,18 @@ fn with_pipeline(
         );
         pipeline.label_events(options.labels);
         pipeline.describe_events(options.meta);
+        pipeline.on_error(prepared.settings.on_error.unwrap_or(policy));
+        pipeline.report_to(&mut forward);
         pipeline
             .set_workers(prepared.settings.workers)
-            .and_then(|()| step(&mut pipeline, notify))
+            .and_then(|()| step(&mut pipeline))
     };
+    let script_errors = script_errors.script_errors();
     match result {
-        Ok(events) => close(open, events, started, notify),
+        Ok(events) => close(open, events, script_errors, started, notify),
         Err(err) => {
             // Deliver what was accepted before reporting the error.
-            if let Ok(outcome) = close(open, 0, started, notify) {
+            if let Ok(outcome) = close(open, 0, script_errors, started, notify) {
                 if outcome.account.produced > 0 {
                     notify(Notice::AccountAfterError(outcome.account));
                 }
@@ -270,7 +272,7 @@ pub fn run(
     on_reload: ReloadReporter,
     on_background: BackgroundReporter,
 ) -> Result<Outcome, SimError> {
-    let prepared = prepare(options)?;
+    let prepared = check_start(prepare(options)?, &options.script)?;
     notify(Notice::Seed(prepared.seed));
     let flush = prepared.settings.init_mode == InitMode::Flush;
     let open = open_sink(options, &prepared, &metrics, flush, notify, on_background)?;
@@ -292,8 +294,9 @@ pub fn run(
         options,
         open,
         metrics,
+        OnError::Skip,
         notify,
-        |pipeline, notify| {
+        |pipeline| {
             if let Some(reloads) = reloads {
                 pipeline.accept_reloads(reloads);
             }
@@ -303,15 +306,7 @@ pub fn run(
             });
             // The live stream starts where the backfill window ends: no gap, no overlap.
             let until = duration.and_then(|d| chrono::Duration::from_std(d).ok().map(|d| now + d));
-            let mut backfilled = |spec: BackfillSpec, events| {
-                notify(Notice::BackfillDone {
-                    arrivals: spec.arrivals,
-                    events,
-                    from: now - chrono::Duration::seconds((spec.days * 86_400.0) as i64),
-                    to: now,
-                })
-            };
-            pipeline.stream(&clock, backfill, shutdown, until, &mut backfilled)
+            pipeline.stream(&clock, backfill, shutdown, until)
         },
     )
 }
@@ -327,15 +322,22 @@ pub fn backfill(
     notify: &mut dyn FnMut(Notice),
     on_background: BackgroundReporter,
 ) -> Result<Outcome, SimError> {
-    let prepared = prepare(options)?;
+    let prepared = check_start(prepare(options)?, &options.script)?;
     notify(Notice::Seed(prepared.seed));
     let count = count.unwrap_or(prepared.settings.backfill);
     let days = days.unwrap_or(prepared.settings.backfill_days);
     let open = open_sink(options, &prepared, &metrics, false, notify, on_background)?;
     let now = prepared.now;
-    with_pipeline(prepared, options, open, metrics, notify, |pipeline, _| {
-        pipeline.backfill(now, count, days, shutdown)
-    })
+    let policy = OnError::Stop;
+    with_pipeline(
+        prepared,
+        options,
+        open,
+        metrics,
+        policy,
+        notify,
+        |pipeline| pipeline.backfill(now, count, days, shutdown),
+    )
 }
 
 /// `sim sample`: `count` events from now on, as JSON lines on the sink (standard output).
@@ -345,7 +347,7 @@ pub fn sample(
     metrics: Arc<Metrics>,
     notify: &mut dyn FnMut(Notice),
 ) -> Result<Outcome, SimError> {
-    let prepared = prepare(options)?;
+    let prepared = check_start(prepare(options)?, &options.script)?;
     // Standard output or a file: no broker to watch.
     let open = open_sink(
         options,
@@ -356,7 +358,14 @@ pub fn sample(
         Box::new(|_| {}),
     )?;
     let now = prepared.now;
-    with_pipeline(prepared, options, open, metrics, notify, |pipeline, _| {
-        pipeline.sample(now, count)
-    })
+    let policy = OnError::Stop;
+    with_pipeline(
+        prepared,
+        options,
+        open,
+        metrics,
+        policy,
+        notify,
+        |pipeline| pipeline.sample(now, count),
+    )
 }

@@ -17,6 +17,8 @@ pub struct Metrics {
     revision: AtomicU64,
     reloads: AtomicU64,
     rejected: AtomicU64,
+    skipped: AtomicU64,
+    rollbacks: AtomicU64,
     longest_swap_ns: AtomicU64,
     made_ahead: AtomicU64,
     pending_follow_ups: AtomicU64,
@@ -111,6 +113,27 @@ impl Metrics {
         self.rejected.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Counts an event skipped because its script failed (`on_error = skip`).
+    pub fn skipped(&self) {
+        self.skipped.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Events skipped so far because their script failed: the `script errors` of the account.
+    pub fn script_errors(&self) -> u64 {
+        self.skipped.load(Ordering::Relaxed)
+    }
+
+    /// Records a reloaded revision rolled back: `revision` runs again.
+    pub fn rolled_back(&self, revision: u64) {
+        self.revision.store(revision, Ordering::Relaxed);
+        self.rollbacks.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Rollbacks so far.
+    pub fn rollbacks(&self) -> u64 {
+        self.rollbacks.load(Ordering::Relaxed)
+    }
+
     /// Reloads swapped in so far.
     pub fn reloads(&self) -> u64 {
         self.reloads.load(Ordering::Relaxed)
@@ -128,8 +151,16 @@ impl Metrics {
             0 => String::new(),
             n => format!(" | deleted by broker {n}"),
         };
+        let errors = match self.script_errors() {
+            0 => String::new(),
+            n => format!(" | script errors {n}"),
+        };
+        let rollbacks = match self.rollbacks() {
+            0 => String::new(),
+            n => format!(", {n} rolled back"),
+        };
         format!(
-            "rate {:.1}/s (target {:.1}/s) | events {} | delivered {}{deleted} | failed {} | in flight {} | follow-ups {} | rev {} ({} reloads, {} rejected)",
+            "rate {:.1}/s (target {:.1}/s) | events {} | delivered {}{deleted} | failed {}{errors} | in flight {} | follow-ups {} | rev {} ({} reloads, {} rejected{rollbacks})",
             achieved_per_second,
             self.target_per_second(),
             self.events(),
@@ -161,6 +192,22 @@ mod tests {
         assert_eq!(
             line,
             "rate 9.5/s (target 10.0/s) | events 1 | delivered 1 | failed 0 | in flight 0 | follow-ups 0 | rev 3 (1 reloads, 1 rejected)"
+        );
+    }
+
+    #[test]
+    fn the_status_line_counts_script_errors_and_rollbacks_once_there_are_some() {
+        let metrics = Metrics::default();
+        assert!(!metrics.status_line(0.0).contains("script errors"));
+        metrics.skipped();
+        metrics.skipped();
+        metrics.reloaded(2, Duration::ZERO);
+        metrics.rolled_back(1);
+        let line = metrics.status_line(0.0);
+        assert!(line.contains("| failed 0 | script errors 2 |"), "{line}");
+        assert!(
+            line.contains("rev 1 (1 reloads, 0 rejected, 1 rolled back)"),
+            "{line}"
         );
     }
 

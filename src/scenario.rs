@@ -4,10 +4,11 @@
 //! Every command starts here. [`prepare`] loads the script, resolves settings over its
 //! `config()`, picks the seed and the clock's start, and runs `setup`. [`sample_checked`] then
 //! runs the prepared scenario over a sample of events, into a discarding sink, with every event
-//! checked against the schema and the script's invariants: `sim check` reports what it finds, and
-//! hot reload refuses a new version that breaks anything.
+//! checked against the schema and the script's invariants: `sim check` reports what it finds;
+//! `sim run`, `sample` and `backfill` ([`check_start`]) and hot reload refuse a version that
+//! breaks anything, with the same diagnostic ([`SampleError`]).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -72,7 +73,46 @@ pub enum ScenarioError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Pipeline(#[from] PipelineError),
+    /// The sample broke a rule.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Sample(#[from] SampleError),
 }
+
+/// Why a checked sample refuses a scenario, before a stream starts or a reload swaps it in.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum SampleError {
+    /// A sample event broke the scenario's schema or its `check(event)` invariants.
+    #[error("{}: sample event {seq} breaks the scenario's schema or invariants: {violation}", script.display())]
+    #[diagnostic(
+        code(sim::scenario::sample_broken),
+        help("run `sim check` on the script to see every event that breaks a rule")
+    )]
+    Broken {
+        /// The script.
+        script: PathBuf,
+        /// Sequence number of the first event that broke a rule.
+        seq: i64,
+        /// What it broke.
+        violation: Violation,
+    },
+    /// The follow-ups grow without levelling off: left running, they would take the machine's
+    /// memory.
+    #[error("{}: follow-ups grow without levelling off ({} pending after the sample's arrivals, {} still pending after {} more were made)", script.display(), growth.after_arrivals, growth.left, growth.drained)]
+    #[diagnostic(
+        code(sim::scenario::follow_ups_grow),
+        help("a follow-up that schedules more than one of itself multiplies; run `sim check` on the script to see which function schedules the most")
+    )]
+    FollowUpsGrow {
+        /// The script.
+        script: PathBuf,
+        /// How the follow-ups grew over the sample.
+        growth: FollowUpGrowth,
+    },
+}
+
+/// Events of the sample checked before a stream starts or a reload swaps a version in.
+pub const CHECK_EVENTS: u64 = 200;
 
 /// Loads, configures and sets up the scenario of `options`.
 pub fn prepare(options: &Options) -> Result<Prepared, ScenarioError> {
@@ -132,6 +172,42 @@ impl FollowUpGrowth {
 /// many links, bounded so a self-multiplying follow-up is caught rather than run forever.
 fn drain_budget(count: u64) -> u64 {
     count.saturating_mul(20).max(10_000)
+}
+
+impl Sampled {
+    /// Refuses the scenario of `script` if an event of the sample broke a rule or its
+    /// follow-ups grow; gives back the sampled scenario and settings otherwise.
+    pub fn verdict(self, script: &Path) -> Result<Self, SampleError> {
+        if let Some((seq, violation)) = self.violations.first().cloned() {
+            return Err(SampleError::Broken {
+                script: script.to_path_buf(),
+                seq,
+                violation,
+            });
+        }
+        if self.follow_ups.grows() {
+            return Err(SampleError::FollowUpsGrow {
+                script: script.to_path_buf(),
+                growth: self.follow_ups,
+            });
+        }
+        Ok(self)
+    }
+}
+
+/// Checks a sample of [`CHECK_EVENTS`] events of `prepared` (the script at `script`) before
+/// its stream starts, exactly as a reload checks a new version, on a copy that remembers
+/// nothing into the stream: the events that follow are those an unchecked start makes.
+pub fn check_start(prepared: Prepared, script: &Path) -> Result<Prepared, ScenarioError> {
+    let trial = Prepared {
+        scenario: prepared.scenario.trial_copy()?,
+        settings: prepared.settings.clone(),
+        seed: prepared.seed,
+        now: prepared.now,
+        clock: prepared.clock.clone(),
+    };
+    sample_checked(trial, CHECK_EVENTS)?.verdict(script)?;
+    Ok(prepared)
 }
 
 /// Makes `count` events of `prepared` from its `now` on, without waiting, then every follow-up

@@ -127,7 +127,8 @@ impl fmt::Display for Violation {
         if self.field.is_empty() {
             write!(f, "{}", self.message)
         } else {
-            write!(f, "{}: {}", self.field, self.message)
+            // As `sim check` names it, so every command says the same.
+            write!(f, "`{}`: {}", self.field, self.message)
         }
     }
 }
@@ -320,11 +321,11 @@ mod tests {
             r#"#{ amount: -5, status: "lost", location: #{ lat: "north", lng: 2.0 }, extra: 1 }"#;
         let found = violations(SCHEMA, event);
         let expect = [
-            "amount: -5 is below the minimum 0",
-            "status: `lost` is not one of approved, declined",
-            "reason: required field is missing",
-            "location.lat: is string, expected float",
-            "extra: field is not in the schema",
+            "`amount`: -5 is below the minimum 0",
+            "`status`: `lost` is not one of approved, declined",
+            "`reason`: required field is missing",
+            "`location.lat`: is string, expected float",
+            "`extra`: field is not in the schema",
         ];
         for message in expect {
             assert!(
@@ -341,7 +342,7 @@ mod tests {
             SCHEMA,
             r#"#{ amount: (), status: "approved", reason: (), location: #{ lat: 1.0, lng: 1.0 } }"#,
         );
-        assert_eq!(found, ["amount: is null, expected int"]);
+        assert_eq!(found, ["`amount`: is null, expected int"]);
     }
 
     #[test]

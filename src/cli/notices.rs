@@ -8,6 +8,7 @@ use chrono::SecondsFormat;
 use super::status::clear_status;
 use crate::app::{Notice, Outcome};
 use crate::broker::history::Deletion;
+use crate::pipeline::StreamNotice;
 use crate::reload::ReloadNotice;
 use crate::sink::DeliveryAccount;
 
@@ -47,7 +48,23 @@ pub(super) fn print_notice(notice: Notice) {
             let how = if recreated { "recreated" } else { "ready" };
             say!("topic {topic} {how}");
         }
-        Notice::BackfillDone {
+        Notice::Stream(notice) => print_stream_notice(notice),
+        Notice::AccountAfterError(account) => print_account(&account, None),
+        Notice::Failures(failures) => {
+            for (reason, count) in failures {
+                say!("delivery failed for {count} events: {reason}");
+            }
+        }
+    }
+}
+
+/// Skipped events shown with their whole diagnostic; after these, the status line and the final
+/// account count them (a rare error at thousands of events a second would drown the terminal).
+const SHOWN_SKIPS: u64 = 3;
+
+fn print_stream_notice(notice: StreamNotice) {
+    match notice {
+        StreamNotice::BackfillDone {
             arrivals,
             events,
             from,
@@ -59,12 +76,36 @@ pub(super) fn print_notice(notice: Notice) {
             );
             say!("backfilled {arrivals} arrivals, which made {events} events, from {from} to {to}; streaming live from {to}");
         }
-        Notice::AccountAfterError(account) => print_account(&account),
-        Notice::Failures(failures) => {
-            for (reason, count) in failures {
-                say!("delivery failed for {count} events: {reason}");
+        StreamNotice::Skipped {
+            error,
+            function,
+            time_ms,
+            revision,
+            skipped,
+        } if skipped <= SHOWN_SKIPS => {
+            let at = chrono::DateTime::from_timestamp_millis(time_ms)
+                .map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true))
+                .unwrap_or_else(|| time_ms.to_string());
+            say!(
+                "{}script error: skipped the event `{function}` of revision {revision} was making \
+                 at {at}; the stream goes on (on_error = skip)",
+                clear_status()
+            );
+            say!("{:?}", miette::Report::new(error));
+            if skipped == SHOWN_SKIPS {
+                say!("  further script errors are counted in the status line and the account, not shown; ON_ERROR=stop stops at the first");
             }
         }
+        StreamNotice::Skipped { .. } => {}
+        StreamNotice::RolledBack { from, to, health } => say!(
+            "{}rolled back: revision {from} failed {} of its {} events ({} in a row), over its \
+             budget (10 in a row, or more than 1% of at least 100); revision {to} runs again. \
+             Fix the script and save it to reload",
+            clear_status(),
+            health.failures,
+            health.attempts,
+            health.in_a_row
+        ),
     }
 }
 
@@ -113,21 +154,27 @@ fn bytes(n: u64) -> String {
     format!("{value:.1} {}", UNITS[unit])
 }
 
-fn print_account(account: &DeliveryAccount) {
+fn print_account(account: &DeliveryAccount, script_errors: Option<u64>) {
     say!(
-        "account: produced {}, delivered {}, failed {}{}",
+        "account: produced {}, delivered {}, failed {}{}{}",
         account.produced,
         account.delivered,
         account.failed,
         match account.in_flight() {
             0 => String::new(),
             n => format!(", unaccounted {n}"),
+        },
+        match script_errors {
+            Some(n) => format!(", script errors {n}"),
+            None => String::new(),
         }
     );
 }
 
+/// Prints the final account; the exit status is non-zero unless every arrival was made and
+/// every event delivered.
 pub(super) fn report(outcome: &Outcome) -> ExitCode {
-    print_account(&outcome.account);
+    print_account(&outcome.account, Some(outcome.script_errors));
     if outcome.succeeded() {
         ExitCode::SUCCESS
     } else {

@@ -20,19 +20,22 @@ use crate::rate::{Nanos, PeakHours, RateCurve, RateError, SampledCurve};
 use crate::rng::{follow_up_id, stream_rng, Stream};
 use crate::schema::Violation;
 use crate::script::Scenario;
-use crate::settings::Settings;
+use crate::settings::{OnError, Settings};
 use crate::shutdown::Shutdown;
 use crate::sink::{Record, Sink};
 use crate::timeline::{Arrivals, Backfill};
 
 mod coverage;
 mod error;
+mod failures;
 mod follow_ups;
 mod packed;
 pub mod workers;
 
 pub use coverage::{Coverage, FunctionCoverage};
 pub use error::PipelineError;
+use failures::{is_event_fault, Fallback};
+pub use failures::{RevisionHealth, StreamNotice};
 use follow_ups::FollowUpQueue;
 use workers::{make_ahead, Job, Made, MakeOptions, Worker};
 
@@ -76,6 +79,20 @@ pub struct Pipeline<'s> {
     follow_ups: FollowUpQueue,
     /// The most follow-ups that may wait at once (setting `max_follow_ups`).
     max_follow_ups: usize,
+    /// What a failing event does.
+    on_error: OnError,
+    /// How the running revision has fared since it was swapped in.
+    health: RevisionHealth,
+    /// The revision the last reload replaced, to roll back to (`on_error = skip` only).
+    fallback: Option<Fallback>,
+    /// Rollbacks so far: a batch made ahead by a revision rolled back is made again.
+    rollbacks: u64,
+    /// Set by a rollback: the rate curve may have changed, the timeline's segment is redrawn.
+    curve_changed: bool,
+    /// Events skipped so far (`on_error = skip`).
+    skipped: u64,
+    /// Hears what the pipeline reports as it streams.
+    report: Option<&'s mut dyn FnMut(StreamNotice)>,
 }
 
 /// The historical part of a stream: `arrivals` arrivals of the timeline over the `days` before
@@ -136,6 +153,37 @@ impl<'s> Pipeline<'s> {
             reloads: None,
             follow_ups: FollowUpQueue::default(),
             max_follow_ups: settings.max_follow_ups,
+            on_error: OnError::Stop,
+            health: RevisionHealth::default(),
+            fallback: None,
+            rollbacks: 0,
+            curve_changed: false,
+            skipped: 0,
+            report: None,
+        }
+    }
+
+    /// Sets what a failing event does: stop the step with its error (the default), or skip it,
+    /// count it, report it and go on, rolling a reloaded revision that fails too often back to
+    /// the one it replaced (see [`failures`]).
+    pub fn on_error(&mut self, policy: OnError) {
+        self.on_error = policy;
+    }
+
+    /// Sends what the pipeline reports as it streams (skipped events, rollbacks, the end of
+    /// the backfill) to `report`.
+    pub fn report_to(&mut self, report: &'s mut dyn FnMut(StreamNotice)) {
+        self.report = Some(report);
+    }
+
+    /// Events skipped so far under `on_error = skip`.
+    pub fn skipped(&self) -> u64 {
+        self.skipped
+    }
+
+    fn tell(&mut self, notice: StreamNotice) {
+        if let Some(report) = self.report.as_mut() {
+            report(notice);
         }
     }
 
@@ -182,15 +230,75 @@ impl<'s> Pipeline<'s> {
             .chain(candidate.forks)
             .map(|scenario| Worker::new(scenario, &self.key_field))
             .collect();
-        let retired = std::mem::replace(&mut self.workers, workers);
+        let retired = Fallback {
+            workers: std::mem::replace(&mut self.workers, workers),
+            peak_hours: std::mem::replace(&mut self.peak_hours, peak_hours(&candidate.settings)),
+            max_follow_ups: std::mem::replace(
+                &mut self.max_follow_ups,
+                candidate.settings.max_follow_ups,
+            ),
+            revision: std::mem::replace(&mut self.revision, candidate.revision),
+        };
+        self.health = RevisionHealth::default();
+        // Kept to roll back to only where failures are skipped; the one it replaces goes.
+        let dropped = match self.on_error {
+            OnError::Skip => self.fallback.replace(retired),
+            OnError::Stop => Some(retired),
+        };
         // Freeing a large world (a million customers) takes milliseconds: not on this thread.
-        std::thread::spawn(move || drop(retired));
-        self.peak_hours = peak_hours(&candidate.settings);
-        self.max_follow_ups = candidate.settings.max_follow_ups;
-        self.revision = candidate.revision;
+        std::thread::spawn(move || drop(dropped));
         // The new version may have a new rate; the arrival already drawn stands.
         arrivals.forget_segment();
         self.metrics.reloaded(candidate.revision, started.elapsed());
+    }
+
+    /// Swaps the revision the last reload replaced back in, because the running one failed more
+    /// than its budget. What the failing revision remembered is handed back with it.
+    fn roll_back(&mut self) {
+        let Some(fallback) = self.fallback.take() else {
+            return;
+        };
+        fallback.workers[0]
+            .scenario
+            .take_memory_from(&self.workers[0].scenario);
+        let failed = std::mem::replace(&mut self.workers, fallback.workers);
+        std::thread::spawn(move || drop(failed));
+        self.peak_hours = fallback.peak_hours;
+        self.max_follow_ups = fallback.max_follow_ups;
+        let from = std::mem::replace(&mut self.revision, fallback.revision);
+        let health = std::mem::take(&mut self.health);
+        self.rollbacks += 1;
+        self.curve_changed = true;
+        self.metrics.rolled_back(fallback.revision);
+        self.tell(StreamNotice::RolledBack {
+            from,
+            to: fallback.revision,
+            health,
+        });
+    }
+
+    /// Handles an event that failed with `error`: under `on_error = stop` the error ends the
+    /// step; under `skip` the event is dropped (its sequence number with it: a rule that fails
+    /// on a number must not fail every event after it), counted and reported, and a reloaded revision over its budget is rolled back.
+    fn failed(&mut self, error: PipelineError, job: &Job) -> Result<(), PipelineError> {
+        if self.on_error == OnError::Stop || !is_event_fault(&error) {
+            return Err(error);
+        }
+        self.skipped += 1;
+        self.health.failed();
+        self.metrics.skipped();
+        let notice = StreamNotice::Skipped {
+            error,
+            function: job.function().to_string(),
+            time_ms: job.time_ms(),
+            revision: self.revision,
+            skipped: self.skipped,
+        };
+        self.tell(notice);
+        if self.health.over_budget() {
+            self.roll_back();
+        }
+        Ok(())
     }
 
     /// Gives back the scenario (after a check run, for instance).
@@ -281,7 +389,7 @@ impl<'s> Pipeline<'s> {
                 }
             })
             .collect();
-        let options = self.make_options();
+        let mut options = self.make_options();
         let mut ahead: Vec<Option<Made>> =
             if self.workers.len() > 1 && jobs.len() >= workers::MIN_PARALLEL {
                 make_ahead(&mut self.workers, &jobs, self.next_seq, options)
@@ -308,7 +416,13 @@ impl<'s> Pipeline<'s> {
                     self.workers[0].make(job, seq, options)
                 }
             };
+            let rollbacks = self.rollbacks;
             sent += self.commit(made, job, &mut written)?;
+            if self.rollbacks != rollbacks {
+                // Made ahead by the revision rolled back: made again, in turn, by the one back.
+                ahead.iter_mut().for_each(|made| *made = None);
+                options = self.make_options();
+            }
         }
         self.metrics.made_ahead(ahead.len() as u64, again);
         self.metrics.set_pending_follow_ups(self.follow_ups.len());
@@ -333,7 +447,11 @@ impl<'s> Pipeline<'s> {
             mut effects,
             seq,
         } = made;
-        let outgoing = outgoing?;
+        let outgoing = match outgoing {
+            Ok(outgoing) => outgoing,
+            Err(error) => return self.failed(error, job).map(|()| 0),
+        };
+        self.health.made();
         written.extend(effects.journal.writes.keys().cloned());
         self.workers[0].scenario.commit(&mut effects.journal);
         if let Some(coverage) = &mut self.coverage {
@@ -475,7 +593,7 @@ impl<'s> Pipeline<'s> {
 
     /// `sim run`'s whole stream on one clock: first, with `backfill`, that many arrivals over
     /// the window before the clock's start (in virtual time, as fast as the machine allows),
-    /// reported to `backfilled`; then the live stream from the clock's start, as
+    /// reported as [`StreamNotice::BackfillDone`]; then the live stream from the clock's start, as
     /// [`Pipeline::live`]. The clock is started before the backfill, so the arrivals that fell
     /// due while it ran are made at once when it ends, and from then on every live event leaves
     /// when its timestamp says: live time is real time, however long the backfill took.
@@ -485,12 +603,17 @@ impl<'s> Pipeline<'s> {
         backfill: Option<BackfillSpec>,
         shutdown: &Shutdown,
         until: Option<DateTime<Utc>>,
-        backfilled: &mut dyn FnMut(BackfillSpec, u64),
     ) -> Result<u64, PipelineError> {
         let mut events = 0;
         if let Some(spec) = backfill {
-            events += self.backfill(clock.start(), spec.arrivals, spec.days, shutdown)?;
-            backfilled(spec, events);
+            let to = clock.start();
+            events += self.backfill(to, spec.arrivals, spec.days, shutdown)?;
+            self.tell(StreamNotice::BackfillDone {
+                arrivals: spec.arrivals,
+                events,
+                from: to - chrono::Duration::seconds((spec.days * 86_400.0) as i64),
+                to,
+            });
         }
         if shutdown.is_triggered() {
             return Ok(events);
@@ -562,6 +685,10 @@ impl<'s> Pipeline<'s> {
                 sent += self.emit_arrivals(&batch, u64::MAX)?;
             } else {
                 sent += self.emit_follow_up(&mut HashSet::new())?;
+            }
+            if std::mem::take(&mut self.curve_changed) {
+                // Rolled back: the revision back may have another rate.
+                arrivals.forget_segment();
             }
         }
         Ok(sent)

@@ -1,6 +1,6 @@
 use super::*;
 use crate::clock::TimeSource;
-use crate::settings::{resolve, UserInput};
+use crate::settings::{resolve, OnError, UserInput};
 use crate::sink::{DeliveryAccount, SinkError};
 use std::path::Path;
 
@@ -116,21 +116,25 @@ fn after_a_slow_backfill_live_events_leave_when_their_timestamps_say() {
         )),
         ..Recorder::default()
     };
+    let mut reported = None;
+    let mut report = |notice| {
+        if let StreamNotice::BackfillDone {
+            arrivals, events, ..
+        } = notice
+        {
+            reported = Some((arrivals, events));
+        }
+    };
     let mut p = pipeline(SEQ_EVENT, &mut sink, &[("EVENT_RATE", "6000")]);
+    p.report_to(&mut report);
     let backfill = BackfillSpec {
         arrivals: 3_000,
         days: 1.0,
     };
     let until = now + chrono::Duration::seconds(10);
-    let mut reported = None;
-    p.stream(
-        &clock,
-        Some(backfill),
-        &Shutdown::new(),
-        Some(until),
-        &mut |spec, events| reported = Some((spec.arrivals, events)),
-    )
-    .unwrap();
+    p.stream(&clock, Some(backfill), &Shutdown::new(), Some(until))
+        .unwrap();
+    drop(p);
     assert_eq!(reported, Some((3_000, 3_000)));
     // The backfill wrote in one block; the live stream handed on its events before each sleep.
     assert!(sink.idle_after.iter().all(|&n| n >= 3_000));
@@ -506,4 +510,215 @@ fn remembered_keys_stop_at_their_cap() {
     let err = p.sample(monday(), 100).unwrap_err();
     assert!(err.to_string().contains("setting max_remembered"), "{err}");
     assert_eq!(sink.records.len(), 50);
+}
+
+/// Fails on one arrival in 50 (by its random draw), remembering a key and scheduling a
+/// follow-up first, so a skipped event's effects can be seen to be dropped.
+const RARELY_FAILING: &str = r#"
+    fn event(ctx) {
+        let fail = rand_float() < 0.02;
+        if fail {
+            remember("poison", ctx.seq);
+            ctx.follow_up(1000, "after", #{});
+            throw "rare path";
+        }
+        #{ customer_id: `c${rand_int(0, 9)}`, seq: ctx.seq, poison: recall("poison") }
+    }
+    fn after(ctx, data) { #{ customer_id: "c", seq: ctx.seq, kind: "after" } }"#;
+
+/// Backfills 3,000 arrivals of `source` with `workers` workers under `on_error = skip`: the
+/// records, the skipped count and the skip notices.
+fn backfill_skipping(source: &str, workers: usize) -> (Vec<serde_json::Value>, u64, Vec<u64>) {
+    let mut sink = Recorder::default();
+    let mut notices = Vec::new();
+    let mut report = |notice| {
+        if let StreamNotice::Skipped { skipped, .. } = notice {
+            notices.push(skipped);
+        }
+    };
+    let (scenario, settings) = crate::script::tests::set_up(source, 11, &[]);
+    let metrics = Arc::new(Metrics::default());
+    let mut p = Pipeline::new(scenario, &settings, 11, &mut sink, metrics.clone());
+    p.set_workers(workers).unwrap();
+    p.on_error(OnError::Skip);
+    p.report_to(&mut report);
+    let end = DateTime::from_timestamp(1_705_312_800, 0).unwrap();
+    let sent = p.backfill(end, 3_000, 1.0, &Shutdown::new()).unwrap();
+    let skipped = p.skipped();
+    drop(p);
+    assert_eq!(sent as usize, sink.records.len());
+    assert_eq!(metrics.script_errors(), skipped);
+    let records = sink.records.into_iter().map(|(_, v)| v).collect();
+    (records, skipped, notices)
+}
+
+#[test]
+fn under_skip_a_failing_event_is_dropped_counted_and_reported_and_the_stream_goes_on() {
+    let (records, skipped, notices) = backfill_skipping(RARELY_FAILING, 1);
+    assert!((20..=110).contains(&skipped), "{skipped} skipped");
+    assert_eq!(records.len() as u64, 3_000 - skipped);
+    assert_eq!(notices, (1..=skipped).collect::<Vec<_>>());
+    // Its sequence number, its memory write and its follow-up were dropped with it.
+    let seqs: Vec<i64> = records.iter().map(|e| e["seq"].as_i64().unwrap()).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]));
+    assert_eq!(*seqs.last().unwrap(), 3_000 - 1);
+    assert!(records
+        .iter()
+        .all(|e| e["poison"].is_null() && e["kind"].is_null()));
+    // The same events whatever the number of workers.
+    for workers in [2, 3] {
+        let (many, skipped_many, _) = backfill_skipping(RARELY_FAILING, workers);
+        assert_eq!(
+            (many, skipped_many),
+            (records.clone(), skipped),
+            "{workers}"
+        );
+    }
+}
+
+#[test]
+fn under_stop_the_first_failing_event_ends_the_step() {
+    let mut sink = Recorder::default();
+    let (scenario, settings) = crate::script::tests::set_up(RARELY_FAILING, 11, &[]);
+    let mut p = Pipeline::new(scenario, &settings, 11, &mut sink, Arc::default());
+    let end = DateTime::from_timestamp(1_705_312_800, 0).unwrap();
+    let err = p.backfill(end, 3_000, 1.0, &Shutdown::new()).unwrap_err();
+    assert!(err.to_string().contains("rare path"), "{err}");
+}
+
+#[test]
+fn errors_that_are_not_the_events_own_stop_even_under_skip() {
+    // The follow-up cap is the stream's limit, not one event's failure.
+    let source = "fn event(ctx) { ctx.follow_up(1000, \"echo\", 1); #{ customer_id: \"c\" } }\n\
+                  fn echo(ctx, n) { ctx.follow_up(1000, \"echo\", n); ctx.follow_up(1000, \"echo\", n); #{ customer_id: \"c\" } }";
+    let mut sink = Recorder::default();
+    let mut p = pipeline(source, &mut sink, &[("MAX_FOLLOW_UPS", "100")]);
+    p.on_error(OnError::Skip);
+    let err = p.sample(monday(), 100_000).unwrap_err();
+    assert!(matches!(err, PipelineError::FollowUpCap { .. }), "{err}");
+}
+
+/// Streams revision 1 of `script(1)` for 200 ms, then swaps in `script(2)` as revision 2 and
+/// streams 2 s more under `on_error = skip`; returns the `v` of each event and the notices.
+fn reload_under_skip(
+    script: impl Fn(u32) -> String,
+    workers: usize,
+) -> (Vec<(String, i64)>, Vec<String>, Arc<Metrics>) {
+    let mut sink = Recorder::default();
+    let metrics = Arc::new(Metrics::default());
+    let mut notices = Vec::new();
+    let mut report = |notice: StreamNotice| {
+        notices.push(match notice {
+            StreamNotice::RolledBack { from, to, health } => {
+                format!(
+                    "rolled back {from}->{to} {}/{}",
+                    health.failures, health.attempts
+                )
+            }
+            StreamNotice::Skipped { revision, .. } => format!("skipped {revision}"),
+            StreamNotice::BackfillDone { .. } => "backfill".into(),
+        })
+    };
+    let (scenario, settings) = crate::script::tests::set_up(&script(1), 11, &[]);
+    let mut p = Pipeline::new(scenario, &settings, 11, &mut sink, metrics.clone());
+    p.set_workers(workers).unwrap();
+    p.on_error(OnError::Skip);
+    p.report_to(&mut report);
+    let (tx, rx) = std::sync::mpsc::channel();
+    p.accept_reloads(rx);
+    let time = TimeSource::paused();
+    let now = monday();
+    let clock = SimClock::on(time.clone(), now);
+    let until = now + chrono::Duration::milliseconds(200);
+    p.live(&clock, &Shutdown::new(), Some(until)).unwrap();
+    let mut next = Scenario::from_source(Path::new("t.rhai"), &script(2)).unwrap();
+    let settings = resolve(&UserInput::default(), &next.config().unwrap()).unwrap();
+    next.setup(&settings, 11, 0).unwrap();
+    let forks = (1..workers).map(|_| next.fork().unwrap()).collect();
+    tx.send(Candidate {
+        scenario: next,
+        forks,
+        settings,
+        revision: 2,
+    })
+    .unwrap();
+    let clock = SimClock::on(time, until);
+    let until = until + chrono::Duration::seconds(2);
+    p.live(&clock, &Shutdown::new(), Some(until)).unwrap();
+    drop(p);
+    let made = sink
+        .records
+        .iter()
+        .map(|(_, e)| {
+            (
+                e["v"].as_str().unwrap().to_string(),
+                e["seq"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    (made, notices, metrics)
+}
+
+/// Revision 2 fails every `every`-th event (by its random draw); 1 never does.
+fn failing_from_revision_2(every: u32) -> impl Fn(u32) -> String {
+    move |revision| {
+        let fail = if revision == 2 {
+            format!("if rand_int(1, {every}) == 1 {{ throw \"broken path\"; }}")
+        } else {
+            String::new()
+        };
+        format!(
+            "fn config() {{ #{{ rate: 60000.0, peak_factor: 1.0 }} }}\n\
+             fn event(ctx) {{ {fail} remember(\"last\", ctx.seq); \
+             #{{ customer_id: `c${{ctx.seq % 5}}`, seq: ctx.seq, v: \"r{revision}\" }} }}"
+        )
+    }
+}
+
+#[test]
+fn a_reloaded_revision_that_fails_too_often_is_rolled_back_and_the_stream_goes_on() {
+    // 1,000 events a second; revision 2 fails one event in 5, far over 1%.
+    let (made, notices, metrics) = reload_under_skip(failing_from_revision_2(5), 1);
+    let rolled: Vec<&String> = notices.iter().filter(|n| n.starts_with("rolled")).collect();
+    assert_eq!(rolled.len(), 1, "{notices:?}");
+    assert!(rolled[0].starts_with("rolled back 2->1 "), "{}", rolled[0]);
+    let first_new = made.iter().position(|(v, _)| v == "r2").expect("r2 ran");
+    let back = made[first_new..]
+        .iter()
+        .position(|(v, _)| v == "r1")
+        .expect("r1 runs again")
+        + first_new;
+    assert!(
+        made[back..].iter().all(|(v, _)| v == "r1"),
+        "one rollback, for good"
+    );
+    assert!(made.len() > 2_000, "the stream went on: {}", made.len());
+    // Every sequence number once, in order, but those of the skipped events.
+    let seqs: Vec<i64> = made.iter().map(|(_, s)| *s).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]));
+    let numbers = (*seqs.last().unwrap() + 1) as u64;
+    assert_eq!(numbers, made.len() as u64 + metrics.script_errors());
+    assert_eq!(metrics.revision(), 1);
+    assert_eq!(metrics.rollbacks(), 1);
+    assert!(metrics.script_errors() > 0);
+}
+
+#[test]
+fn a_rollback_made_ahead_by_workers_gives_what_one_worker_gives() {
+    let one = reload_under_skip(failing_from_revision_2(5), 1).0;
+    let two = reload_under_skip(failing_from_revision_2(5), 2).0;
+    assert_eq!(one, two);
+}
+
+#[test]
+fn a_reloaded_revision_that_fails_rarely_stays_with_its_failures_skipped() {
+    // One in 1,000: under 1% of its events, and never 10 in a row.
+    let (made, notices, metrics) = reload_under_skip(failing_from_revision_2(1_000), 1);
+    assert!(
+        notices.iter().all(|n| !n.starts_with("rolled")),
+        "{notices:?}"
+    );
+    assert_eq!(made.last().unwrap().0, "r2");
+    assert_eq!(metrics.revision(), 2);
+    assert_eq!(metrics.rollbacks(), 0);
 }

@@ -18,15 +18,11 @@ use notify_debouncer_mini::DebouncedEventKind;
 
 use crate::metrics::Metrics;
 use crate::pipeline::Candidate;
-use crate::scenario::{prepare, sample_checked, FollowUpGrowth, Options, ScenarioError};
-use crate::schema::Violation;
+use crate::scenario::{prepare, sample_checked, Options, ScenarioError, CHECK_EVENTS};
 use crate::script::imports::script_files;
 use crate::script::ScriptError;
 use crate::settings::Settings;
 use crate::watch::{absolute, ScriptWatcher};
-
-/// Events sampled from a new version before it may run.
-pub const CHECK_EVENTS: u64 = 200;
 
 /// What the reloader reports.
 #[derive(Debug)]
@@ -83,33 +79,6 @@ pub enum ReloadError {
         /// The value the edit gives it.
         now: String,
     },
-    /// A sample event broke the scenario's schema or its `check(event)` invariants.
-    #[error("{}: sample event {seq} breaks the scenario's schema or invariants: {violation}", script.display())]
-    #[diagnostic(
-        code(sim::reload::sample_broken),
-        help("run `sim check` on the script to see every event that breaks a rule")
-    )]
-    SampleBroken {
-        /// The script.
-        script: PathBuf,
-        /// Sequence number of the first event that broke a rule.
-        seq: i64,
-        /// What it broke.
-        violation: Violation,
-    },
-    /// The new version's follow-ups grow without levelling off: left running, they would take
-    /// the machine's memory.
-    #[error("{}: follow-ups grow without levelling off ({} pending after the sample's arrivals, {} still pending after {} more were made)", script.display(), growth.after_arrivals, growth.left, growth.drained)]
-    #[diagnostic(
-        code(sim::reload::follow_ups_grow),
-        help("a follow-up that schedules more than one of itself multiplies; run `sim check` on the script to see which function schedules the most")
-    )]
-    FollowUpsGrow {
-        /// The script.
-        script: PathBuf,
-        /// How the follow-ups grew over the sample.
-        growth: FollowUpGrowth,
-    },
     /// The new version could not be copied for the other workers.
     #[error(transparent)]
     #[diagnostic(transparent)]
@@ -136,20 +105,9 @@ fn prepare_candidate(
             return Err(ReloadError::FixedSetting { key, was, now });
         }
     }
-    let sampled = sample_checked(prepared, CHECK_EVENTS)?;
-    if let Some((seq, violation)) = sampled.violations.into_iter().next() {
-        return Err(ReloadError::SampleBroken {
-            script: options.script.clone(),
-            seq,
-            violation,
-        });
-    }
-    if sampled.follow_ups.grows() {
-        return Err(ReloadError::FollowUpsGrow {
-            script: options.script.clone(),
-            growth: sampled.follow_ups,
-        });
-    }
+    let sampled = sample_checked(prepared, CHECK_EVENTS)?
+        .verdict(&options.script)
+        .map_err(ScenarioError::from)?;
     let settings = sampled.settings;
     let mut scenario = sampled.scenario;
     scenario.reseed_events(seed, revision - 1);

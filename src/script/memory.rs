@@ -81,6 +81,16 @@ impl Memory {
         crate::sync::write(&self.store)
     }
 
+    /// A memory of its own holding a copy of what this one remembers, for a trial run whose
+    /// writes must not reach this one.
+    pub fn copy(&self) -> Memory {
+        Memory {
+            store: Arc::new(RwLock::new(self.read_store().clone())),
+            journal: Arc::default(),
+            cap: Arc::new(AtomicUsize::new(self.cap.load(AtomicOrdering::Relaxed))),
+        }
+    }
+
     /// A handle on the same store with a journal of its own, for another worker.
     pub fn for_worker(&self) -> Memory {
         Memory {

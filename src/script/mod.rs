@@ -271,11 +271,18 @@ impl Scenario {
     /// share no reference-counted code whose counters the cores would fight over), sharing the
     /// state `setup` built (`setup` is not run again), the settings and the memory.
     pub fn fork(&self) -> Result<Self, ScriptError> {
-        let mut worker = Self::compile_with(
-            self.source.clone(),
-            self.imports.clone(),
-            self.memory.for_worker(),
-        )?;
+        self.fork_with(self.memory.for_worker())
+    }
+
+    /// A copy of this scenario for a trial run (the sample checked before a stream starts):
+    /// like [`Scenario::fork`], but remembering into a copy of this one's memory, so nothing
+    /// the trial does reaches the stream that follows.
+    pub fn trial_copy(&self) -> Result<Self, ScriptError> {
+        self.fork_with(self.memory.copy())
+    }
+
+    fn fork_with(&self, memory: Memory) -> Result<Self, ScriptError> {
+        let mut worker = Self::compile_with(self.source.clone(), self.imports.clone(), memory)?;
         // A copy of the state's top level (pools inside are shared, not copied), so that the
         // workers do not contend for one lock on every `ctx.state` access.
         worker.state = self.state.flatten_clone().into_shared();

@@ -43,6 +43,18 @@ pub enum InitMode {
     Skip,
 }
 
+/// What happens to an event whose script fails (`on_error`, env `ON_ERROR`): a runtime error in
+/// `event` or a follow-up, or a value the event cannot be encoded with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnError {
+    /// Skip the event, count it, report it, and go on (the default of `sim run`). After a
+    /// reload, a revision that fails too often is rolled back to the one it replaced.
+    Skip,
+    /// Stop at the first failing event, with its diagnostic (the default of `sim backfill`,
+    /// `sim sample` and `sim check`).
+    Stop,
+}
+
 /// A typed setting value, as the script sees it in `ctx.settings`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum TypedValue {
@@ -87,6 +99,9 @@ pub struct Settings {
     pub backfill_days: f64,
     /// Whether to recreate the topic and backfill (`EVENT_INIT_MODE`).
     pub init_mode: InitMode,
+    /// What a failing event does (`ON_ERROR`); `None` (`auto`): each command's default, see
+    /// [`OnError`].
+    pub on_error: Option<OnError>,
     /// Script workers making events (`--workers`); the events are the same for any number.
     pub workers: usize,
     /// The most follow-ups that may wait at once (`MAX_FOLLOW_UPS`): scenario state is bounded.
@@ -216,6 +231,8 @@ fn builtin_defaults() -> Vec<(&'static str, RawValue)> {
         ("backfill", RawValue::Int(20_000)),
         ("backfill_days", RawValue::Float(7.0)),
         ("init_mode", RawValue::Str("flush".into())),
+        // auto: skip for `sim run`, stop for the others.
+        ("on_error", RawValue::Str("auto".into())),
         // 0: one a core.
         ("workers", RawValue::Int(0)),
         ("max_follow_ups", RawValue::Int(1_000_000)),
@@ -336,6 +353,7 @@ fn build(
         backfill: checked::at_least("backfill", get("backfill"), 0)? as u64,
         backfill_days: checked::positive("backfill_days", get("backfill_days"))?,
         init_mode: checked::init_mode("init_mode", get("init_mode"))?,
+        on_error: checked::on_error("on_error", get("on_error"))?,
         max_follow_ups: checked::at_least("max_follow_ups", get("max_follow_ups"), 1)? as usize,
         max_remembered: checked::at_least("max_remembered", get("max_remembered"), 1)? as usize,
         workers: match checked::at_least("workers", get("workers"), 0)? {
@@ -473,6 +491,24 @@ mod checked {
             Some("flush") => Ok(InitMode::Flush),
             Some("skip") => Ok(InitMode::Skip),
             _ => Err(invalid(key, s, "flush or skip")),
+        }
+    }
+
+    pub(super) fn on_error(key: &str, s: &Sourced) -> Result<Option<OnError>, SettingsError> {
+        match s
+            .value
+            .as_str()
+            .map(|t| t.trim().to_ascii_lowercase())
+            .as_deref()
+        {
+            Some("skip") => Ok(Some(OnError::Skip)),
+            Some("stop") => Ok(Some(OnError::Stop)),
+            Some("auto") => Ok(None),
+            _ => Err(invalid(
+                key,
+                s,
+                "skip, stop or auto (skip for sim run, stop for the other commands)",
+            )),
         }
     }
 

@@ -208,3 +208,14 @@ fn a_readers_config_file_comes_under_the_environment() {
     assert_eq!(target.brokers, Some(("file:1".into(), origin)));
     assert_eq!(target.topic.0, "t.env");
 }
+
+#[test]
+fn on_error_is_auto_unless_set_and_names_its_choices_when_wrong() {
+    assert_eq!(resolve(&env(&[]), &script(&[])).unwrap().on_error, None);
+    let skip = resolve(&env(&[("ON_ERROR", "Skip")]), &script(&[])).unwrap();
+    assert_eq!(skip.on_error, Some(OnError::Skip));
+    let stop = resolve(&env(&[("ON_ERROR", "stop")]), &script(&[])).unwrap();
+    assert_eq!(stop.on_error, Some(OnError::Stop));
+    let err = resolve(&env(&[("ON_ERROR", "ignore")]), &script(&[])).unwrap_err();
+    assert!(err.to_string().contains("skip, stop or auto"), "{err}");
+}

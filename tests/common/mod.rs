@@ -141,6 +141,8 @@ pub struct Account {
     pub produced: u64,
     pub delivered: u64,
     pub failed: u64,
+    /// Arrivals and follow-ups skipped because the script failed (0 when not printed).
+    pub script_errors: u64,
 }
 
 /// Parses the final account from `sim`'s standard error; fails the test if the last line is not
@@ -160,16 +162,18 @@ fn parse_account(line: &str) -> Option<Account> {
     let rest = line.trim().strip_prefix("account: ")?;
     let mut fields = BTreeMap::new();
     for part in rest.split(", ") {
-        let (name, value) = part.split_once(' ')?;
+        let (name, value) = part.rsplit_once(' ')?;
         fields.insert(name, value.parse::<u64>().ok()?);
     }
-    if fields.len() != 3 {
+    let known = ["produced", "delivered", "failed", "script errors"];
+    if fields.keys().any(|name| !known.contains(name)) {
         return None; // e.g. an `unaccounted N` field
     }
     Some(Account {
         produced: *fields.get("produced")?,
         delivered: *fields.get("delivered")?,
         failed: *fields.get("failed")?,
+        script_errors: fields.get("script errors").copied().unwrap_or(0),
     })
 }
 
