@@ -97,7 +97,12 @@ fn print_stream_notice(notice: StreamNotice) {
             }
         }
         StreamNotice::Skipped { .. } => {}
-        StreamNotice::RolledBack { from, to, health } => say!(
+        StreamNotice::RolledBack {
+            from,
+            to,
+            health,
+            cause: None,
+        } => say!(
             "{}rolled back: revision {from} failed {} of its {} events ({} in a row), over its \
              budget (10 in a row, or more than 1% of at least 100); revision {to} runs again. \
              Fix the script and save it to reload",
@@ -106,6 +111,19 @@ fn print_stream_notice(notice: StreamNotice) {
             health.attempts,
             health.in_a_row
         ),
+        StreamNotice::RolledBack {
+            from,
+            to,
+            cause: Some(error),
+            ..
+        } => {
+            say!(
+                "{}rolled back: the rate curve of revision {from} failed; revision {to} runs \
+                 again. Fix the script and save it to reload",
+                clear_status()
+            );
+            say!("{:?}", miette::Report::new(error));
+        }
     }
 }
 

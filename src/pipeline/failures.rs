@@ -48,7 +48,8 @@ pub enum StreamNotice {
         /// Events skipped so far in the run, this one included.
         skipped: u64,
     },
-    /// A reloaded revision failed more than its budget and the one it replaced runs again.
+    /// A reloaded revision failed more than its budget, or its rate curve failed, and the one
+    /// it replaced runs again.
     RolledBack {
         /// The revision that failed.
         from: u64,
@@ -56,6 +57,8 @@ pub enum StreamNotice {
         to: u64,
         /// Its failures, and the events it tried to make.
         health: RevisionHealth,
+        /// The failure of its rate curve, when that was the cause.
+        cause: Option<PipelineError>,
     },
 }
 

@@ -253,8 +253,9 @@ impl<'s> Pipeline<'s> {
     }
 
     /// Swaps the revision the last reload replaced back in, because the running one failed more
-    /// than its budget. What the failing revision remembered is handed back with it.
-    fn roll_back(&mut self) {
+    /// than its budget, or its rate curve failed (`cause`). What the failing revision remembered
+    /// is handed back with it.
+    fn roll_back(&mut self, cause: Option<PipelineError>) {
         let Some(fallback) = self.fallback.take() else {
             return;
         };
@@ -274,6 +275,7 @@ impl<'s> Pipeline<'s> {
             from,
             to: fallback.revision,
             health,
+            cause,
         });
     }
 
@@ -296,7 +298,7 @@ impl<'s> Pipeline<'s> {
         };
         self.tell(notice);
         if self.health.over_budget() {
-            self.roll_back();
+            self.roll_back(None);
         }
         Ok(())
     }
@@ -369,7 +371,18 @@ impl<'s> Pipeline<'s> {
     }
 
     fn next_arrival(&mut self, arrivals: &mut Arrivals) -> Result<Option<Nanos>, PipelineError> {
-        let next = self.with_curve(|curve| arrivals.next_arrival(curve))?;
+        let next = match self.with_curve(|curve| arrivals.next_arrival(curve)) {
+            Ok(next) => next,
+            // A reloaded `rate(t)` that fails (at an hour the sample never reached) is rolled
+            // back like a revision whose events fail: the one before it had a working curve.
+            Err(error) if self.on_error == OnError::Skip && self.fallback.is_some() => {
+                self.roll_back(Some(error.into()));
+                arrivals.forget_segment();
+                self.curve_changed = false;
+                self.with_curve(|curve| arrivals.next_arrival(curve))?
+            }
+            Err(error) => return Err(error.into()),
+        };
         self.metrics
             .set_target_per_second(arrivals.current_per_minute() / 60.0);
         Ok(next)

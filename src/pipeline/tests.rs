@@ -599,19 +599,27 @@ fn errors_that_are_not_the_events_own_stop_even_under_skip() {
 }
 
 /// Streams revision 1 of `script(1)` for 200 ms, then swaps in `script(2)` as revision 2 and
-/// streams 2 s more under `on_error = skip`; returns the `v` of each event and the notices.
+/// streams `seconds` more under `on_error = skip`; returns the `v` of each event and the
+/// notices.
 fn reload_under_skip(
     script: impl Fn(u32) -> String,
     workers: usize,
+    seconds: i64,
 ) -> (Vec<(String, i64)>, Vec<String>, Arc<Metrics>) {
     let mut sink = Recorder::default();
     let metrics = Arc::new(Metrics::default());
     let mut notices = Vec::new();
     let mut report = |notice: StreamNotice| {
         notices.push(match notice {
-            StreamNotice::RolledBack { from, to, health } => {
+            StreamNotice::RolledBack {
+                from,
+                to,
+                health,
+                cause,
+            } => {
+                let cause = cause.map(|c| format!(" {c}")).unwrap_or_default();
                 format!(
-                    "rolled back {from}->{to} {}/{}",
+                    "rolled back {from}->{to} {}/{}{cause}",
                     health.failures, health.attempts
                 )
             }
@@ -643,7 +651,7 @@ fn reload_under_skip(
     })
     .unwrap();
     let clock = SimClock::on(time, until);
-    let until = until + chrono::Duration::seconds(2);
+    let until = until + chrono::Duration::seconds(seconds);
     p.live(&clock, &Shutdown::new(), Some(until)).unwrap();
     drop(p);
     let made = sink
@@ -678,7 +686,7 @@ fn failing_from_revision_2(every: u32) -> impl Fn(u32) -> String {
 #[test]
 fn a_reloaded_revision_that_fails_too_often_is_rolled_back_and_the_stream_goes_on() {
     // 1,000 events a second; revision 2 fails one event in 5, far over 1%.
-    let (made, notices, metrics) = reload_under_skip(failing_from_revision_2(5), 1);
+    let (made, notices, metrics) = reload_under_skip(failing_from_revision_2(5), 1, 2);
     let rolled: Vec<&String> = notices.iter().filter(|n| n.starts_with("rolled")).collect();
     assert_eq!(rolled.len(), 1, "{notices:?}");
     assert!(rolled[0].starts_with("rolled back 2->1 "), "{}", rolled[0]);
@@ -704,16 +712,40 @@ fn a_reloaded_revision_that_fails_too_often_is_rolled_back_and_the_stream_goes_o
 }
 
 #[test]
+fn a_reloaded_rate_curve_that_fails_later_is_rolled_back() {
+    // Revision 2's curve fails from the stream's second minute on (it is sampled once a
+    // minute), long after the check of its first events.
+    let script = |revision: u32| {
+        let rate = if revision == 2 {
+            "fn rate(t) { if t >= 1705312860000 { throw \"no rate for this hour\"; } 600.0 }"
+        } else {
+            ""
+        };
+        format!(
+            "fn config() {{ #{{ rate: 600.0, peak_factor: 1.0 }} }}\n{rate}\n\
+             fn event(ctx) {{ #{{ customer_id: \"c\", seq: ctx.seq, v: \"r{revision}\" }} }}"
+        )
+    };
+    let (made, notices, metrics) = reload_under_skip(script, 1, 70);
+    let rolled: Vec<&String> = notices.iter().filter(|n| n.starts_with("rolled")).collect();
+    assert_eq!(rolled.len(), 1, "{notices:?}");
+    assert!(rolled[0].contains("no rate for this hour"), "{}", rolled[0]);
+    assert_eq!(made.last().unwrap().0, "r1");
+    assert!(made.iter().any(|(v, _)| v == "r2"));
+    assert_eq!(metrics.revision(), 1);
+}
+
+#[test]
 fn a_rollback_made_ahead_by_workers_gives_what_one_worker_gives() {
-    let one = reload_under_skip(failing_from_revision_2(5), 1).0;
-    let two = reload_under_skip(failing_from_revision_2(5), 2).0;
+    let one = reload_under_skip(failing_from_revision_2(5), 1, 2).0;
+    let two = reload_under_skip(failing_from_revision_2(5), 2, 2).0;
     assert_eq!(one, two);
 }
 
 #[test]
 fn a_reloaded_revision_that_fails_rarely_stays_with_its_failures_skipped() {
     // One in 1,000: under 1% of its events, and never 10 in a row.
-    let (made, notices, metrics) = reload_under_skip(failing_from_revision_2(1_000), 1);
+    let (made, notices, metrics) = reload_under_skip(failing_from_revision_2(1_000), 1, 2);
     assert!(
         notices.iter().all(|n| !n.starts_with("rolled")),
         "{notices:?}"
