@@ -81,17 +81,29 @@ impl Run {
         }
     }
 
-    /// Stops sim with SIGINT and returns the events it wrote, in order.
+    /// Stops sim with SIGINT and returns the events it wrote, in order; sim must exit with
+    /// success.
     fn stop(&mut self) -> Vec<serde_json::Value> {
-        let pid = self.child.id().to_string();
-        Command::new("kill").args(["-INT", &pid]).status().unwrap();
-        self.wait_for("account:");
-        let status = self.child.wait().unwrap();
+        let (status, events) = self.stop_with_status();
         assert!(
             status.success(),
             "sim exited with {status}: {:?}",
             self.seen
         );
+        events
+    }
+
+    /// Stops sim with SIGINT and returns its exit status and the events it wrote, in order.
+    fn stop_with_status(&mut self) -> (std::process::ExitStatus, Vec<serde_json::Value>) {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-INT", &pid]).status().unwrap();
+        self.wait_for("account:");
+        let status = self.child.wait().unwrap();
+        (status, self.events())
+    }
+
+    /// The events written so far, in order.
+    fn events(&self) -> Vec<serde_json::Value> {
         std::fs::read_to_string(&self.out)
             .unwrap()
             .lines()
@@ -377,4 +389,52 @@ fn an_edit_broken_only_in_the_last_follow_up_or_multiplying_them_is_refused() {
     assert!(said.contains("revision 1 keeps running"), "{said}");
     let events = run.stop();
     assert!(!events.is_empty(), "the stream went on");
+}
+
+#[test]
+fn a_revision_that_fails_after_its_sample_is_rolled_back_and_the_stream_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("s.rhai");
+    std::fs::write(&script, scenario("v1")).unwrap();
+    let mut run = Run::start(dir.path(), "s.rhai");
+    std::thread::sleep(Duration::from_millis(300));
+    // Passes its 200-event sample (numbered from 0), fails every event of the live stream
+    // (numbered in the hundreds by now): a rule broken on a path the check never took.
+    let failing = scenario("v2").replace(
+        "fn event(ctx) {",
+        "fn event(ctx) { if ctx.seq >= 200 { throw \"broken later\"; }",
+    );
+    std::fs::write(&script, failing).unwrap();
+    run.wait_for("reloaded: revision 2");
+    let said = run.wait_for("rolled back: revision 2");
+    assert!(
+        said.iter().any(|l| l.contains("script error: skipped")),
+        "{said:?}"
+    );
+    assert!(
+        said.last().unwrap().contains("revision 1 runs again"),
+        "{said:?}"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    // Revision 1 streams on; a fixed edit is taken as revision 3.
+    std::fs::write(&script, scenario("v3")).unwrap();
+    run.wait_for("reloaded: revision 3");
+    std::thread::sleep(Duration::from_millis(300));
+    let (status, events) = run.stop_with_status();
+    // Events were skipped, so not every arrival was made: the exit status says so.
+    assert_eq!(status.code(), Some(1), "{:?}", run.seen);
+    let account = run.seen.last().unwrap().clone();
+    assert!(account.contains(", script errors 10"), "{account}");
+    let versions: Vec<&str> = events.iter().map(|e| e["v"].as_str().unwrap()).collect();
+    let mut order: Vec<&str> = versions.clone();
+    order.dedup();
+    assert_eq!(
+        order,
+        ["v1", "v3"],
+        "v2 made no event; v1 ran again, then v3"
+    );
+    // Every number once, in order; the ten skipped events are the gap.
+    let seqs: Vec<i64> = events.iter().map(|e| e["seq"].as_i64().unwrap()).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]));
+    assert_eq!(*seqs.last().unwrap() + 1, events.len() as i64 + 10);
 }
