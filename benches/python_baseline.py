@@ -6,7 +6,8 @@ choices per field, `uuid.uuid4()` and a `datetime` ISO timestamp, serialises it 
 `json.dumps`, and hands it to confluent-kafka's `Producer` keyed by `customer_id`, with a delivery
 callback and `poll(0)` after each produce, and `flush()` at the end. This script does the same for
 `--count` events, as fast as it can (a backfill: no sleeping, timestamps spread over the last 7
-days), so that `sim backfill` can be compared with it on the same broker.
+days), so that `sim backfill` can be compared with it on the same broker. The events are made
+by `python_events.py` beside it, which also writes them as JSON lines without Kafka.
 
 Like `sim`, the producer is idempotent with `acks=all`. The event has the seed's 17 fields; 50
 merchants and 1,000 customers are lists of dicts built at start; commission is the seed's flat 2%
@@ -29,84 +30,14 @@ delivered, 1 otherwise.
 import argparse
 import json
 import logging
-import random
 import sys
 import time
-import uuid
-from datetime import datetime, timedelta, timezone
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-MERCHANT_COUNT = 50
-CUSTOMER_COUNT = 1000
-FRAUD_RATE = 0.02
-DECLINED_RATE = 0.05
-BACKFILL_DAYS = 7
-
-MERCHANT_CATEGORIES = ["retail", "food_service", "entertainment", "transportation", "government"]
-PAYMENT_METHODS = ["online", "pos", "mobile", "nfc"]
-COMMISSION_TYPES = ["flat", "progressive", "tiered"]
-CUSTOMER_TYPES = ["individual", "CIP", "business"]
-FAILURE_REASONS = [
-    "insufficient_funds",
-    "incorrect_pin",
-    "card_expired",
-    "limit_exceeded",
-    "issuer_unavailable",
-    "suspected_fraud",
-]
-CITIES = [
-    (35.6892, 51.3890),  # Tehran
-    (36.2605, 59.6168),  # Mashhad
-    (32.6546, 51.6680),  # Isfahan
-    (29.5918, 52.5837),  # Shiraz
-    (38.0800, 46.2919),  # Tabriz
-    (35.8400, 50.9391),  # Karaj
-]
-APP_VERSIONS = {"Android": ["2.4.1", "2.4.0", "2.3.8", "2.2.0"], "iOS": ["3.1.0", "3.0.2", "2.9.5"]}
-
-
-def near(lat, lng, spread):
-    return {
-        "lat": round(lat + random.uniform(-spread, spread), 4),
-        "lng": round(lng + random.uniform(-spread, spread), 4),
-    }
-
-
-def build_merchants(count):
-    merchants = []
-    for i in range(count):
-        lat, lng = random.choice(CITIES)
-        merchants.append(
-            {
-                "merchant_id": f"merch_{i + 1}",
-                "merchant_category": random.choice(MERCHANT_CATEGORIES),
-                "commission_type": random.choice(COMMISSION_TYPES),
-                "location": near(lat, lng, 0.1),
-            }
-        )
-    return merchants
-
-
-def build_customers(count):
-    customers = []
-    for i in range(count):
-        lat, lng = random.choice(CITIES)
-        os_name = random.choice(["Android", "iOS"])
-        customers.append(
-            {
-                "customer_id": f"cust_{i + 1}",
-                "customer_type": random.choice(CUSTOMER_TYPES),
-                "home": near(lat, lng, 0.1),
-                "device_info": {"os": os_name, "app_version": random.choice(APP_VERSIONS[os_name])},
-            }
-        )
-    return customers
-
-
-def generate_random_datetime(start, end):
-    return start + timedelta(seconds=random.uniform(0, (end - start).total_seconds()))
+# The events themselves, shared with the Kafka-less yardstick (this script's folder is on sys.path).
+from python_events import build_customers, build_merchants, generate_event, historical_times
 
 
 class TransactionProducer:
@@ -126,34 +57,8 @@ class TransactionProducer:
         self.failed = 0
 
     def generate_event(self, timestamp_override):
-        """Generate a realistic transaction event."""
-        merchant = random.choice(self.merchants)
-        customer = random.choice(self.customers)
-        amount = random.randint(50000, 2000000)
-        commission = int(amount * 0.02)
-        vat = int(amount * 0.09)
-        declined = random.random() < DECLINED_RATE
-        risky = random.random() < FRAUD_RATE
-        base = merchant["location"] if random.random() < 0.5 else customer["home"]
-        return {
-            "transaction_id": str(uuid.uuid4()),
-            "timestamp": timestamp_override.isoformat(timespec="milliseconds") + "Z",
-            "customer_id": customer["customer_id"],
-            "merchant_id": merchant["merchant_id"],
-            "merchant_category": merchant["merchant_category"],
-            "payment_method": random.choice(PAYMENT_METHODS),
-            "amount": amount,
-            "location": near(base["lat"], base["lng"], 0.03),
-            "device_info": customer["device_info"],
-            "status": "declined" if declined else "approved",
-            "commission_type": merchant["commission_type"],
-            "commission_amount": commission,
-            "vat_amount": vat,
-            "total_amount": amount + commission + vat,
-            "customer_type": customer["customer_type"],
-            "risk_level": random.randint(4, 5) if risky else random.randint(1, 3),
-            "failure_reason": random.choice(FAILURE_REASONS) if declined else None,
-        }
+        """Generate a realistic transaction event (see python_events.generate_event)."""
+        return generate_event(self.merchants, self.customers, timestamp_override)
 
     def produce_event(self, event):
         """Send an event to Kafka; returns the size of its value in bytes."""
@@ -225,12 +130,9 @@ def wait_for_topic(producer, topic, partitions, timeout=30.0):
 
 def produce_historical_events(tp, count):
     """Generate `count` events over the past 7 days, as fast as possible."""
-    now = datetime.now(timezone.utc).replace(tzinfo=None)
-    start_time = now - timedelta(days=BACKFILL_DAYS)
     total_bytes = 0
     started = time.perf_counter()
-    for _ in range(count):
-        event_time = generate_random_datetime(start_time, now)
+    for event_time in historical_times(count):
         event = tp.generate_event(timestamp_override=event_time)
         total_bytes += tp.produce_event(event)
     tp.producer.flush()
@@ -248,7 +150,7 @@ def main():
 
     how = create_topic(args.brokers, args.topic, args.partitions)
     tp = TransactionProducer(
-        args.brokers, args.topic, build_merchants(MERCHANT_COUNT), build_customers(CUSTOMER_COUNT)
+        args.brokers, args.topic, build_merchants(), build_customers()
     )
     partitions = wait_for_topic(tp.producer, args.topic, args.partitions)
     print(f"topic {args.topic}: {how}, {partitions} partitions", file=sys.stderr, flush=True)
