@@ -40,8 +40,8 @@ fn number(value: &Dynamic, helper: &str) -> Fallible<FLOAT> {
         })
 }
 
-/// Names of every function the engine registers for scripts (here, in `pool.rs`, `memory.rs` and
-/// `follow_up.rs`), for suggestions when a script calls one that does not exist. A test holds this
+/// Names of every function the engine registers for scripts (here, in `pool.rs`, `state.rs`,
+/// `memory.rs` and `follow_up.rs`), for suggestions when a script calls one that does not exist. A test holds this
 /// list to the engine's own registrations and to docs/scripting.md.
 pub const HELPERS: &[&str] = &[
     "rand_float",
@@ -68,6 +68,24 @@ pub const HELPERS: &[&str] = &[
     "len",
     "is_empty",
     "push",
+    // Read functions of arrays and maps, for pools and the maps of the state (see state.rs).
+    "contains",
+    "get",
+    "filter",
+    "map",
+    "reduce",
+    "reduce_rev",
+    "some",
+    "all",
+    "find",
+    "find_map",
+    "index_of",
+    "extract",
+    "keys",
+    "values",
+    "to_json",
+    "to_string",
+    "to_debug",
 ];
 
 /// Registers every helper on `engine`, drawing from `rng`.

@@ -2,8 +2,8 @@
 //!
 //! A native type with read-only properties rather than a Rhai map: building a map per event would
 //! allocate, and copying the scenario state into it would cost in proportion to the pools. The
-//! state and the settings are *shared* values, so handing them to the script is a reference-count
-//! increment whatever their size.
+//! state and the settings are *frozen* (see `state.rs`), so handing them to the script is a
+//! reference-count increment whatever their size.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -35,6 +35,10 @@ pub fn register(engine: &mut Engine, seq_read: &Arc<AtomicBool>) {
             flag.store(true, Ordering::Relaxed);
             ctx.seq
         })
-        .register_get("state", |ctx: &mut EventContext| ctx.state.clone())
-        .register_get("settings", |ctx: &mut EventContext| ctx.settings.clone());
+        .register_get("state", |ctx: &mut EventContext| {
+            super::state::read(&ctx.state)
+        })
+        .register_get("settings", |ctx: &mut EventContext| {
+            super::state::read(&ctx.settings)
+        });
 }

@@ -281,9 +281,11 @@ impl SourceFile {
             EvalAltResult::ErrorDataTooLarge(..) => {
                 Some("a string, array or map grew past the sandbox's size limit".to_string())
             }
-            EvalAltResult::ErrorAssignmentToConstant(..) => Some(
+            EvalAltResult::ErrorAssignmentToConstant(..)
+            | EvalAltResult::ErrorNonPureMethodCallOnConstant(..) => Some(
                 "`ctx` and the state `setup` returned are read-only while events are made (every \
-                 worker has its own copy): keep what changes with remember(key, value)"
+                 worker reads the same state): keep what changes with remember(key, value); a copy \
+                 in a variable (`let c = ctx.state.x;`) can be changed"
                     .to_string(),
             ),
             EvalAltResult::ErrorFunctionNotFound(signature, _) => {

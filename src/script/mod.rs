@@ -19,6 +19,7 @@ mod follow_up;
 pub mod imports;
 mod memory;
 mod pool;
+mod state;
 
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -36,6 +37,7 @@ pub use follow_up::Scheduled;
 use imports::ModuleSource;
 pub use memory::{Journal, Memory};
 pub use pool::Pool;
+pub use state::StateMap;
 
 use crate::rng::{event_base, event_rng, stream_rng, SimRng, Stream};
 use crate::schema::{Schema, Violation};
@@ -76,8 +78,12 @@ pub struct Scenario {
     memory: Memory,
     pools: pool::PoolCounter,
     follow_ups: follow_up::FollowUps,
+    /// What `setup` returned, frozen (see `state.rs`).
     state: Dynamic,
+    /// The resolved settings, frozen.
     settings: Dynamic,
+    /// The property names of the state and settings, read through getters (see `state.rs`).
+    properties: state::PropertyNames,
     /// Whether the script defines `rate(t)` (1) or `rate(t, settings)` (2).
     rate_arity: Option<usize>,
     /// How many arguments the script's `check` takes: `check(event)` or
@@ -156,6 +162,7 @@ fn build_engine(shared: &Handles, script_dir: &Path, name: &str) -> Engine {
     let mut engine = sandboxed_engine(script_dir, name);
     api::register(&mut engine, &shared.rng);
     pool::register(&mut engine, &shared.rng, &shared.pools);
+    state::register(&mut engine);
     memory::register(&mut engine, &shared.memory);
     follow_up::register(&mut engine, &shared.follow_ups);
     context::register(&mut engine, &shared.seq_read);
@@ -283,10 +290,11 @@ impl Scenario {
 
     fn fork_with(&self, memory: Memory) -> Result<Self, ScriptError> {
         let mut worker = Self::compile_with(self.source.clone(), self.imports.clone(), memory)?;
-        // A copy of the state's top level (pools inside are shared, not copied), so that the
-        // workers do not contend for one lock on every `ctx.state` access.
-        worker.state = self.state.flatten_clone().into_shared();
-        worker.settings = self.settings.flatten_clone().into_shared();
+        // The frozen state and settings are shared, not copied: they are read-only.
+        worker.state = self.state.clone();
+        worker.settings = self.settings.clone();
+        worker.properties = self.properties.for_new_engine();
+        worker.properties.register(&mut worker.engine);
         worker.schema = self.schema.clone();
         worker.events = self.events.clone();
         Ok(worker)
@@ -355,7 +363,8 @@ impl Scenario {
             pools: handles.pools,
             follow_ups: handles.follow_ups,
             state: Dynamic::UNIT,
-            settings: Dynamic::from_map(Map::new()),
+            settings: Dynamic::from(StateMap::default()),
+            properties: state::PropertyNames::default(),
             rate_arity,
             check_arity,
             schema: None,
@@ -516,7 +525,9 @@ impl Scenario {
         *crate::sync::lock(&self.rng) = stream_rng(seed, Stream::Script);
         self.events = event_base(seed, 0);
         self.pools.reset();
-        self.settings = Dynamic::from_map(convert::settings_map(settings)).into_shared();
+        let settings_map = Dynamic::from_map(convert::settings_map(settings));
+        self.settings = state::freeze(settings_map, &mut self.properties);
+        self.properties.register(&mut self.engine);
         self.memory.set_cap(settings.max_remembered);
         if !self.defines("setup", 1) {
             self.state = Dynamic::UNIT;
@@ -527,10 +538,11 @@ impl Scenario {
         self.engine.set_max_operations(limits::SETUP_OPERATIONS);
         let result = self.call("setup", (ctx,));
         self.engine.set_max_operations(limits::CALL_OPERATIONS);
-        // Read-only: an event that changed the state would change what later events see, and
-        // each worker has a copy of its own (see `fork`), so the output would depend on the
-        // number of workers. What changes belongs in memory (`remember`).
-        self.state = result?.into_read_only().into_shared();
+        // Frozen, so read-only: an event that changed the state would change what later events
+        // see, and whether another worker saw it would depend on the number of workers. What
+        // changes belongs in memory (`remember`).
+        self.state = state::freeze(result?, &mut self.properties);
+        self.properties.register(&mut self.engine);
         // What setup remembered is there for the first event.
         self.memory.commit(&mut self.memory.take_journal());
         Ok(())
@@ -606,6 +618,9 @@ impl Scenario {
     }
 
     fn checked_events(&self, function: &str, result: Dynamic) -> Result<Dynamic, ScriptError> {
+        // Maps and arrays of the state in the events become plain ones, for the encoder and the
+        // checks that follow.
+        let result = state::thaw(result);
         let shape_ok = result.is_map()
             || result.is_unit()
             || (result.is_array()

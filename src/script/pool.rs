@@ -6,6 +6,10 @@
 //! take quadratic time. A `Pool` is a native value that Rhai does not walk: picking from it costs
 //! the same at any size, and cloning it (as `ctx.state` hands it out) is a reference-count bump.
 //! Its elements are still checked one by one as they are added.
+//!
+//! Arrays in the scenario state become pools when `setup` returns (see `state.rs`), so a pool also
+//! reads like an array: `for x in pool`, `x in pool`, `pool[-1]`, and the array methods that read
+//! (`filter`, `map`, `index_of`, `some`, ...).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -24,6 +28,23 @@ pub struct Pool {
 }
 
 impl Pool {
+    /// A pool holding `items`.
+    pub(crate) fn from_items(items: Vec<Dynamic>) -> Self {
+        Self {
+            items: Arc::new(items),
+        }
+    }
+
+    /// Its elements.
+    pub(crate) fn items(&self) -> &[Dynamic] {
+        &self.items
+    }
+
+    /// Its elements, to change: copied first if another value shares them.
+    pub(crate) fn items_mut(&mut self) -> &mut Vec<Dynamic> {
+        Arc::make_mut(&mut self.items)
+    }
+
     /// Number of elements.
     pub fn len(&self) -> usize {
         self.items.len()
@@ -42,13 +63,141 @@ impl Pool {
         Ok(())
     }
 
-    fn get(&self, index: INT) -> Fallible<Dynamic> {
-        usize::try_from(index)
-            .ok()
-            .and_then(|i| self.items.get(i))
-            .cloned()
-            .ok_or_else(|| format!("pool index {index} out of range 0..{}", self.len()).into())
+    /// Replaces element `index` (negative: from the end).
+    fn set(&mut self, index: INT, item: Dynamic) -> Fallible<()> {
+        let at = self.position(index)?;
+        self.items_mut()[at] = item.flatten();
+        Ok(())
     }
+
+    /// Where element `index` is; a negative index counts from the end.
+    fn position(&self, index: INT) -> Fallible<usize> {
+        let len = self.len() as INT;
+        let at = if index < 0 { index + len } else { index };
+        usize::try_from(at)
+            .ok()
+            .filter(|&i| i < self.len())
+            .ok_or_else(|| format!("pool index {index} out of range 0..{len}").into())
+    }
+
+    /// Element `index`; a negative index counts from the end, as for arrays.
+    fn get(&self, index: INT) -> Fallible<Dynamic> {
+        Ok(super::state::read(&self.items[self.position(index)?]))
+    }
+}
+
+/// `for item in pool`: the elements in order, each a clone (a reference-count increment for maps
+/// and arrays of the state).
+impl IntoIterator for Pool {
+    type Item = Dynamic;
+    type IntoIter = PoolIter;
+
+    fn into_iter(self) -> PoolIter {
+        PoolIter {
+            items: self.items,
+            next: 0,
+        }
+    }
+}
+
+/// The iterator of a pool's elements.
+pub struct PoolIter {
+    items: Arc<Vec<Dynamic>>,
+    next: usize,
+}
+
+impl Iterator for PoolIter {
+    type Item = Dynamic;
+
+    fn next(&mut self) -> Option<Dynamic> {
+        let item = self.items.get(self.next).map(super::state::read);
+        self.next += 1;
+        item
+    }
+}
+
+/// Array methods that only read, offered on pools: each runs Rhai's own array function on the
+/// pool's elements as an array (a copy of the element handles), so it behaves exactly as on an
+/// array. With the number of arguments after the pool.
+const ARRAY_READS: &[(&str, usize)] = &[
+    ("filter", 1),
+    ("map", 1),
+    ("reduce", 1),
+    ("reduce", 2),
+    ("reduce_rev", 1),
+    ("reduce_rev", 2),
+    ("some", 1),
+    ("all", 1),
+    ("find", 1),
+    ("find", 2),
+    ("find_map", 1),
+    ("find_map", 2),
+    ("index_of", 1),
+    ("index_of", 2),
+    ("extract", 1),
+    ("extract", 2),
+    ("get", 1),
+    ("pick_weighted", 1),
+    ("to_string", 0),
+    ("to_debug", 0),
+];
+
+/// `value` as an argument for an array function: a pool as an array of its elements.
+fn as_array_arg(value: Dynamic) -> Dynamic {
+    match value.try_cast_result::<Pool>() {
+        Ok(pool) => Dynamic::from_array(pool.items().to_vec()),
+        Err(value) => value,
+    }
+}
+
+/// Runs Rhai's array function `name` on `pool`'s elements and `args`.
+fn array_call(
+    context: &NativeCallContext,
+    name: &str,
+    pool: &Pool,
+    args: impl IntoIterator<Item = Dynamic>,
+) -> Fallible<Dynamic> {
+    let mut values = vec![Dynamic::from_array(pool.items().to_vec())];
+    values.extend(args.into_iter().map(as_array_arg));
+    let mut refs: Vec<&mut Dynamic> = values.iter_mut().collect();
+    context.call_native_fn_raw(name, false, &mut refs)
+}
+
+/// Registers the array methods of [`ARRAY_READS`] for pools. The pool is taken by value, so that
+/// Rhai knows they do not change it (see `register`).
+fn register_array_reads(engine: &mut Engine) {
+    for &(name, arity) in ARRAY_READS {
+        match arity {
+            0 => engine.register_fn(name, move |context: NativeCallContext, pool: Pool| {
+                array_call(&context, name, &pool, [])
+            }),
+            1 => engine.register_fn(
+                name,
+                move |context: NativeCallContext, pool: Pool, a: Dynamic| {
+                    array_call(&context, name, &pool, [a])
+                },
+            ),
+            _ => engine.register_fn(
+                name,
+                move |context: NativeCallContext, pool: Pool, a: Dynamic, b: Dynamic| {
+                    array_call(&context, name, &pool, [a, b])
+                },
+            ),
+        };
+    }
+}
+
+/// Whether `a == b` as Rhai's `==` has it (`false` where `==` is not defined for the two).
+fn equal(context: &NativeCallContext, a: &Dynamic, b: &Dynamic) -> bool {
+    if let (Some(a), Some(b)) = (
+        a.read_lock::<rhai::ImmutableString>(),
+        b.read_lock::<rhai::ImmutableString>(),
+    ) {
+        return *a == *b;
+    }
+    context
+        .call_native_fn::<bool>("==", (a.clone(), b.clone()))
+        .unwrap_or(false)
 }
 
 /// Counts the pools a `setup` builds, so the n-th pool's items draw from streams of their own.
@@ -111,15 +260,32 @@ pub fn register(engine: &mut Engine, rng: &SharedRng, counter: &PoolCounter) {
                 pool.push(item)?;
             }
             Ok(pool)
-        })
-        .register_fn("push", |pool: &mut Pool, item: Dynamic| pool.push(item))
+        });
+    // Not pure: Rhai then refuses it on a read-only value, such as a pool of the state
+    // (`ctx.state.customers.push(c)`), rather than change a copy that is thrown away.
+    rhai::FuncRegistration::new("push")
+        .with_purity(false)
+        .register_into_engine(engine, |pool: &mut Pool, item: Dynamic| pool.push(item));
+    engine
         // Read-only functions take the pool by value (a reference-count increment): Rhai then
         // knows they do not change it and skips writing it back through a property chain
         // (`ctx.state.customers.pick()`), which costs more than the pick itself.
         .register_fn("len", |pool: Pool| pool.len() as INT)
         .register_get("len", |pool: &mut Pool| pool.len() as INT)
         .register_fn("is_empty", |pool: Pool| pool.is_empty())
-        .register_indexer_get(|pool: &mut Pool, index: INT| pool.get(index));
+        .register_indexer_get(|pool: &mut Pool, index: INT| pool.get(index))
+        // pool[i] = x on a variable holding a copy of a state array changes the copy (refused on
+        // the state itself, which is read-only: an index setter is not pure).
+        .register_indexer_set(|pool: &mut Pool, index: INT, item: Dynamic| pool.set(index, item))
+        // `item in pool`, `pool.contains(item)`.
+        .register_fn(
+            "contains",
+            |context: NativeCallContext, pool: Pool, item: Dynamic| {
+                pool.items().iter().any(|x| equal(&context, x, &item))
+            },
+        )
+        .register_iterator::<Pool>();
+    register_array_reads(engine);
     // pool.pick_zipf(s) -> an element by Zipf popularity: the k-th with probability
     // proportional to 1 / k^s (s = 1: the first is twice as popular as the second).
     let r = rng.clone();
@@ -136,7 +302,8 @@ pub fn register(engine: &mut Engine, rng: &SharedRng, counter: &PoolCounter) {
             let zipf = rand_distr::Zipf::new(pool.len() as f64, s)
                 .map_err(|e| format!("pick_zipf: {e}"))?;
             let rank: f64 = rand_distr::Distribution::sample(&zipf, &mut *crate::sync::lock(&r));
-            Ok(pool.items[(rank as usize).clamp(1, pool.len()) - 1].clone())
+            let rank = (rank as usize).clamp(1, pool.len());
+            Ok(super::state::read(&pool.items[rank - 1]))
         },
     );
     // pool.pick() -> one element, uniformly.
@@ -146,6 +313,6 @@ pub fn register(engine: &mut Engine, rng: &SharedRng, counter: &PoolCounter) {
             return Err("pick: the pool is empty".into());
         }
         let index = rand::Rng::random_range(&mut *crate::sync::lock(&r), 0..pool.len());
-        Ok(pool.items[index].clone())
+        Ok(super::state::read(&pool.items[index]))
     });
 }

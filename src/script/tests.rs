@@ -394,3 +394,23 @@ fn a_runtime_error_in_a_follow_up_names_its_file_line_and_column() {
     let err = s.follow_up(scheduled, 1).unwrap_err().to_string();
     assert!(err.contains("later() failed at test.rhai:3:"), "{err}");
 }
+
+#[test]
+fn a_runaway_array_or_map_built_in_an_event_hits_the_size_limit() {
+    let message = event_error("fn event(ctx) {\n  let a = [1];\n  loop { a += a; }\n}");
+    assert!(message.contains("Size of array"), "{message}");
+    let message =
+        event_error("fn event(ctx) {\n  let m = #{ a: 1 };\n  loop { m = #{ x: m, y: m }; }\n}");
+    assert!(message.contains("Size of object map"), "{message}");
+}
+
+#[test]
+fn a_runaway_array_built_from_the_state_hits_the_size_limit() {
+    let (mut s, _) = set_up(
+        "fn setup(ctx) { #{ xs: [1, 2, 3] } }\nfn event(ctx) {\n  let a = ctx.state.xs.map(|x| x);\n  loop { a += a; }\n}",
+        1,
+        &[],
+    );
+    let message = s.event(0, 0).unwrap_err().to_string();
+    assert!(message.contains("Size of array"), "{message}");
+}
