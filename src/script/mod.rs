@@ -138,6 +138,10 @@ pub fn sandboxed_engine(script_dir: &Path, tag: &str) -> Engine {
         .set_max_string_size(limits::STRING_SIZE)
         .set_max_array_size(limits::ARRAY_SIZE)
         .set_max_map_size(limits::MAP_SIZE)
+        // No string interning: it pays for scripts that make the same strings again and again from
+        // text (Rhai's interner shares them), but every new string an event makes (an id, a key)
+        // costs a look-up, and once the interner is full an O(256) eviction scan.
+        .set_max_strings_interned(0)
         // Undeclared variables are compile errors, so typos are caught before the first event.
         .set_strict_variables(true)
         .set_fail_on_invalid_map_property(false)
