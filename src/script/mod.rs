@@ -12,6 +12,7 @@
 //! | `rate(t)` or `rate(t, settings)` | optional, once per simulated minute | events per minute at `t` |
 
 mod api;
+mod calls;
 mod context;
 mod convert;
 mod error;
@@ -91,6 +92,8 @@ pub struct Scenario {
     check_arity: Option<usize>,
     schema: Option<Schema>,
     scope: Scope<'static>,
+    /// The per-event calls, with the function-resolution cache they share (see `calls.rs`).
+    calls: calls::EventCalls,
 }
 
 /// What an event did besides returning events: the memory it read and wrote, the follow-ups it
@@ -299,6 +302,7 @@ impl Scenario {
         worker.settings = self.settings.clone();
         worker.properties = self.properties.for_new_engine();
         worker.properties.register(&mut worker.engine);
+        worker.calls.reset();
         worker.schema = self.schema.clone();
         worker.events = self.events.clone();
         Ok(worker)
@@ -352,6 +356,7 @@ impl Scenario {
             .collect();
         check_follow_up_names(&source, &imports, &targets)?;
         handles.follow_ups.set_targets(targets);
+        let calls = calls::EventCalls::new(&engine, &ast);
         let rate_arity = [2, 1].into_iter().find(|&arity| defines("rate", arity));
         let check_arity = [2, 1].into_iter().find(|&arity| defines("check", arity));
         Ok(Self {
@@ -373,6 +378,7 @@ impl Scenario {
             check_arity,
             schema: None,
             scope: Scope::new(),
+            calls,
         })
     }
 
@@ -407,6 +413,22 @@ impl Scenario {
         let options = CallFnOptions::new().eval_ast(false).rewind_scope(true);
         self.engine
             .call_fn_with_options::<Dynamic>(options, &mut self.scope, &self.ast, function, args)
+            .map_err(|err| {
+                let fallback = self.position_of(function);
+                self.source.runtime_error(function, err, fallback)
+            })
+    }
+
+    /// Calls `function(ctx)` or `function(ctx, data)` for one event, with the function cache
+    /// kept across events (see `calls.rs`); errors as [`Scenario::call`] gives them.
+    fn call_per_event(
+        &mut self,
+        function: &str,
+        ctx: EventContext,
+        data: Option<Dynamic>,
+    ) -> Result<Dynamic, ScriptError> {
+        self.calls
+            .call(&self.engine, function, Dynamic::from(ctx), data)
             .map_err(|err| {
                 let fallback = self.position_of(function);
                 self.source.runtime_error(function, err, fallback)
@@ -532,6 +554,7 @@ impl Scenario {
         let settings_map = Dynamic::from_map(convert::settings_map(settings));
         self.settings = state::freeze(settings_map, &mut self.properties);
         self.properties.register(&mut self.engine);
+        self.calls.reset();
         self.memory.set_cap(settings.max_remembered);
         if !self.defines("setup", 1) {
             self.state = Dynamic::UNIT;
@@ -547,6 +570,7 @@ impl Scenario {
         // changes belongs in memory (`remember`).
         self.state = state::freeze(result?, &mut self.properties);
         self.properties.register(&mut self.engine);
+        self.calls.reset();
         // What setup remembered is there for the first event.
         self.memory.commit(&mut self.memory.take_journal());
         Ok(())
@@ -608,7 +632,7 @@ impl Scenario {
     pub fn arrival(&mut self, time_ms: INT, seq: INT, id: u64) -> Result<Dynamic, ScriptError> {
         self.start(id);
         let ctx = self.context(time_ms, seq);
-        let result = self.call("event", (ctx,))?;
+        let result = self.call_per_event("event", ctx, None)?;
         self.checked_events("event", result)
     }
 
@@ -617,7 +641,7 @@ impl Scenario {
         self.start(scheduled.id);
         let ctx = self.context(scheduled.at_ms, seq);
         let function = scheduled.function.to_string();
-        let result = self.call(&function, (ctx, scheduled.data))?;
+        let result = self.call_per_event(&function, ctx, Some(scheduled.data))?;
         self.checked_events(&function, result)
     }
 

@@ -414,3 +414,13 @@ fn a_runaway_array_built_from_the_state_hits_the_size_limit() {
     let message = s.event(0, 0).unwrap_err().to_string();
     assert!(message.contains("Size of array"), "{message}");
 }
+
+#[test]
+fn the_operation_limit_counts_each_event_alone() {
+    // About 600,000 operations an event: under the limit once, over it if counts added up.
+    let mut s = scenario("fn event(ctx) { let n = 0; for i in 0..200000 { n += 1; } #{ n: n } }");
+    for seq in 0..3 {
+        let event = s.event(0, seq).unwrap().cast::<Map>();
+        assert_eq!(event["n"].as_int().unwrap(), 200_000);
+    }
+}
