@@ -11,10 +11,18 @@
 //!
 //! The cache is dropped whenever the engine's functions change (see [`EventCalls::reset`]).
 //! This uses Rhai's `internals` (`Caches`, `GlobalRuntimeState`, `eval_statements_raw`).
+//!
+//! Kept only where that cannot change what a call does. Rhai keys the cache by a function's name
+//! and arity, not by the module it was looked up from, so where the script and a module it
+//! imports (or two modules) both define `f` with the same number of parameters, the `f` first
+//! resolved in one is reused in the other. Within one call Rhai does that itself, the same way
+//! whoever makes the event; across events the outcome would depend on what the worker made
+//! before, hence on the number of workers. So a scenario with such a pair of functions
+//! ([`shared_names`]) resolves afresh at each event, as `call_fn` does.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use rhai::{Caches, Dynamic, Engine, EvalAltResult, GlobalRuntimeState, Scope, AST};
+use rhai::{Caches, Dynamic, Engine, EvalAltResult, GlobalRuntimeState, Module, Scope, AST};
 
 /// The runtime state and the cache one worker's per-event calls share.
 pub struct EventCalls {
@@ -23,6 +31,8 @@ pub struct EventCalls {
     scope: Scope<'static>,
     /// The call statement of each function, by name.
     statements: HashMap<String, AST>,
+    /// Whether the cache is kept from one event to the next (see the module doc).
+    persistent: bool,
 }
 
 /// The names of the arguments in the call statements' scope.
@@ -30,8 +40,9 @@ const CTX: &str = "ctx";
 const DATA: &str = "data";
 
 impl EventCalls {
-    /// A fresh state for `engine`, whose script functions are those of `ast`.
-    pub fn new(engine: &Engine, ast: &AST) -> Self {
+    /// A fresh state for `engine`, whose script functions are those of `ast` and of the
+    /// `modules` it imports.
+    pub fn new(engine: &Engine, ast: &AST, modules: &[&Module]) -> Self {
         let mut global = engine.new_global_runtime_state();
         global.lib.push(ast.shared_lib().clone());
         Self {
@@ -39,6 +50,7 @@ impl EventCalls {
             caches: Caches::new(),
             scope: Scope::new(),
             statements: HashMap::new(),
+            persistent: shared_names(ast, modules).is_empty(),
         }
     }
 
@@ -62,6 +74,9 @@ impl EventCalls {
             self.statements.insert(function.to_string(), statement);
         }
         let statement = &self.statements[function];
+        if !self.persistent {
+            self.caches = Caches::new();
+        }
         self.scope.push(CTX, ctx);
         if let Some(data) = data {
             self.scope.push(DATA, data);
@@ -101,4 +116,35 @@ fn compile_call(engine: &Engine, function: &str, arity: usize) -> Result<AST, Bo
     engine
         .compile_with_scope(&scope, text)
         .map_err(|err| err.into())
+}
+
+/// The script functions (`name/arity`) defined in more than one of: the script (`ast`), the
+/// `modules` it imports, and the modules those import.
+pub fn shared_names(ast: &AST, modules: &[&Module]) -> BTreeSet<String> {
+    let mut places: BTreeMap<String, usize> = BTreeMap::new();
+    let mut count = |names: BTreeSet<String>| {
+        for name in names {
+            *places.entry(name).or_default() += 1;
+        }
+    };
+    count(
+        ast.iter_functions()
+            .map(|f| format!("{}/{}", f.name, f.params.len()))
+            .collect(),
+    );
+    let mut pending: Vec<&Module> = modules.to_vec();
+    while let Some(module) = pending.pop() {
+        count(
+            module
+                .iter_script_fn_info()
+                .map(|(_, _, name, arity, _)| format!("{name}/{arity}"))
+                .collect(),
+        );
+        pending.extend(module.iter_sub_modules().map(|(_, sub)| &**sub));
+    }
+    places
+        .into_iter()
+        .filter(|&(_, count)| count > 1)
+        .map(|(name, _)| name)
+        .collect()
 }

@@ -188,19 +188,21 @@ fn read_imports(source: &SourceFile, dir: &Path) -> Result<Vec<ModuleSource>, Sc
         .collect()
 }
 
-/// Compiles the modules and registers each under its alias.
+/// Compiles the modules and registers each under its alias; returns them.
 fn register_imports(
     engine: &mut Engine,
     source: &SourceFile,
     modules: &[ModuleSource],
-) -> Result<(), ScriptError> {
+) -> Result<Vec<rhai::Shared<rhai::Module>>, ScriptError> {
+    let mut compiled = Vec::with_capacity(modules.len());
     for module in modules {
-        let compiled = module
+        let one = module
             .compile(engine)
             .map_err(|err| source.runtime_error("import", err, module.import.position()))?;
-        engine.register_static_module(module.import.alias.as_str(), compiled);
+        engine.register_static_module(module.import.alias.as_str(), one.clone());
+        compiled.push(one);
     }
-    Ok(())
+    Ok(compiled)
 }
 
 /// Where `function` is defined in `text`. Function positions are not exposed by the AST's
@@ -337,7 +339,7 @@ impl Scenario {
         let ast = engine
             .compile(&*source.text)
             .map_err(|err| source.syntax_error(&err))?;
-        register_imports(&mut engine, &source, &imports)?;
+        let modules = register_imports(&mut engine, &source, &imports)?;
         let defines = |fn_name: &str, arity: usize| {
             ast.iter_functions()
                 .any(|f| f.name == fn_name && f.params.len() == arity)
@@ -356,7 +358,8 @@ impl Scenario {
             .collect();
         check_follow_up_names(&source, &imports, &targets)?;
         handles.follow_ups.set_targets(targets);
-        let calls = calls::EventCalls::new(&engine, &ast);
+        let modules: Vec<&rhai::Module> = modules.iter().map(|m| &**m).collect();
+        let calls = calls::EventCalls::new(&engine, &ast, &modules);
         let rate_arity = [2, 1].into_iter().find(|&arity| defines("rate", arity));
         let check_arity = [2, 1].into_iter().find(|&arity| defines("check", arity));
         Ok(Self {

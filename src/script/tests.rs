@@ -424,3 +424,29 @@ fn the_operation_limit_counts_each_event_alone() {
         assert_eq!(event["n"].as_int().unwrap(), 200_000);
     }
 }
+
+#[test]
+fn an_event_resolves_functions_the_same_whatever_the_worker_made_before() {
+    // `f` is defined in the script and in the module: Rhai's function cache does not tell them
+    // apart, so an event must not reuse what an earlier event of the worker resolved.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("lib")).unwrap();
+    std::fs::write(
+        dir.path().join("lib/m.rhai"),
+        "fn f() { 2 }\nfn g() { f() + f() }",
+    )
+    .unwrap();
+    let main = dir.path().join("main.rhai");
+    std::fs::write(
+        &main,
+        "import \"lib/m\" as m;\nfn f() { 1 }\nfn event(ctx) {\n  let a = if ctx.seq % 2 == 0 { m::g() } else { 0 };\n  #{ a: a, main: f() + f() }\n}",
+    )
+    .unwrap();
+    let mut worker = Scenario::load(&main).unwrap();
+    for seq in 0..4 {
+        let mut fresh = Scenario::load(&main).unwrap();
+        let expected = format!("{:?}", fresh.event(0, seq).unwrap());
+        let made = format!("{:?}", worker.event(0, seq).unwrap());
+        assert_eq!(made, expected, "event {seq}");
+    }
+}
