@@ -11,7 +11,7 @@ use chrono::{DateTime, Datelike, Timelike, Utc};
 use chrono_tz::Tz;
 use rand::Rng;
 use rand_distr::{Distribution, Exp, LogNormal, Normal};
-use rhai::{Array, Dynamic, Engine, EvalAltResult, Map, FLOAT, INT};
+use rhai::{Array, Dynamic, Engine, EvalAltResult, Map, Variant, FLOAT, INT};
 
 use crate::rng::SimRng;
 use crate::sync::lock;
@@ -38,6 +38,62 @@ fn number(value: &Dynamic, helper: &str) -> Fallible<FLOAT> {
                 value.type_name()
             ))
         })
+}
+
+/// Registers `f` under `name` with a `Dynamic` parameter (which reports a non-number with the
+/// helper's own message) and with an integer and a float one. Rhai finds exact types with its
+/// first look-up, while a `Dynamic` parameter makes it search every combination of argument
+/// types first, on each event.
+fn numeric1<R: Variant + Clone>(
+    engine: &mut Engine,
+    name: &str,
+    f: impl Fn(Dynamic) -> Fallible<R> + Clone + Send + Sync + 'static,
+) {
+    engine.register_fn(name, f.clone());
+    let g = f.clone();
+    engine.register_fn(name, move |a: FLOAT| g(Dynamic::from_float(a)));
+    engine.register_fn(name, move |a: INT| f(Dynamic::from_int(a)));
+}
+
+/// [`numeric1`] for two number parameters: every mix of integers and floats.
+fn numeric2<R: Variant + Clone>(
+    engine: &mut Engine,
+    name: &str,
+    f: impl Fn(Dynamic, Dynamic) -> Fallible<R> + Clone + Send + Sync + 'static,
+) {
+    engine.register_fn(name, f.clone());
+    let g = f.clone();
+    engine.register_fn(name, move |a: FLOAT, b: FLOAT| g(a.into(), b.into()));
+    let g = f.clone();
+    engine.register_fn(name, move |a: INT, b: FLOAT| g(a.into(), b.into()));
+    let g = f.clone();
+    engine.register_fn(name, move |a: FLOAT, b: INT| g(a.into(), b.into()));
+    engine.register_fn(name, move |a: INT, b: INT| f(a.into(), b.into()));
+}
+
+/// [`numeric1`] for three number parameters: every mix of integers and floats.
+fn numeric3<R: Variant + Clone>(
+    engine: &mut Engine,
+    name: &str,
+    f: impl Fn(Dynamic, Dynamic, Dynamic) -> Fallible<R> + Clone + Send + Sync + 'static,
+) {
+    engine.register_fn(name, f.clone());
+    macro_rules! typed {
+        ($a:ty, $b:ty, $c:ty) => {{
+            let g = f.clone();
+            engine.register_fn(name, move |a: $a, b: $b, c: $c| {
+                g(a.into(), b.into(), c.into())
+            });
+        }};
+    }
+    typed!(FLOAT, FLOAT, FLOAT);
+    typed!(FLOAT, FLOAT, INT);
+    typed!(FLOAT, INT, FLOAT);
+    typed!(FLOAT, INT, INT);
+    typed!(INT, FLOAT, FLOAT);
+    typed!(INT, FLOAT, INT);
+    typed!(INT, INT, FLOAT);
+    typed!(INT, INT, INT);
 }
 
 /// Names of every function the engine registers for scripts (here, in `pool.rs`, `state.rs`,
@@ -103,7 +159,8 @@ fn register_draws(engine: &mut Engine, rng: &SharedRng) {
     engine.register_fn("rand_float", move || -> FLOAT { lock(&r).random() });
     // rand_float(lo, hi) -> a float in [lo, hi).
     let r = rng.clone();
-    engine.register_fn(
+    numeric2(
+        engine,
         "rand_float",
         move |lo: Dynamic, hi: Dynamic| -> Fallible<FLOAT> {
             let (lo, hi) = (number(&lo, "rand_float")?, number(&hi, "rand_float")?);
@@ -123,13 +180,14 @@ fn register_draws(engine: &mut Engine, rng: &SharedRng) {
     });
     // chance(p) -> true with probability p.
     let r = rng.clone();
-    engine.register_fn("chance", move |p: Dynamic| -> Fallible<bool> {
+    numeric1(engine, "chance", move |p: Dynamic| -> Fallible<bool> {
         let p = number(&p, "chance")?;
         Ok(lock(&r).random_bool(p.clamp(0.0, 1.0)))
     });
     // normal(mean, sd) -> a normal draw.
     let r = rng.clone();
-    engine.register_fn(
+    numeric2(
+        engine,
         "normal",
         move |mean: Dynamic, sd: Dynamic| -> Fallible<FLOAT> {
             let (mean, sd) = (number(&mean, "normal")?, number(&sd, "normal")?);
@@ -139,7 +197,8 @@ fn register_draws(engine: &mut Engine, rng: &SharedRng) {
     );
     // log_normal(mu, sigma) -> exp of a normal(mu, sigma) draw; its median is exp(mu).
     let r = rng.clone();
-    engine.register_fn(
+    numeric2(
+        engine,
         "log_normal",
         move |mu: Dynamic, sigma: Dynamic| -> Fallible<FLOAT> {
             let (mu, sigma) = (number(&mu, "log_normal")?, number(&sigma, "log_normal")?);
@@ -149,11 +208,15 @@ fn register_draws(engine: &mut Engine, rng: &SharedRng) {
     );
     // exponential(rate) -> an exponential draw with mean 1 / rate.
     let r = rng.clone();
-    engine.register_fn("exponential", move |rate: Dynamic| -> Fallible<FLOAT> {
-        let rate = number(&rate, "exponential")?;
-        let dist = Exp::new(rate).or_else(|e| fail(format!("exponential: {e}")))?;
-        Ok(dist.sample(&mut *lock(&r)))
-    });
+    numeric1(
+        engine,
+        "exponential",
+        move |rate: Dynamic| -> Fallible<FLOAT> {
+            let rate = number(&rate, "exponential")?;
+            let dist = Exp::new(rate).or_else(|e| fail(format!("exponential: {e}")))?;
+            Ok(dist.sample(&mut *lock(&r)))
+        },
+    );
     // uuid() -> a version-4 UUID string from the seeded generator.
     let r = rng.clone();
     engine.register_fn("uuid", move || -> String {
@@ -297,7 +360,8 @@ fn register_geo(engine: &mut Engine, rng: &SharedRng) {
     // jitter(lat, lng, km) -> #{lat, lng}: a point uniformly within `km` of the given one,
     // rounded to 4 decimals (about 10 m).
     let r = rng.clone();
-    engine.register_fn(
+    numeric3(
+        engine,
         "jitter",
         move |lat: Dynamic, lng: Dynamic, km: Dynamic| -> Fallible<Map> {
             let (lat, lng) = (number(&lat, "jitter")?, number(&lng, "jitter")?);

@@ -14,7 +14,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use rhai::{Dynamic, Engine, EvalAltResult, FnPtr, NativeCallContext, INT};
+use rhai::{Dynamic, Engine, EvalAltResult, FnPtr, NativeCallContext, FLOAT, INT};
 
 use super::api::SharedRng;
 use super::limits;
@@ -289,23 +289,27 @@ pub fn register(engine: &mut Engine, rng: &SharedRng, counter: &PoolCounter) {
     // pool.pick_zipf(s) -> an element by Zipf popularity: the k-th with probability
     // proportional to 1 / k^s (s = 1: the first is twice as popular as the second).
     let r = rng.clone();
-    engine.register_fn(
-        "pick_zipf",
-        move |pool: Pool, s: Dynamic| -> Fallible<Dynamic> {
-            let s = s
-                .as_float()
-                .or_else(|_| s.as_int().map(|i| i as f64))
-                .map_err(|t| format!("pick_zipf: exponent must be a number, got {t}"))?;
-            if pool.is_empty() {
-                return Err("pick_zipf: the pool is empty".into());
-            }
-            let zipf = rand_distr::Zipf::new(pool.len() as f64, s)
-                .map_err(|e| format!("pick_zipf: {e}"))?;
-            let rank: f64 = rand_distr::Distribution::sample(&zipf, &mut *crate::sync::lock(&r));
-            let rank = (rank as usize).clamp(1, pool.len());
-            Ok(super::state::read(&pool.items[rank - 1]))
-        },
-    );
+    let pick_zipf = move |pool: Pool, s: Dynamic| -> Fallible<Dynamic> {
+        let s = s
+            .as_float()
+            .or_else(|_| s.as_int().map(|i| i as f64))
+            .map_err(|t| format!("pick_zipf: exponent must be a number, got {t}"))?;
+        if pool.is_empty() {
+            return Err("pick_zipf: the pool is empty".into());
+        }
+        let zipf =
+            rand_distr::Zipf::new(pool.len() as f64, s).map_err(|e| format!("pick_zipf: {e}"))?;
+        let rank: f64 = rand_distr::Distribution::sample(&zipf, &mut *crate::sync::lock(&r));
+        let rank = (rank as usize).clamp(1, pool.len());
+        Ok(super::state::read(&pool.items[rank - 1]))
+    };
+    // With a float and an integer exponent as well: an exact match is found by Rhai's first
+    // look-up (see `api::numeric1`).
+    let f = pick_zipf.clone();
+    engine.register_fn("pick_zipf", move |pool: Pool, s: FLOAT| f(pool, s.into()));
+    let f = pick_zipf.clone();
+    engine.register_fn("pick_zipf", move |pool: Pool, s: INT| f(pool, s.into()));
+    engine.register_fn("pick_zipf", pick_zipf);
     // pool.pick() -> one element, uniformly.
     let r = rng.clone();
     engine.register_fn("pick", move |pool: Pool| -> Fallible<Dynamic> {
