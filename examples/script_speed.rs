@@ -16,8 +16,12 @@
 //! script, `setup`, the check of a sample at start, Python's imports) is in the figure, as a user
 //! would see it. It measures; it asserts nothing.
 //!
+//! With `SIM_BEFORE=PATH` (another build of `sim`, say of the commit before a change), its two
+//! Rhai rows are run in the same rounds, so a before-and-after table comes from one run.
+//!
 //! ```text
 //! cargo run --release --example script_speed [-- EVENTS [REPEATS]]
+//! SIM_BEFORE=/tmp/sim-main cargo run --release --example script_speed
 //! ```
 
 use std::path::Path;
@@ -55,7 +59,7 @@ fn main() -> Result<(), Failure> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let sim = build_sim(root)?;
     let n = events.to_string();
-    let sim_sample = |script: &str| -> Vec<String> {
+    let sim_sample = |sim: &Path, script: &str| -> Vec<String> {
         [
             sim.display().to_string(),
             "sample".into(),
@@ -71,7 +75,7 @@ fn main() -> Result<(), Failure> {
         ]
         .into()
     };
-    let contenders = [
+    let mut contenders = vec![
         Contender {
             label: "CPython (benches/python_events.py)",
             words: vec![
@@ -83,13 +87,24 @@ fn main() -> Result<(), Failure> {
         },
         Contender {
             label: "Rhai benches/seed_port.rhai",
-            words: sim_sample("benches/seed_port.rhai"),
+            words: sim_sample(&sim, "benches/seed_port.rhai"),
         },
         Contender {
             label: "Rhai scripts/darooghe.rhai",
-            words: sim_sample("scripts/darooghe.rhai"),
+            words: sim_sample(&sim, "scripts/darooghe.rhai"),
         },
     ];
+    if let Some(before) = std::env::var_os("SIM_BEFORE") {
+        let before = std::path::PathBuf::from(before);
+        contenders.push(Contender {
+            label: "before: Rhai benches/seed_port.rhai",
+            words: sim_sample(&before, "benches/seed_port.rhai"),
+        });
+        contenders.push(Contender {
+            label: "before: Rhai scripts/darooghe.rhai",
+            words: sim_sample(&before, "scripts/darooghe.rhai"),
+        });
+    }
 
     println!("load at start: {}", uptime());
     println!("{events} events a run, {repeats} rounds, medians; one core each\n");
