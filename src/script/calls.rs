@@ -93,9 +93,15 @@ impl EventCalls {
             statement.statements(),
         );
         self.scope.clear();
-        // The called function's own error, as `call_fn` gives it, not wrapped in the call.
+        // The called function's own error, as `call_fn` gives it: not wrapped in the call, and a
+        // system error (too many operations, a value too large) without the call statement's
+        // position, which Rhai gives it (`call_fn` has no call site to give).
         result.map_err(|err| match *err {
             EvalAltResult::ErrorInFunctionCall(name, _, inner, _) if name == function => inner,
+            mut other if other.is_system_exception() => {
+                other.set_position(rhai::Position::NONE);
+                Box::new(other)
+            }
             _ => err,
         })
     }

@@ -35,10 +35,12 @@ pub fn register(engine: &mut Engine, seq_read: &Arc<AtomicBool>) {
             flag.store(true, Ordering::Relaxed);
             ctx.seq
         })
+        // Read-only, always: a copy of the context (`ctx` handed to a function) carries
+        // read-write copies of its fields.
         .register_get("state", |ctx: &mut EventContext| {
-            super::state::read(&ctx.state)
+            ctx.state.clone().into_read_only()
         })
         .register_get("settings", |ctx: &mut EventContext| {
-            super::state::read(&ctx.settings)
+            ctx.settings.clone().into_read_only()
         });
 }

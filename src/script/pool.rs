@@ -82,7 +82,7 @@ impl Pool {
 
     /// Element `index`; a negative index counts from the end, as for arrays.
     fn get(&self, index: INT) -> Fallible<Dynamic> {
-        Ok(super::state::read(&self.items[self.position(index)?]))
+        Ok(read(&self.items[self.position(index)?]))
     }
 }
 
@@ -110,7 +110,7 @@ impl Iterator for PoolIter {
     type Item = Dynamic;
 
     fn next(&mut self) -> Option<Dynamic> {
-        let item = self.items.get(self.next).map(super::state::read);
+        let item = self.items.get(self.next).map(read);
         self.next += 1;
         item
     }
@@ -198,6 +198,19 @@ fn equal(context: &NativeCallContext, a: &Dynamic, b: &Dynamic) -> bool {
     context
         .call_native_fn::<bool>("==", (a.clone(), b.clone()))
         .unwrap_or(false)
+}
+
+/// A copy of `value`, read out of a pool or the state: a frozen map or array (stored read-only,
+/// see `state.rs`) stays read-only, since a clone of a `Dynamic` is read-write; so Rhai refuses to
+/// change it where it sits (`ctx.state.list.push(x)`) instead of changing a copy that is thrown
+/// away. `let` and function parameters make it read-write, so a variable can change its own copy.
+pub(crate) fn read(value: &Dynamic) -> Dynamic {
+    let copy = value.clone();
+    if value.is_read_only() {
+        copy.into_read_only()
+    } else {
+        copy
+    }
 }
 
 /// Counts the pools a `setup` builds, so the n-th pool's items draw from streams of their own.
@@ -301,7 +314,7 @@ pub fn register(engine: &mut Engine, rng: &SharedRng, counter: &PoolCounter) {
             rand_distr::Zipf::new(pool.len() as f64, s).map_err(|e| format!("pick_zipf: {e}"))?;
         let rank: f64 = rand_distr::Distribution::sample(&zipf, &mut *crate::sync::lock(&r));
         let rank = (rank as usize).clamp(1, pool.len());
-        Ok(super::state::read(&pool.items[rank - 1]))
+        Ok(read(&pool.items[rank - 1]))
     };
     // With a float and an integer exponent as well: an exact match is found by Rhai's first
     // look-up (see `api::numeric1`).
@@ -317,6 +330,6 @@ pub fn register(engine: &mut Engine, rng: &SharedRng, counter: &PoolCounter) {
             return Err("pick: the pool is empty".into());
         }
         let index = rand::Rng::random_range(&mut *crate::sync::lock(&r), 0..pool.len());
-        Ok(super::state::read(&pool.items[index]))
+        Ok(read(&pool.items[index]))
     });
 }

@@ -30,7 +30,7 @@ use std::sync::Arc;
 
 use rhai::{Array, Dynamic, Engine, EvalAltResult, ImmutableString, Map, NativeCallContext, INT};
 
-use super::pool::Pool;
+use super::pool::{read, Pool};
 
 type Fallible<T> = Result<T, Box<EvalAltResult>>;
 
@@ -55,19 +55,6 @@ impl StateMap {
     /// Its entries.
     pub fn entries(&self) -> &Map {
         &self.entries
-    }
-}
-
-/// A copy of `value`, read out of the state: a frozen map or array stays read-only (a clone of a
-/// `Dynamic` is read-write), so that Rhai refuses to change it where it sits
-/// (`ctx.state.list.push(x)`) instead of changing a copy that is thrown away. `let` and function
-/// parameters make it read-write, so a variable can change its own copy.
-pub(crate) fn read(value: &Dynamic) -> Dynamic {
-    let copy = value.clone();
-    if copy.is::<StateMap>() || copy.is::<Pool>() {
-        copy.into_read_only()
-    } else {
-        copy
     }
 }
 

@@ -450,3 +450,11 @@ fn an_event_resolves_functions_the_same_whatever_the_worker_made_before() {
         assert_eq!(made, expected, "event {seq}");
     }
 }
+
+#[test]
+fn a_runaway_event_is_placed_in_its_function() {
+    let mut s = scenario("fn helper() { 1 }\nfn event(ctx) {\n  loop { }\n}");
+    let message = s.event(0, 0).unwrap_err().to_string();
+    assert!(message.contains("Too many operations"), "{message}");
+    assert!(message.contains("test.rhai:2"), "{message}");
+}
