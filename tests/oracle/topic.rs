@@ -16,6 +16,11 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
+/// How long reading waits for more once every partition is at its end and the expected count
+/// was read: long enough for a duplicate to show, short enough to read often.
+const QUIET_AT_EXPECTED: Duration = Duration::from_millis(500);
+/// The same while fewer than expected were read: the rest may still be on its way.
+const QUIET_SHORT_OF_EXPECTED: Duration = Duration::from_secs(3);
 /// How often the watch asks for the watermarks.
 const WATCH_INTERVAL: Duration = Duration::from_millis(50);
 /// How long one watermark request may take: a partition whose leader is down answers nothing,
@@ -63,58 +68,63 @@ fn partitions(consumer: &BaseConsumer, topic: &str) -> Result<Vec<i32>, String> 
     Ok(partitions)
 }
 
-/// Reads every message of `topic`, from each partition's first offset up to the high watermark
-/// it had when reading began (so a topic still written to is read to a definite end). Fails
-/// when that takes longer than `timeout`.
-pub fn read_topic(brokers: &str, topic: &str, timeout: Duration) -> Result<Vec<Held>, String> {
+/// Reads every message of `topic` from each partition's first offset, until it has at least
+/// `expect` and every partition has reported its end with nothing new for a short while (or,
+/// short of `expect`, for a longer while). The end is not taken from the high watermark alone:
+/// Tansu's can trail its last offset by a few messages, and the messages past it are still
+/// served. Fails when that takes longer than `timeout`.
+pub fn read_topic(
+    brokers: &str,
+    topic: &str,
+    expect: usize,
+    timeout: Duration,
+) -> Result<Vec<Held>, String> {
     let consumer = reader(brokers)?;
     let deadline = Instant::now() + timeout;
     let mut list = TopicPartitionList::new();
-    let mut ends = Vec::new();
-    for partition in partitions(&consumer, topic)? {
-        let (low, high) = consumer
-            .fetch_watermarks(topic, partition, Duration::from_secs(10))
-            .map_err(|e| format!("watermarks of {topic}/{partition}: {e}"))?;
-        if high > low {
-            ends.push((partition, high));
-            list.add_partition_offset(topic, partition, Offset::Offset(low))
-                .map_err(|e| e.to_string())?;
-        }
-    }
-    if ends.is_empty() {
-        return Ok(Vec::new());
+    let partitions = partitions(&consumer, topic)?;
+    for partition in &partitions {
+        list.add_partition_offset(topic, *partition, Offset::Beginning)
+            .map_err(|e| e.to_string())?;
     }
     consumer.assign(&list).map_err(|e| e.to_string())?;
-    let mut pending: BTreeSet<i32> = ends.iter().map(|(p, _)| *p).collect();
+    let mut at_end = BTreeSet::new();
+    let mut last = Instant::now();
     let mut held = Vec::new();
-    while !pending.is_empty() {
+    loop {
+        let quiet = if held.len() >= expect {
+            QUIET_AT_EXPECTED
+        } else {
+            QUIET_SHORT_OF_EXPECTED
+        };
+        if at_end.len() == partitions.len() && last.elapsed() >= quiet {
+            return Ok(held);
+        }
         if Instant::now() > deadline {
             return Err(format!(
-                "reading {topic} did not reach the end of partitions {pending:?} within \
-                 {timeout:?} ({} messages read)",
+                "reading {topic} did not come to an end within {timeout:?} ({} messages read, \
+                 {expect} expected; partitions at their end: {at_end:?})",
                 held.len()
             ));
         }
         let message = match consumer.poll(Duration::from_millis(100)) {
             Some(Ok(message)) => message,
-            Some(Err(KafkaError::PartitionEOF(_))) | None => continue,
+            Some(Err(KafkaError::PartitionEOF(partition))) => {
+                at_end.insert(partition);
+                continue;
+            }
+            None => continue,
             Some(Err(e)) => return Err(format!("reading {topic}: {e}")),
         };
-        let partition = message.partition();
-        let end = ends.iter().find(|(p, _)| *p == partition).map(|(_, h)| *h);
-        if end.is_some_and(|end| message.offset() < end) {
-            held.push(Held {
-                partition,
-                offset: message.offset(),
-                key: message.key().map(|k| String::from_utf8_lossy(k).into_owned()),
-                value: String::from_utf8_lossy(message.payload().unwrap_or_default()).into_owned(),
-            });
-        }
-        if end.is_some_and(|end| message.offset() + 1 >= end) {
-            pending.remove(&partition);
-        }
+        last = Instant::now();
+        at_end.remove(&message.partition());
+        held.push(Held {
+            partition: message.partition(),
+            offset: message.offset(),
+            key: message.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+            value: String::from_utf8_lossy(message.payload().unwrap_or_default()).into_owned(),
+        });
     }
-    Ok(held)
 }
 
 /// One look at the topic: when, and each partition's high watermark (`None` where the broker

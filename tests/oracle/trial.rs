@@ -18,6 +18,10 @@ const READ_TIMEOUT: Duration = Duration::from_secs(120);
 /// clock a little before it prints its first line, where the trial starts counting.
 const LIVE_SLACK_MS: i64 = 1_000;
 
+/// How many messages a high watermark may trail the last offset by and the topic still count as
+/// caught up: Tansu's trails by a few until the next write.
+const WATERMARK_LAG: i64 = 10;
+
 /// When a trial injects its fault.
 #[derive(Debug, Clone)]
 pub enum Trigger {
@@ -252,16 +256,19 @@ pub fn run_trial(
         .map(|at| at - healed);
     let clock_start = lines.first_at().unwrap_or(started);
     let caught_up = match pace {
-        Pace::Backfill => watch.first_reaching_after(healed, |_| oracle.len() as i64),
+        Pace::Backfill => {
+            watch.first_reaching_after(healed, |_| oracle.len() as i64 - WATERMARK_LAG)
+        }
         Pace::Live { now_ms } => watch.first_reaching_after(healed, |at| {
             let elapsed = at.saturating_duration_since(clock_start).as_millis() as i64;
-            oracle.due_by(now_ms + elapsed - LIVE_SLACK_MS) as i64
+            oracle.due_by(now_ms + elapsed - LIVE_SLACK_MS) as i64 - WATERMARK_LAG
         }),
         Pace::Untracked => None,
     }
     .map(|at| at.saturating_duration_since(healed));
     watch.stop();
-    let held = read_topic(brokers, topic, READ_TIMEOUT)?;
+    let delivered = account.map_or(oracle.len(), |a| a.delivered as usize);
+    let held = read_topic(brokers, topic, delivered, READ_TIMEOUT)?;
     let verdict = judge(oracle, oracle.len(), &held);
     match &account {
         Some(account) => problems.extend(account_problems(account, status, held.len(), true)),
@@ -345,7 +352,8 @@ pub fn run_signalled(
     let status = finish(child, &lines, thread, bound, started)?;
     let stderr = lines.text();
     let account = Account::parse(&stderr);
-    let held = read_topic(brokers, topic, READ_TIMEOUT)?;
+    let delivered = account.map_or(0, |a| a.delivered as usize);
+    let held = read_topic(brokers, topic, delivered, READ_TIMEOUT)?;
     let mut problems = Vec::new();
     let expected = match &account {
         Some(account) => {
