@@ -211,10 +211,10 @@ impl Harness {
         if self.coming.contains_key(&key) || self.oracles.contains_key(&key) {
             return;
         }
-        let path = self
-            .scratch
-            .path()
-            .join(format!("oracle-{}.jsonl", self.coming.len() + self.oracles.len()));
+        let path = self.scratch.path().join(format!(
+            "oracle-{}.jsonl",
+            self.coming.len() + self.oracles.len()
+        ));
         let mut cmd = self.sim(stream, extra, init_mode);
         cmd.arg("--sink").arg(format!("file:{}", path.display()));
         let (send, receive) = mpsc::channel();
@@ -311,7 +311,11 @@ fn mock_rows(h: &mut Harness, chosen: &dyn Fn(&str) -> bool, rows: &mut Vec<Row>
             Duration::ZERO,
         ),
         (
-            errors("request timed out x5", RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT, 5),
+            errors(
+                "request timed out x5",
+                RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
+                5,
+            ),
             Duration::ZERO,
         ),
         (
@@ -399,7 +403,13 @@ fn tansu_rows(h: &mut Harness, chosen: &dyn Fn(&str) -> bool, rows: &mut Vec<Row
     ];
     let chosen_cases: Vec<_> = cases
         .into_iter()
-        .map(|(stream, pause, what)| (stream, pause, format!("tansu: {what}, mid-{}", stream.label())))
+        .map(|(stream, pause, what)| {
+            (
+                stream,
+                pause,
+                format!("tansu: {what}, mid-{}", stream.label()),
+            )
+        })
         .filter(|(_, _, name)| chosen(name))
         .collect();
     // Live oracles take their duration: all of them start now, beside the first trials.
@@ -578,7 +588,11 @@ fn signalled(
         println!(
             "  {n:>3}: SIG{signal} at {:>6.3} s{}: {v} exit {}",
             at.as_secs_f64(),
-            if report.ended_first { " (ended first)" } else { "" },
+            if report.ended_first {
+                " (ended first)"
+            } else {
+                ""
+            },
             exit_text(report.status)
         );
         row.lost += v.lost.len();
@@ -600,7 +614,11 @@ fn signalled(
     row.events = tally.events.to_string();
     row.held = tally.held.to_string();
     row.failed = tally.failed.to_string();
-    let exits: Vec<String> = tally.exits.iter().map(|(c, n)| format!("{c}:{n}")).collect();
+    let exits: Vec<String> = tally
+        .exits
+        .iter()
+        .map(|(c, n)| format!("{c}:{n}"))
+        .collect();
     row.exit = exits.join(" ");
     row.notes.insert(
         0,
@@ -630,7 +648,9 @@ fn members_ending(h: &Harness) -> Result<Vec<String>, String> {
     let mock = MockFaults::start()?;
     mock.create_topic("lonely", 1)?;
     let brokers = ["--brokers", mock.address(), "--topic", "lonely"];
-    let fill = h.sim(Stream::Backfill { count: 500 }, &brokers, "skip").output();
+    let fill = h
+        .sim(Stream::Backfill { count: 500 }, &brokers, "skip")
+        .output();
     let fill = fill.map_err(|e| e.to_string())?;
     if !fill.status.success() {
         return Err(String::from_utf8_lossy(&fill.stderr).into_owned());
@@ -639,11 +659,17 @@ fn members_ending(h: &Harness) -> Result<Vec<String>, String> {
     let mut members = Vec::new();
     for _ in 0..3 {
         let mut cmd = h.command();
-        cmd.args(["analyze", "--group", "crowd", "--from-beginning", "--until-idle"])
-            .args(brokers)
-            .args(["--no-view", "--native-rules-only", "--format", "json"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
+        cmd.args([
+            "analyze",
+            "--group",
+            "crowd",
+            "--from-beginning",
+            "--until-idle",
+        ])
+        .args(brokers)
+        .args(["--no-view", "--native-rules-only", "--format", "json"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
         members.push(cmd.spawn().map_err(|e| e.to_string())?);
     }
     let mut ended = vec![None; members.len()];
@@ -664,7 +690,10 @@ fn members_ending(h: &Harness) -> Result<Vec<String>, String> {
         .enumerate()
         .map(|(n, end)| match end {
             Some((at, status)) => {
-                format!("member {n} ended after {:.1} s ({status})", at.as_secs_f64())
+                format!(
+                    "member {n} ended after {:.1} s ({status})",
+                    at.as_secs_f64()
+                )
             }
             None => format!("member {n} still running after {ANALYZE_BOUND:?}; killed"),
         })
@@ -679,7 +708,16 @@ fn seconds(d: Option<Duration>) -> String {
 fn print_table(rows: &[Row]) {
     let width = rows.iter().map(|r| r.name.len()).max().unwrap_or(5).max(5);
     let columns = [
-        "events", "held", "lost", "dup", "reord", "alt", "failed", "exit", "next", "caught up",
+        "events",
+        "held",
+        "lost",
+        "dup",
+        "reord",
+        "alt",
+        "failed",
+        "exit",
+        "next",
+        "caught up",
     ];
     let widths = [7, 7, 5, 4, 5, 4, 6, 9, 8, 9];
     let line = |first: &str, cells: &[String]| {
@@ -692,7 +730,10 @@ fn print_table(rows: &[Row]) {
     };
     println!();
     line("fault", &columns.map(String::from));
-    let rules: Vec<String> = widths.iter().map(|w| format!("{}:", "-".repeat(w + 1))).collect();
+    let rules: Vec<String> = widths
+        .iter()
+        .map(|w| format!("{}:", "-".repeat(w + 1)))
+        .collect();
     println!("|{}|{}|", "-".repeat(width + 2), rules.join("|"));
     for r in rows {
         let cells = [

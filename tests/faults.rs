@@ -40,10 +40,15 @@ fn now_ms() -> i64 {
 /// CreateTopics), and `sim backfill` backfills all the same.
 fn sim_cmd(subcommand: &str, seed: u64, args: &[&str]) -> Command {
     let mut cmd = sim();
-    cmd.args([subcommand, "scripts/darooghe.rhai", "--seed", &seed.to_string()])
-        .args(["--now", NOW])
-        .args(args)
-        .env("EVENT_INIT_MODE", "skip");
+    cmd.args([
+        subcommand,
+        "scripts/darooghe.rhai",
+        "--seed",
+        &seed.to_string(),
+    ])
+    .args(["--now", NOW])
+    .args(args)
+    .env("EVENT_INIT_MODE", "skip");
     cmd
 }
 
@@ -63,7 +68,11 @@ fn oracle_of(subcommand: &str, seed: u64, args: &[&str], dir: &Path) -> Oracle {
             .arg(format!("file:{}", path.display())),
         Duration::from_secs(300),
     );
-    assert!(out.status.success(), "the oracle run failed:\n{}", out.stderr);
+    assert!(
+        out.status.success(),
+        "the oracle run failed:\n{}",
+        out.stderr
+    );
     let oracle = Oracle::read(&path).unwrap_or_else(|e| panic!("{e}"));
     assert!(!oracle.is_empty(), "the oracle is empty:\n{}", out.stderr);
     oracle

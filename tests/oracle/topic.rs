@@ -123,7 +123,9 @@ pub fn read_topic(
         held.push(Held {
             partition: message.partition(),
             offset: message.offset(),
-            key: message.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+            key: message
+                .key()
+                .map(|k| String::from_utf8_lossy(k).into_owned()),
             value: String::from_utf8_lossy(message.payload().unwrap_or_default()).into_owned(),
         });
     }
@@ -217,7 +219,11 @@ impl TopicWatch {
 
     /// The first look, taken after `since`, at which `partitions` (all when `None`) held more
     /// than they were last known to hold at `since`: the next delivery after that moment.
-    pub fn first_growth_after(&self, since: Instant, partitions: Option<&[i32]>) -> Option<Instant> {
+    pub fn first_growth_after(
+        &self,
+        since: Instant,
+        partitions: Option<&[i32]>,
+    ) -> Option<Instant> {
         let chosen = |highs: &[i64]| -> i64 {
             self.partitions
                 .iter()

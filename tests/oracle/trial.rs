@@ -344,8 +344,11 @@ pub fn run_signalled(
 ) -> Result<SignalReport, String> {
     let started = Instant::now();
     let (mut child, lines, thread) = spawn(cmd)?;
-    std::thread::sleep(at.saturating_sub(started.elapsed()));
-    let ended_first = child.try_wait().map_err(|e| e.to_string())?.is_some();
+    let mut ended_first = false;
+    while started.elapsed() < at && !ended_first {
+        std::thread::sleep(Duration::from_millis(5).min(at.saturating_sub(started.elapsed())));
+        ended_first = child.try_wait().map_err(|e| e.to_string())?.is_some();
+    }
     if !ended_first {
         send_signal(child.id(), signal)?;
     }
