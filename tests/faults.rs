@@ -6,7 +6,7 @@
 //! Only the quick cases live here: one of each kind of fault on librdkafka's mock cluster
 //! (three brokers, in this process, faults through its API), a short SIGSTOP of Tansu, a few
 //! signals at random moments, and `sim analyze --until-idle` with more members than
-//! partitions. The whole matrix (longer pauses, Tansu killed, 50 + 50 signals, a table of
+//! partitions (ignored: it finds a bug, see the test). The whole matrix (longer pauses, Tansu killed, 50 + 50 signals, a table of
 //! recovery times) is `cargo run --release --example fault_matrix`.
 
 mod common;
@@ -29,6 +29,7 @@ const NOW: &str = "2024-01-15T10:00:00Z";
 /// enough for a debug build on a busy machine.
 const LIVE_RATE: &str = "rate=10000";
 
+/// [`NOW`] in milliseconds since the epoch: where a live stream's clock starts.
 fn now_ms() -> i64 {
     chrono::DateTime::parse_from_rfc3339(NOW)
         .unwrap()
@@ -90,6 +91,8 @@ fn oracle_in_background(
     })
 }
 
+/// Fails with the verdict, the account's problems and `sim`'s stderr unless the trial is clean;
+/// prints the recovery times either way (seen with `--nocapture`).
 fn assert_clean(report: &TrialReport) {
     eprintln!(
         "{}: {}; next delivery after healing {:?}, caught up {:?}",
@@ -100,6 +103,7 @@ fn assert_clean(report: &TrialReport) {
 
 // ---- The harness itself -----------------------------------------------------------------------
 
+/// A hand-made event: its id, key, a number to alter and a timestamp.
 fn event(id: &str, key: &str, n: u32) -> String {
     format!(
         r#"{{"customer_id":"{key}","n":{n},"timestamp":"2024-01-15T10:00:0{n}Z","transaction_id":"{id}"}}"#
@@ -118,6 +122,7 @@ fn small_oracle() -> Oracle {
     Oracle::from_json_lines(&lines.join("\n")).unwrap()
 }
 
+/// A hand-made message read back.
 fn held(partition: i32, offset: i64, key: &str, value: String) -> Held {
     Held {
         partition,

@@ -139,6 +139,17 @@ struct Sample {
     highs: Vec<Option<i64>>,
 }
 
+impl Sample {
+    /// Brings `known` watermarks up to this look, where it has them.
+    fn update(&self, known: &mut [i64]) {
+        for (known, high) in known.iter_mut().zip(&self.highs) {
+            if let Some(high) = high {
+                *known = *high;
+            }
+        }
+    }
+}
+
 /// Asks for the topic's high watermarks every 50 ms in the background, so a trial can tell when
 /// deliveries resumed after a fault healed, and when the topic caught up.
 pub struct TopicWatch {
@@ -186,39 +197,18 @@ impl TopicWatch {
         })
     }
 
-    /// The partitions watched.
-    pub fn partitions(&self) -> &[i32] {
-        &self.partitions
-    }
-
     /// Messages in the topic at the last look, each partition at its last known watermark.
     pub fn total(&self) -> i64 {
         let samples = self.samples.lock().unwrap();
         let mut highs = vec![0; self.partitions.len()];
         for sample in samples.iter() {
-            for (known, high) in highs.iter_mut().zip(&sample.highs) {
-                if let Some(high) = high {
-                    *known = *high;
-                }
-            }
+            sample.update(&mut highs);
         }
         highs.iter().sum()
     }
 
-    /// Waits until the topic holds at least `n` messages; false if `timeout` passed first.
-    pub fn wait_for_total(&self, n: i64, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        while self.total() < n {
-            if Instant::now() > deadline {
-                return false;
-            }
-            std::thread::sleep(WATCH_INTERVAL);
-        }
-        true
-    }
-
     /// The first look, taken after `since`, at which `partitions` (all when `None`) held more
-    /// than they were last known to hold at `since`: the next delivery after that moment.
+    /// than at the look before: the next delivery after that moment.
     pub fn first_growth_after(
         &self,
         since: Instant,
@@ -269,11 +259,7 @@ impl TopicWatch {
                 pred(&highs, since);
                 baseline_taken = true;
             }
-            for (known, high) in highs.iter_mut().zip(&sample.highs) {
-                if let Some(high) = high {
-                    *known = *high;
-                }
-            }
+            sample.update(&mut highs);
             if baseline_taken && pred(&highs, sample.at) {
                 return Some(sample.at);
             }
