@@ -310,6 +310,11 @@ impl Background {
         (address.trim().to_string(), topic.trim().to_string())
     }
 
+    /// The exit status if the process has ended, without waiting.
+    pub fn try_wait(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
     /// The process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
