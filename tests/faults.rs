@@ -220,7 +220,8 @@ fn the_account_is_held_to_the_topic_and_the_exit_status() {
     use std::os::unix::process::ExitStatusExt;
     let ok = std::process::ExitStatus::from_raw(0);
     let failed = std::process::ExitStatus::from_raw(1 << 8);
-    let stderr = "seed 1\naccount: produced 10, delivered 8, failed 1, unaccounted 1\n";
+    let stderr =
+        "seed 1\naccount: produced 10, delivered 8, failed 1, unaccounted 1, script errors 0\n";
     let account = Account::parse(stderr).unwrap();
     assert_eq!(
         account,
@@ -228,7 +229,8 @@ fn the_account_is_held_to_the_topic_and_the_exit_status() {
             produced: 10,
             delivered: 8,
             failed: 1,
-            unaccounted: 1
+            unaccounted: 1,
+            script_errors: 0,
         }
     );
     assert!(account_problems(&account, failed, 8, false).is_empty());
@@ -242,6 +244,12 @@ fn the_account_is_held_to_the_topic_and_the_exit_status() {
         ..Account::default()
     };
     assert_eq!(account_problems(&unbalanced, ok, 9, false).len(), 1);
+    // Every event delivered, but an arrival skipped by a script error: the exit status is 1.
+    let skipped =
+        Account::parse("account: produced 9, delivered 9, failed 0, script errors 1").unwrap();
+    assert_eq!(skipped.script_errors, 1);
+    assert!(account_problems(&skipped, failed, 9, true).is_empty());
+    assert_eq!(account_problems(&skipped, ok, 9, true).len(), 1);
     assert_eq!(Account::parse("no account here"), None);
 }
 
@@ -486,4 +494,134 @@ fn analyze_until_idle_stops_members_that_got_no_partition() {
         "not every member of the group stopped cleanly on its own:\n{}",
         report.join("\n")
     );
+}
+
+// ---- Reloads under a fault ----------------------------------------------------------------------
+
+/// A version of the reload scenario: 500 events a second, each carrying its sequence number and
+/// the version's tag, keyed by ten customers. `kind` breaks it: `broken` does not compile,
+/// `rare` fails one event in 500 and `always` every event, both only among those numbered 200 or
+/// more: they pass their 200-event check sample (numbered from 0) and fail on the live stream,
+/// numbered far beyond. `rare` stays under its rollback budget (under 1%, never 10 in a row);
+/// `always` is rolled back.
+fn reload_version(tag: &str, kind: &str) -> String {
+    let fail = match kind {
+        "rare" => "if ctx.seq >= 200 && ctx.seq % 500 == 7 { throw \"rare path\"; }",
+        "always" => "if ctx.seq >= 200 { throw \"broken later\"; }",
+        _ => "",
+    };
+    let close = if kind == "broken" { "" } else { "}" };
+    format!(
+        "fn config() {{ #{{ rate: 30000.0, peak_factor: 1.0 }} }}\n\
+         fn event(ctx) {{ {fail} #{{ customer_id: `c${{ctx.seq % 10}}`, seq: ctx.seq, v: \"{tag}\" }} {close}\n"
+    )
+}
+
+#[test]
+fn fifty_reloads_some_broken_some_failing_under_a_broker_fault_keep_every_number_once() {
+    const WAIT: Duration = Duration::from_secs(60);
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("reloads.rhai");
+    std::fs::write(&script, reload_version("v1", "good")).unwrap();
+    let mock = MockFaults::start().unwrap();
+    mock.create_topic("reloads", 3).unwrap();
+    let mut cmd = sim();
+    cmd.arg("run")
+        .arg(&script)
+        .args([
+            "--seed",
+            "5",
+            "--brokers",
+            mock.address(),
+            "--topic",
+            "reloads",
+        ])
+        .env("EVENT_INIT_MODE", "skip");
+    let run = Background::start(&mut cmd);
+    run.wait_for_line("hot reload", WAIT, |l| {
+        l.starts_with("hot reload: watching")
+    });
+    // Past the numbers of a check sample, so `always` versions fail on the live stream.
+    std::thread::sleep(Duration::from_millis(800));
+    let mut fault = mock.fault("reloads", MockFault::BrokerDown(1));
+    let (mut next, mut rejected, mut rolled) = (2, 0, Vec::new());
+    for edit in 0..50 {
+        if edit == 10 {
+            fault.inject().unwrap();
+        }
+        if edit == 35 {
+            fault.heal().unwrap();
+        }
+        let kind = ["good", "broken", "rare", "always", "good"][edit % 5];
+        let text = reload_version(&format!("v{next}"), kind);
+        if edit % 2 == 0 {
+            std::fs::write(&script, text).unwrap();
+        } else {
+            let temp = script.with_extension("swp");
+            std::fs::write(&temp, text).unwrap();
+            std::fs::rename(&temp, &script).unwrap();
+        }
+        if kind == "broken" {
+            rejected += 1;
+            run.wait_for_nth_line(rejected, "a rejection", WAIT, |l| {
+                l.contains("edit rejected;")
+            });
+            continue;
+        }
+        let ready = format!("reloaded: revision {next} ");
+        run.wait_for_line(&ready, WAIT, |l| l.contains(&ready));
+        if kind == "always" {
+            let back = format!("rolled back: revision {next} failed");
+            run.wait_for_line(&back, WAIT, |l| l.contains(&back));
+            rolled.push(format!("v{next}"));
+        }
+        next += 1;
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    run.interrupt();
+    let (status, stderr) = run.wait(Duration::from_secs(120));
+    let account = Account::parse(&stderr).unwrap_or_else(|| panic!("no account:\n{stderr}"));
+    let held = read_topic(
+        mock.address(),
+        "reloads",
+        account.delivered as usize,
+        Duration::from_secs(120),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let problems = account_problems(&account, status, held.len(), true);
+    assert!(problems.is_empty(), "{problems:?}\n{stderr}");
+    // Ten in a row for each version rolled back, and the rare ones.
+    assert!(account.script_errors >= 100, "{account:?}");
+    // Every number once: made and delivered, or skipped; per key in order.
+    let events: Vec<serde_json::Value> = held
+        .iter()
+        .map(|h| serde_json::from_str(&h.value).unwrap())
+        .collect();
+    let mut seqs: Vec<i64> = events.iter().map(|e| e["seq"].as_i64().unwrap()).collect();
+    seqs.sort_unstable();
+    seqs.dedup();
+    assert_eq!(
+        seqs.len(),
+        held.len(),
+        "a sequence number was delivered twice"
+    );
+    let numbers = *seqs.last().unwrap() as u64 + 1;
+    assert_eq!(numbers, account.delivered + account.script_errors);
+    let mut last_by_key: std::collections::HashMap<(i32, String), i64> = Default::default();
+    for (h, e) in held.iter().zip(&events) {
+        let seq = e["seq"].as_i64().unwrap();
+        let key = (h.partition, h.key.clone().unwrap_or_default());
+        if let Some(last) = last_by_key.insert(key, seq) {
+            assert!(last < seq, "{:?}: {seq} after {last}", h.key);
+        }
+    }
+    // Each version failing on the live stream was rolled back before it made an event.
+    assert_eq!(rolled.len(), 10);
+    for tag in &rolled {
+        assert!(
+            !events.iter().any(|e| e["v"] == tag.as_str()),
+            "{tag} made events"
+        );
+    }
+    assert_eq!(stderr.matches("edit rejected;").count(), 10);
 }

@@ -237,11 +237,22 @@ impl Lines {
 
     /// Waits until a line satisfies `pred` (returning it), the stream ends, or `timeout`.
     fn wait_for(&self, timeout: Duration, pred: impl Fn(&str) -> bool) -> Option<String> {
+        self.wait_for_nth(1, timeout, pred)
+    }
+
+    /// Waits until `n` lines satisfy `pred` (returning the `n`-th), the stream ends, or
+    /// `timeout`.
+    fn wait_for_nth(
+        &self,
+        n: usize,
+        timeout: Duration,
+        pred: impl Fn(&str) -> bool,
+    ) -> Option<String> {
         let (lock, wake) = &*self.inner;
         let deadline = Instant::now() + timeout;
         let mut state = lock.lock().unwrap();
         loop {
-            if let Some(line) = state.lines.iter().find(|l| pred(l)) {
+            if let Some(line) = state.lines.iter().filter(|l| pred(l)).nth(n - 1) {
                 return Some(line.clone());
             }
             let now = Instant::now();
@@ -296,6 +307,25 @@ impl Background {
                 self.stderr()
             )
         })
+    }
+
+    /// Waits for the `n`-th line of standard error that satisfies `pred` (counting from the
+    /// start of the run), as [`Background::wait_for_line`] waits for the first.
+    pub fn wait_for_nth_line(
+        &self,
+        n: usize,
+        what: &str,
+        timeout: Duration,
+        pred: impl Fn(&str) -> bool,
+    ) -> String {
+        self.stderr
+            .wait_for_nth(n, timeout, pred)
+            .unwrap_or_else(|| {
+                panic!(
+                    "sim printed no {n}th line with {what} within {timeout:?}\nstderr:\n{}",
+                    self.stderr()
+                )
+            })
     }
 
     /// The address in `embedded broker at ADDRESS, topic TOPIC`, and the topic.

@@ -3,7 +3,7 @@
 
 use std::process::ExitStatus;
 
-/// `account: produced P, delivered D, failed F[, unaccounted U]`.
+/// `account: produced P, delivered D, failed F[, unaccounted U], script errors E`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Account {
     /// Events handed to the producer.
@@ -14,6 +14,8 @@ pub struct Account {
     pub failed: u64,
     /// Neither, when closing gave up waiting (printed only when not 0).
     pub unaccounted: u64,
+    /// Arrivals and follow-ups skipped because the script failed (`on_error = skip`).
+    pub script_errors: u64,
 }
 
 impl Account {
@@ -27,22 +29,28 @@ impl Account {
             .find_map(|l| l.trim().strip_prefix("account: "))?;
         let mut account = Account::default();
         for part in line.split(", ") {
-            let (name, value) = part.split_once(' ')?;
+            let (name, value) = part.rsplit_once(' ')?;
             let value: u64 = value.parse().ok()?;
             match name {
                 "produced" => account.produced = value,
                 "delivered" => account.delivered = value,
                 "failed" => account.failed = value,
                 "unaccounted" => account.unaccounted = value,
+                "script errors" => account.script_errors = value,
                 _ => return None,
             }
         }
         Some(account)
     }
 
-    /// Whether everything handed to the producer was delivered: what `sim` exits 0 on.
+    /// Whether everything handed to the producer was delivered.
     pub fn all_delivered(&self) -> bool {
         self.failed == 0 && self.unaccounted == 0
+    }
+
+    /// Whether every arrival was made and everything made delivered: what `sim` exits 0 on.
+    pub fn succeeded(&self) -> bool {
+        self.all_delivered() && self.script_errors == 0
     }
 }
 
@@ -70,10 +78,10 @@ pub fn account_problems(
             a.delivered
         ));
     }
-    if status.success() != a.all_delivered() {
+    if status.success() != a.succeeded() {
         problems.push(format!(
-            "exit status {status} does not follow the account (failed {}, unaccounted {})",
-            a.failed, a.unaccounted
+            "exit status {status} does not follow the account (failed {}, unaccounted {}, script errors {})",
+            a.failed, a.unaccounted, a.script_errors
         ));
     }
     if no_failures && !a.all_delivered() {
