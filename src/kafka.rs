@@ -5,23 +5,37 @@
 //! cluster the user named (`--brokers`, `KAFKA_BROKER`) and configured (`-X`, the `[kafka]`
 //! table). This module is below both: it knows librdkafka and [`crate::settings::Origin`], not
 //! its callers, which pass in their own [`ErrorHints`] so an error still says where *their*
-//! settings come from.
+//! settings come from. A first contact that fails says why ([`contact`]): authentication, TLS,
+//! or no answer at all.
+
+mod contact;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use rdkafka::client::Client;
 use rdkafka::config::{ClientConfig, FromClientConfigAndContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::ToBytes;
 use rdkafka::metadata::Metadata;
-use rdkafka::producer::{BaseRecord, DeliveryResult, ProducerContext, ThreadedProducer};
+use rdkafka::producer::{
+    BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer,
+};
 use rdkafka::ClientContext;
+
+pub use contact::Cause;
+use contact::{probe_config, ContactLog};
 
 use crate::delivery::DeliveryCounters;
 use crate::settings::Origin;
 use crate::sync::lock;
+
+/// How long the probe of a failed first contact is polled, at most, for what librdkafka said.
+/// Its reports are mostly queued already; a connection setup that timed out near the end of
+/// the request's time (see [`contact`]) may be reported a moment later, on a busy machine.
+const DRAIN: Duration = Duration::from_secs(2);
+/// One poll of that drain.
+const DRAIN_SLICE: Duration = Duration::from_millis(100);
 
 /// The producer defaults `sim` applies under the user's properties: every message acknowledged
 /// by all in-sync replicas, and written once even when librdkafka retries it.
@@ -38,9 +52,22 @@ pub struct ErrorHints {
     pub unreachable_help: &'static str,
     /// Code of a configuration librdkafka refused.
     pub config_code: &'static str,
-    /// Help for a configuration librdkafka refused.
+    /// Help for a configuration librdkafka refused; it says where the client's properties come
+    /// from, and ends the help of authentication and TLS failures too.
     pub config_help: &'static str,
+    /// Code of a failed SASL authentication, e.g. `sim::sink::authentication`.
+    pub authentication_code: &'static str,
+    /// Code of a failed TLS handshake, e.g. `sim::sink::tls`.
+    pub tls_code: &'static str,
 }
+
+/// What to check when SASL authentication failed, whichever the client.
+const AUTHENTICATION_HELP: &str = "check sasl.mechanism, sasl.username and sasl.password, and \
+     that security.protocol is what the broker's listener expects (SASL_PLAINTEXT or SASL_SSL)";
+/// What to check when TLS failed, whichever the client.
+const TLS_HELP: &str = "check security.protocol (SSL or SASL_SSL for a TLS listener, PLAINTEXT \
+     or SASL_PLAINTEXT for a plain one) and ssl.ca.location (the CA that signed the broker's \
+     certificate)";
 
 /// A Kafka client that could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +75,30 @@ pub enum KafkaClientError {
     /// The brokers did not answer.
     #[error("cannot reach Kafka at {brokers} (from {origin}): {reason}")]
     Unreachable {
+        /// The bootstrap servers tried.
+        brokers: String,
+        /// Where they were configured.
+        origin: Origin,
+        /// What librdkafka said.
+        reason: String,
+        /// The client's code and help.
+        hints: &'static ErrorHints,
+    },
+    /// The brokers answered, but SASL authentication failed.
+    #[error("authentication with Kafka at {brokers} (from {origin}) failed: {reason}")]
+    Authentication {
+        /// The bootstrap servers tried.
+        brokers: String,
+        /// Where they were configured.
+        origin: Origin,
+        /// What librdkafka said.
+        reason: String,
+        /// The client's code and help.
+        hints: &'static ErrorHints,
+    },
+    /// The brokers answered, but TLS failed: a handshake refused or never completed.
+    #[error("TLS with Kafka at {brokers} (from {origin}) failed: {reason}")]
+    Tls {
         /// The bootstrap servers tried.
         brokers: String,
         /// Where they were configured.
@@ -83,14 +134,20 @@ impl miette::Diagnostic for KafkaClientError {
     fn code<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
         Some(Box::new(match self {
             Self::Unreachable { hints, .. } => hints.unreachable_code,
+            Self::Authentication { hints, .. } => hints.authentication_code,
+            Self::Tls { hints, .. } => hints.tls_code,
             Self::Config { hints, .. } => hints.config_code,
         }))
     }
 
     fn help<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
         Some(Box::new(match self {
-            Self::Unreachable { hints, .. } => hints.unreachable_help,
-            Self::Config { hints, .. } => hints.config_help,
+            Self::Unreachable { hints, .. } => hints.unreachable_help.to_string(),
+            Self::Authentication { hints, .. } => {
+                format!("{AUTHENTICATION_HELP}; {}", hints.config_help)
+            }
+            Self::Tls { hints, .. } => format!("{TLS_HELP}; {}", hints.config_help),
+            Self::Config { hints, .. } => hints.config_help.to_string(),
         }))
     }
 }
@@ -151,21 +208,59 @@ impl<'a> Cluster<'a> {
     }
 
     /// Asks the brokers for the metadata of `topic` (of every topic with `None`) within
-    /// `timeout`: the first contact, where a wrong address shows.
-    pub fn reach<C: ClientContext>(
+    /// `timeout`: the first contact, where a wrong address, refused credentials or a TLS
+    /// mismatch show, each as itself.
+    ///
+    /// A probe client of its own asks (with the user's properties), because librdkafka says
+    /// why a request failed only to the client's context, and only when the client is polled:
+    /// the probe's context keeps what it said ([`contact`]).
+    pub fn reach(
         &self,
-        client: &Client<C>,
         topic: Option<&str>,
         timeout: Duration,
     ) -> Result<Metadata, KafkaClientError> {
-        client
-            .fetch_metadata(topic, timeout)
-            .map_err(|err| KafkaClientError::Unreachable {
-                brokers: self.brokers.to_string(),
-                origin: self.origin.clone(),
-                reason: err.to_string(),
-                hints: self.hints,
-            })
+        let config = probe_config(self.config(&[]), timeout);
+        let probe: BaseProducer<ContactLog> = self.create(&config, ContactLog::default())?;
+        let err = match probe.client().fetch_metadata(topic, timeout) {
+            Ok(metadata) => return Ok(metadata),
+            Err(err) => err,
+        };
+        // What librdkafka said meanwhile waits in the probe's queue: serve it.
+        let deadline = Instant::now() + DRAIN;
+        let cause = loop {
+            probe.poll(DRAIN_SLICE);
+            match probe.context().cause() {
+                Some(cause) => break cause,
+                None if Instant::now() >= deadline => break Cause::Unreachable(err.to_string()),
+                None => {}
+            }
+        };
+        Err(self.failed(cause))
+    }
+
+    /// The error of a first contact that failed for `cause`.
+    pub fn failed(&self, cause: Cause) -> KafkaClientError {
+        let (brokers, origin, hints) = (self.brokers.to_string(), self.origin.clone(), self.hints);
+        match cause {
+            Cause::Authentication(reason) => KafkaClientError::Authentication {
+                brokers,
+                origin,
+                reason,
+                hints,
+            },
+            Cause::Tls(reason) => KafkaClientError::Tls {
+                brokers,
+                origin,
+                reason,
+                hints,
+            },
+            Cause::Unreachable(reason) => KafkaClientError::Unreachable {
+                brokers,
+                origin,
+                reason,
+                hints,
+            },
+        }
     }
 }
 
@@ -275,6 +370,8 @@ mod tests {
         unreachable_help: "is it up?",
         config_code: "sim::test::config",
         config_help: "see -X",
+        authentication_code: "sim::test::authentication",
+        tls_code: "sim::test::tls",
     };
 
     #[test]
@@ -306,6 +403,37 @@ mod tests {
         assert_eq!(err.to_string(), "invalid Kafka configuration: bad");
         assert_eq!(err.code().unwrap().to_string(), "sim::test::config");
         assert_eq!(err.help().unwrap().to_string(), "see -X");
+    }
+
+    #[test]
+    fn each_cause_of_a_failed_contact_has_its_own_code_and_help() {
+        let origin = Origin::Flag("--brokers".into());
+        let properties = BTreeMap::new();
+        let cluster = Cluster::new("h:1", &origin, &properties, &HINTS);
+        let err = cluster.failed(Cause::Authentication("SASL refused".into()));
+        assert_eq!(
+            err.to_string(),
+            "authentication with Kafka at h:1 (from flag --brokers) failed: SASL refused"
+        );
+        assert_eq!(err.code().unwrap().to_string(), "sim::test::authentication");
+        let help = err.help().unwrap().to_string();
+        assert!(
+            help.contains("sasl.username") && help.ends_with("; see -X"),
+            "{help}"
+        );
+        let err = cluster.failed(Cause::Tls("handshake".into()));
+        assert_eq!(
+            err.to_string(),
+            "TLS with Kafka at h:1 (from flag --brokers) failed: handshake"
+        );
+        assert_eq!(err.code().unwrap().to_string(), "sim::test::tls");
+        let help = err.help().unwrap().to_string();
+        assert!(
+            help.contains("ssl.ca.location") && help.ends_with("; see -X"),
+            "{help}"
+        );
+        let err = cluster.failed(Cause::Unreachable("refused".into()));
+        assert_eq!(err.code().unwrap().to_string(), "sim::test::unreachable");
     }
 
     #[test]

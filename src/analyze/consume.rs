@@ -71,14 +71,10 @@ fn consumer_config(options: &AnalyzeOptions) -> ClientConfig {
 }
 
 /// The input topic's partitions and replication factor; an error when it does not exist.
-fn topic_shape(
-    consumer: &BaseConsumer<GroupContext>,
-    options: &AnalyzeOptions,
-) -> Result<(i32, i32), AnalyzeError> {
-    let metadata =
-        options
-            .cluster()
-            .reach(consumer.client(), Some(&options.topic), CONNECT_TIMEOUT)?;
+fn topic_shape(options: &AnalyzeOptions) -> Result<(i32, i32), AnalyzeError> {
+    let metadata = options
+        .cluster()
+        .reach(Some(&options.topic), CONNECT_TIMEOUT)?;
     let topic = metadata.topics().iter().find(|t| t.name() == options.topic);
     match topic {
         Some(t) if t.error().is_none() && !t.partitions().is_empty() => {
@@ -120,19 +116,14 @@ pub fn run(
     }
     let rules = load_rules(options.rules_dir.as_deref(), notify)?;
     let cluster = options.cluster();
-    // A consumer without the publisher first, to learn the topic's shape for the output topics.
-    let probe: BaseConsumer<GroupContext> = cluster.create(
-        &consumer_config(options),
-        GroupContext::new(&options.topic, None, None),
-    )?;
-    let (partitions, replication) = topic_shape(&probe, options)?;
+    // The topic's shape first: the output topics are made like it.
+    let (partitions, replication) = topic_shape(options)?;
     if options.from_beginning {
         let config = cluster.config(&[]);
         if let Ok(Some(missing)) = super::history::missing_history(&config, &options.topic) {
             notify(AnalyzeNotice::MissingHistory(missing));
         }
     }
-    drop(probe);
     let publisher =
         if options.output_topics || options.dead_letter_topic.is_some() || options.exactly_once {
             Some(Publisher::connect(options, partitions, replication)?)

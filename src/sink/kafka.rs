@@ -89,7 +89,7 @@ impl KafkaSink {
             &config.client_config(),
             DeliveryContext::new(counters.clone()),
         )?;
-        cluster.reach(producer.client(), None, CONNECT_TIMEOUT)?;
+        cluster.reach(None, CONNECT_TIMEOUT)?;
         Ok(Self {
             producer,
             topic: config.topic.clone(),

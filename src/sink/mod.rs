@@ -25,6 +25,8 @@ pub const KAFKA_HINTS: ErrorHints = ErrorHints {
     unreachable_help: "check the address and that the broker is up; without --brokers and KAFKA_BROKER, sim runs an embedded broker",
     config_code: "sim::sink::config",
     config_help: "properties come from -X key=value and the [kafka] table of the config file",
+    authentication_code: "sim::sink::authentication",
+    tls_code: "sim::sink::tls",
 };
 
 /// One message: key, JSON payload and event time.
