@@ -346,12 +346,17 @@ impl Run<'_> {
         lock(&context.pending).due(self.options.commit_every, self.options.commit_interval)
     }
 
-    /// Every assigned partition is at its end, and has been for the idle grace.
+    /// The member holds its assignment, every assigned partition is at its end, and both have
+    /// been so for the idle grace. A member given no partition (more members than partitions)
+    /// is caught up once its empty assignment has held for the grace: it waits for nothing.
     fn caught_up(&self, context: &GroupContext) -> bool {
         let membership = lock(&context.membership);
-        !membership.assigned.is_empty()
+        let grace = self.options.idle_grace;
+        membership
+            .settled_since
+            .is_some_and(|since| since.elapsed() >= grace)
             && membership.assigned.iter().all(|p| self.at_eof.contains(p))
-            && self.last_message.elapsed() >= self.options.idle_grace
+            && self.last_message.elapsed() >= grace
     }
 
     fn draw(&mut self, context: &GroupContext, notify: &mut dyn FnMut(AnalyzeNotice)) {

@@ -40,9 +40,12 @@ pub enum Cause {
 /// The probe's configuration: the client's own (`config`), logging connection failures down to
 /// warnings, and giving up on a connection that is still being set up (a TLS or SASL handshake
 /// nobody answers) before `timeout` runs out, so that librdkafka reports the state it was stuck
-/// in while the probe still listens. A user's `socket.connection.setup.timeout.ms` is kept.
+/// in while the probe still listens. A user's `socket.connection.setup.timeout.ms` is kept. The
+/// probe is a producer, whose metadata request for a topic would create it on a broker that
+/// allows it: it asks without, so a missing topic stays missing.
 pub(super) fn probe_config(mut config: ClientConfig, timeout: Duration) -> ClientConfig {
     config.set_log_level(RDKafkaLogLevel::Warning);
+    config.set("allow.auto.create.topics", "false");
     if config.get("socket.connection.setup.timeout.ms").is_none() {
         let setup = (timeout * 3 / 4).max(MIN_SETUP_TIMEOUT);
         config.set(
