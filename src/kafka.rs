@@ -28,6 +28,7 @@ use contact::{probe_config, ContactLog};
 
 use crate::delivery::DeliveryCounters;
 use crate::settings::Origin;
+use crate::shutdown::Shutdown;
 use crate::sync::lock;
 
 /// How long the probe of a failed first contact is polled, at most, for what librdkafka said.
@@ -38,8 +39,16 @@ const DRAIN: Duration = Duration::from_secs(2);
 const DRAIN_SLICE: Duration = Duration::from_millis(100);
 
 /// The producer defaults `sim` applies under the user's properties: every message acknowledged
-/// by all in-sync replicas, and written once even when librdkafka retries it.
-pub const PRODUCER_DEFAULTS: &[(&str, &str)] = &[("acks", "all"), ("enable.idempotence", "true")];
+/// by all in-sync replicas, and written once even when librdkafka retries it; and a queue that
+/// holds at most 100,000 messages or 256 MiB of them, whichever comes first. While a broker is
+/// away the queue fills to that bound and sending waits ([`send_waiting`]): memory stays
+/// bounded (librdkafka's own byte bound, 1 GiB, is the one lowered), and nothing is dropped.
+pub const PRODUCER_DEFAULTS: &[(&str, &str)] = &[
+    ("acks", "all"),
+    ("enable.idempotence", "true"),
+    ("queue.buffering.max.messages", "100000"),
+    ("queue.buffering.max.kbytes", "262144"),
+];
 
 /// The error codes and help lines of one client of the cluster: the same failure is fixed in a
 /// different place for the sink (which falls back to an embedded broker and reads a config file)
@@ -264,28 +273,79 @@ impl<'a> Cluster<'a> {
     }
 }
 
+/// When a send waiting for room in a full queue gives its record up: once `stop` was asked for
+/// and no delivery report came for `after`. The broker then takes nothing, so waiting on would
+/// only keep the stop waiting (for `message.timeout.ms`, 5 minutes by default, until librdkafka
+/// fails what it queued); while the queue drains, the wait goes on.
+#[derive(Debug, Clone, Copy)]
+pub struct GiveUp<'a> {
+    /// The stop signal.
+    pub stop: &'a Shutdown,
+    /// How long, once stopping, a queue that does not drain is waited for.
+    pub after: Duration,
+}
+
+/// Why [`send_waiting`] did not hand a record to librdkafka.
+#[derive(Debug, thiserror::Error)]
+pub enum Unsent {
+    /// The producer refused it: too large, an unknown partition.
+    #[error(transparent)]
+    Refused(KafkaError),
+    /// A stop was asked for while the queue was full and did not drain ([`GiveUp`]).
+    #[error(
+        "not sent: sim was stopped while the producer's queue was full and the broker took nothing"
+    )]
+    Stopped,
+}
+
 /// Sends `record`, waiting `pause` at a time while librdkafka's queue is full (back-pressure:
-/// its own thread drains the queue meanwhile). Any other error is a refusal (too large, unknown
-/// partition), handed back for the caller to count or raise.
+/// its own thread drains the queue meanwhile, and the caller, the timeline, waits). The queue's
+/// bound ([`PRODUCER_DEFAULTS`]) is what keeps memory bounded while a broker is away. With
+/// `give_up`, a stop ends the wait for a queue that does not drain. The counters show how long
+/// a send has been waiting ([`DeliveryCounters::waiting_for`]).
 pub fn send_waiting<K, P>(
     producer: &ThreadedProducer<DeliveryContext>,
     mut record: BaseRecord<'_, K, P>,
     pause: Duration,
-) -> Result<(), KafkaError>
+    give_up: Option<GiveUp<'_>>,
+) -> Result<(), Unsent>
 where
     K: ToBytes + ?Sized,
     P: ToBytes + ?Sized,
 {
-    loop {
+    let counters = producer.context().counters();
+    let mut waiting = false;
+    // Since when the stopping send saw no delivery report, and how many were settled then.
+    let mut stalled: Option<(Instant, u64)> = None;
+    let sent = loop {
         match producer.send(record) {
-            Ok(()) => return Ok(()),
+            Ok(()) => break Ok(()),
             Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                 record = back;
+                if !waiting {
+                    counters.waiting(true);
+                    waiting = true;
+                }
+                if let Some(give_up) = give_up.filter(|g| g.stop.is_triggered()) {
+                    let settled = counters.account().settled();
+                    match stalled {
+                        Some((since, seen)) if seen == settled => {
+                            if since.elapsed() >= give_up.after {
+                                break Err(Unsent::Stopped);
+                            }
+                        }
+                        _ => stalled = Some((Instant::now(), settled)),
+                    }
+                }
                 std::thread::sleep(pause);
             }
-            Err((err, _)) => return Err(err),
+            Err((err, _)) => break Err(Unsent::Refused(err)),
         }
+    };
+    if waiting {
+        counters.waiting(false);
     }
+    sent
 }
 
 /// Failed deliveries: how many for each reason, and the first reason of all.
@@ -383,6 +443,9 @@ mod tests {
         assert_eq!(config.get("bootstrap.servers"), Some("h:1"));
         assert_eq!(config.get("acks"), Some("1"));
         assert_eq!(config.get("enable.idempotence"), Some("true"));
+        // The queue is bounded, so an outage cannot grow memory without end.
+        assert_eq!(config.get("queue.buffering.max.messages"), Some("100000"));
+        assert_eq!(config.get("queue.buffering.max.kbytes"), Some("262144"));
     }
 
     #[test]

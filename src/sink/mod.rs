@@ -17,6 +17,7 @@ pub use kafka::{KafkaSink, KafkaSinkConfig};
 pub use topic::{ensure_topic, TopicSpec};
 
 use crate::kafka::{ErrorHints, KafkaClientError};
+use crate::shutdown::Shutdown;
 
 /// Codes and help of the sink's Kafka errors: without a broker address it runs its own, and
 /// properties also come from the config file.
@@ -61,6 +62,10 @@ pub trait Sink {
     fn failure_reasons(&self) -> Vec<(String, u64)> {
         Vec::new()
     }
+    /// Lets `stop` cut short a wait on a destination that takes nothing (a broker that is
+    /// away): what could not be handed over is then counted failed, not waited for. Sinks that
+    /// never wait that long ignore it.
+    fn stop_on(&mut self, _stop: &Shutdown) {}
 }
 
 /// A sink that accepts and forgets: for checks and benchmarks of generation alone.
