@@ -5,7 +5,7 @@
 //! cluster the user named (`--brokers`, `KAFKA_BROKER`) and configured (`-X`, the `[kafka]`
 //! table). This module is below both: it knows librdkafka and [`crate::settings::Origin`], not
 //! its callers, which pass in their own [`ErrorHints`] so an error still says where *their*
-//! settings come from. A first contact that fails says why ([`contact`]): authentication, TLS,
+//! settings come from. A first contact that fails says why (`kafka/contact.rs`): authentication, TLS,
 //! or no answer at all.
 
 mod contact;
@@ -33,7 +33,7 @@ use crate::sync::lock;
 
 /// How long the probe of a failed first contact is polled, at most, for what librdkafka said.
 /// Its reports are mostly queued already; a connection setup that timed out near the end of
-/// the request's time (see [`contact`]) may be reported a moment later, on a busy machine.
+/// the request's time (see `kafka/contact.rs`) may be reported a moment later, on a busy machine.
 const DRAIN: Duration = Duration::from_secs(2);
 /// One poll of that drain.
 const DRAIN_SLICE: Duration = Duration::from_millis(100);
@@ -222,7 +222,7 @@ impl<'a> Cluster<'a> {
     ///
     /// A probe client of its own asks (with the user's properties), because librdkafka says
     /// why a request failed only to the client's context, and only when the client is polled:
-    /// the probe's context keeps what it said ([`contact`]).
+    /// the probe's context keeps what it said (`kafka/contact.rs`).
     pub fn reach(
         &self,
         topic: Option<&str>,
