@@ -5,8 +5,8 @@
 //! cluster the user named (`--brokers`, `KAFKA_BROKER`) and configured (`-X`, the `[kafka]`
 //! table). This module is below both: it knows librdkafka and [`crate::settings::Origin`], not
 //! its callers, which pass in their own [`ErrorHints`] so an error still says where *their*
-//! settings come from. A first contact that fails says why (`kafka/contact.rs`): authentication, TLS,
-//! or no answer at all.
+//! settings come from. A first contact that fails says why (`kafka/contact.rs`):
+//! authentication, TLS, or no answer at all.
 
 mod contact;
 
