@@ -730,6 +730,16 @@ impl Tansu {
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+
+    /// Sends `signal` (`STOP`, `CONT`) to the broker: stopped, it keeps its connections open and
+    /// answers nothing, as a broker that hangs; continued, it carries on where it was.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{signal} tansu failed");
+    }
 }
 
 impl Drop for Tansu {
