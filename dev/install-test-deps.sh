@@ -4,8 +4,6 @@
 #   - Tansu, a Kafka-compatible broker in Rust (a real broker over TCP)
 #   - kcat, from Debian (an outside consumer)
 #   - confluent-kafka, the Python client (an outside consumer, and the Python baseline)
-#   - OpenSSL's headers and pkg-config, from Debian: librdkafka is built with TLS (rdkafka's
-#     `ssl` feature links the system's OpenSSL), so building sim at all needs them
 set -euo pipefail
 
 log() { printf 'install-test-deps: %s\n' "$*" >&2; }
@@ -17,18 +15,6 @@ install_tansu() {
   fi
   log "installing tansu (cargo install, about 10 minutes on 2 cores, once per machine)"
   cargo install tansu --locked --features dynostore
-}
-
-install_openssl_headers() {
-  if pkg-config --exists openssl 2>/dev/null; then
-    log "OpenSSL headers present"
-    return
-  fi
-  log "installing libssl-dev and pkg-config from Debian"
-  local sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq libssl-dev pkg-config >/dev/null
 }
 
 install_kcat() {
@@ -52,7 +38,6 @@ install_confluent_kafka() {
   python3 -m pip install --quiet 'confluent-kafka>=2.6'
 }
 
-install_openssl_headers
 install_kcat
 install_confluent_kafka
 install_tansu
