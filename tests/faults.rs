@@ -6,7 +6,7 @@
 //! Only the quick cases live here: one of each kind of fault on librdkafka's mock cluster
 //! (three brokers, in this process, faults through its API), a short SIGSTOP of Tansu, a few
 //! signals at random moments, and `sim analyze --until-idle` with more members than
-//! partitions (ignored: it finds a bug, see the test). The whole matrix (longer pauses, Tansu killed, 50 + 50 signals, a table of
+//! partitions. The whole matrix (longer pauses, Tansu killed, 50 + 50 signals, a table of
 //! recovery times) is `cargo run --release --example fault_matrix`.
 
 mod common;
@@ -425,17 +425,10 @@ fn a_signal_at_a_random_moment_leaves_exactly_what_the_account_says() {
 // ---- sim analyze ------------------------------------------------------------------------------
 
 /// Three members of one group on a one-partition topic: two get no partition, and
-/// `--until-idle` must stop them too, not only the member that read everything.
-///
-/// Today they do not: `Run::caught_up` (src/analyze/consume.rs) is false while the assignment
-/// is empty, so a member without a partition polls on until it inherits one from a member that
-/// left, one handover at a time. On the mock cluster each handover takes about 45 s (its
-/// rebalance after a member leaves waits `session.timeout.ms` less 1 s for members to rejoin):
-/// the members end after about 4, 48 and 93 s. Ignored until that is fixed, since it cannot
-/// pass before; run it with `cargo test --test faults -- --ignored`.
+/// `--until-idle` must stop them too, not only the member that read everything. (Before the fix
+/// in `src/analyze`, a member without a partition polled on until it inherited one from a
+/// member that left, about 45 s a handover on the mock cluster.)
 #[test]
-#[ignore = "bug in src/analyze/consume.rs (Run::caught_up): a member with no partition never \
-            stops on its own; see the doc comment"]
 fn analyze_until_idle_stops_members_that_got_no_partition() {
     let mock = MockFaults::start().unwrap();
     mock.create_topic("lonely", 1).unwrap();
