@@ -36,13 +36,19 @@
 //! key in its partition), `alt` (same id, other bytes), per the verdict of `tests/oracle`;
 //! `failed` and `exit` from `sim`'s account and status. Recovery, both measured from the moment
 //! the fault was healed (SIGCONT sent, broker back up, round trip restored; for faults that heal
-//! themselves, a moved leader or pushed errors, from when they were injected), by watching the
-//! topic's high watermarks every 50 ms: `next` is the first growth of the partitions the fault
-//! stopped (all of them for errors and Tansu), the next delivery; `caught up` is when the topic
-//! held every event due by then, which for a backfill is all of the oracle (so it includes the
-//! rest of the backfill's own work) and for a live stream every event stamped at least one
-//! second before the stream's clock. `-` is not reached or not measured (after a restart that
-//! lost the log, counts say nothing).
+//! themselves, a moved leader or pushed errors, from when they were injected), by asking for the
+//! topic's high watermarks every 50 ms (with a new client whenever one stops answering):
+//! - `next`: the first growth of the partitions the fault stopped (all of them for errors and
+//!   Tansu), i.e. the next delivery; the resolution is the 50 ms between looks.
+//! - `caught up`: for a live stream, when the topic held every event the oracle stamps at least
+//!   one second before the stream's clock (its schedule); for a backfill, which has no schedule,
+//!   its last delivery (the topic's last growth), so it includes the rest of the backfill's own
+//!   work. `-`: not reached, or not measured (after a restart that lost the log, counts say
+//!   nothing).
+//!
+//! Tansu's high watermark trails each partition's last batch (its log holds more than the
+//! watermark says, and serves it), so counts are never compared with it exactly; the topic is
+//! read back to its end for the verdict.
 //!
 //! It reports; it asserts nothing. The quick cases of the same harness are `tests/faults.rs`.
 

@@ -254,6 +254,23 @@ impl TopicWatch {
         })
     }
 
+    /// The last look, taken after `since`, at which the whole topic held more than at the look
+    /// before: when the last delivery was seen. Unlike a count, it does not depend on the high
+    /// watermark being exact (Tansu's trails the last batch of each partition).
+    pub fn last_growth_after(&self, since: Instant) -> Option<Instant> {
+        let mut previous: Option<i64> = None;
+        let mut last = None;
+        self.find_after(since, |highs, at| {
+            let now: i64 = highs.iter().sum();
+            if previous.is_some_and(|before| now > before) {
+                last = Some(at);
+            }
+            previous = Some(now);
+            false
+        });
+        last
+    }
+
     /// The first look, taken after `since`, at which the whole topic held at least
     /// `target(look's time)` messages.
     pub fn first_reaching_after(
