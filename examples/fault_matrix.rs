@@ -25,7 +25,8 @@
 //!   mid-stream, with and without the topic made again.
 //! - Signals: `sim backfill` (mock cluster) and `sim run` (Tansu, `EVENT_INIT_MODE=flush`: the
 //!   topic recreated, 3,000 arrivals backfilled, then live) each sent SIGINT or SIGTERM at a
-//!   random moment of their run, N times. Each run must leave exactly the oracle's first
+//!   random moment of their run (uniform up to the shortest of three unsignalled runs, which
+//!   are judged too), N times. Each run must leave exactly the oracle's first
 //!   `produced` events, the account's `delivered` of them, and exit 0 only when all were
 //!   delivered.
 //! - `sim analyze --until-idle`, three members of one group on a one-partition topic: when each
@@ -84,6 +85,8 @@ const BACKFILL_COUNT: u32 = 15_000;
 const TRIGGER: i64 = 2_000;
 /// How long one run may take before it counts as hung.
 const BOUND: Duration = Duration::from_secs(300);
+/// Unsignalled runs before the signalled ones of a row: their shortest length is the span.
+const BASELINES: usize = 3;
 /// How long the members of the analyze row may take.
 const ANALYZE_BOUND: Duration = Duration::from_secs(240);
 
@@ -533,11 +536,14 @@ struct Tally {
     held: usize,
     failed: u64,
     exits: BTreeMap<String, usize>,
+    /// Runs that ended before their signal was due (then none was sent).
+    ended_first: usize,
 }
 
-/// `plan.runs` signalled runs, after one unsignalled run whose length is the span the moments
-/// are drawn from (up to 1.1 times it, so some signals come as the run ends or after); `target(n)`
-/// gives run n's brokers and topic.
+/// `plan.runs` signalled runs, after three unsignalled runs (each judged too) whose shortest
+/// length is the span the moments are drawn from, uniformly: the first run of a row is slower
+/// (cold caches), and a span taken from it alone put a third of the signals after the run's end.
+/// `target(n)` gives run n's brokers and topic.
 fn signalled(
     h: &mut Harness,
     plan: &Signalled,
@@ -555,8 +561,8 @@ fn signalled(
         }
     };
     let mut tally = Tally::default();
-    let mut span = Duration::from_secs(1);
-    for n in 0..=plan.runs {
+    let mut span = BOUND;
+    for n in 0..BASELINES + plan.runs {
         let (brokers, topic) = match target(n) {
             Ok(target) => target,
             Err(e) => {
@@ -567,12 +573,12 @@ fn signalled(
         let mut args = vec!["--brokers", brokers.as_str(), "--topic", topic.as_str()];
         args.extend(plan.extra);
         let mut cmd = h.sim(plan.stream, &args, plan.init_mode);
-        // Run 0 is the baseline: a signal due after its end is never sent.
-        let (signal, at) = if n == 0 {
+        // The baselines: a signal due after their end is never sent.
+        let (signal, at) = if n < BASELINES {
             ("INT", BOUND)
         } else {
             let signal = if rng.random_bool(0.5) { "INT" } else { "TERM" };
-            (signal, span.mul_f64(rng.random_range(0.0..1.1)))
+            (signal, span.mul_f64(rng.random_range(0.0..1.0)))
         };
         let started = Instant::now();
         let report = match run_signalled(&mut cmd, &brokers, &topic, &oracle, signal, at, BOUND) {
@@ -582,14 +588,16 @@ fn signalled(
                 continue;
             }
         };
-        if n == 0 {
-            span = started.elapsed();
+        if n < BASELINES {
+            span = span.min(started.elapsed());
             if !report.is_clean() || report.verdict.expected != oracle.len() {
                 row.notes
-                    .push(format!("the unsignalled run: {}", report.explain()));
+                    .push(format!("unsignalled run {n}: {}", report.explain()));
             }
             continue;
         }
+        let n = n + 1 - BASELINES;
+        tally.ended_first += usize::from(report.ended_first);
         let v = &report.verdict;
         println!(
             "  {n:>3}: SIG{signal} at {:>6.3} s{}: {v} exit {}",
@@ -629,10 +637,12 @@ fn signalled(
     row.notes.insert(
         0,
         format!(
-            "{} of {} runs clean; the unsignalled run took {:.2} s; events and held are summed",
+            "{} of {} runs clean; moments drawn from 0 to {:.2} s (the shortest of {BASELINES} \
+             unsignalled runs); {} runs ended before their signal; events and held are summed",
             tally.clean,
             plan.runs,
-            span.as_secs_f64()
+            span.as_secs_f64(),
+            tally.ended_first
         ),
     );
     row
