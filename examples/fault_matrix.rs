@@ -580,7 +580,6 @@ fn signalled(
             let signal = if rng.random_bool(0.5) { "INT" } else { "TERM" };
             (signal, span.mul_f64(rng.random_range(0.0..1.0)))
         };
-        let started = Instant::now();
         let report = match run_signalled(&mut cmd, &brokers, &topic, &oracle, signal, at, BOUND) {
             Ok(report) => report,
             Err(e) => {
@@ -589,7 +588,7 @@ fn signalled(
             }
         };
         if n < BASELINES {
-            span = span.min(started.elapsed());
+            span = span.min(report.ran);
             if !report.is_clean() || report.verdict.expected != oracle.len() {
                 row.notes
                     .push(format!("unsignalled run {n}: {}", report.explain()));

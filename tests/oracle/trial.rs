@@ -291,6 +291,8 @@ pub struct SignalReport {
     pub at: Duration,
     /// Whether `sim` had already ended when the signal was due (then none was sent).
     pub ended_first: bool,
+    /// From starting `sim` to its end.
+    pub ran: Duration,
     /// `sim`'s exit status.
     pub status: ExitStatus,
     /// All `sim` printed on standard error.
@@ -349,6 +351,7 @@ pub fn run_signalled(
         send_signal(child.id(), signal)?;
     }
     let status = finish(child, &lines, thread, bound, started)?;
+    let ran = started.elapsed();
     let stderr = lines.text();
     let account = Account::parse(&stderr);
     let delivered = account.map_or(0, |a| a.delivered as usize);
@@ -369,6 +372,7 @@ pub fn run_signalled(
         signal: signal.to_string(),
         at,
         ended_first,
+        ran,
         status,
         stderr,
         account,
