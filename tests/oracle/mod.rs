@@ -12,7 +12,7 @@
 //! [`trial`] runs `sim` while a fault is injected and healed ([`Fault`]: librdkafka's mock
 //! cluster through its fault API, Tansu paused or killed), or stops it with a signal at a chosen
 //! moment, and returns what was seen. Shared by `tests/faults.rs` (the quick cases) and
-//! `examples/fault_matrix.rs` (the whole matrix, through `#[path]`), so it knows neither: the
+//! `examples/fault_matrix/` (the whole matrix, through `#[path]`), so it knows neither: the
 //! caller builds the `sim` command, this module runs, reads and judges.
 //!
 //! # Layout

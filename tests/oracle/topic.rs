@@ -16,6 +16,8 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
+/// How long the watch keeps a client that failed to answer before it makes a new one.
+const RENEW_AFTER: Duration = Duration::from_millis(500);
 /// How long reading waits for more once every partition is at its end and the expected count
 /// was read: long enough for a duplicate to show, short enough to read often.
 const QUIET_AT_EXPECTED: Duration = Duration::from_millis(500);
@@ -49,6 +51,14 @@ fn reader(brokers: &str) -> Result<BaseConsumer, String> {
         .set("enable.partition.eof", "true")
         .create()
         .map_err(|e| format!("creating a reader for {brokers}: {e}"))
+}
+
+/// A client for watermarks only: no group, so dropping it never waits to leave one.
+fn watcher(brokers: &str) -> Result<BaseConsumer, String> {
+    ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .map_err(|e| format!("creating a watcher for {brokers}: {e}"))
 }
 
 /// The partitions of `topic`, asked of the brokers; none when there is no such topic.
@@ -162,28 +172,39 @@ pub struct TopicWatch {
 impl TopicWatch {
     /// Starts watching `topic` on `brokers`.
     pub fn start(brokers: &str, topic: &str) -> Result<Self, String> {
-        let consumer = reader(brokers)?;
-        let partitions = partitions(&consumer, topic)?;
+        let partitions = partitions(&watcher(brokers)?, topic)?;
         if partitions.is_empty() {
             return Err(format!("no topic {topic} to watch on {brokers}"));
         }
         let samples = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
-            let (samples, stop, topic) = (samples.clone(), stop.clone(), topic.to_string());
+            let (samples, stop) = (samples.clone(), stop.clone());
+            let (brokers, topic) = (brokers.to_string(), topic.to_string());
             let partitions = partitions.clone();
             std::thread::spawn(move || {
+                let mut client = watcher(&brokers).ok();
+                let mut renewed = Instant::now();
                 while !stop.load(Ordering::Relaxed) {
                     let at = Instant::now();
-                    let highs = partitions
+                    let highs: Vec<Option<i64>> = partitions
                         .iter()
                         .map(|p| {
-                            consumer
-                                .fetch_watermarks(&topic, *p, WATERMARK_TIMEOUT)
-                                .ok()
-                                .map(|(_, high)| high)
+                            let client = client.as_ref()?;
+                            let watermarks = client.fetch_watermarks(&topic, *p, WATERMARK_TIMEOUT);
+                            watermarks.ok().map(|(_, high)| high)
                         })
                         .collect();
+                    // A client whose requests timed out stays stuck well after the broker is
+                    // back (seen: over 10 s after a paused Tansu continued, while a new client
+                    // was answered at once), which would read as a late recovery: start afresh.
+                    if highs.iter().any(Option::is_none) && renewed.elapsed() >= RENEW_AFTER {
+                        // Dropped aside: closing a client whose broker is gone may take a while.
+                        let stale = client.take();
+                        std::thread::spawn(move || drop(stale));
+                        client = watcher(&brokers).ok();
+                        renewed = Instant::now();
+                    }
                     samples.lock().unwrap().push(Sample { at, highs });
                     std::thread::sleep(WATCH_INTERVAL);
                 }
@@ -231,6 +252,23 @@ impl TopicWatch {
             previous = Some(now);
             grew
         })
+    }
+
+    /// The last look, taken after `since`, at which the whole topic held more than at the look
+    /// before: when the last delivery was seen. Unlike a count, it does not depend on the high
+    /// watermark being exact (Tansu's trails the last batch of each partition).
+    pub fn last_growth_after(&self, since: Instant) -> Option<Instant> {
+        let mut previous: Option<i64> = None;
+        let mut last = None;
+        self.find_after(since, |highs, at| {
+            let now: i64 = highs.iter().sum();
+            if previous.is_some_and(|before| now > before) {
+                last = Some(at);
+            }
+            previous = Some(now);
+            false
+        });
+        last
     }
 
     /// The first look, taken after `since`, at which the whole topic held at least

@@ -15,12 +15,9 @@ use super::{account_problems, judge, read_topic, Account, Fault, Oracle, TopicWa
 /// How long reading the topic back may take.
 const READ_TIMEOUT: Duration = Duration::from_secs(120);
 /// How far behind its schedule a live stream may be and still count as caught up: it starts its
-/// clock a little before it prints its first line, where the trial starts counting.
+/// clock a little before it prints its first line, where the trial starts counting, and Tansu's
+/// high watermark trails each partition's last batch (a few messages at a live rate).
 const LIVE_SLACK_MS: i64 = 1_000;
-
-/// How many messages a high watermark may trail the last offset by and the topic still count as
-/// caught up: Tansu's trails by a few until the next write.
-const WATERMARK_LAG: i64 = 10;
 
 /// When a trial injects its fault.
 #[derive(Debug, Clone)]
@@ -46,7 +43,8 @@ pub struct Plan {
 /// When the stream should have delivered what, to tell when it caught up after the fault.
 #[derive(Debug, Clone, Copy)]
 pub enum Pace {
-    /// A backfill, as fast as it can: caught up once the topic holds the whole oracle.
+    /// A backfill, as fast as it can: caught up at its last delivery (when the topic stops
+    /// growing), since there is no schedule to be behind.
     Backfill,
     /// A live stream whose clock reads `now_ms` (the `--now` given) when `sim` starts, and runs
     /// in real time: caught up once the topic holds every event due a second ago.
@@ -256,12 +254,10 @@ pub fn run_trial(
         .map(|at| at - healed);
     let clock_start = lines.first_at().unwrap_or(started);
     let caught_up = match pace {
-        Pace::Backfill => {
-            watch.first_reaching_after(healed, |_| oracle.len() as i64 - WATERMARK_LAG)
-        }
+        Pace::Backfill => watch.last_growth_after(healed),
         Pace::Live { now_ms } => watch.first_reaching_after(healed, |at| {
             let elapsed = at.saturating_duration_since(clock_start).as_millis() as i64;
-            oracle.due_by(now_ms + elapsed - LIVE_SLACK_MS) as i64 - WATERMARK_LAG
+            oracle.due_by(now_ms + elapsed - LIVE_SLACK_MS) as i64
         }),
         Pace::Untracked => None,
     }
@@ -295,6 +291,8 @@ pub struct SignalReport {
     pub at: Duration,
     /// Whether `sim` had already ended when the signal was due (then none was sent).
     pub ended_first: bool,
+    /// From starting `sim` to its end.
+    pub ran: Duration,
     /// `sim`'s exit status.
     pub status: ExitStatus,
     /// All `sim` printed on standard error.
@@ -353,6 +351,7 @@ pub fn run_signalled(
         send_signal(child.id(), signal)?;
     }
     let status = finish(child, &lines, thread, bound, started)?;
+    let ran = started.elapsed();
     let stderr = lines.text();
     let account = Account::parse(&stderr);
     let delivered = account.map_or(0, |a| a.delivered as usize);
@@ -373,6 +372,7 @@ pub fn run_signalled(
         signal: signal.to_string(),
         at,
         ended_first,
+        ran,
         status,
         stderr,
         account,
