@@ -159,9 +159,22 @@ impl ProducerContext for DeliveryContext {
     fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
         match result {
             Ok(_) => self.counters.delivered(),
+            // Failed after it was sent (timed out or purged in flight): the broker may have
+            // written it. Counted neither delivered nor failed, it stays in the account as
+            // unaccounted (and the exit status says so), so `failed` only ever counts messages
+            // the topic does not hold.
+            Err((_, message)) if possibly_persisted(message) => {}
             Err((err, _)) => self.failed(err.to_string()),
         }
     }
+}
+
+/// Whether librdkafka says the broker may have written `message` although its delivery failed.
+fn possibly_persisted(message: &rdkafka::message::BorrowedMessage<'_>) -> bool {
+    // SAFETY: the pointer is the message of the delivery report being handled, valid for the
+    // callback's duration; the call only reads its status.
+    let status = unsafe { rdkafka_sys::rd_kafka_message_status(message.ptr()) };
+    status == rdkafka_sys::rd_kafka_msg_status_t::RD_KAFKA_MSG_STATUS_POSSIBLY_PERSISTED
 }
 
 #[cfg(test)]

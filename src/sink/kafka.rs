@@ -10,9 +10,12 @@
 //! While the broker is away, the queue fills to its bound and `send` waits: memory stays flat,
 //! the timeline falls behind (the status line says for how long), and what is queued is either
 //! delivered when the broker is back or failed by librdkafka after `message.timeout.ms`, each
-//! counted. A stop ([`Sink::stop_on`]) ends the wait once the queue stops draining: the
-//! record then waiting is counted failed, and `close` purges the queue into failures rather
-//! than waiting out its timeout, so the final account still adds up.
+//! counted; `close` waits as long as librdkafka would (`message.timeout.ms`), so a broker that
+//! comes back in time gets everything. A stop ([`Sink::stop_on`]) ends the wait once the queue
+//! stops draining: the record then waiting is counted failed, and `close` purges rather than
+//! waiting out the timeout: what was still queued fails, what was already sent stays
+//! unaccounted (the broker may have written it), so `failed` never counts a message the topic
+//! holds.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -36,6 +39,17 @@ const QUEUE_FULL_PAUSE: Duration = Duration::from_micros(500);
 const STOP_GRACE: Duration = Duration::from_secs(2);
 /// How long one flush of `close` waits before it looks at the stop signal again.
 const FLUSH_SLICE: Duration = Duration::from_millis(100);
+/// librdkafka's default `message.timeout.ms`.
+const DEFAULT_MESSAGE_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// How long librdkafka keeps trying a message before failing it: `message.timeout.ms` (or its
+/// alias `delivery.timeout.ms`) of the user's properties, librdkafka's default otherwise.
+fn message_timeout(properties: &BTreeMap<String, String>) -> Duration {
+    ["message.timeout.ms", "delivery.timeout.ms"]
+        .iter()
+        .find_map(|key| properties.get(*key)?.trim().parse::<u64>().ok())
+        .map_or(DEFAULT_MESSAGE_TIMEOUT, Duration::from_millis)
+}
 
 /// What the Kafka sink needs to know.
 #[derive(Debug, Clone)]
@@ -77,6 +91,8 @@ pub struct KafkaSink {
     stop: Option<Shutdown>,
     /// A send already gave up after a stop: the next ones do not wait again.
     gave_up: bool,
+    /// How long librdkafka keeps trying a message (`message.timeout.ms`).
+    message_timeout: Duration,
 }
 
 fn headers_for(fixed: &[(String, String)], revision: u64) -> OwnedHeaders {
@@ -115,6 +131,7 @@ impl KafkaSink {
             counters,
             stop: None,
             gave_up: false,
+            message_timeout: message_timeout(&config.properties),
         })
     }
 
@@ -189,6 +206,10 @@ impl Sink for KafkaSink {
     }
 
     fn close(&mut self, timeout: Duration) -> Result<DeliveryAccount, SinkError> {
+        // A broker that comes back within librdkafka's own patience gets what is queued: giving
+        // up sooner would fail messages a fault that heals would have delivered. A stop still
+        // ends the wait once nothing drains (see `flush`).
+        let timeout = timeout.max(self.message_timeout + Duration::from_secs(5));
         if !self.flush(timeout) {
             // Whatever is still queued or in flight fails now, through its delivery report.
             self.producer
@@ -210,5 +231,20 @@ impl Sink for KafkaSink {
     /// draining.
     fn stop_on(&mut self, stop: &Shutdown) {
         self.stop = Some(stop.clone());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn close_waits_as_long_as_librdkafka_keeps_trying() {
+        let mut properties = BTreeMap::new();
+        assert_eq!(message_timeout(&properties), DEFAULT_MESSAGE_TIMEOUT);
+        properties.insert("delivery.timeout.ms".into(), "90000".into());
+        assert_eq!(message_timeout(&properties), Duration::from_secs(90));
+        properties.insert("message.timeout.ms".into(), "20000".into());
+        assert_eq!(message_timeout(&properties), Duration::from_secs(20));
     }
 }
