@@ -275,7 +275,8 @@ pub fn run(
     let prepared = check_start(prepare(options)?, &options.script)?;
     notify(Notice::Seed(prepared.seed));
     let flush = prepared.settings.init_mode == InitMode::Flush;
-    let open = open_sink(options, &prepared, &metrics, flush, notify, on_background)?;
+    let mut open = open_sink(options, &prepared, &metrics, flush, notify, on_background)?;
+    open.sink.stop_on(shutdown);
     let (count, days) = (prepared.settings.backfill, prepared.settings.backfill_days);
     let now = prepared.now;
     // Started with `now`, before `setup` and the backfill: live time is real time after them.
@@ -326,7 +327,8 @@ pub fn backfill(
     notify(Notice::Seed(prepared.seed));
     let count = count.unwrap_or(prepared.settings.backfill);
     let days = days.unwrap_or(prepared.settings.backfill_days);
-    let open = open_sink(options, &prepared, &metrics, false, notify, on_background)?;
+    let mut open = open_sink(options, &prepared, &metrics, false, notify, on_background)?;
+    open.sink.stop_on(shutdown);
     let now = prepared.now;
     let policy = OnError::Stop;
     with_pipeline(

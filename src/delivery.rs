@@ -4,6 +4,8 @@
 //! line, metrics and the final account read it.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 /// The final (or running) account of a sink.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -17,6 +19,11 @@ pub struct DeliveryAccount {
 }
 
 impl DeliveryAccount {
+    /// Records settled: delivered or failed.
+    pub fn settled(&self) -> u64 {
+        self.delivered + self.failed
+    }
+
     /// Records neither delivered nor failed yet.
     pub fn in_flight(&self) -> u64 {
         self.produced
@@ -31,6 +38,15 @@ pub struct DeliveryCounters {
     produced: AtomicU64,
     delivered: AtomicU64,
     failed: AtomicU64,
+    /// When the sink began waiting for room in a full queue ([`since_start`]), 0 when it is
+    /// not waiting.
+    waiting_since: AtomicU64,
+}
+
+/// Milliseconds since the first call, plus one: a time an atomic can hold, never 0.
+fn since_start() -> u64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_millis() as u64 + 1
 }
 
 impl DeliveryCounters {
@@ -46,6 +62,21 @@ impl DeliveryCounters {
     pub fn failed(&self) {
         self.failed.fetch_add(1, Ordering::Relaxed);
     }
+    /// Records that the sink waits for room in a full queue (`true`) or no longer does: the
+    /// broker takes nothing, or less than is made.
+    pub fn waiting(&self, waiting: bool) {
+        let since = if waiting { since_start() } else { 0 };
+        self.waiting_since.store(since, Ordering::Relaxed);
+    }
+
+    /// How long the sink has been waiting for room in a full queue, if it is.
+    pub fn waiting_for(&self) -> Option<Duration> {
+        match self.waiting_since.load(Ordering::Relaxed) {
+            0 => None,
+            since => Some(Duration::from_millis(since_start().saturating_sub(since))),
+        }
+    }
+
     /// A snapshot. Delivered and failed are read before produced, so the snapshot never shows
     /// more settled than produced.
     pub fn account(&self) -> DeliveryAccount {
@@ -56,5 +87,21 @@ impl DeliveryCounters {
             delivered,
             failed,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waiting_for_room_is_shown_until_it_ends() {
+        let counters = DeliveryCounters::default();
+        assert_eq!(counters.waiting_for(), None);
+        counters.waiting(true);
+        std::thread::sleep(Duration::from_millis(5));
+        assert!(counters.waiting_for().is_some_and(|d| d > Duration::ZERO));
+        counters.waiting(false);
+        assert_eq!(counters.waiting_for(), None);
     }
 }

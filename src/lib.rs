@@ -19,7 +19,7 @@
 //! - [`script`]: the scenario (compiled once, called per arrival) and its native API.
 //! - [`rate`] and [`timeline`]: when events happen (arrivals in real or virtual time).
 //! - [`delivery`] (the account: produced = delivered + failed), [`kafka`] (the Kafka client
-//!   set-up both sides share), [`sink`] (Kafka, stdout and file
+//!   set-up both sides share, and why a first contact failed: unreachable, SASL or TLS), [`sink`] (Kafka, stdout and file
 //!   sinks, with delivery accounting), [`metrics`] (the running figures) and [`broker`] (the
 //!   embedded broker, and the watch that reports what a broker deletes).
 //! - [`pipeline`]: the one module that joins timeline, script and sink, with the follow-ups a

@@ -159,8 +159,9 @@ impl Metrics {
             0 => String::new(),
             n => format!(", {n} rolled back"),
         };
+        let waiting = waiting_note(self.delivery.waiting_for());
         format!(
-            "rate {:.1}/s (target {:.1}/s) | events {} | delivered {}{deleted} | failed {}{errors} | in flight {} | follow-ups {} | rev {} ({} reloads, {} rejected{rollbacks})",
+            "rate {:.1}/s (target {:.1}/s) | events {} | delivered {}{deleted} | failed {}{errors} | in flight {}{waiting} | follow-ups {} | rev {} ({} reloads, {} rejected{rollbacks})",
             achieved_per_second,
             self.target_per_second(),
             self.events(),
@@ -172,6 +173,20 @@ impl Metrics {
             self.reloads(),
             self.rejections(),
         )
+    }
+}
+
+/// What the status line adds while the sink waits for room in a full queue: waits of a moment
+/// are back-pressure, longer ones a broker that takes nothing.
+fn waiting_note(waited: Option<Duration>) -> String {
+    match waited {
+        Some(waited) if waited >= Duration::from_secs(1) => {
+            format!(
+                " (queue full, waiting for the broker {} s)",
+                waited.as_secs()
+            )
+        }
+        _ => String::new(),
     }
 }
 
@@ -220,5 +235,15 @@ mod tests {
         assert!(metrics
             .status_line(0.0)
             .contains("| delivered 0 | deleted by broker 1000 | failed 0 |"));
+    }
+
+    #[test]
+    fn a_long_wait_for_room_is_shown() {
+        assert_eq!(waiting_note(None), "");
+        assert_eq!(waiting_note(Some(Duration::from_millis(300))), "");
+        assert_eq!(
+            waiting_note(Some(Duration::from_secs(42))),
+            " (queue full, waiting for the broker 42 s)"
+        );
     }
 }

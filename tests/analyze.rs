@@ -139,6 +139,70 @@ fn two_analyzers_in_one_group_split_the_partitions_and_add_up_to_one() {
     assert_eq!(published_totals(&mock.address, false), truth);
 }
 
+#[test]
+fn members_without_a_partition_stop_when_idle_too() {
+    // One partition, held by a member that runs until stopped; two more join with --until-idle
+    // and are given nothing (the sticky assignor leaves the partition where it is): they must
+    // still stop once idle, not wait for a partition that never comes.
+    let mock = Mock::start();
+    let topic = "darooghe.one_partition";
+    mock.cluster.create_topic(topic, 1, 1).unwrap();
+    let out = run(
+        sim()
+            .args([
+                "backfill",
+                "scripts/darooghe.rhai",
+                "--brokers",
+                &mock.address,
+            ])
+            .args([
+                "--topic", topic, "--count", "500", "--seed", "3", "--now", NOW,
+            ]),
+        Duration::from_secs(300),
+    );
+    assert!(
+        final_account(&out.stderr).delivered >= 500,
+        "{}",
+        out.stderr
+    );
+    let member = |mock: &Mock| {
+        let mut cmd = analyze_cmd(&mock.address, "crowd");
+        cmd.args(["--topic", topic])
+            .args(["-X", "partition.assignment.strategy=cooperative-sticky"])
+            // Seen here: the newcomers' first (empty) assignment took the whole session
+            // timeout on the mock cluster, 45 s by default; a short one keeps the test short.
+            .args([
+                "-X",
+                "session.timeout.ms=6000",
+                "-X",
+                "heartbeat.interval.ms=500",
+            ]);
+        cmd
+    };
+    let holder = Background::start(&mut member(&mock));
+    holder.wait_for_line("the partition assigned", Duration::from_secs(120), |l| {
+        l.contains("assigned partitions [0]")
+    });
+    let idle: Vec<_> = (0..2)
+        .map(|_| {
+            let mut cmd = member(&mock);
+            cmd.arg("--until-idle");
+            // A bound against the hang this test is about, not a timing assertion.
+            std::thread::spawn(move || run(&mut cmd, Duration::from_secs(120)))
+        })
+        .collect();
+    for member in idle {
+        let out = member.join().unwrap();
+        assert_no_panic(&out.stderr);
+        assert!(out.status.success(), "{}\n{}", out.status, out.stderr);
+        let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(summary["events"], 0, "{}", out.stderr);
+    }
+    holder.interrupt();
+    let (status, stderr) = holder.wait(Duration::from_secs(60));
+    assert!(status.success(), "{stderr}");
+}
+
 /// Starts an analyzer, kills it (SIGKILL) once it has committed part of the topic, restarts it,
 /// and returns what the outputs add up to, with the truth.
 fn kill_and_restart() -> (analyze_support::Truth, analyze_support::Truth) {

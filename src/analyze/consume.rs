@@ -71,14 +71,10 @@ fn consumer_config(options: &AnalyzeOptions) -> ClientConfig {
 }
 
 /// The input topic's partitions and replication factor; an error when it does not exist.
-fn topic_shape(
-    consumer: &BaseConsumer<GroupContext>,
-    options: &AnalyzeOptions,
-) -> Result<(i32, i32), AnalyzeError> {
-    let metadata =
-        options
-            .cluster()
-            .reach(consumer.client(), Some(&options.topic), CONNECT_TIMEOUT)?;
+fn topic_shape(options: &AnalyzeOptions) -> Result<(i32, i32), AnalyzeError> {
+    let metadata = options
+        .cluster()
+        .reach(Some(&options.topic), CONNECT_TIMEOUT)?;
     let topic = metadata.topics().iter().find(|t| t.name() == options.topic);
     match topic {
         Some(t) if t.error().is_none() && !t.partitions().is_empty() => {
@@ -120,19 +116,14 @@ pub fn run(
     }
     let rules = load_rules(options.rules_dir.as_deref(), notify)?;
     let cluster = options.cluster();
-    // A consumer without the publisher first, to learn the topic's shape for the output topics.
-    let probe: BaseConsumer<GroupContext> = cluster.create(
-        &consumer_config(options),
-        GroupContext::new(&options.topic, None, None),
-    )?;
-    let (partitions, replication) = topic_shape(&probe, options)?;
+    // The topic's shape first: the output topics are made like it.
+    let (partitions, replication) = topic_shape(options)?;
     if options.from_beginning {
         let config = cluster.config(&[]);
         if let Ok(Some(missing)) = super::history::missing_history(&config, &options.topic) {
             notify(AnalyzeNotice::MissingHistory(missing));
         }
     }
-    drop(probe);
     let publisher =
         if options.output_topics || options.dead_letter_topic.is_some() || options.exactly_once {
             Some(Publisher::connect(options, partitions, replication)?)
@@ -355,12 +346,17 @@ impl Run<'_> {
         lock(&context.pending).due(self.options.commit_every, self.options.commit_interval)
     }
 
-    /// Every assigned partition is at its end, and has been for the idle grace.
+    /// The member holds its assignment, every assigned partition is at its end, and both have
+    /// been so for the idle grace. A member given no partition (more members than partitions)
+    /// is caught up once its empty assignment has held for the grace: it waits for nothing.
     fn caught_up(&self, context: &GroupContext) -> bool {
         let membership = lock(&context.membership);
-        !membership.assigned.is_empty()
+        let grace = self.options.idle_grace;
+        membership
+            .settled_since
+            .is_some_and(|since| since.elapsed() >= grace)
             && membership.assigned.iter().all(|p| self.at_eof.contains(p))
-            && self.last_message.elapsed() >= self.options.idle_grace
+            && self.last_message.elapsed() >= grace
     }
 
     fn draw(&mut self, context: &GroupContext, notify: &mut dyn FnMut(AnalyzeNotice)) {

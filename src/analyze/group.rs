@@ -19,7 +19,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::statistics::Statistics;
@@ -39,6 +39,10 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 pub(super) struct Membership {
     /// Partitions of the input topic this member owns.
     pub(super) assigned: BTreeSet<i32>,
+    /// Since when this member holds the assignment of the group's current generation; `None`
+    /// before the first and between a revoke and the next assignment. An assignment may be
+    /// empty (more members than partitions): the member is settled all the same.
+    pub(super) settled_since: Option<Instant>,
     /// Partitions taken away since the loop last looked.
     pub(super) revoked: Vec<i32>,
     /// Partitions given since the loop last looked.
@@ -309,6 +313,7 @@ impl ConsumerContext for GroupContext {
                 pending.failure.get_or_insert(err);
             }
             let mut membership = lock(&self.membership);
+            membership.settled_since = None;
             for element in list.elements_for_topic(&self.topic) {
                 membership.assigned.remove(&element.partition());
                 membership.revoked.push(element.partition());
@@ -319,6 +324,7 @@ impl ConsumerContext for GroupContext {
     fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(list) = rebalance {
             let mut membership = lock(&self.membership);
+            membership.settled_since = Some(Instant::now());
             for element in list.elements_for_topic(&self.topic) {
                 membership.assigned.insert(element.partition());
                 membership.added.push(element.partition());

@@ -52,6 +52,8 @@ pub const KAFKA_HINTS: ErrorHints = ErrorHints {
     unreachable_help: "check the address and that the broker is up",
     config_code: "sim::analyze::config",
     config_help: "properties come from -X key=value",
+    authentication_code: "sim::analyze::authentication",
+    tls_code: "sim::analyze::tls",
 };
 
 /// The topic of per-merchant transaction counts.

@@ -127,7 +127,12 @@ impl Publisher {
             record = record.headers(headers);
         }
         // A refusal stops the run: the batch is not committed, so a restart publishes it again.
-        send_waiting(&self.producer, record, QUEUE_FULL_PAUSE).map_err(kafka("publishing"))
+        send_waiting(&self.producer, record, QUEUE_FULL_PAUSE, None).map_err(|unsent| {
+            AnalyzeError::Kafka {
+                what: "publishing",
+                reason: unsent.to_string(),
+            }
+        })
     }
 
     fn send_batch(

@@ -87,8 +87,8 @@ fn print_stream_notice(notice: StreamNotice) {
                 .map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true))
                 .unwrap_or_else(|| time_ms.to_string());
             say!(
-                "{}script error: skipped the event `{function}` of revision {revision} was making \
-                 at {at}; the stream goes on (on_error = skip)",
+                "{}script error: skipped the event `{function}` (revision {revision}) made for \
+                 {at}; the stream goes on (on_error = skip)",
                 clear_status()
             );
             say!("{:?}", miette::Report::new(error));

@@ -3,9 +3,19 @@
 //! A `ThreadedProducer` with a delivery callback rather than a future per message: the callback
 //! only bumps counters, and librdkafka's own thread runs it, so the generating thread never waits
 //! on a delivery. When librdkafka's queue is full, `send` waits for room (back-pressure) instead
-//! of dropping. Defaults are `acks=all` and `enable.idempotence=true`; every property can be
-//! overridden with `-X` or the `[kafka]` table, so SASL, TLS, compression and batching work as
-//! in kcat.
+//! of dropping. Defaults are `acks=all`, `enable.idempotence=true` and a bounded queue
+//! ([`PRODUCER_DEFAULTS`]); every property can be overridden with `-X` or the `[kafka]` table,
+//! so SASL, TLS, compression and batching work as in kcat.
+//!
+//! While the broker is away, the queue fills to its bound and `send` waits: memory stays flat,
+//! the timeline falls behind (the status line says for how long), and what is queued is either
+//! delivered when the broker is back or failed by librdkafka after `message.timeout.ms`, each
+//! counted; `close` waits as long as librdkafka would (`message.timeout.ms`), so a broker that
+//! comes back in time gets everything. A stop ([`Sink::stop_on`]) ends the wait once the queue
+//! stops draining: the record then waiting is counted failed, and `close` purges rather than
+//! waiting out the timeout: what was still queued fails, what was already sent stays
+//! unaccounted (the broker may have written it), so `failed` never counts a message the topic
+//! holds.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -16,13 +26,30 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, Producer, PurgeConfig, ThreadedProducer};
 
 use super::{DeliveryAccount, DeliveryCounters, Record, Sink, SinkError, KAFKA_HINTS};
-use crate::kafka::{send_waiting, Cluster, DeliveryContext, PRODUCER_DEFAULTS};
+use crate::kafka::{send_waiting, Cluster, DeliveryContext, GiveUp, Unsent, PRODUCER_DEFAULTS};
 use crate::settings::Origin;
+use crate::shutdown::Shutdown;
 
 /// How long to wait for the brokers to answer before calling them unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long `send` waits for room in a full queue before trying again.
 const QUEUE_FULL_PAUSE: Duration = Duration::from_micros(500);
+/// Once stopping, how long a queue that does not drain (no delivery report at all) is waited
+/// for, by `send` and by `close`: a broker that is up reports deliveries many times a second.
+const STOP_GRACE: Duration = Duration::from_secs(2);
+/// How long one flush of `close` waits before it looks at the stop signal again.
+const FLUSH_SLICE: Duration = Duration::from_millis(100);
+/// librdkafka's default `message.timeout.ms`.
+const DEFAULT_MESSAGE_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// How long librdkafka keeps trying a message before failing it: `message.timeout.ms` (or its
+/// alias `delivery.timeout.ms`) of the user's properties, librdkafka's default otherwise.
+fn message_timeout(properties: &BTreeMap<String, String>) -> Duration {
+    ["message.timeout.ms", "delivery.timeout.ms"]
+        .iter()
+        .find_map(|key| properties.get(*key)?.trim().parse::<u64>().ok())
+        .map_or(DEFAULT_MESSAGE_TIMEOUT, Duration::from_millis)
+}
 
 /// What the Kafka sink needs to know.
 #[derive(Debug, Clone)]
@@ -60,6 +87,12 @@ pub struct KafkaSink {
     /// Headers of the current revision, rebuilt only when the revision changes.
     headers: (u64, OwnedHeaders),
     counters: Arc<DeliveryCounters>,
+    /// The stop signal, which ends a wait for a queue that does not drain.
+    stop: Option<Shutdown>,
+    /// A send already gave up after a stop: the next ones do not wait again.
+    gave_up: bool,
+    /// How long librdkafka keeps trying a message (`message.timeout.ms`).
+    message_timeout: Duration,
 }
 
 fn headers_for(fixed: &[(String, String)], revision: u64) -> OwnedHeaders {
@@ -89,14 +122,44 @@ impl KafkaSink {
             &config.client_config(),
             DeliveryContext::new(counters.clone()),
         )?;
-        cluster.reach(producer.client(), None, CONNECT_TIMEOUT)?;
+        cluster.reach(None, CONNECT_TIMEOUT)?;
         Ok(Self {
             producer,
             topic: config.topic.clone(),
             headers: (1, headers_for(&config.headers, 1)),
             fixed_headers: config.headers.clone(),
             counters,
+            stop: None,
+            gave_up: false,
+            message_timeout: message_timeout(&config.properties),
         })
+    }
+
+    /// Whether a stop was asked for.
+    fn stopping(&self) -> bool {
+        self.stop.as_ref().is_some_and(Shutdown::is_triggered)
+    }
+
+    /// Flushes for up to `timeout`, or, once stopping, until no delivery report came for
+    /// [`STOP_GRACE`]. Whether everything accepted was settled.
+    fn flush(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut progress = (Instant::now(), self.counters.account().settled());
+        loop {
+            let slice = deadline.saturating_duration_since(Instant::now());
+            if self.producer.flush(slice.min(FLUSH_SLICE)).is_ok() {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            let settled = self.counters.account().settled();
+            if settled != progress.1 {
+                progress = (Instant::now(), settled);
+            } else if self.stopping() && progress.0.elapsed() >= STOP_GRACE {
+                return false;
+            }
+        }
     }
 }
 
@@ -122,16 +185,32 @@ impl Sink for KafkaSink {
         if let Some(key) = record.key {
             message = message.key(key);
         }
-        match send_waiting(&self.producer, message, QUEUE_FULL_PAUSE) {
+        let give_up = self.stop.as_ref().map(|stop| GiveUp {
+            stop,
+            after: if self.gave_up {
+                Duration::ZERO
+            } else {
+                STOP_GRACE
+            },
+        });
+        match send_waiting(&self.producer, message, QUEUE_FULL_PAUSE, give_up) {
             Ok(()) => self.counters.produced(),
-            // Refused outright (too large, unknown partition): accounted as failed.
-            Err(err) => self.producer.context().refused(err.to_string()),
+            // Refused outright (too large, unknown partition), or given up on a stop while the
+            // broker took nothing: accounted as failed, with the reason.
+            Err(unsent) => {
+                self.gave_up |= matches!(unsent, Unsent::Stopped);
+                self.producer.context().refused(unsent.to_string());
+            }
         }
         Ok(())
     }
 
     fn close(&mut self, timeout: Duration) -> Result<DeliveryAccount, SinkError> {
-        if self.producer.flush(timeout).is_err() {
+        // A broker that comes back within librdkafka's own patience gets what is queued: giving
+        // up sooner would fail messages a fault that heals would have delivered. A stop still
+        // ends the wait once nothing drains (see `flush`).
+        let timeout = timeout.max(self.message_timeout + Duration::from_secs(5));
+        if !self.flush(timeout) {
             // Whatever is still queued or in flight fails now, through its delivery report.
             self.producer
                 .purge(PurgeConfig::default().queue().inflight());
@@ -145,5 +224,27 @@ impl Sink for KafkaSink {
 
     fn failure_reasons(&self) -> Vec<(String, u64)> {
         self.producer.context().failure_reasons()
+    }
+
+    /// A stop during an outage then takes seconds, not librdkafka's `message.timeout.ms`: the
+    /// waits for room in a full queue and for deliveries in `close` end once the queue stops
+    /// draining.
+    fn stop_on(&mut self, stop: &Shutdown) {
+        self.stop = Some(stop.clone());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn close_waits_as_long_as_librdkafka_keeps_trying() {
+        let mut properties = BTreeMap::new();
+        assert_eq!(message_timeout(&properties), DEFAULT_MESSAGE_TIMEOUT);
+        properties.insert("delivery.timeout.ms".into(), "90000".into());
+        assert_eq!(message_timeout(&properties), Duration::from_secs(90));
+        properties.insert("message.timeout.ms".into(), "20000".into());
+        assert_eq!(message_timeout(&properties), Duration::from_secs(20));
     }
 }

@@ -17,6 +17,7 @@ pub use kafka::{KafkaSink, KafkaSinkConfig};
 pub use topic::{ensure_topic, TopicSpec};
 
 use crate::kafka::{ErrorHints, KafkaClientError};
+use crate::shutdown::Shutdown;
 
 /// Codes and help of the sink's Kafka errors: without a broker address it runs its own, and
 /// properties also come from the config file.
@@ -25,6 +26,8 @@ pub const KAFKA_HINTS: ErrorHints = ErrorHints {
     unreachable_help: "check the address and that the broker is up; without --brokers and KAFKA_BROKER, sim runs an embedded broker",
     config_code: "sim::sink::config",
     config_help: "properties come from -X key=value and the [kafka] table of the config file",
+    authentication_code: "sim::sink::authentication",
+    tls_code: "sim::sink::tls",
 };
 
 /// One message: key, JSON payload and event time.
@@ -59,6 +62,10 @@ pub trait Sink {
     fn failure_reasons(&self) -> Vec<(String, u64)> {
         Vec::new()
     }
+    /// Lets `stop` cut short a wait on a destination that takes nothing (a broker that is
+    /// away): what could not be handed over is then counted failed, not waited for. Sinks that
+    /// never wait that long ignore it.
+    fn stop_on(&mut self, _stop: &Shutdown) {}
 }
 
 /// A sink that accepts and forgets: for checks and benchmarks of generation alone.

@@ -237,11 +237,22 @@ impl Lines {
 
     /// Waits until a line satisfies `pred` (returning it), the stream ends, or `timeout`.
     fn wait_for(&self, timeout: Duration, pred: impl Fn(&str) -> bool) -> Option<String> {
+        self.wait_for_nth(1, timeout, pred)
+    }
+
+    /// Waits until `n` lines satisfy `pred` (returning the `n`-th), the stream ends, or
+    /// `timeout`.
+    fn wait_for_nth(
+        &self,
+        n: usize,
+        timeout: Duration,
+        pred: impl Fn(&str) -> bool,
+    ) -> Option<String> {
         let (lock, wake) = &*self.inner;
         let deadline = Instant::now() + timeout;
         let mut state = lock.lock().unwrap();
         loop {
-            if let Some(line) = state.lines.iter().find(|l| pred(l)) {
+            if let Some(line) = state.lines.iter().filter(|l| pred(l)).nth(n - 1) {
                 return Some(line.clone());
             }
             let now = Instant::now();
@@ -298,6 +309,25 @@ impl Background {
         })
     }
 
+    /// Waits for the `n`-th line of standard error that satisfies `pred` (counting from the
+    /// start of the run), as [`Background::wait_for_line`] waits for the first.
+    pub fn wait_for_nth_line(
+        &self,
+        n: usize,
+        what: &str,
+        timeout: Duration,
+        pred: impl Fn(&str) -> bool,
+    ) -> String {
+        self.stderr
+            .wait_for_nth(n, timeout, pred)
+            .unwrap_or_else(|| {
+                panic!(
+                    "sim printed no {n}th line with {what} within {timeout:?}\nstderr:\n{}",
+                    self.stderr()
+                )
+            })
+    }
+
     /// The address in `embedded broker at ADDRESS, topic TOPIC`, and the topic.
     pub fn embedded_broker(&self, timeout: Duration) -> (String, String) {
         let line = self.wait_for_line("the embedded broker's address", timeout, |l| {
@@ -308,6 +338,11 @@ impl Background {
             .split_once(", topic ")
             .unwrap_or_else(|| panic!("unexpected broker line {line:?}"));
         (address.trim().to_string(), topic.trim().to_string())
+    }
+
+    /// The exit status if the process has ended, without waiting.
+    pub fn try_wait(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().ok().flatten()
     }
 
     /// The process id.
@@ -694,6 +729,16 @@ impl Tansu {
     /// Tansu's log so far, for failure messages.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends `signal` (`STOP`, `CONT`) to the broker: stopped, it keeps its connections open and
+    /// answers nothing, as a broker that hangs; continued, it carries on where it was.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{signal} tansu failed");
     }
 }
 
