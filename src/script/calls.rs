@@ -13,16 +13,23 @@
 //! This uses Rhai's `internals` (`Caches`, `GlobalRuntimeState`, `eval_statements_raw`).
 //!
 //! Kept only where that cannot change what a call does. Rhai keys the cache by a function's name
-//! and arity, not by the module it was looked up from, so where the script and a module it
-//! imports (or two modules) both define `f` with the same number of parameters, the `f` first
-//! resolved in one is reused in the other. Within one call Rhai does that itself, the same way
-//! whoever makes the event; across events the outcome would depend on what the worker made
-//! before, hence on the number of workers. So a scenario with such a pair of functions
-//! ([`shared_names`]) resolves afresh at each event, as `call_fn` does.
+//! and arity (and argument types), not by where the call was made, while what a name means
+//! depends on it: inside a module's function, that module's functions come first; elsewhere they
+//! are not seen, and the same name may be the script's function or a native one. Within one call
+//! Rhai reuses what it resolved, the same way whoever makes the event; across events the outcome
+//! would depend on what the worker made before, hence on the number of workers. So after each
+//! event every resolution that can depend on the place of the call is forgotten
+//! (`forget_local_resolutions`): those of calls to a name and arity that an imported module
+//! defines, and those that found a module's function. What stays resolves the same from
+//! anywhere: the engine's native functions and the script's own functions, the bulk of a
+//! scenario's calls; a script without modules keeps all.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::HashMap;
 
-use rhai::{Caches, Dynamic, Engine, EvalAltResult, GlobalRuntimeState, Module, Scope, AST};
+use rhai::{
+    Caches, Dynamic, Engine, EvalAltResult, FnResolutionCacheEntry, GlobalRuntimeState, Module,
+    RhaiFunc, Scope, Stmt, AST,
+};
 
 /// The runtime state and the cache one worker's per-event calls share.
 pub struct EventCalls {
@@ -31,8 +38,9 @@ pub struct EventCalls {
     scope: Scope<'static>,
     /// The call statement of each function, by name.
     statements: HashMap<String, AST>,
-    /// Whether the cache is kept from one event to the next (see the module doc).
-    persistent: bool,
+    /// The hashes of calls whose meaning depends on where they are made (see the module doc);
+    /// `None` when they could not be read, and every resolution is then forgotten.
+    module_hashes: Option<Vec<u64>>,
 }
 
 /// The names of the arguments in the call statements' scope.
@@ -50,7 +58,7 @@ impl EventCalls {
             caches: Caches::new(),
             scope: Scope::new(),
             statements: HashMap::new(),
-            persistent: shared_names(ast, modules).is_empty(),
+            module_hashes: module_function_hashes(engine, modules),
         }
     }
 
@@ -74,9 +82,6 @@ impl EventCalls {
             self.statements.insert(function.to_string(), statement);
         }
         let statement = &self.statements[function];
-        if !self.persistent {
-            self.caches = Caches::new();
-        }
         self.scope.push(CTX, ctx);
         if let Some(data) = data {
             self.scope.push(DATA, data);
@@ -93,6 +98,7 @@ impl EventCalls {
             statement.statements(),
         );
         self.scope.clear();
+        self.forget_local_resolutions();
         // The called function's own error, as `call_fn` gives it: not wrapped in the call, and a
         // system error (too many operations, a value too large) without the call statement's
         // position, which Rhai gives it (`call_fn` has no call site to give).
@@ -105,6 +111,64 @@ impl EventCalls {
             _ => err,
         })
     }
+}
+
+impl EventCalls {
+    /// Forgets the resolutions that depend on where the call was made (see the module doc).
+    fn forget_local_resolutions(&mut self) {
+        if self.caches.fn_resolution_caches_len() == 0 {
+            return;
+        }
+        let Some(module_hashes) = &self.module_hashes else {
+            self.caches = Caches::new();
+            return;
+        };
+        if module_hashes.is_empty() {
+            return;
+        }
+        self.caches
+            .fn_resolution_cache_mut()
+            .dict
+            .retain(|hash, entry| {
+                let in_module = matches!(
+                    entry,
+                    Some(FnResolutionCacheEntry {
+                        func: RhaiFunc::Script { env: Some(_), .. },
+                        ..
+                    })
+                );
+                !in_module && module_hashes.binary_search(hash).is_err()
+            });
+    }
+}
+
+/// The hashes under which Rhai resolves a call of a script function defined in one of
+/// `modules` (or the modules they import): what a call to its name and arity may mean
+/// differently in another place. Rhai does not export its hash function, so each is read off a
+/// call compiled for the purpose (`name(0, 0)`); `None` if one cannot be. Sorted, to be searched
+/// at every event.
+fn module_function_hashes(engine: &Engine, modules: &[&Module]) -> Option<Vec<u64>> {
+    let mut hashes = Vec::new();
+    let mut pending: Vec<&Module> = modules.to_vec();
+    while let Some(module) = pending.pop() {
+        for (_, _, name, arity, _) in module.iter_script_fn_info() {
+            // Closures (`|x| ...`) are functions with generated names, called only through
+            // their pointer: no other place can mean something else by them.
+            if !super::state::is_identifier(name) {
+                continue;
+            }
+            let args = vec!["0"; arity].join(", ");
+            let call = engine.compile(format!("{name}({args})")).ok()?;
+            let Some(Stmt::FnCall(call, _)) = call.statements().first() else {
+                return None;
+            };
+            hashes.push(call.hashes.script());
+        }
+        pending.extend(module.iter_sub_modules().map(|(_, sub)| &**sub));
+    }
+    hashes.sort_unstable();
+    hashes.dedup();
+    Some(hashes)
 }
 
 /// `function(ctx)` or `function(ctx, data)`, compiled against a scope holding the arguments.
@@ -122,35 +186,4 @@ fn compile_call(engine: &Engine, function: &str, arity: usize) -> Result<AST, Bo
     engine
         .compile_with_scope(&scope, text)
         .map_err(|err| err.into())
-}
-
-/// The script functions (`name/arity`) defined in more than one of: the script (`ast`), the
-/// `modules` it imports, and the modules those import.
-pub fn shared_names(ast: &AST, modules: &[&Module]) -> BTreeSet<String> {
-    let mut places: BTreeMap<String, usize> = BTreeMap::new();
-    let mut count = |names: BTreeSet<String>| {
-        for name in names {
-            *places.entry(name).or_default() += 1;
-        }
-    };
-    count(
-        ast.iter_functions()
-            .map(|f| format!("{}/{}", f.name, f.params.len()))
-            .collect(),
-    );
-    let mut pending: Vec<&Module> = modules.to_vec();
-    while let Some(module) = pending.pop() {
-        count(
-            module
-                .iter_script_fn_info()
-                .map(|(_, _, name, arity, _)| format!("{name}/{arity}"))
-                .collect(),
-        );
-        pending.extend(module.iter_sub_modules().map(|(_, sub)| &**sub));
-    }
-    places
-        .into_iter()
-        .filter(|&(_, count)| count > 1)
-        .map(|(name, _)| name)
-        .collect()
 }

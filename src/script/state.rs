@@ -109,7 +109,7 @@ impl PropertyNames {
 }
 
 /// Whether `key` can be written as a property (`x.key`).
-fn is_identifier(key: &str) -> bool {
+pub(super) fn is_identifier(key: &str) -> bool {
     let mut chars = key.chars();
     chars
         .next()
