@@ -126,19 +126,20 @@ impl EventCalls {
         if module_hashes.is_empty() {
             return;
         }
-        self.caches
-            .fn_resolution_cache_mut()
-            .dict
-            .retain(|hash, entry| {
-                let in_module = matches!(
-                    entry,
-                    Some(FnResolutionCacheEntry {
-                        func: RhaiFunc::Script { env: Some(_), .. },
-                        ..
-                    })
-                );
-                !in_module && module_hashes.binary_search(hash).is_err()
-            });
+        let cache = &mut self.caches.fn_resolution_cache_mut().dict;
+        for hash in module_hashes {
+            cache.remove(hash);
+        }
+        // A closure of a module (`|x| ...`) resolved under its generated name.
+        cache.retain(|_, entry| {
+            !matches!(
+                entry,
+                Some(FnResolutionCacheEntry {
+                    func: RhaiFunc::Script { env: Some(_), .. },
+                    ..
+                })
+            )
+        });
     }
 }
 
