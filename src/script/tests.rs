@@ -452,6 +452,33 @@ fn an_event_resolves_functions_the_same_whatever_the_worker_made_before() {
 }
 
 #[test]
+fn a_module_function_named_like_a_native_one_is_resolved_where_it_is_called() {
+    // The module's `abs` shadows the native one inside the module only. The script's call
+    // finds no script `abs` and goes native; had the worker kept that miss, the module's own
+    // call in the next event would go native too.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("lib")).unwrap();
+    std::fs::write(
+        dir.path().join("lib/m.rhai"),
+        "fn abs(x) { 100 }\nfn g() { abs(-1) + abs(-1) }",
+    )
+    .unwrap();
+    let main = dir.path().join("main.rhai");
+    std::fs::write(
+        &main,
+        "import \"lib/m\" as m;\nfn event(ctx) {\n  let a = if ctx.seq % 2 == 0 { abs(-1) + abs(-1) } else { m::g() };\n  #{ a: a }\n}",
+    )
+    .unwrap();
+    let mut worker = Scenario::load(&main).unwrap();
+    for seq in 0..4 {
+        let mut fresh = Scenario::load(&main).unwrap();
+        let expected = format!("{:?}", fresh.event(0, seq).unwrap());
+        let made = format!("{:?}", worker.event(0, seq).unwrap());
+        assert_eq!(made, expected, "event {seq}");
+    }
+}
+
+#[test]
 fn a_runaway_event_is_placed_in_its_function() {
     let mut s = scenario("fn helper() { 1 }\nfn event(ctx) {\n  loop { }\n}");
     let message = s.event(0, 0).unwrap_err().to_string();
