@@ -9,15 +9,16 @@
 //!   minute) and `high_value` (3 of a customer's last 10 above 1,000,000 rials).
 //! - [`script`]: rules a user writes in Rhai (`fn detect(event, history)`), loaded from a folder
 //!   and hot-reloaded.
+//! - [`event`]: the transaction as a Rhai rule sees it, a read-only handle on its map.
 //! - [`watch`]: the rules folder over a run: loaded at start, watched, reloaded on a save.
 
+pub mod event;
 pub mod native;
 pub mod script;
 pub mod watch;
 
 use std::collections::{HashMap, VecDeque};
 
-use rhai::Dynamic;
 use serde::Serialize;
 
 use super::transaction::{Position, Transaction};
@@ -31,9 +32,9 @@ pub const HISTORY: usize = 20;
 pub struct Seen {
     /// The decoded transaction.
     pub tx: Transaction,
-    /// The whole event as a Rhai map with `_time` (event time, ms) added; only when Rhai rules
-    /// are loaded (building it costs more than the native rules together).
-    pub map: Option<Dynamic>,
+    /// The whole event as Rhai rules see it (its map with `_time`, event time in ms, added);
+    /// only when Rhai rules are loaded (building it costs more than the native rules together).
+    pub event: Option<event::EventView>,
 }
 
 /// What a rule found: why, and which events (the current one and earlier ones) triggered it.
@@ -145,14 +146,14 @@ impl Detector {
 
     /// Checks `tx` (whose message value is `payload`) and adds it to its customer's history.
     pub fn observe(&mut self, tx: &Transaction, payload: &[u8]) -> Verdict {
-        let map = if self.scripts.is_empty() {
+        let event = if self.scripts.is_empty() {
             None
         } else {
-            script::event_map(tx, payload)
+            script::event_view(tx, payload)
         };
         let seen = Seen {
             tx: tx.clone(),
-            map,
+            event,
         };
         let history = self.history.entry(tx.customer_id.clone()).or_default();
         let mut verdict = Verdict::default();
