@@ -10,10 +10,13 @@
 //! - [`script`]: rules a user writes in Rhai (`fn detect(event, history)`), loaded from a folder
 //!   and hot-reloaded.
 //! - [`event`]: the transaction as a Rhai rule sees it, a read-only handle on its map.
+//! - [`pool`]: the rules on several cores, customers split between worker threads, the verdicts
+//!   put back in the order one core gives them.
 //! - [`watch`]: the rules folder over a run: loaded at start, watched, reloaded on a save.
 
 pub mod event;
 pub mod native;
+pub mod pool;
 pub mod script;
 pub mod watch;
 
@@ -113,6 +116,13 @@ pub struct Verdict {
     pub errors: Vec<(String, ScriptError)>,
 }
 
+impl Verdict {
+    /// No alert and no failure.
+    pub fn is_empty(&self) -> bool {
+        self.alerts.is_empty() && self.errors.is_empty()
+    }
+}
+
 /// The rules and the per-customer history they look at.
 pub struct Detector {
     native: Vec<Box<dyn Rule>>,
@@ -128,6 +138,18 @@ impl Detector {
             scripts,
             history: HashMap::new(),
         }
+    }
+
+    /// The same rules with no history, for another thread: the native rules, and the compiled
+    /// Rhai rules with a call state of their own.
+    pub fn fork(&self) -> Self {
+        Self::new(self.scripts.fork())
+    }
+
+    /// Checks the events after this with the rules of `rules`; the histories stay.
+    pub fn take_rules(&mut self, rules: Detector) {
+        self.native = rules.native;
+        self.scripts = rules.scripts;
     }
 
     /// The Rhai rules, e.g. to reload them.
@@ -160,7 +182,8 @@ impl Detector {
         let rules = self
             .native
             .iter_mut()
-            .chain(self.scripts.rules_mut().map(|r| r as &mut Box<dyn Rule>));
+            .map(|r| r.as_mut())
+            .chain(self.scripts.rules_mut().map(|r| r as &mut dyn Rule));
         for rule in rules {
             match rule.check(&seen, history) {
                 Ok(Some(finding)) => {

@@ -217,7 +217,7 @@ pub struct ScriptRules {
     dir: Option<PathBuf>,
     engine: Arc<Engine>,
     /// By path: the text compiled, and the rule.
-    rules: BTreeMap<PathBuf, (String, Box<dyn Rule>)>,
+    rules: BTreeMap<PathBuf, (String, ScriptRule)>,
 }
 
 impl ScriptRules {
@@ -253,7 +253,7 @@ impl ScriptRules {
         })?;
         let rule = ScriptRule::compile(engine.clone(), path, &text)?;
         let mut rules = BTreeMap::new();
-        rules.insert(path.to_path_buf(), (text, Box::new(rule) as Box<dyn Rule>));
+        rules.insert(path.to_path_buf(), (text, rule));
         Ok(Self {
             dir: None,
             engine,
@@ -292,7 +292,7 @@ impl ScriptRules {
             }
             match ScriptRule::compile(self.engine.clone(), &path, &text) {
                 Ok(rule) => {
-                    self.rules.insert(path.clone(), (text, Box::new(rule)));
+                    self.rules.insert(path.clone(), (text, rule));
                     changes.push(RuleChange::Loaded(path));
                 }
                 Err(err) => changes.push(RuleChange::Rejected(err)),
@@ -312,8 +312,22 @@ impl ScriptRules {
     }
 
     /// The rules, to run them.
-    pub fn rules_mut(&mut self) -> impl Iterator<Item = &mut Box<dyn Rule>> {
+    pub fn rules_mut(&mut self) -> impl Iterator<Item = &mut ScriptRule> {
         self.rules.values_mut().map(|(_, r)| r)
+    }
+
+    /// The same rules with call states of their own, for another thread (see
+    /// [`ScriptRule::fork`]).
+    pub fn fork(&self) -> Self {
+        Self {
+            dir: self.dir.clone(),
+            engine: self.engine.clone(),
+            rules: self
+                .rules
+                .iter()
+                .map(|(path, (text, rule))| (path.clone(), (text.clone(), rule.fork())))
+                .collect(),
+        }
     }
 }
 
