@@ -3,8 +3,9 @@
 //! Starts librdkafka's mock cluster in this process, fills `darooghe.transactions` with `COUNT`
 //! events of `SCRIPT` (a seeded backfill, as `sim backfill --seed 1 --now
 //! 2026-01-01T00:00:00Z` makes them), then analyzes the whole topic twice, each time in a fresh
-//! consumer group with `--from-beginning --until-idle`: once with the native rules only, once with
-//! the Rhai rules of `scripts/detect/` as well. It prints the rate from the group's assignment to
+//! consumer group with `--from-beginning --until-idle`: once with the native rules only, then with
+//! the Rhai rules of `scripts/detect/` as well, on one thread (`--detect-workers 1`) and on two
+//! (`--detect-workers 2`, customers split between two detection threads). It prints the rate from the group's assignment to
 //! caught up (the group join, about 3 s on the mock cluster, is left out; the idle grace of 0.5 s
 //! at the end is in), and, when the events carry the ground truth, precision and recall per rule
 //! and recall and detection delay per fraud pattern. It measures; it asserts nothing.
@@ -89,15 +90,18 @@ fn main() -> Result<(), Failure> {
     );
     println!("load: {}", load());
 
-    for (group, rules) in [
-        ("bench-native", None),
-        ("bench-rhai", Some(root.join("scripts/detect"))),
+    let detect = root.join("scripts/detect");
+    for (group, rules, workers) in [
+        ("bench-native", None, 1),
+        ("bench-rhai-1", Some(detect.clone()), 1),
+        ("bench-rhai-2", Some(detect.clone()), 2),
     ] {
         let mut options = AnalyzeOptions::new(&brokers);
         options.group = group.into();
         options.from_beginning = true;
         options.until_idle = true;
         options.rules_dir = rules.clone();
+        options.detect_workers = workers;
         let mut assigned = None;
         let started = Instant::now();
         let summary = sim::analyze::run(&options, &Shutdown::new(), &mut |notice| {
@@ -107,9 +111,9 @@ fn main() -> Result<(), Failure> {
         })?;
         let working = assigned.map_or(started.elapsed(), |t| t.elapsed());
         let label = if rules.is_some() {
-            "native + Rhai rules"
+            format!("native + Rhai rules, {workers} detection thread(s)")
         } else {
-            "native rules only"
+            "native rules only".to_string()
         };
         println!(
             "\nsim analyze ({label}): {} messages (of {} delivered) in {:.2} s from assignment: {:.0} events/s ({:.2} s with the group join)",

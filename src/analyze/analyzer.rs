@@ -61,10 +61,25 @@ impl Analyzer {
     /// (alerts and rule failures). Aggregates are the consumer's: it adds the transaction to its
     /// batch's delta, merged into the committed totals once the batch is committed.
     pub fn record(&mut self, tx: &Transaction, payload: &[u8]) -> Verdict {
+        self.observe(tx);
+        let verdict = self.detector.observe(tx, payload);
+        self.count_verdict(&verdict);
+        verdict
+    }
+
+    /// Applies one transaction to the windows and the score, leaving detection to the caller
+    /// (detection workers), whose verdict goes to [`Analyzer::count_verdict`].
+    pub fn observe(&mut self, tx: &Transaction) {
         self.windows
             .observe(tx.position.partition, tx.time_ms, tx.amount, tx.declined());
         self.score.observe(tx);
-        let verdict = self.detector.observe(tx, payload);
+    }
+
+    /// Counts a transaction's verdict: alerts in the score, the totals and the recent list, rule
+    /// failures per rule. Verdicts are counted in the order of their transactions; a verdict
+    /// may come after later transactions were observed (the score does not depend on that: an
+    /// alert names events observed before it).
+    pub fn count_verdict(&mut self, verdict: &Verdict) {
         for alert in &verdict.alerts {
             self.score.record(alert);
             self.alerts_total += 1;
@@ -81,7 +96,6 @@ impl Analyzer {
         for (rule, _) in &verdict.errors {
             *self.rule_errors.entry(rule.clone()).or_default() += 1;
         }
-        verdict
     }
 
     /// Counts a poison message.

@@ -10,7 +10,8 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use super::aggregate::Totals;
-use super::detect::Alert;
+use super::detect::pool::DetectPool;
+use super::detect::{Alert, Verdict};
 use super::transaction::{Poison, Position};
 use super::AnalyzeError;
 
@@ -73,6 +74,13 @@ pub(super) struct Pending {
     /// next assignment if the partition comes back, else left for its new owner to process
     /// again. Until committed they are in no totals.
     pub(super) orphaned: BTreeMap<i32, PartitionBatch>,
+    /// Detection on worker threads, when there are several: the batches' events whose rules
+    /// have not answered yet. Their alerts belong to the batch, so every commit waits for them
+    /// first ([`Pending::collect_verdicts`]), the one inside a rebalance callback too.
+    pub(super) detection: Option<DetectPool>,
+    /// Verdicts whose alerts are in their batch, in event order, for the run loop to count in
+    /// the analyzer (the rebalance callback that collects some cannot reach it).
+    pub(super) verdicts: Vec<Verdict>,
 }
 
 impl Pending {
@@ -89,6 +97,21 @@ impl Pending {
             });
         batch.next_offset = position.offset + 1;
         batch
+    }
+
+    /// Puts the verdicts of the detection workers whose turn has come (every one, with `all`)
+    /// into their batches' alerts and [`Pending::verdicts`], in event order.
+    pub(super) fn collect_verdicts(&mut self, all: bool) {
+        let Some(pool) = &mut self.detection else {
+            return;
+        };
+        for (partition, verdict) in pool.ready(all) {
+            // The event's batch is there: it is committed only after its verdicts are in.
+            if let Some(batch) = self.batches.get_mut(&partition) {
+                batch.alerts.extend(verdict.alerts.iter().cloned());
+            }
+            self.verdicts.push(verdict);
+        }
     }
 
     /// Whether `every` messages were read, or the first of them `interval` ago.

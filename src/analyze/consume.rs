@@ -18,6 +18,7 @@ use rdkafka::message::{BorrowedMessage, Headers, Message, Timestamp};
 
 use super::analyzer::Analyzer;
 use super::batch::DeadLetter;
+use super::detect::pool::DetectPool;
 use super::detect::watch::{load_rules, RuleWatch};
 use super::detect::Detector;
 use super::group::{commit, GroupContext};
@@ -159,10 +160,19 @@ pub fn run(
         consumed_at_frame: 0,
         pause_after: std::env::var(PAUSE_HOOK).ok().and_then(|n| n.parse().ok()),
     };
+    if options.detect_workers > 1 {
+        match DetectPool::start(&run.analyzer.detector, options.detect_workers) {
+            Ok(pool) => lock(&consumer.context().pending).detection = Some(pool),
+            Err(err) => notify(AnalyzeNotice::Warning(format!(
+                "detection runs on one thread: starting its workers failed ({err})"
+            ))),
+        }
+    }
     let result = run.go(&consumer, shutdown, notify);
     let context = consumer.context();
     context.close();
     result?;
+    run.count_verdicts(context, notify);
     run.analyzer.windows.end_of_input();
     let mut pending = lock(&context.pending);
     for warning in pending.warnings.drain(..) {
@@ -211,7 +221,12 @@ impl Run<'_> {
             }
             if let Some(watch) = &self.rules {
                 let rules = self.analyzer.detector.scripts_mut();
-                watch.reload(rules, &mut self.failing_rules, notify);
+                if watch.reload(rules, &mut self.failing_rules, notify) {
+                    let mut pending = lock(&consumer.context().pending);
+                    if let Some(pool) = &mut pending.detection {
+                        pool.replace_rules(&self.analyzer.detector);
+                    }
+                }
             }
             self.draw(consumer.context(), notify);
             if self.options.until_idle && self.caught_up(consumer.context()) {
@@ -264,15 +279,18 @@ impl Run<'_> {
         let batch = pending.batch_for(position);
         match parse(incoming) {
             Ok(tx) => {
-                let verdict = self
-                    .analyzer
-                    .record(&tx, message.payload().unwrap_or_default());
                 batch.delta.add(&tx);
-                batch.alerts.extend(verdict.alerts);
-                for (rule, error) in verdict.errors {
-                    if self.failing_rules.insert(rule) {
-                        notify(AnalyzeNotice::RuleFailed(error));
+                self.analyzer.observe(&tx);
+                let payload = message.payload().unwrap_or_default();
+                let pending = &mut *pending;
+                if let Some(pool) = &mut pending.detection {
+                    pool.submit(tx, payload);
+                } else {
+                    let verdict = self.analyzer.detector.observe(&tx, payload);
+                    if let Some(batch) = pending.batches.get_mut(&position.partition) {
+                        batch.alerts.extend(verdict.alerts.iter().cloned());
                     }
+                    pending.verdicts.push(verdict);
                 }
             }
             Err(poison) => {
@@ -290,12 +308,31 @@ impl Run<'_> {
         }
     }
 
+    /// Counts the verdicts whose alerts are in their batches (the detection workers' whose turn
+    /// has come, and those collected by a commit), in event order.
+    fn count_verdicts(&mut self, context: &GroupContext, notify: &mut dyn FnMut(AnalyzeNotice)) {
+        let verdicts = {
+            let mut pending = lock(&context.pending);
+            pending.collect_verdicts(false);
+            std::mem::take(&mut pending.verdicts)
+        };
+        for verdict in verdicts {
+            self.analyzer.count_verdict(&verdict);
+            for (rule, error) in verdict.errors {
+                if self.failing_rules.insert(rule) {
+                    notify(AnalyzeNotice::RuleFailed(error));
+                }
+            }
+        }
+    }
+
     /// Takes in what the rebalance callbacks did during the poll.
     fn after_poll(
         &mut self,
         context: &GroupContext,
         notify: &mut dyn FnMut(AnalyzeNotice),
     ) -> Result<(), AnalyzeError> {
+        self.count_verdicts(context, notify);
         let (revoked, added) = {
             let mut membership = lock(&context.membership);
             (

@@ -211,6 +211,8 @@ impl GroupContext {
         consumer: &BaseConsumer<GroupContext>,
         pending: &mut Pending,
     ) -> Result<(), AnalyzeError> {
+        // The alerts of every event read are part of the batch.
+        pending.collect_verdicts(true);
         if pending.batches.is_empty() {
             return Ok(());
         }

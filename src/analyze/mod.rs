@@ -91,6 +91,9 @@ pub struct AnalyzeOptions {
     pub rules_dir: Option<PathBuf>,
     /// Reload the rules when their files change.
     pub reload_rules: bool,
+    /// Threads the detection rules run on, customers split between them (see
+    /// [`detect::pool`]); 1: on the run loop's own thread. Alerts are the same either way.
+    pub detect_workers: usize,
     /// Window sizes, watermark delay and allowed lateness.
     pub windows: window::WindowSpec,
     /// Commit after this many messages...
@@ -122,6 +125,7 @@ impl AnalyzeOptions {
             dead_letter_topic: None,
             rules_dir: None,
             reload_rules: false,
+            detect_workers: 1,
             windows: window::WindowSpec::default(),
             commit_every: 5_000,
             commit_interval: Duration::from_secs(1),

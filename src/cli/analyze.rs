@@ -62,6 +62,11 @@ pub struct AnalyzeArgs {
     /// Do not reload detection rules when their files change.
     #[arg(long)]
     no_reload: bool,
+    /// Threads the detection rules run on, customers split between them; 1 runs them on the
+    /// consumer's thread. Alerts are the same, in the same order, for any number (default: the
+    /// number of cores).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    detect_workers: Option<u16>,
     /// The summary at exit: text, or one JSON object on standard output.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
@@ -140,6 +145,10 @@ impl AnalyzeArgs {
             dead_letter_topic: self.dead_letter_topic,
             rules_dir,
             reload_rules: !self.no_reload,
+            detect_workers: self.detect_workers.map_or_else(
+                || std::thread::available_parallelism().map_or(1, |n| n.get()),
+                usize::from,
+            ),
             windows: WindowSpec {
                 size_ms: seconds(self.window),
                 slide_ms: seconds(self.slide),

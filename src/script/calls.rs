@@ -62,6 +62,14 @@ impl EventCalls {
         }
     }
 
+    /// Keeps the cache across calls only if `keep` (and nothing else forbids it): off for a
+    /// script whose imports are not known in advance (a detection rule may `import` inside a
+    /// function), where a name could resolve in more than one place.
+    pub fn keep_cache(mut self, keep: bool) -> Self {
+        self.persistent &= keep;
+        self
+    }
+
     /// Forgets the resolved functions: after the engine's functions changed (getters registered
     /// for the state's properties).
     pub fn reset(&mut self) {

@@ -12,7 +12,7 @@
 //! | `rate(t)` or `rate(t, settings)` | optional, once per simulated minute | events per minute at `t` |
 
 mod api;
-mod calls;
+pub(crate) mod calls;
 mod context;
 mod convert;
 mod error;

@@ -9,15 +9,19 @@
 //!   minute) and `high_value` (3 of a customer's last 10 above 1,000,000 rials).
 //! - [`script`]: rules a user writes in Rhai (`fn detect(event, history)`), loaded from a folder
 //!   and hot-reloaded.
+//! - [`event`]: the transaction as a Rhai rule sees it, a read-only handle on its map.
+//! - [`pool`]: the rules on several cores, customers split between worker threads, the verdicts
+//!   put back in the order one core gives them.
 //! - [`watch`]: the rules folder over a run: loaded at start, watched, reloaded on a save.
 
+pub mod event;
 pub mod native;
+pub mod pool;
 pub mod script;
 pub mod watch;
 
 use std::collections::{HashMap, VecDeque};
 
-use rhai::Dynamic;
 use serde::Serialize;
 
 use super::transaction::{Position, Transaction};
@@ -31,9 +35,9 @@ pub const HISTORY: usize = 20;
 pub struct Seen {
     /// The decoded transaction.
     pub tx: Transaction,
-    /// The whole event as a Rhai map with `_time` (event time, ms) added; only when Rhai rules
-    /// are loaded (building it costs more than the native rules together).
-    pub map: Option<Dynamic>,
+    /// The whole event as Rhai rules see it (its map with `_time`, event time in ms, added);
+    /// only when Rhai rules are loaded (building it costs more than the native rules together).
+    pub event: Option<event::EventView>,
 }
 
 /// What a rule found: why, and which events (the current one and earlier ones) triggered it.
@@ -112,6 +116,13 @@ pub struct Verdict {
     pub errors: Vec<(String, ScriptError)>,
 }
 
+impl Verdict {
+    /// No alert and no failure.
+    pub fn is_empty(&self) -> bool {
+        self.alerts.is_empty() && self.errors.is_empty()
+    }
+}
+
 /// The rules and the per-customer history they look at.
 pub struct Detector {
     native: Vec<Box<dyn Rule>>,
@@ -127,6 +138,18 @@ impl Detector {
             scripts,
             history: HashMap::new(),
         }
+    }
+
+    /// The same rules with no history, for another thread: the native rules, and the compiled
+    /// Rhai rules with a call state of their own.
+    pub fn fork(&self) -> Self {
+        Self::new(self.scripts.fork())
+    }
+
+    /// Checks the events after this with the rules of `rules`; the histories stay.
+    pub fn take_rules(&mut self, rules: Detector) {
+        self.native = rules.native;
+        self.scripts = rules.scripts;
     }
 
     /// The Rhai rules, e.g. to reload them.
@@ -145,21 +168,22 @@ impl Detector {
 
     /// Checks `tx` (whose message value is `payload`) and adds it to its customer's history.
     pub fn observe(&mut self, tx: &Transaction, payload: &[u8]) -> Verdict {
-        let map = if self.scripts.is_empty() {
+        let event = if self.scripts.is_empty() {
             None
         } else {
-            script::event_map(tx, payload)
+            script::event_view(tx, payload)
         };
         let seen = Seen {
             tx: tx.clone(),
-            map,
+            event,
         };
         let history = self.history.entry(tx.customer_id.clone()).or_default();
         let mut verdict = Verdict::default();
         let rules = self
             .native
             .iter_mut()
-            .chain(self.scripts.rules_mut().map(|r| r as &mut Box<dyn Rule>));
+            .map(|r| r.as_mut())
+            .chain(self.scripts.rules_mut().map(|r| r as &mut dyn Rule));
         for rule in rules {
             match rule.check(&seen, history) {
                 Ok(Some(finding)) => {

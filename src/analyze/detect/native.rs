@@ -141,7 +141,7 @@ mod tests {
             .map(|(i, &(amount, seconds))| {
                 let seen = Seen {
                     tx: tx("c", amount, seconds, i as i64),
-                    map: None,
+                    event: None,
                 };
                 let found = rule.check(&seen, &history).unwrap();
                 history.push_back(seen);

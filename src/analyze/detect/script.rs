@@ -2,7 +2,8 @@
 //!
 //! Every `*.rhai` file of the rules folder (`scripts/detect/` by default) is a rule named after
 //! its file stem. The engine calls `detect(event, history)` for each transaction: `event` is the
-//! whole event as a map plus `_time` (event time, milliseconds since the epoch), `history` the
+//! whole event (every JSON field) plus `_time` (event time, milliseconds since the epoch), read
+//! through a handle that behaves as the map (see [`super::event`]), `history` an array of the
 //! customer's previous events (same shape), oldest first, at most [`super::HISTORY`]. It returns:
 //!
 //! | returns | means |
@@ -13,16 +14,20 @@
 //!
 //! Rules run in the same sandbox as scenarios (operation, depth and size limits of
 //! [`crate::script::limits`]), on one engine built once; each file is compiled once, and again
-//! only when it changes. A file that fails to compile keeps its previous version running.
+//! only when it changes. A file that fails to compile keeps its previous version running. Each
+//! rule keeps Rhai's function-resolution cache from one call to the next, as scenarios do (see
+//! `crate::script::calls`), rather than starting every call with an empty one as `call_fn` does.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rhai::{Array, CallFnOptions, Dynamic, Engine, Map, Position, Scope, AST};
+use rhai::{Array, Dynamic, Engine, Map, Position, AST};
 
+use super::event::{self, EventView};
 use super::{Finding, Rule, Seen};
 use crate::analyze::transaction::{Position as Place, Transaction};
+use crate::script::calls::EventCalls;
 use crate::script::{sandboxed_engine, ScriptError, ScriptErrorKind, SourceFile};
 
 /// The contract function of a detection rule.
@@ -30,7 +35,9 @@ pub const CONTRACT: &str = "detect";
 
 /// The sandboxed engine rules run on: the scenarios' sandbox (see [`sandboxed_engine`]).
 fn build_engine(dir: &Path) -> Engine {
-    sandboxed_engine(dir, CONTRACT)
+    let mut engine = sandboxed_engine(dir, CONTRACT);
+    event::register(&mut engine);
+    engine
 }
 
 /// One compiled rule.
@@ -39,6 +46,8 @@ pub struct ScriptRule {
     engine: Arc<Engine>,
     ast: AST,
     source: SourceFile,
+    /// The calls' runtime state and function-resolution cache.
+    calls: EventCalls,
 }
 
 impl ScriptRule {
@@ -59,12 +68,32 @@ impl ScriptRule {
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| "rule".into());
+        let calls = Self::calls(&engine, &ast, text);
         Ok(Self {
             name,
             engine,
             ast,
             source,
+            calls,
         })
+    }
+
+    /// A fresh call state for the rule. The cache is kept across calls unless the rule may
+    /// `import` a module (inside a function: rules run without their top level), whose functions
+    /// could then share a name with the rule's (see `crate::script::calls`).
+    fn calls(engine: &Engine, ast: &AST, text: &str) -> EventCalls {
+        EventCalls::new(engine, ast, &[]).keep_cache(!text.contains("import"))
+    }
+
+    /// The same compiled rule with a call state of its own, for another thread.
+    pub fn fork(&self) -> Self {
+        Self {
+            name: self.name.clone(),
+            engine: self.engine.clone(),
+            ast: self.ast.clone(),
+            source: self.source.clone(),
+            calls: Self::calls(&self.engine, &self.ast, &self.source.text),
+        }
     }
 
     fn interpret(
@@ -133,21 +162,14 @@ impl Rule for ScriptRule {
         event: &Seen,
         history: &VecDeque<Seen>,
     ) -> Result<Option<Finding>, ScriptError> {
-        let current = event.map.clone().unwrap_or(Dynamic::UNIT);
-        let past: Array = history
-            .iter()
-            .map(|s| s.map.clone().unwrap_or(Dynamic::UNIT))
-            .collect();
-        let options = CallFnOptions::new().eval_ast(false);
+        let view = |s: &Seen| s.event.clone().map_or(Dynamic::UNIT, Dynamic::from);
+        let past: Array = history.iter().map(view).collect();
+        // Shared, so that passing it into the call copies a pointer, not the array; it is made
+        // afresh for each call, so a rule that changes it changes nothing outside its call.
+        let past = Dynamic::from_array(past).into_shared();
         let result = self
-            .engine
-            .call_fn_with_options::<Dynamic>(
-                options,
-                &mut Scope::new(),
-                &self.ast,
-                CONTRACT,
-                (current, past),
-            )
+            .calls
+            .call(&self.engine, CONTRACT, view(event), Some(past))
             .map_err(|err| self.source.runtime_error(CONTRACT, err, Position::NONE))?;
         self.interpret(result, event, history)
     }
@@ -169,13 +191,14 @@ pub fn is_detection_rule(path: &Path) -> bool {
         .is_ok_and(|ast| defines_detect(&ast))
 }
 
-/// The event as a Rhai map with `_time` added, or `None` when the value is not a JSON object.
-pub fn event_map(tx: &Transaction, payload: &[u8]) -> Option<Dynamic> {
+/// The event as rules see it, its map with `_time` added, or `None` when the value is not a JSON
+/// object.
+pub fn event_view(tx: &Transaction, payload: &[u8]) -> Option<EventView> {
     let mut map = serde_json::from_slice::<Dynamic>(payload)
         .ok()?
         .try_cast::<Map>()?;
     map.insert("_time".into(), Dynamic::from_int(tx.time_ms));
-    Some(Dynamic::from_map(map))
+    Some(EventView::new(map))
 }
 
 /// What a (re)load of the rules folder did to one file.
@@ -194,7 +217,7 @@ pub struct ScriptRules {
     dir: Option<PathBuf>,
     engine: Arc<Engine>,
     /// By path: the text compiled, and the rule.
-    rules: BTreeMap<PathBuf, (String, Box<dyn Rule>)>,
+    rules: BTreeMap<PathBuf, (String, ScriptRule)>,
 }
 
 impl ScriptRules {
@@ -230,7 +253,7 @@ impl ScriptRules {
         })?;
         let rule = ScriptRule::compile(engine.clone(), path, &text)?;
         let mut rules = BTreeMap::new();
-        rules.insert(path.to_path_buf(), (text, Box::new(rule) as Box<dyn Rule>));
+        rules.insert(path.to_path_buf(), (text, rule));
         Ok(Self {
             dir: None,
             engine,
@@ -269,7 +292,7 @@ impl ScriptRules {
             }
             match ScriptRule::compile(self.engine.clone(), &path, &text) {
                 Ok(rule) => {
-                    self.rules.insert(path.clone(), (text, Box::new(rule)));
+                    self.rules.insert(path.clone(), (text, rule));
                     changes.push(RuleChange::Loaded(path));
                 }
                 Err(err) => changes.push(RuleChange::Rejected(err)),
@@ -289,8 +312,22 @@ impl ScriptRules {
     }
 
     /// The rules, to run them.
-    pub fn rules_mut(&mut self) -> impl Iterator<Item = &mut Box<dyn Rule>> {
+    pub fn rules_mut(&mut self) -> impl Iterator<Item = &mut ScriptRule> {
         self.rules.values_mut().map(|(_, r)| r)
+    }
+
+    /// The same rules with call states of their own, for another thread (see
+    /// [`ScriptRule::fork`]).
+    pub fn fork(&self) -> Self {
+        Self {
+            dir: self.dir.clone(),
+            engine: self.engine.clone(),
+            rules: self
+                .rules
+                .iter()
+                .map(|(path, (text, rule))| (path.clone(), (text.clone(), rule.fork())))
+                .collect(),
+        }
     }
 }
 

@@ -67,20 +67,23 @@ impl RuleWatch {
         }
     }
 
-    /// Reloads `rules` when a rule file changed since the last call. A rule loaded again or
-    /// removed leaves `failing`, so that its new version gets its own first failure reported.
+    /// Reloads `rules` when a rule file changed since the last call; returns whether a rule
+    /// was loaded or removed. A rule loaded again or removed leaves `failing`, so that its new
+    /// version gets its own first failure reported.
     pub fn reload(
         &self,
         rules: &mut ScriptRules,
         failing: &mut BTreeSet<String>,
         notify: &mut dyn FnMut(AnalyzeNotice),
-    ) {
+    ) -> bool {
         if !self.rule_file_changed() {
-            return;
+            return false;
         }
+        let mut changed = false;
         match rules.reload() {
             Ok(changes) => {
                 for change in changes {
+                    changed |= !matches!(change, RuleChange::Rejected(_));
                     if let RuleChange::Loaded(path) | RuleChange::Removed(path) = &change {
                         if let Some(stem) = path.file_stem() {
                             failing.remove(&*stem.to_string_lossy());
@@ -93,6 +96,7 @@ impl RuleWatch {
                 "reading the rules folder: {err}"
             ))),
         }
+        changed
     }
 
     /// Whether a `.rhai` file changed; takes every event that arrived.
