@@ -66,7 +66,9 @@ impl EventCalls {
     /// script whose imports are not known in advance (a detection rule may `import` inside a
     /// function), where a name could resolve in more than one place.
     pub fn keep_cache(mut self, keep: bool) -> Self {
-        self.persistent &= keep;
+        if !keep {
+            self.module_hashes = None;
+        }
         self
     }
 
