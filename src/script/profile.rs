@@ -1,0 +1,291 @@
+//! Where a scenario's time goes: its script functions and lines, timed through Rhai's debugger
+//! interface, for `sim bench`.
+//!
+//! [`Scenario::attach_profiler`] registers a debugger on one scenario's engine that steps into
+//! every statement and expression. At each step it reads the clock and charges the time since
+//! the previous step to where the previous step was: its line (self time), the function on top
+//! of the call stack (self time) and every function on the stack (inclusive time, once each, so
+//! recursion is not counted twice). Each function's return is one call. Time between the return
+//! of the outermost function and the next step (encoding the event, the timeline, the next
+//! event's set-up) is no script's: the engine's.
+//!
+//! A native helper runs inside a step, so its time is its caller's line and function. Stepping
+//! costs time of its own (a callback and a clock read per step), so a profiled scenario is
+//! slower than an unprofiled one, more so for functions of many cheap steps: the shares are
+//! those of the profiled run, good for finding where the time goes, not for its absolute size.
+//!
+//! Engines without a registered debugger pay nothing here: Rhai checks for one per step, and
+//! only `sim bench` registers one, on an engine of its own.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rhai::debugger::{CallStackFrame, DebuggerCommand, DebuggerEvent};
+use rhai::ImmutableString;
+
+use super::imports::module_file;
+use super::Scenario;
+use crate::sync::lock;
+
+/// A script function: the source it is defined in (`None` for the scenario script, a module's
+/// import path otherwise) and its name.
+type FunctionKey = (Option<ImmutableString>, ImmutableString);
+
+/// A line: the source it is in and its number.
+type LineKey = (Option<ImmutableString>, usize);
+
+/// What the debugger callback tallies, behind a lock (one worker runs it, so it is never
+/// contended).
+#[derive(Default)]
+struct Tally {
+    functions: HashMap<FunctionKey, usize>,
+    /// Calls, self time and inclusive time, by the index in `functions`.
+    times: Vec<(u64, Duration, Duration)>,
+    lines: HashMap<LineKey, Duration>,
+    /// The time charged to any script step.
+    script: Duration,
+    /// When the previous step ran; `None` between events (no script running).
+    last: Option<Instant>,
+    /// The call stack at the previous step, as indices in `functions`, outermost first.
+    stack: Vec<usize>,
+    /// Where the previous step was.
+    line: LineKey,
+}
+
+impl Tally {
+    fn function(&mut self, frame: &CallStackFrame) -> usize {
+        let key = (frame.source.clone(), frame.fn_name.clone());
+        let next = self.functions.len();
+        let index = *self.functions.entry(key).or_insert(next);
+        if index == next {
+            self.times.push((0, Duration::ZERO, Duration::ZERO));
+        }
+        index
+    }
+
+    /// Charges the time since the previous step to where it was.
+    fn charge(&mut self, now: Instant) {
+        let Some(last) = self.last else {
+            return;
+        };
+        let spent = now.saturating_duration_since(last);
+        self.script += spent;
+        *self.lines.entry(self.line.clone()).or_default() += spent;
+        if let Some(&top) = self.stack.last() {
+            self.times[top].1 += spent;
+        }
+        for (depth, &index) in self.stack.iter().enumerate() {
+            // Once a function, however often it is on the stack (recursion).
+            if !self.stack[..depth].contains(&index) {
+                self.times[index].2 += spent;
+            }
+        }
+    }
+
+    fn step(&mut self, frames: &[CallStackFrame], source: Option<&str>, line: usize) {
+        let now = Instant::now();
+        self.charge(now);
+        // Calls push a frame and returns are seen (`exit`): the stack changed if its depth did.
+        if frames.len() != self.stack.len() {
+            self.stack.clear();
+            for frame in frames {
+                let index = self.function(frame);
+                self.stack.push(index);
+            }
+        }
+        let source = match (source, frames.last()) {
+            // The source as the frame holds it: no new string a step.
+            (Some(_), Some(frame)) => frame.source.clone(),
+            (Some(source), None) => Some(source.into()),
+            (None, _) => None,
+        };
+        self.line = (source, line);
+        self.last = Some(now);
+    }
+
+    /// The function on top of `frames` returns.
+    fn exit(&mut self, frames: &[CallStackFrame]) {
+        let now = Instant::now();
+        self.charge(now);
+        if let Some(frame) = frames.last() {
+            let index = self.function(frame);
+            self.times[index].0 += 1;
+            // Back in the caller, at the call.
+            let caller = frames.len().checked_sub(2).map(|i| &frames[i]);
+            self.line = (
+                caller.and_then(|f| f.source.clone()),
+                frame.pos.line().unwrap_or(0),
+            );
+        }
+        let callers = &frames[..frames.len().saturating_sub(1)];
+        let stack: Vec<usize> = callers.iter().map(|frame| self.function(frame)).collect();
+        self.stack = stack;
+        // The outermost function returned: what follows is the engine's.
+        self.last = (!self.stack.is_empty()).then_some(now);
+    }
+}
+
+/// A handle on the profile of one scenario's engine: read it with [`Profiler::take`].
+#[derive(Clone)]
+pub struct Profiler {
+    tally: Arc<Mutex<Tally>>,
+    /// Import path to alias, for naming module functions as a script calls them.
+    aliases: HashMap<String, String>,
+    /// The files, for quoting the slowest lines: the script's (under `None`) and each module's.
+    files: HashMap<Option<String>, (PathBuf, Arc<str>)>,
+}
+
+/// One script function's share of a profiled run.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct FunctionTime {
+    /// As a script calls it: `pay`, or `money::commission` for one of a module.
+    pub name: String,
+    /// Calls that returned.
+    pub calls: u64,
+    /// Time in its own steps (and the native helpers they call).
+    pub self_time: Duration,
+    /// Time while it was on the call stack: its own and that of what it called.
+    pub total_time: Duration,
+}
+
+/// One line's self time in a profiled run.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct LineTime {
+    /// The file.
+    pub file: PathBuf,
+    /// Its 1-based line number.
+    pub line: usize,
+    /// The line's text, trimmed.
+    pub text: String,
+    /// Time in its steps.
+    pub self_time: Duration,
+}
+
+/// What a profiled run showed: functions and lines, the most self time first.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct Profile {
+    /// Every script function that ran.
+    pub functions: Vec<FunctionTime>,
+    /// Every line that ran.
+    pub lines: Vec<LineTime>,
+    /// Time in script steps, all told.
+    pub script_time: Duration,
+}
+
+impl Profiler {
+    /// Forgets what was tallied so far (say, a warm-up).
+    pub fn reset(&self) {
+        *lock(&self.tally) = Tally::default();
+    }
+
+    /// What was tallied since the start or the last reset.
+    pub fn take(&self) -> Profile {
+        let tally = std::mem::take(&mut *lock(&self.tally));
+        let mut functions: Vec<FunctionTime> = tally
+            .functions
+            .iter()
+            .map(|((source, name), &index)| {
+                let (calls, self_time, total_time) = tally.times[index];
+                FunctionTime {
+                    name: self.qualified(source.as_deref(), name),
+                    calls,
+                    self_time,
+                    total_time,
+                }
+            })
+            .collect();
+        functions.sort_by(|a, b| b.self_time.cmp(&a.self_time).then(a.name.cmp(&b.name)));
+        let mut lines: Vec<LineTime> = tally
+            .lines
+            .iter()
+            .filter(|((_, line), _)| *line > 0)
+            .filter_map(|((source, line), &self_time)| {
+                let (file, text) = self.files.get(&source.as_deref().map(str::to_string))?;
+                let text = text.lines().nth(line - 1).unwrap_or("").trim().to_string();
+                Some(LineTime {
+                    file: file.clone(),
+                    line: *line,
+                    text,
+                    self_time,
+                })
+            })
+            .collect();
+        lines.sort_by(|a, b| {
+            b.self_time
+                .cmp(&a.self_time)
+                .then(a.file.cmp(&b.file))
+                .then(a.line.cmp(&b.line))
+        });
+        Profile {
+            functions,
+            lines,
+            script_time: tally.script,
+        }
+    }
+
+    /// `name`, or `alias::name` for a function of the module imported from `source`. A closure
+    /// is named `<closure>`.
+    fn qualified(&self, source: Option<&str>, name: &str) -> String {
+        let name = if name.starts_with("anon$") {
+            "<closure>"
+        } else {
+            name
+        };
+        match source {
+            None => name.to_string(),
+            Some(path) => {
+                let alias = self.aliases.get(path).cloned().unwrap_or_else(|| {
+                    Path::new(path)
+                        .file_stem()
+                        .map(|s| s.to_string_lossy().into_owned())
+                        .unwrap_or_else(|| path.to_string())
+                });
+                format!("{alias}::{name}")
+            }
+        }
+    }
+}
+
+impl Scenario {
+    /// Times this scenario's script functions and lines from now on (see the module doc), on
+    /// this engine only: its forks are not profiled.
+    pub fn attach_profiler(&mut self) -> Profiler {
+        let tally = Arc::new(Mutex::new(Tally::default()));
+        let seen = tally.clone();
+        #[allow(deprecated)] // Rhai marks its debugger interface volatile, not deprecated.
+        self.engine.register_debugger(
+            |_, debugger| debugger,
+            move |context, event, _node, source, position| {
+                let frames = context.global_runtime_state().debugger().call_stack();
+                let mut tally = lock(&seen);
+                match event {
+                    DebuggerEvent::FunctionExitWithValue(_)
+                    | DebuggerEvent::FunctionExitWithError(_) => tally.exit(frames),
+                    _ => tally.step(frames, source, position.line().unwrap_or(0)),
+                }
+                Ok(DebuggerCommand::StepInto)
+            },
+        );
+        // The per-event calls' runtime state holds the debugger: made anew to have one.
+        self.calls.restart(&self.engine, &self.ast);
+        let dir = Self::script_dir(&self.source);
+        let mut files = HashMap::new();
+        files.insert(None, (self.source.path.clone(), self.source.text.clone()));
+        let mut aliases = HashMap::new();
+        for module in &self.imports {
+            let path = module.import.path.to_string();
+            files.insert(
+                Some(path.clone()),
+                (module_file(&dir, &path), module.text.clone()),
+            );
+            aliases.insert(path, module.import.alias.to_string());
+        }
+        Profiler {
+            tally,
+            aliases,
+            files,
+        }
+    }
+}
