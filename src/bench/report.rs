@@ -46,11 +46,13 @@ pub struct ScriptShare {
     pub script_share: f64,
 }
 
-/// One script function in the profiled run.
+/// One function in the profiled run: a script function or a native helper it calls.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct FunctionRow {
-    /// As a script calls it: `pay`, `money::commission`.
+    /// As a script calls it: `pay`, `money::commission`; `pick_zipf` for a native helper.
     pub name: String,
+    /// Whether it is a native helper (or a property of the state), not a script function.
+    pub native: bool,
     /// Calls an event.
     pub calls_per_event: f64,
     /// Its own steps' share of the script's time, 0 to 1.
@@ -87,6 +89,11 @@ pub struct BenchReport {
     pub split: Option<ScriptShare>,
     /// Events the profiled run made (0 when not profiled).
     pub profiled_events: u64,
+    /// Microseconds an event in the profiled run, the profiler's own cost included.
+    pub profiled_micros_per_event: f64,
+    /// The profiler's cost a step, in nanoseconds, taken off every step's time: the shortest
+    /// step seen (see [`crate::script::Profiler`]).
+    pub profiler_nanos_per_step: f64,
     /// Script functions, the largest self share first.
     pub functions: Vec<FunctionRow>,
     /// Lines, the largest share first.
@@ -117,6 +124,8 @@ impl BenchReport {
             workers,
             split: None,
             profiled_events: 0,
+            profiled_micros_per_event: 0.0,
+            profiler_nanos_per_step: 0.0,
             functions: Vec::new(),
             lines: Vec::new(),
         };
@@ -133,7 +142,11 @@ impl BenchReport {
             elapsed,
         } = profiled;
         let per_event = |d: Duration| d.as_secs_f64() * 1e6 / (events.max(1) as f64);
-        let engine_micros = per_event(elapsed.saturating_sub(profile.script_time));
+        let engine_micros = per_event(
+            elapsed
+                .saturating_sub(profile.script_time)
+                .saturating_sub(profile.profiler_time),
+        );
         let script_micros = (self.one_core.micros_per_event - engine_micros).max(0.0);
         self.split = Some(ScriptShare {
             script_micros,
@@ -141,12 +154,15 @@ impl BenchReport {
             script_share: script_micros / self.one_core.micros_per_event.max(1e-9),
         });
         self.profiled_events = events;
+        self.profiled_micros_per_event = per_event(elapsed);
+        self.profiler_nanos_per_step = profile.span_floor.as_secs_f64() * 1e9;
         let whole = profile.script_time;
         self.functions = profile
             .functions
             .into_iter()
             .map(|f| FunctionRow {
                 name: f.name,
+                native: f.native,
                 calls_per_event: f.calls as f64 / events.max(1) as f64,
                 self_share: share(f.self_time, whole),
                 total_share: share(f.total_time, whole),

@@ -157,9 +157,11 @@ fn print_report(report: &BenchReport, top: usize) {
         return;
     }
     say!(
-        "\nscript functions, the most self time first (profiled run of {} events, at most {}; shares of the script's time):",
+        "\nfunctions, the most self time first (a profiled run of {} events, at most {}: {:.2} µs/event, the\nprofiler's cost included; shares of the script's time, net of that cost, {:.0} ns a step):",
         report.profiled_events,
-        PROFILE_EVENTS
+        PROFILE_EVENTS,
+        report.profiled_micros_per_event,
+        report.profiler_nanos_per_step
     );
     say!(
         "  {:>11}  {:>6}  {:>6}  function",
@@ -168,8 +170,9 @@ fn print_report(report: &BenchReport, top: usize) {
         "total"
     );
     for function in report.functions.iter().take(top) {
+        let native = if function.native { "  (native)" } else { "" };
         say!(
-            "  {:>11.2}  {:>6}  {:>6}  {}",
+            "  {:>11.2}  {:>6}  {:>6}  {}{native}",
             function.calls_per_event,
             percent(function.self_share),
             percent(function.total_share),

@@ -9,7 +9,14 @@
 //! of the outermost function and the next step (encoding the event, the timeline, the next
 //! event's set-up) is no script's: the engine's.
 //!
-//! A native helper runs inside a step, so its time is its caller's line and function. Stepping
+//! The profiler's own cost is kept out of the figures: the clock is read again as each callback
+//! ends, so its bookkeeping is charged to nothing, and the shortest span seen (a step that does
+//! nothing: what Rhai's debugger and a clock read cost) is taken off every span.
+//!
+//! A native helper called by name (`pick_zipf`, `iso8601`, a property of the state) is on the
+//! call stack too, with no step of its own: from the step before it to its return, the time is
+//! its own, and its caller's line's. Operators and map or array indexing are not calls: their
+//! time is their line's and function's. Stepping
 //! costs time of its own (a callback and a clock read per step), so a profiled scenario is
 //! slower than an unprofiled one, more so for functions of many cheap steps: the shares are
 //! those of the profiled run, good for finding where the time goes, not for its absolute size.
@@ -17,7 +24,7 @@
 //! Engines without a registered debugger pay nothing here: Rhai checks for one per step, and
 //! only `sim bench` registers one, on an engine of its own.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -36,17 +43,53 @@ type FunctionKey = (Option<ImmutableString>, ImmutableString);
 /// A line: the source it is in and its number.
 type LineKey = (Option<ImmutableString>, usize);
 
+/// Time charged to a place, and in how many spans (from the end of one step's or return's
+/// callback to the next callback).
+#[derive(Debug, Clone, Copy, Default)]
+struct Spent {
+    time: Duration,
+    spans: u64,
+}
+
+impl Spent {
+    fn add(&mut self, time: Duration) {
+        self.time += time;
+        self.spans += 1;
+    }
+
+    /// The time less `floor` a span: without what Rhai's debugger costs a step.
+    fn net(&self, floor: Duration) -> Duration {
+        let floor = floor.saturating_mul(u32::try_from(self.spans).unwrap_or(u32::MAX));
+        self.time.saturating_sub(floor)
+    }
+}
+
+/// One function's tally.
+#[derive(Default, Clone, Copy)]
+struct Calls {
+    /// Calls that returned.
+    calls: u64,
+    /// In its own steps.
+    own: Spent,
+    /// While on the stack.
+    total: Spent,
+}
+
 /// What the debugger callback tallies, behind a lock (one worker runs it, so it is never
 /// contended).
 #[derive(Default)]
 struct Tally {
     functions: HashMap<FunctionKey, usize>,
-    /// Calls, self time and inclusive time, by the index in `functions`.
-    times: Vec<(u64, Duration, Duration)>,
-    lines: HashMap<LineKey, Duration>,
+    /// By the index in `functions`.
+    times: Vec<Calls>,
+    lines: HashMap<LineKey, Spent>,
     /// The time charged to any script step.
-    script: Duration,
-    /// When the previous step ran; `None` between events (no script running).
+    script: Spent,
+    /// The shortest span: the cost of a step that does nothing, Rhai's debugger's and the clock's.
+    floor: Option<Duration>,
+    /// Time in the callback's own bookkeeping, charged to nothing.
+    bookkeeping: Duration,
+    /// When the previous callback ended; `None` between events (no script running).
     last: Option<Instant>,
     /// The call stack at the previous step, as indices in `functions`, outermost first.
     stack: Vec<usize>,
@@ -60,7 +103,7 @@ impl Tally {
         let next = self.functions.len();
         let index = *self.functions.entry(key).or_insert(next);
         if index == next {
-            self.times.push((0, Duration::ZERO, Duration::ZERO));
+            self.times.push(Calls::default());
         }
         index
     }
@@ -71,15 +114,16 @@ impl Tally {
             return;
         };
         let spent = now.saturating_duration_since(last);
-        self.script += spent;
-        *self.lines.entry(self.line.clone()).or_default() += spent;
+        self.floor = Some(self.floor.map_or(spent, |floor| floor.min(spent)));
+        self.script.add(spent);
+        self.lines.entry(self.line.clone()).or_default().add(spent);
         if let Some(&top) = self.stack.last() {
-            self.times[top].1 += spent;
+            self.times[top].own.add(spent);
         }
         for (depth, &index) in self.stack.iter().enumerate() {
             // Once a function, however often it is on the stack (recursion).
             if !self.stack[..depth].contains(&index) {
-                self.times[index].2 += spent;
+                self.times[index].total.add(spent);
             }
         }
     }
@@ -102,16 +146,32 @@ impl Tally {
             (None, _) => None,
         };
         self.line = (source, line);
-        self.last = Some(now);
+        self.resume(now, true);
+    }
+
+    /// Ends a callback that started at `now`: the next span starts here, when `running`.
+    fn resume(&mut self, now: Instant, running: bool) {
+        let end = Instant::now();
+        self.bookkeeping += end.saturating_duration_since(now);
+        self.last = running.then_some(end);
     }
 
     /// The function on top of `frames` returns.
     fn exit(&mut self, frames: &[CallStackFrame]) {
         let now = Instant::now();
+        if frames.len() != self.stack.len() {
+            // A native helper returns: pushed after the last step, with no step of its own, the
+            // time since is its own.
+            self.stack.clear();
+            for frame in frames {
+                let index = self.function(frame);
+                self.stack.push(index);
+            }
+        }
         self.charge(now);
         if let Some(frame) = frames.last() {
             let index = self.function(frame);
-            self.times[index].0 += 1;
+            self.times[index].calls += 1;
             // Back in the caller, at the call.
             let caller = frames.len().checked_sub(2).map(|i| &frames[i]);
             self.line = (
@@ -123,7 +183,7 @@ impl Tally {
         let stack: Vec<usize> = callers.iter().map(|frame| self.function(frame)).collect();
         self.stack = stack;
         // The outermost function returned: what follows is the engine's.
-        self.last = (!self.stack.is_empty()).then_some(now);
+        self.resume(now, !self.stack.is_empty());
     }
 }
 
@@ -131,20 +191,26 @@ impl Tally {
 #[derive(Clone)]
 pub struct Profiler {
     tally: Arc<Mutex<Tally>>,
+    /// The script's functions (under `None`) and each module's (under its import path): any
+    /// other function on the call stack is a native helper.
+    script_functions: HashSet<(Option<String>, String)>,
     /// Import path to alias, for naming module functions as a script calls them.
     aliases: HashMap<String, String>,
     /// The files, for quoting the slowest lines: the script's (under `None`) and each module's.
     files: HashMap<Option<String>, (PathBuf, Arc<str>)>,
 }
 
-/// One script function's share of a profiled run.
+/// One function's share of a profiled run: a script function, or a native helper it calls.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct FunctionTime {
-    /// As a script calls it: `pay`, or `money::commission` for one of a module.
+    /// As a script calls it: `pay`, `money::commission` for one of a module, `pick_zipf` for a
+    /// native helper, `.customers` for a property of the state.
     pub name: String,
+    /// Whether it is a native helper (or a property of the state) rather than a script function.
+    pub native: bool,
     /// Calls that returned.
     pub calls: u64,
-    /// Time in its own steps (and the native helpers they call).
+    /// Time in its own steps (and in the operators they run).
     pub self_time: Duration,
     /// Time while it was on the call stack: its own and that of what it called.
     pub total_time: Duration,
@@ -163,7 +229,8 @@ pub struct LineTime {
     pub self_time: Duration,
 }
 
-/// What a profiled run showed: functions and lines, the most self time first.
+/// What a profiled run showed: functions and lines, the most self time first. Times are net of
+/// the profiler's cost (see [`Profile::profiler_time`]).
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct Profile {
     /// Every script function that ran.
@@ -172,6 +239,11 @@ pub struct Profile {
     pub lines: Vec<LineTime>,
     /// Time in script steps, all told.
     pub script_time: Duration,
+    /// What the profiler cost: its callbacks' bookkeeping, and the shortest span (a step that
+    /// does nothing: Rhai's debugger and the clock) once a span, taken off every time above.
+    pub profiler_time: Duration,
+    /// The shortest span.
+    pub span_floor: Duration,
 }
 
 impl Profiler {
@@ -183,16 +255,23 @@ impl Profiler {
     /// What was tallied since the start or the last reset.
     pub fn take(&self) -> Profile {
         let tally = std::mem::take(&mut *lock(&self.tally));
+        let floor = tally.floor.unwrap_or_default();
         let mut functions: Vec<FunctionTime> = tally
             .functions
             .iter()
             .map(|((source, name), &index)| {
-                let (calls, self_time, total_time) = tally.times[index];
+                let Calls { calls, own, total } = tally.times[index];
+                let native = !self.is_script_function(source.as_deref(), name);
                 FunctionTime {
-                    name: self.qualified(source.as_deref(), name),
+                    name: if native {
+                        native_name(name)
+                    } else {
+                        self.qualified(source.as_deref(), name)
+                    },
+                    native,
                     calls,
-                    self_time,
-                    total_time,
+                    self_time: own.net(floor),
+                    total_time: total.net(floor),
                 }
             })
             .collect();
@@ -208,7 +287,7 @@ impl Profiler {
                     file: file.clone(),
                     line: *line,
                     text,
-                    self_time,
+                    self_time: self_time.net(floor),
                 })
             })
             .collect();
@@ -221,8 +300,19 @@ impl Profiler {
         Profile {
             functions,
             lines,
-            script_time: tally.script,
+            script_time: tally.script.net(floor),
+            profiler_time: tally.bookkeeping + (tally.script.time - tally.script.net(floor)),
+            span_floor: floor,
         }
+    }
+
+    /// Whether `name` is a function of the script (`source` is `None`) or of the module imported
+    /// from `source`, or a closure of either.
+    fn is_script_function(&self, source: Option<&str>, name: &str) -> bool {
+        name.starts_with("anon$")
+            || self
+                .script_functions
+                .contains(&(source.map(str::to_string), name.to_string()))
     }
 
     /// `name`, or `alias::name` for a function of the module imported from `source`. A closure
@@ -245,6 +335,14 @@ impl Profiler {
                 format!("{alias}::{name}")
             }
         }
+    }
+}
+
+/// A native helper's name; a property getter (`get$customers`) as the property it reads.
+fn native_name(name: &str) -> String {
+    match name.strip_prefix("get$") {
+        Some(property) => format!(".{property}"),
+        None => name.to_string(),
     }
 }
 
@@ -274,8 +372,20 @@ impl Scenario {
         let mut files = HashMap::new();
         files.insert(None, (self.source.path.clone(), self.source.text.clone()));
         let mut aliases = HashMap::new();
+        let mut script_functions: HashSet<(Option<String>, String)> = self
+            .ast
+            .iter_functions()
+            .map(|f| (None, f.name.to_string()))
+            .collect();
         for module in &self.imports {
             let path = module.import.path.to_string();
+            // Compiled at load already, so it compiles; only its function names are wanted.
+            if let Ok(ast) = self.engine.compile(&*module.text) {
+                script_functions.extend(
+                    ast.iter_functions()
+                        .map(|f| (Some(path.clone()), f.name.to_string())),
+                );
+            }
             files.insert(
                 Some(path.clone()),
                 (module_file(&dir, &path), module.text.clone()),
@@ -284,6 +394,7 @@ impl Scenario {
         }
         Profiler {
             tally,
+            script_functions,
             aliases,
             files,
         }
