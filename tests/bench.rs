@@ -70,6 +70,8 @@ fn darooghe_reports_per_core_speed_and_its_functions_with_modules() {
     assert!(event["total_share"].as_f64().unwrap() > 0.5, "{event}");
     assert_eq!(function(&report, "money::commission")["native"], false);
     function(&report, "fraud::choose");
+    // `fraud_payments` maps its specs through a closure.
+    assert_eq!(function(&report, "<closure>")["native"], false);
     // Native helpers called by name are listed too: a customer and a merchant each event.
     let pick = function(&report, "pick_zipf");
     assert_eq!(pick["native"], true);
@@ -153,6 +155,27 @@ fn without_the_profile_only_speeds_are_reported() {
     assert!(report["one_core"]["events"].as_u64().unwrap() >= 1500);
     assert!(report["functions"].as_array().unwrap().is_empty());
     assert!(report["split"].is_null());
+}
+
+#[test]
+fn a_duration_sets_the_count_from_the_warm_up() {
+    let output = sim_bench(&[
+        "scripts/hello.rhai",
+        "--duration",
+        "0.2",
+        "--warmup",
+        "100",
+        "--no-profile",
+        "--workers",
+        "2",
+        "--format",
+        "json",
+    ]);
+    assert!(output.status.success(), "{}", output.stderr);
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let events = report["one_core"]["events"].as_u64().unwrap();
+    assert!(events > 0, "{report}");
+    assert_eq!(report["workers"]["events"].as_u64().unwrap(), events);
 }
 
 #[test]
