@@ -50,7 +50,7 @@ pub(super) struct BenchArgs {
     /// Set any setting: --set fraud_rate=0.1 (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     set: Vec<String>,
-    /// Script functions and lines listed, the most time first.
+    /// Functions and lines listed, the most time first.
     #[arg(long, value_name = "N", default_value_t = 15)]
     top: usize,
     /// Only the speeds: no profiled run, so no functions or lines.

@@ -225,10 +225,10 @@ fn backfill(
     Ok(report(&outcome))
 }
 
-/// Output format of `sim check`.
+/// Output format of `sim check` and `sim bench`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum Format {
-    /// For people: one line a script, each problem with its place.
+    /// For people, on standard error.
     Text,
     /// For machines: one JSON object on standard output.
     Json,
