@@ -1,5 +1,5 @@
-//! Where a scenario's time goes: its script functions and lines, timed through Rhai's debugger
-//! interface, for `sim bench`.
+//! Where a scenario's time goes: its script functions, the native helpers they call and their
+//! lines, timed through Rhai's debugger interface, for `sim bench`.
 //!
 //! [`Scenario::attach_profiler`] registers a debugger on one scenario's engine that steps into
 //! every statement and expression. At each step it reads the clock and charges the time since
@@ -9,20 +9,20 @@
 //! of the outermost function and the next step (encoding the event, the timeline, the next
 //! event's set-up) is no script's: the engine's.
 //!
-//! The profiler's own cost is kept out of the figures: the clock is read again as each callback
-//! ends, so its bookkeeping is charged to nothing, and the shortest span seen (a step that does
-//! nothing: what Rhai's debugger and a clock read cost) is taken off every span.
+//! A native helper called by name (`pick_zipf`, `iso8601`, a property getter) is on the call
+//! stack too, with no step of its own: from the step before it to its return, the time is its
+//! own, and its caller's line's. Operators and map or array indexing are not calls: their time is
+//! their line's and function's.
 //!
-//! A native helper called by name (`pick_zipf`, `iso8601`, a property of the state) is on the
-//! call stack too, with no step of its own: from the step before it to its return, the time is
-//! its own, and its caller's line's. Operators and map or array indexing are not calls: their
-//! time is their line's and function's. Stepping
-//! costs time of its own (a callback and a clock read per step), so a profiled scenario is
-//! slower than an unprofiled one, more so for functions of many cheap steps: the shares are
-//! those of the profiled run, good for finding where the time goes, not for its absolute size.
+//! Stepping costs time (Rhai's callback, the clock, the tally), and a profiled scenario runs three
+//! to four times slower; that cost is kept out of the figures as far as it can be: the clock is
+//! read again as each callback ends, so the tally's bookkeeping is charged to nothing, and the
+//! shortest span seen (a step that does nothing: what Rhai's debugger and a clock read cost) is
+//! taken off every span. The shares are estimates, good for finding where the time goes.
 //!
-//! Engines without a registered debugger pay nothing here: Rhai checks for one per step, and
-//! only `sim bench` registers one, on an engine of its own.
+//! Engines without a registered debugger pay only Rhai's check for one at each step (see
+//! docs/scripting.md for what it measured as): only `sim bench` registers one, on an engine of
+//! its own.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -131,14 +131,7 @@ impl Tally {
     fn step(&mut self, frames: &[CallStackFrame], source: Option<&str>, line: usize) {
         let now = Instant::now();
         self.charge(now);
-        // Calls push a frame and returns are seen (`exit`): the stack changed if its depth did.
-        if frames.len() != self.stack.len() {
-            self.stack.clear();
-            for frame in frames {
-                let index = self.function(frame);
-                self.stack.push(index);
-            }
-        }
+        self.follow(frames);
         let source = match (source, frames.last()) {
             // The source as the frame holds it: no new string a step.
             (Some(_), Some(frame)) => frame.source.clone(),
@@ -147,6 +140,18 @@ impl Tally {
         };
         self.line = (source, line);
         self.resume(now, true);
+    }
+
+    /// Makes the stack that of `frames`. Calls push a frame and returns are seen (`exit`), so
+    /// the stack changed if its depth did.
+    fn follow(&mut self, frames: &[CallStackFrame]) {
+        if frames.len() != self.stack.len() {
+            self.stack.clear();
+            for frame in frames {
+                let index = self.function(frame);
+                self.stack.push(index);
+            }
+        }
     }
 
     /// Ends a callback that started at `now`: the next span starts here, when `running`.
@@ -159,19 +164,14 @@ impl Tally {
     /// The function on top of `frames` returns.
     fn exit(&mut self, frames: &[CallStackFrame]) {
         let now = Instant::now();
-        if frames.len() != self.stack.len() {
-            // A native helper returns: pushed after the last step, with no step of its own, the
-            // time since is its own.
-            self.stack.clear();
-            for frame in frames {
-                let index = self.function(frame);
-                self.stack.push(index);
-            }
-        }
+        // A native helper was pushed after the last step and has no step of its own: the time
+        // since is its own.
+        self.follow(frames);
         self.charge(now);
-        if let Some(frame) = frames.last() {
-            let index = self.function(frame);
+        if let Some(index) = self.stack.pop() {
             self.times[index].calls += 1;
+        }
+        if let Some(frame) = frames.last() {
             // Back in the caller, at the call.
             let caller = frames.len().checked_sub(2).map(|i| &frames[i]);
             self.line = (
@@ -179,9 +179,6 @@ impl Tally {
                 frame.pos.line().unwrap_or(0),
             );
         }
-        let callers = &frames[..frames.len().saturating_sub(1)];
-        let stack: Vec<usize> = callers.iter().map(|frame| self.function(frame)).collect();
-        self.stack = stack;
         // The outermost function returned: what follows is the engine's.
         self.resume(now, !self.stack.is_empty());
     }
