@@ -397,3 +397,63 @@ impl Scenario {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    /// The profile of `events` events of the script `source`.
+    fn profiled(source: &str, events: i64) -> Profile {
+        let mut scenario = Scenario::from_source(Path::new("profiled.rhai"), source).unwrap();
+        let profiler = scenario.attach_profiler();
+        for seq in 0..events {
+            let event = scenario.event(0, seq).unwrap();
+            assert!(event.is_map());
+        }
+        profiler.take()
+    }
+
+    fn function<'a>(profile: &'a Profile, name: &str) -> &'a FunctionTime {
+        profile
+            .functions
+            .iter()
+            .find(|f| f.name == name)
+            .unwrap_or_else(|| panic!("no {name} in {:?}", profile.functions))
+    }
+
+    #[test]
+    fn recursion_counts_every_call_and_its_time_once() {
+        let profile = profiled(
+            "fn fact(n) { if n <= 1 { 1 } else { n * fact(n - 1) } }\n\
+             fn event(ctx) { #{ customer_id: `c${fact(5)}` } }",
+            10,
+        );
+        let fact = function(&profile, "fact");
+        let event = function(&profile, "event");
+        assert_eq!((fact.calls, event.calls), (50, 10));
+        assert!(!fact.native && !event.native);
+        assert!(fact.total_time <= event.total_time, "{profile:?}");
+        assert!(event.total_time <= profile.script_time, "{profile:?}");
+    }
+
+    #[test]
+    fn native_helpers_and_closures_are_named_as_called() {
+        let profile = profiled(
+            "fn event(ctx) { #{ customer_id: uuid(), n: [1, 2].map(|x| x + 1) } }",
+            10,
+        );
+        let uuid = function(&profile, "uuid");
+        assert!(uuid.native);
+        assert_eq!(uuid.calls, 10);
+        let closure = function(&profile, "<closure>");
+        assert!(!closure.native);
+        assert_eq!(closure.calls, 20);
+        let line = &profile.lines[0];
+        assert_eq!(
+            (line.file.as_path(), line.line),
+            (Path::new("profiled.rhai"), 1)
+        );
+    }
+}
