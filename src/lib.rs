@@ -29,11 +29,13 @@
 //!   runs (`sample_checked`).
 //! - [`reload`] (hot reload: watch, prepare and check off the stream, swap between events) and
 //!   [`check`] (`sim check`, also a library call).
-//! - [`error`] and [`app`]: the producer's commands as library calls, and their error.
+//! - [`error`] and [`app`]: the producer's commands as library calls, and their error; beside
+//!   `app`, [`bench`]: `sim bench`, a scenario's speed and where its script spends the time.
 //! - [`cli`]: the command line on top, the only module that prints.
 
 pub mod analyze;
 pub mod app;
+pub mod bench;
 pub mod broker;
 pub mod check;
 pub mod cli;

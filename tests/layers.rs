@@ -31,7 +31,7 @@ const LAYERS: &[&[&str]] = &[
     &["scenario"],
     &["reload", "check"],
     &["error"],
-    &["app"],
+    &["app", "bench"],
     &["cli"],
 ];
 

@@ -51,7 +51,7 @@ pub(super) struct CommonArgs {
     workers: Option<String>,
 }
 
-fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
+pub(super) fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
     DateTime::parse_from_rfc3339(text)
         .map(|t| t.with_timezone(&Utc))
         .or_else(|_| NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S").map(|t| t.and_utc()))

@@ -33,6 +33,7 @@ macro_rules! say {
 
 mod analyze;
 mod args;
+mod bench;
 mod check;
 mod error;
 mod notices;
@@ -114,6 +115,9 @@ enum Command {
         #[arg(long)]
         strict: bool,
     },
+    /// Time a scenario making events (encoded, sent nowhere) on one core and on every core, and
+    /// list the script functions and lines that take the time.
+    Bench(bench::BenchArgs),
     /// Consume the transactions topic in a consumer group: aggregates, event-time windows and
     /// fraud detection, scored against the ground truth; a live view, a summary at exit.
     Analyze(analyze::AnalyzeArgs),
@@ -221,10 +225,10 @@ fn backfill(
     Ok(report(&outcome))
 }
 
-/// Output format of `sim check`.
+/// Output format of `sim check` and `sim bench`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum Format {
-    /// For people: one line a script, each problem with its place.
+    /// For people, on standard error.
     Text,
     /// For machines: one JSON object on standard output.
     Json,
@@ -276,6 +280,7 @@ impl Cli {
                 };
                 Ok(check::check(&scripts, &options, format, &input))
             }
+            Command::Bench(args) => bench::bench(args),
             Command::Analyze(args) => analyze::analyze(args),
         }
     }

@@ -78,6 +78,14 @@ impl EventCalls {
         self.caches = Caches::new();
     }
 
+    /// A fresh runtime state for `engine`, whose script functions are those of `ast`: after a
+    /// debugger was registered on it (the state holds the debugger, see `profile.rs`).
+    pub fn restart(&mut self, engine: &Engine, ast: &AST) {
+        self.global = engine.new_global_runtime_state();
+        self.global.lib.push(ast.shared_lib().clone());
+        self.reset();
+    }
+
     /// Calls the script function `function(ctx)`, or `function(ctx, data)` with `data`.
     pub fn call(
         &mut self,

@@ -20,6 +20,7 @@ mod follow_up;
 pub mod imports;
 mod memory;
 mod pool;
+mod profile;
 mod state;
 
 use std::collections::BTreeSet;
@@ -38,6 +39,7 @@ pub use follow_up::Scheduled;
 use imports::ModuleSource;
 pub use memory::{Journal, Memory};
 pub use pool::Pool;
+pub use profile::{FunctionTime, LineTime, Profile, Profiler};
 pub use state::StateMap;
 
 use crate::rng::{event_base, event_rng, stream_rng, SimRng, Stream};
