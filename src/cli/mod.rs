@@ -114,6 +114,21 @@ enum Command {
         #[arg(long)]
         strict: bool,
     },
+    /// Print the schema of the events a scenario produces: the Avro schema that --encoding avro
+    /// registers (derived from config().schema, or the script's own config().avro_schema).
+    Schema {
+        /// The scenario script.
+        script: PathBuf,
+        /// The schema language.
+        #[arg(long, value_enum, default_value_t = SchemaFormat::Avro)]
+        format: SchemaFormat,
+        /// Topic the events go to: it names the Avro record (overrides TOPIC).
+        #[arg(long)]
+        topic: Option<String>,
+        /// TOML config file.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
     /// Consume the transactions topic in a consumer group: aggregates, event-time windows and
     /// fraud detection, scored against the ground truth; a live view, a summary at exit.
     Analyze(analyze::AnalyzeArgs),
@@ -221,6 +236,38 @@ fn backfill(
     Ok(report(&outcome))
 }
 
+/// The schema language of `sim schema`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum SchemaFormat {
+    /// Avro, as registered with --encoding avro.
+    Avro,
+}
+
+fn schema(
+    script: PathBuf,
+    format: SchemaFormat,
+    topic: Option<String>,
+    config: Option<PathBuf>,
+) -> Result<ExitCode, CliError> {
+    let input = user_input(config, &[], &[], topic.as_ref(), None, None)?;
+    let options = crate::scenario::Options {
+        script,
+        input,
+        seed: Some(0),
+        now: None,
+        sink: crate::sink::SinkSpec::Stdout,
+        labels: false,
+        meta: false,
+        time: crate::clock::TimeSource::real(),
+    };
+    let text = match format {
+        SchemaFormat::Avro => app::avro_schema(&options)?,
+    };
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stdout(), "{text}");
+    Ok(ExitCode::SUCCESS)
+}
+
 /// Output format of `sim check`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum Format {
@@ -276,6 +323,12 @@ impl Cli {
                 };
                 Ok(check::check(&scripts, &options, format, &input))
             }
+            Command::Schema {
+                script,
+                format,
+                topic,
+                config,
+            } => schema(script, format, topic, config),
             Command::Analyze(args) => analyze::analyze(args),
         }
     }
