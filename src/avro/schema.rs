@@ -74,7 +74,7 @@ impl EventSchema {
         own: Option<&str>,
         topic: &str,
     ) -> Result<Self, AvroError> {
-        let (json, source) = match (own, declared) {
+        let (text, source) = match (own, declared) {
             (Some(text), _) => (text.trim().to_string(), SchemaSource::Script),
             (None, Some(declared)) => {
                 let derived = derive(scenario, declared, &record_name(topic))?;
@@ -86,7 +86,7 @@ impl EventSchema {
                 })
             }
         };
-        let schema = Avro::parse_str(&json).map_err(|err| AvroError::Invalid {
+        let schema = Avro::parse_str(&text).map_err(|err| AvroError::Invalid {
             scenario: scenario.to_string(),
             message: err.to_string(),
         })?;
@@ -96,6 +96,12 @@ impl EventSchema {
                 found: format!("{:?}", apache_avro::schema::SchemaKind::from(&schema)),
             });
         }
+        // A derived schema is registered as apache-avro writes it (`type` and `name` first); a
+        // scenario's own as the scenario wrote it.
+        let json = match source {
+            SchemaSource::Derived => serde_json::to_string(&schema).unwrap_or(text),
+            SchemaSource::Script => text,
+        };
         Ok(Self {
             schema,
             json,
@@ -105,9 +111,7 @@ impl EventSchema {
 
     /// The schema as indented JSON, for people (`sim schema`).
     pub fn pretty(&self) -> String {
-        serde_json::from_str::<Json>(&self.json)
-            .and_then(|value| serde_json::to_string_pretty(&value))
-            .unwrap_or_else(|_| self.json.clone())
+        serde_json::to_string_pretty(&self.schema).unwrap_or_else(|_| self.json.clone())
     }
 }
 
