@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use ureq::tls::{RootCerts, TlsConfig, TlsProvider};
 use ureq::Agent;
 
-use super::{redacted, RegistryError, CONTENT_TYPE};
+use super::{Endpoint, RegistryError, CONTENT_TYPE};
 use crate::settings::Origin;
 
 /// How long one request may take, connecting included.
@@ -91,8 +91,7 @@ impl RegistryClient {
         let mut response = request
             .send(body)
             .map_err(|err| RegistryError::Unreachable {
-                url: redacted(&self.base),
-                origin: self.origin.clone(),
+                at: Endpoint::new(&self.base, self.origin.clone()),
                 reason: err.to_string(),
             })?;
         let status = response.status().as_u16();
@@ -104,8 +103,7 @@ impl RegistryClient {
         if !(200..300).contains(&status) {
             let field = |key: &str| answer.as_ref().and_then(|a| a.get(key).cloned());
             return Err(RegistryError::Refused {
-                url: redacted(&self.base),
-                origin: self.origin.clone(),
+                at: Endpoint::new(&self.base, self.origin.clone()),
                 subject: subject.to_string(),
                 status,
                 error_code: field("error_code").and_then(|c| c.as_i64()),
@@ -123,8 +121,7 @@ impl RegistryClient {
 
     fn bad_answer(&self, reason: String) -> RegistryError {
         RegistryError::BadAnswer {
-            url: redacted(&self.base),
-            origin: self.origin.clone(),
+            at: Endpoint::new(&self.base, self.origin.clone()),
             reason,
         }
     }

@@ -46,34 +46,56 @@ pub fn redacted(url: &str) -> String {
     }
 }
 
+/// A registry as the user configured it: its URL (credentials masked) and where it came from.
+/// Boxed in errors, which stay small.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Endpoint {
+    /// The URL, credentials masked.
+    pub url: String,
+    /// Where it was configured.
+    pub origin: Origin,
+}
+
+impl Endpoint {
+    /// The registry at `url` (masked here), configured from `origin`.
+    pub fn new(url: &str, origin: Origin) -> Box<Self> {
+        Box::new(Self {
+            url: redacted(url),
+            origin,
+        })
+    }
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} (from {})", self.url, self.origin)
+    }
+}
+
 /// Why the registry could not be used.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum RegistryError {
     /// No answer from the registry's address.
-    #[error("cannot reach the schema registry at {url} (from {origin}): {reason}")]
+    #[error("cannot reach the schema registry at {at}: {reason}")]
     #[diagnostic(
         code(sim::registry::unreachable),
         help("check the URL and that the registry is up; without --schema-registry and SCHEMA_REGISTRY_URL, sim serves an embedded registry")
     )]
     Unreachable {
-        /// The URL, credentials masked.
-        url: String,
-        /// Where it was configured.
-        origin: Origin,
+        /// The registry.
+        at: Box<Endpoint>,
         /// The transport's message.
         reason: String,
     },
     /// The registry answered with an error.
-    #[error("the schema registry at {url} (from {origin}) refused subject {subject}: HTTP {status}{}: {message}", error_code.map(|c| format!(", error {c}")).unwrap_or_default())]
+    #[error("the schema registry at {at} refused subject {subject}: HTTP {status}{}: {message}", error_code.map(|c| format!(", error {c}")).unwrap_or_default())]
     #[diagnostic(
         code(sim::registry::refused),
         help("409 means the schema is incompatible with the subject's earlier versions; 401 and 403 mean credentials are missing or wrong (SCHEMA_REGISTRY_AUTH=user:password)")
     )]
     Refused {
-        /// The URL, credentials masked.
-        url: String,
-        /// Where it was configured.
-        origin: Origin,
+        /// The registry.
+        at: Box<Endpoint>,
         /// The subject.
         subject: String,
         /// The HTTP status.
@@ -84,15 +106,11 @@ pub enum RegistryError {
         message: String,
     },
     /// The registry's answer is not what the API documents.
-    #[error(
-        "the schema registry at {url} (from {origin}) gave an answer sim cannot read: {reason}"
-    )]
+    #[error("the schema registry at {at} gave an answer sim cannot read: {reason}")]
     #[diagnostic(code(sim::registry::bad_answer))]
     BadAnswer {
-        /// The URL, credentials masked.
-        url: String,
-        /// Where it was configured.
-        origin: Origin,
+        /// The registry.
+        at: Box<Endpoint>,
         /// What was wrong.
         reason: String,
     },
