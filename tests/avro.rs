@@ -286,7 +286,7 @@ fn avro_without_a_schema_and_a_bad_encoding_are_refused_clearly() {
     assert!(
         mentions(
             stderr,
-            "bare: --encoding avro needs a schema, and the scenario declares none"
+            "bare: the scenario declares no schema, which --encoding avro and sim schema need"
         ),
         "{stderr}"
     );
@@ -307,6 +307,48 @@ fn avro_without_a_schema_and_a_bad_encoding_are_refused_clearly() {
         ),
         "{}",
         output.stderr
+    );
+}
+
+#[test]
+fn avro_is_refused_where_it_cannot_be_written() {
+    let cases: [(&[&str], &str); 2] = [
+        (
+            &["sample", "-n", "1", "--encoding", "avro"],
+            "--encoding avro writes Kafka messages; the stdout and file sinks write JSON lines",
+        ),
+        (
+            &["backfill", "--count", "1", "--encoding", "avro", "--labels"],
+            "--labels and --meta add fields that the Avro schema does not have",
+        ),
+    ];
+    for (args, message) in cases {
+        let output = run(
+            sim().arg(args[0]).arg(darooghe()).args(&args[1..]),
+            Duration::from_secs(60),
+        );
+        assert!(!output.status.success(), "{args:?}");
+        assert!(mentions(&output.stderr, message), "{}", output.stderr);
+    }
+}
+
+#[test]
+fn sim_schema_prints_the_json_schema_of_the_json_events() {
+    let output = run(
+        sim()
+            .arg("schema")
+            .arg(darooghe())
+            .args(["--format", "json-schema"]),
+        Duration::from_secs(60),
+    );
+    assert!(output.status.success(), "{}", output.stderr);
+    let schema: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(schema["type"], "object");
+    assert_eq!(schema["additionalProperties"], false);
+    assert_eq!(schema["properties"]["amount"]["type"], "integer");
+    assert_eq!(
+        schema["properties"]["failure_reason"]["type"],
+        json!(["string", "null"])
     );
 }
 

@@ -1,6 +1,7 @@
 //! `--encoding avro` for a command: the scenario's Avro schema, the registry (the configured
-//! one, or an embedded one started here), the id it gives the schema under `<topic>-value`, and
-//! the encoder that writes every event with that id.
+//! one, or an embedded one started here), the id it gives the schema under its subject
+//! (`<topic>-value` unless `subject_strategy` says otherwise), and the encoder that writes every
+//! event with that id.
 
 use std::sync::Arc;
 
@@ -8,9 +9,7 @@ use super::Notice;
 use crate::avro::{AvroError, AvroWriter, EventSchema};
 use crate::encode::{EventEncoder, ValueFormat};
 use crate::error::SimError;
-use crate::registry::{
-    redacted, value_subject, Credentials, EmbeddedRegistry, RegistryClient, AUTH_ENV,
-};
+use crate::registry::{redacted, subject, Credentials, EmbeddedRegistry, RegistryClient, AUTH_ENV};
 use crate::scenario::{Options, Prepared};
 use crate::settings::{Encoding, Origin};
 use crate::sink::SinkSpec;
@@ -71,7 +70,11 @@ pub(super) fn setup(
         .get(AUTH_ENV)
         .map(|text| Credentials::parse(text))
         .transpose()?;
-    let subject = value_subject(&settings.topic);
+    let subject = subject(
+        settings.subject_strategy,
+        &settings.topic,
+        &schema.full_name(),
+    );
     let id = RegistryClient::new(&url, origin, credentials).register(&subject, &schema.json)?;
     notify(Notice::SchemaRegistered {
         subject,

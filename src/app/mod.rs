@@ -12,6 +12,7 @@ mod avro;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::avro::AvroError;
 use crate::broker::history::{
     check_retention, watch_config, Deletion, HistoryWatch, ShortRetention,
 };
@@ -302,6 +303,17 @@ fn avro_parts(
 pub fn avro_schema(options: &Options) -> Result<String, SimError> {
     let prepared = crate::scenario::configure(options)?;
     Ok(avro::event_schema(&prepared)?.pretty())
+}
+
+/// `sim schema --format json-schema`: the JSON Schema of the scenario's JSON events, from its
+/// declared schema.
+pub fn json_schema(options: &Options) -> Result<String, SimError> {
+    let prepared = crate::scenario::configure(options)?;
+    let scenario = &prepared.scenario;
+    let schema = scenario.schema().ok_or_else(|| AvroError::NoSchema {
+        scenario: scenario.name().to_string(),
+    })?;
+    Ok(serde_json::to_string_pretty(&schema.to_json_schema()).unwrap_or_default())
 }
 
 /// Receives what hot reload reports; `None` turns hot reload off.

@@ -17,7 +17,9 @@ pub use schema::{derive, record_name, EventSchema, RecordName, SchemaSource};
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum AvroError {
     /// Neither `config().schema` nor `config().avro_schema` is declared.
-    #[error("{scenario}: --encoding avro needs a schema, and the scenario declares none")]
+    #[error(
+        "{scenario}: the scenario declares no schema, which --encoding avro and sim schema need"
+    )]
     #[diagnostic(
         code(sim::avro::no_schema),
         help("declare the event's fields in config().schema (see docs/scripting.md), or give an Avro schema as config().avro_schema (see docs/avro.md)")

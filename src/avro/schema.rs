@@ -109,6 +109,14 @@ impl EventSchema {
         })
     }
 
+    /// The record's full name (`darooghe.Transaction`), which RecordNameStrategy registers under.
+    pub fn full_name(&self) -> String {
+        match &self.schema {
+            Avro::Record(record) => record.name.fullname(None),
+            _ => String::new(),
+        }
+    }
+
     /// The schema as indented JSON, for people (`sim schema`).
     pub fn pretty(&self) -> String {
         serde_json::to_string_pretty(&self.schema).unwrap_or_else(|_| self.json.clone())

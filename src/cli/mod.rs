@@ -115,7 +115,8 @@ enum Command {
         strict: bool,
     },
     /// Print the schema of the events a scenario produces: the Avro schema that --encoding avro
-    /// registers (derived from config().schema, or the script's own config().avro_schema).
+    /// registers (derived from config().schema, or the script's own config().avro_schema), or
+    /// the JSON Schema of its JSON events.
     Schema {
         /// The scenario script.
         script: PathBuf,
@@ -241,6 +242,8 @@ fn backfill(
 enum SchemaFormat {
     /// Avro, as registered with --encoding avro.
     Avro,
+    /// JSON Schema (draft 2020-12) of the JSON events, from config().schema.
+    JsonSchema,
 }
 
 fn schema(
@@ -262,6 +265,7 @@ fn schema(
     };
     let text = match format {
         SchemaFormat::Avro => app::avro_schema(&options)?,
+        SchemaFormat::JsonSchema => app::json_schema(&options)?,
     };
     use std::io::Write as _;
     let _ = writeln!(std::io::stdout(), "{text}");

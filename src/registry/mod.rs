@@ -16,7 +16,7 @@ pub use client::{Credentials, RegistryClient};
 pub use server::EmbeddedRegistry;
 pub use store::{Compatibility, Store, StoreError};
 
-use crate::settings::Origin;
+use crate::settings::{Origin, SubjectStrategy};
 
 /// The media type of the registry's requests and answers.
 pub const CONTENT_TYPE: &str = "application/vnd.schemaregistry.v1+json";
@@ -29,6 +29,16 @@ pub const AUTH_ENV: &str = "SCHEMA_REGISTRY_AUTH";
 /// The subject a topic's values are registered under (TopicNameStrategy).
 pub fn value_subject(topic: &str) -> String {
     format!("{topic}-value")
+}
+
+/// The subject of the values of `topic` written with the record `record` (its full name), as
+/// `strategy` names it.
+pub fn subject(strategy: SubjectStrategy, topic: &str, record: &str) -> String {
+    match strategy {
+        SubjectStrategy::Topic => value_subject(topic),
+        SubjectStrategy::Record => record.to_string(),
+        SubjectStrategy::TopicRecord => format!("{topic}-{record}"),
+    }
 }
 
 /// A URL fit to print: credentials written into it (`http://user:secret@host`) are masked.

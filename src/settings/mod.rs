@@ -65,6 +65,18 @@ pub enum Encoding {
     Avro,
 }
 
+/// The subject a schema is registered under (`subject_strategy`, env `SUBJECT_STRATEGY`), as
+/// Confluent's serializers name them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubjectStrategy {
+    /// `<topic>-value` (TopicNameStrategy, the default).
+    Topic,
+    /// The record's full name (RecordNameStrategy).
+    Record,
+    /// `<topic>-<record full name>` (TopicRecordNameStrategy).
+    TopicRecord,
+}
+
 /// A typed setting value, as the script sees it in `ctx.settings`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum TypedValue {
@@ -128,6 +140,8 @@ pub struct Settings {
     pub schema_registry: Option<String>,
     /// Where `schema_registry` came from, for connection errors.
     pub schema_registry_origin: Origin,
+    /// The subject the schema is registered under (`SUBJECT_STRATEGY`).
+    pub subject_strategy: SubjectStrategy,
     /// librdkafka properties from the `[kafka]` table and `-X`, `-X` last.
     pub kafka: BTreeMap<String, String>,
     /// Every setting as the script sees it.
@@ -257,6 +271,7 @@ fn builtin_defaults() -> Vec<(&'static str, RawValue)> {
         // 0: half the memory available when the embedded broker starts.
         ("embedded_max_bytes", RawValue::Int(0)),
         ("encoding", RawValue::Str("json".into())),
+        ("subject_strategy", RawValue::Str("topic".into())),
     ]
 }
 
@@ -388,6 +403,7 @@ fn build(
             .map(|r| checked::text("schema_registry", r))
             .transpose()?,
         schema_registry_origin: registry.map_or(Origin::Default, |r| r.origin.clone()),
+        subject_strategy: checked::subject_strategy("subject_strategy", get("subject_strategy"))?,
         kafka,
         values,
     };
@@ -530,6 +546,23 @@ mod checked {
             Some("json") => Ok(Encoding::Json),
             Some("avro") => Ok(Encoding::Avro),
             _ => Err(invalid(key, s, "json or avro")),
+        }
+    }
+
+    pub(super) fn subject_strategy(
+        key: &str,
+        s: &Sourced,
+    ) -> Result<SubjectStrategy, SettingsError> {
+        match s
+            .value
+            .as_str()
+            .map(|t| t.trim().to_ascii_lowercase().replace('-', "_"))
+            .as_deref()
+        {
+            Some("topic") => Ok(SubjectStrategy::Topic),
+            Some("record") => Ok(SubjectStrategy::Record),
+            Some("topic_record") => Ok(SubjectStrategy::TopicRecord),
+            _ => Err(invalid(key, s, "topic, record or topic_record")),
         }
     }
 
