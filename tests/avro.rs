@@ -368,3 +368,108 @@ fn sim_schema_prints_the_avro_schema_apache_avro_parses() {
     assert!(fields.iter().all(|f| f["name"] != "_fraud"));
     apache_avro::Schema::parse_str(&schema.to_string()).unwrap();
 }
+
+#[test]
+fn a_configured_registry_is_used_and_its_refusal_is_reported_with_its_code() {
+    let registry = sim::registry::EmbeddedRegistry::start(([127, 0, 0, 1], 0).into()).unwrap();
+    let url = registry.url();
+    let backfill = |topic: &str| {
+        run(
+            sim()
+                .arg("backfill")
+                .arg(darooghe())
+                .args(["--count", "20", "--encoding", "avro", "--topic", topic])
+                .env("SCHEMA_REGISTRY_URL", &url)
+                .env("SCHEMA_REGISTRY_AUTH", "alice:s3cret-pw"),
+            Duration::from_secs(60),
+        )
+    };
+
+    let output = backfill("payments");
+    assert!(output.status.success(), "{}", output.stderr);
+    assert!(
+        !output.stderr.contains("schema registry at"),
+        "no embedded registry when one is configured: {}",
+        output.stderr
+    );
+    assert!(
+        mentions(
+            &output.stderr,
+            &format!("avro: schema id 1, subject payments-value, registry {url}")
+        ),
+        "{}",
+        output.stderr
+    );
+    let (_, _, body) = http("GET", &format!("{url}/subjects/payments-value/versions/1"), None);
+    let registered: Value = serde_json::from_str(body["schema"].as_str().unwrap()).unwrap();
+    assert_eq!(registered["name"], "Payment", "named after the topic");
+
+    // A subject holding a schema darooghe's events cannot follow under BACKWARD.
+    let other = r#"{"type":"record","name":"Transaction","namespace":"darooghe","fields":[{"name":"amount","type":"string"}]}"#;
+    let (status, _, _) = http(
+        "POST",
+        &format!("{url}/subjects/darooghe.transactions-value/versions"),
+        Some(json!({ "schema": other })),
+    );
+    assert_eq!(status, 200);
+    let output = backfill("darooghe.transactions");
+    assert!(!output.status.success());
+    assert!(
+        mentions(
+            &output.stderr,
+            &format!(
+                "the schema registry at {url} (from environment variable SCHEMA_REGISTRY_URL) refused subject darooghe.transactions-value: HTTP 409, error 409"
+            )
+        ),
+        "{}",
+        output.stderr
+    );
+    assert!(!output.stderr.contains("s3cret"), "{}", output.stderr);
+}
+
+#[test]
+fn a_scenarios_own_avro_schema_is_the_one_printed_and_registered() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("own.rhai");
+    std::fs::write(
+        &script,
+        r#"
+fn config() {
+    #{
+        topic: "own.readings",
+        key_field: "sensor",
+        avro_schema: #{
+            type: "record", name: "Reading", namespace: "com.example",
+            fields: [
+                #{ name: "sensor", type: "string" },
+                #{ name: "at", type: #{ type: "long", logicalType: "timestamp-millis" } },
+                #{ name: "celsius", type: "float" },
+            ],
+        },
+    }
+}
+fn event(ctx) { #{ sensor: "s1", at: ctx.time, celsius: 21.5 } }
+"#,
+    )
+    .unwrap();
+    let output = run(sim().arg("schema").arg(&script), Duration::from_secs(60));
+    assert!(output.status.success(), "{}", output.stderr);
+    let schema: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(schema["name"], "Reading");
+    assert_eq!(schema["namespace"], "com.example");
+    assert_eq!(schema["fields"][1]["type"]["logicalType"], "timestamp-millis");
+
+    let registry = sim::registry::EmbeddedRegistry::start(([127, 0, 0, 1], 0).into()).unwrap();
+    let output = run(
+        sim()
+            .arg("backfill")
+            .arg(&script)
+            .args(["--count", "5", "--encoding", "avro"])
+            .args(["--schema-registry", &registry.url()]),
+        Duration::from_secs(60),
+    );
+    assert!(output.status.success(), "{}", output.stderr);
+    let (_, _, body) = http("GET", &format!("{}/schemas/ids/1", registry.url()), None);
+    let registered: Value = serde_json::from_str(body["schema"].as_str().unwrap()).unwrap();
+    assert_eq!(registered["name"], "Reading");
+}
