@@ -400,7 +400,11 @@ fn a_configured_registry_is_used_and_its_refusal_is_reported_with_its_code() {
         "{}",
         output.stderr
     );
-    let (_, _, body) = http("GET", &format!("{url}/subjects/payments-value/versions/1"), None);
+    let (_, _, body) = http(
+        "GET",
+        &format!("{url}/subjects/payments-value/versions/1"),
+        None,
+    );
     let registered: Value = serde_json::from_str(body["schema"].as_str().unwrap()).unwrap();
     assert_eq!(registered["name"], "Payment", "named after the topic");
 
@@ -457,7 +461,10 @@ fn event(ctx) { #{ sensor: "s1", at: ctx.time, celsius: 21.5 } }
     let schema: Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(schema["name"], "Reading");
     assert_eq!(schema["namespace"], "com.example");
-    assert_eq!(schema["fields"][1]["type"]["logicalType"], "timestamp-millis");
+    assert_eq!(
+        schema["fields"][1]["type"]["logicalType"],
+        "timestamp-millis"
+    );
 
     let registry = sim::registry::EmbeddedRegistry::start(([127, 0, 0, 1], 0).into()).unwrap();
     let output = run(
