@@ -56,11 +56,13 @@ impl EmbeddedRegistry {
                     let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
                         return;
                     };
-                    let _ = axum::serve(listener, app)
-                        .with_graceful_shutdown(async {
-                            let _ = stopped.await;
-                        })
-                        .await;
+                    // Not a graceful shutdown: that waits for every connection to close, and a
+                    // consumer's client keeps one open for as long as it runs. Stopping drops
+                    // the server and, with the runtime, every connection.
+                    tokio::select! {
+                        _ = axum::serve(listener, app) => {}
+                        _ = stopped => {}
+                    }
                 });
             })
             .map_err(embedded)?;
@@ -311,4 +313,42 @@ async fn set_subject_config(
         lock(&store).set_level(Some(&subject), level);
         json!({ "compatibility": level.to_string() })
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    #[test]
+    fn stopping_does_not_wait_for_a_client_that_keeps_its_connection_open() {
+        let registry = EmbeddedRegistry::start(([127, 0, 0, 1], 0).into()).unwrap();
+        let mut idle = std::net::TcpStream::connect(registry.address).unwrap();
+        idle.write_all(b"GET /subjects HTTP/1.1\r\nHost: registry\r\n\r\n")
+            .unwrap();
+        let mut answer = [0u8; 512];
+        let read = idle.read(&mut answer).unwrap();
+        let answer = String::from_utf8_lossy(&answer[..read]);
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert!(answer.contains(CONTENT_TYPE), "{answer}");
+        // A second client stalls in the middle of a request body, as a consumer that hangs
+        // would: a graceful shutdown would wait for it for ever.
+        let mut stalled = std::net::TcpStream::connect(registry.address).unwrap();
+        stalled
+            .write_all(
+                b"POST /subjects/t/versions HTTP/1.1\r\nHost: registry\r\nContent-Length: 100\r\n\r\n{",
+            )
+            .unwrap();
+        // Time for the server to take the request up (without it the test passes either way).
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let (done, stopped) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            drop(registry);
+            let _ = done.send(());
+        });
+        stopped
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .expect("the registry stopped with clients connected");
+        drop((idle, stalled));
+    }
 }
