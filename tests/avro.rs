@@ -480,3 +480,39 @@ fn event(ctx) { #{ sensor: "s1", at: ctx.time, celsius: 21.5 } }
     let registered: Value = serde_json::from_str(body["schema"].as_str().unwrap()).unwrap();
     assert_eq!(registered["name"], "Reading");
 }
+
+#[test]
+fn an_avro_schema_given_as_json_text_is_parsed_and_a_broken_one_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = |name: &str, schema: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(
+            &path,
+            format!(
+                "fn config() {{ #{{ topic: \"t\", avro_schema: {schema:?} }} }}\nfn event(ctx) {{ #{{ a: 1 }} }}\n"
+            ),
+        )
+        .unwrap();
+        run(sim().arg("schema").arg(&path), Duration::from_secs(60))
+    };
+    let output = script(
+        "text.rhai",
+        r#"{"type": "record", "name": "A", "fields": [{"name": "a", "type": "long"}]}"#,
+    );
+    assert!(output.status.success(), "{}", output.stderr);
+    let schema: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(schema["name"], "A");
+
+    let output = script("broken.rhai", r#"{"type": "record", "name": "A"}"#);
+    assert!(!output.status.success());
+    assert!(
+        mentions(&output.stderr, "broken: the Avro schema is invalid"),
+        "{}",
+        output.stderr
+    );
+    assert!(
+        mentions(&output.stderr, "sim::avro::invalid_schema"),
+        "{}",
+        output.stderr
+    );
+}
