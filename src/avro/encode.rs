@@ -1,47 +1,18 @@
 //! Writing an event map as an Avro datum, framed in the Confluent wire format.
 //!
-//! The schema is compiled once into a small tree of [`Node`]s that the writer walks beside the
-//! event: values go straight from Rhai's `Dynamic`s into the output buffer, with no
+//! The schema is compiled once (see [`super::plan`]) into a small tree of nodes that the writer
+//! walks beside the event: values go straight from Rhai's `Dynamic`s into the output buffer, with no
 //! intermediate `apache_avro::types::Value`. Record fields are matched to the event's entries in
 //! step (a derived schema lists fields in the order the event map keeps its keys), falling back
 //! to a lookup by name, so a record costs one comparison a field.
 
-use std::collections::HashMap;
-
 use apache_avro::Schema as Avro;
 use rhai::{Array, Blob, Dynamic, ImmutableString, Map};
 
+use super::plan::{Compiler, Field, Node};
+
 /// The first byte of a message in the Confluent wire format.
 pub const WIRE_MAGIC: u8 = 0;
-
-/// A schema compiled for writing.
-#[derive(Debug, Clone)]
-enum Node {
-    Null,
-    Boolean,
-    Int,
-    Long,
-    Float,
-    Double,
-    Bytes,
-    String,
-    Fixed(usize),
-    Enum(Vec<String>),
-    Array(Box<Node>),
-    Map(Box<Node>),
-    Union(Vec<Node>),
-    /// A record, by its place in the writer's table (records may refer to themselves).
-    Record(usize),
-}
-
-/// One field of a record.
-#[derive(Debug, Clone)]
-struct Field {
-    name: String,
-    node: Node,
-    /// The branch that writes null, when the field may be left out of an event.
-    null_branch: Option<usize>,
-}
 
 /// Writes events with one schema and its registered id.
 #[derive(Debug, Clone)]
@@ -297,89 +268,6 @@ fn write_long(n: i64, out: &mut Vec<u8>) {
 fn write_bytes(bytes: &[u8], out: &mut Vec<u8>) {
     write_long(bytes.len() as i64, out);
     out.extend_from_slice(bytes);
-}
-
-/// Compiles apache-avro's schema into [`Node`]s, resolving named references.
-#[derive(Default)]
-struct Compiler {
-    records: Vec<Vec<Field>>,
-    /// Named types seen so far, by full name.
-    named: HashMap<String, Node>,
-}
-
-impl Compiler {
-    fn node(&mut self, schema: &Avro) -> Result<Node, String> {
-        Ok(match schema {
-            Avro::Null => Node::Null,
-            Avro::Boolean => Node::Boolean,
-            Avro::Int | Avro::Date | Avro::TimeMillis => Node::Int,
-            Avro::Long
-            | Avro::TimeMicros
-            | Avro::TimestampMillis
-            | Avro::TimestampMicros
-            | Avro::TimestampNanos
-            | Avro::LocalTimestampMillis
-            | Avro::LocalTimestampMicros
-            | Avro::LocalTimestampNanos => Node::Long,
-            Avro::Float => Node::Float,
-            Avro::Double => Node::Double,
-            Avro::Bytes => Node::Bytes,
-            Avro::String | Avro::Uuid => Node::String,
-            Avro::Array(array) => Node::Array(Box::new(self.node(&array.items)?)),
-            Avro::Map(map) => Node::Map(Box::new(self.node(&map.types)?)),
-            Avro::Union(union) => Node::Union(
-                union
-                    .variants()
-                    .iter()
-                    .map(|v| self.node(v))
-                    .collect::<Result<_, _>>()?,
-            ),
-            Avro::Enum(e) => {
-                let node = Node::Enum(e.symbols.clone());
-                self.named.insert(e.name.fullname(None), node.clone());
-                node
-            }
-            Avro::Fixed(f) => {
-                let node = Node::Fixed(f.size);
-                self.named.insert(f.name.fullname(None), node.clone());
-                node
-            }
-            Avro::Record(record) => {
-                let index = self.records.len();
-                self.records.push(Vec::new());
-                self.named
-                    .insert(record.name.fullname(None), Node::Record(index));
-                let mut fields = Vec::with_capacity(record.fields.len());
-                for field in &record.fields {
-                    let node = self.node(&field.schema)?;
-                    let null_branch = match &node {
-                        Node::Union(branches) => {
-                            branches.iter().position(|b| matches!(b, Node::Null))
-                        }
-                        _ => None,
-                    };
-                    fields.push(Field {
-                        name: field.name.clone(),
-                        node,
-                        null_branch,
-                    });
-                }
-                self.records[index] = fields;
-                Node::Record(index)
-            }
-            Avro::Ref { name } => self
-                .named
-                .get(&name.fullname(None))
-                .cloned()
-                .ok_or_else(|| format!("unknown type `{}`", name.fullname(None)))?,
-            other => {
-                return Err(format!(
-                    "sim cannot write Avro {:?} from an event",
-                    apache_avro::schema::SchemaKind::from(other)
-                ))
-            }
-        })
-    }
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 //! written is a schema Avro's own library accepts.
 
 pub mod encode;
+mod plan;
 pub mod schema;
 
 pub use encode::{AvroWriter, WIRE_MAGIC};

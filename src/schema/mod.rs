@@ -22,6 +22,8 @@ use std::fmt;
 
 use rhai::{Dynamic, Map};
 
+mod json_schema;
+
 /// The type a field must have.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FieldType {
@@ -160,35 +162,6 @@ impl Schema {
         Ok(Self { fields })
     }
 
-    /// The schema as a JSON Schema (draft 2020-12) object: what `sim schema --format
-    /// json-schema` prints and a JSON consumer can validate against. Fields the schema does not
-    /// name are refused (`additionalProperties: false`), as `sim check` refuses them.
-    pub fn to_json_schema(&self) -> serde_json::Value {
-        let mut object = self.json_object();
-        object["$schema"] = "https://json-schema.org/draft/2020-12/schema".into();
-        object
-    }
-
-    fn json_object(&self) -> serde_json::Value {
-        let properties: serde_json::Map<String, serde_json::Value> = self
-            .fields
-            .iter()
-            .map(|(name, spec)| (name.clone(), spec.json_schema()))
-            .collect();
-        let required: Vec<&String> = self
-            .fields
-            .iter()
-            .filter(|(_, spec)| spec.required)
-            .map(|(name, _)| name)
-            .collect();
-        serde_json::json!({
-            "type": "object",
-            "properties": properties,
-            "required": required,
-            "additionalProperties": false,
-        })
-    }
-
     /// Checks `event`, adding each violation to `out`.
     pub fn validate(&self, event: &Map, out: &mut Vec<Violation>) {
         self.validate_at("", event, out);
@@ -276,44 +249,6 @@ impl FieldSpec {
         Ok(field)
     }
 
-    fn json_schema(&self) -> serde_json::Value {
-        use serde_json::json;
-        let mut schema = match (self.ty, &self.fields) {
-            (FieldType::Map, Some(nested)) => nested.json_object(),
-            (FieldType::Any, _) => json!({}),
-            (ty, _) => {
-                let word = match ty {
-                    FieldType::Int => "integer",
-                    FieldType::Float | FieldType::Number => "number",
-                    FieldType::String => "string",
-                    FieldType::Bool => "boolean",
-                    FieldType::Map => "object",
-                    FieldType::Array => "array",
-                    FieldType::Any => unreachable!("matched above"),
-                };
-                json!({ "type": word })
-            }
-        };
-        if let Some(values) = &self.values {
-            let mut values: Vec<serde_json::Value> = values.iter().map(|v| json!(v)).collect();
-            if self.nullable {
-                values.push(serde_json::Value::Null);
-            }
-            schema["enum"] = values.into();
-        }
-        if let Some(min) = self.min {
-            schema["minimum"] = min.into();
-        }
-        if let Some(max) = self.max {
-            schema["maximum"] = max.into();
-        }
-        if self.nullable && self.ty != FieldType::Any {
-            let ty = schema["type"].clone();
-            schema["type"] = json!([ty, "null"]);
-        }
-        schema
-    }
-
     fn validate(&self, path: &str, value: &Dynamic, out: &mut Vec<Violation>) {
         let mut fail = |message: String| {
             out.push(Violation {
@@ -355,7 +290,7 @@ impl FieldSpec {
 mod tests {
     use super::*;
 
-    fn eval_map(engine: &rhai::Engine, source: &str) -> Map {
+    pub(super) fn eval_map(engine: &rhai::Engine, source: &str) -> Map {
         engine.eval::<Map>(source).unwrap()
     }
 
@@ -367,7 +302,7 @@ mod tests {
         out.iter().map(ToString::to_string).collect()
     }
 
-    const SCHEMA: &str = r#"#{
+    pub(super) const SCHEMA: &str = r#"#{
         amount: #{ type: "int", min: 0 },
         status: #{ type: "string", values: ["approved", "declined"] },
         reason: #{ type: "string", nullable: true },
@@ -410,32 +345,6 @@ mod tests {
             r#"#{ amount: (), status: "approved", reason: (), location: #{ lat: 1.0, lng: 1.0 } }"#,
         );
         assert_eq!(found, ["`amount`: is null, expected int"]);
-    }
-
-    #[test]
-    fn the_json_schema_has_types_ranges_enums_and_nullables() {
-        let engine = rhai::Engine::new();
-        let schema = Schema::from_map(&eval_map(&engine, SCHEMA)).unwrap();
-        let json = schema.to_json_schema();
-        assert_eq!(json["additionalProperties"], false);
-        assert_eq!(
-            json["required"],
-            serde_json::json!(["amount", "location", "reason", "status"])
-        );
-        let property = |name: &str| json["properties"][name].clone();
-        assert_eq!(
-            property("amount"),
-            serde_json::json!({ "type": "integer", "minimum": 0.0 })
-        );
-        assert_eq!(
-            property("reason")["type"],
-            serde_json::json!(["string", "null"])
-        );
-        assert_eq!(
-            property("status")["enum"],
-            serde_json::json!(["approved", "declined"])
-        );
-        assert_eq!(property("location")["properties"]["lat"]["type"], "number");
     }
 
     #[test]
