@@ -3,7 +3,8 @@
 # and returns at once when the part is already there.
 #   - Tansu, a Kafka-compatible broker in Rust (a real broker over TCP)
 #   - kcat, from Debian (an outside consumer)
-#   - confluent-kafka, the Python client (an outside consumer, and the Python baseline)
+#   - confluent-kafka, the Python client (an outside consumer, and the Python baseline), with its
+#     Avro support (fastavro and the schema registry client: the `avro` extra)
 set -euo pipefail
 
 log() { printf 'install-test-deps: %s\n' "$*" >&2; }
@@ -38,6 +39,16 @@ install_confluent_kafka() {
   python3 -m pip install --quiet 'confluent-kafka>=2.6'
 }
 
+install_confluent_kafka_avro() {
+  if python3 -c 'import fastavro; from confluent_kafka.schema_registry.avro import AvroDeserializer' >/dev/null 2>&1; then
+    log "confluent-kafka Avro support present"
+    return
+  fi
+  log "installing confluent-kafka's Avro support (fastavro, the registry client) from PyPI"
+  python3 -m pip install --quiet 'confluent-kafka[avro]>=2.6'
+}
+
 install_kcat
 install_confluent_kafka
+install_confluent_kafka_avro
 install_tansu

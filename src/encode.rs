@@ -1,6 +1,11 @@
-//! Turning what `event(ctx)` returned into Kafka records: the key field and the JSON value.
+//! Turning what `event(ctx)` returned into Kafka records: the key field and the value, in JSON
+//! (the default) or in Avro's Confluent wire format (`--encoding avro`, see [`crate::avro`]).
+
+use std::sync::Arc;
 
 use rhai::{Dynamic, Map};
+
+use crate::avro::AvroWriter;
 
 /// An event that cannot be encoded.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
@@ -35,23 +40,59 @@ pub enum EncodeError {
         /// serde_json's message.
         message: String,
     },
+    /// The event does not fit the Avro schema.
+    #[error("event {seq} does not fit the Avro schema: {message}")]
+    #[diagnostic(
+        code(sim::avro::encode),
+        help("the schema is derived from config().schema (or is config().avro_schema); `sim check` shows where events break the declared schema, `sim schema` prints the Avro one")
+    )]
+    Avro {
+        /// The arrival's sequence number.
+        seq: i64,
+        /// Which field, and how.
+        message: String,
+    },
+}
+
+/// How message values are written.
+#[derive(Debug, Clone, Default)]
+pub enum ValueFormat {
+    /// A JSON object.
+    #[default]
+    Json,
+    /// Avro in the Confluent wire format, with a registered schema.
+    Avro(Arc<AvroWriter>),
 }
 
 /// Encodes events into reusable buffers, so the hot path allocates nothing once warmed up.
 #[derive(Debug, Default)]
 pub struct EventEncoder {
     key_field: String,
+    format: ValueFormat,
     /// The last event's key.
     pub key: Vec<u8>,
-    /// The last event's JSON value.
+    /// The last event's value.
     pub payload: Vec<u8>,
+}
+
+impl Clone for EventEncoder {
+    /// An encoder of the same kind, with buffers of its own.
+    fn clone(&self) -> Self {
+        Self::with_format(&self.key_field, self.format.clone())
+    }
 }
 
 impl EventEncoder {
     /// An encoder that keys events by `key_field`.
     pub fn new(key_field: &str) -> Self {
+        Self::with_format(key_field, ValueFormat::Json)
+    }
+
+    /// An encoder that keys events by `key_field` and writes values as `format` says.
+    pub fn with_format(key_field: &str, format: ValueFormat) -> Self {
         Self {
             key_field: key_field.to_string(),
+            format,
             key: Vec::with_capacity(64),
             payload: Vec::with_capacity(1024),
         }
@@ -69,12 +110,16 @@ impl EventEncoder {
                 seq,
             })?;
         write_key(key, &mut self.key);
-        serde_json::to_writer(&mut self.payload, &JsonObject(event)).map_err(|err| {
-            EncodeError::Json {
-                seq,
-                message: err.to_string(),
-            }
-        })
+        match &self.format {
+            ValueFormat::Json => serde_json::to_writer(&mut self.payload, &JsonObject(event))
+                .map_err(|err| EncodeError::Json {
+                    seq,
+                    message: err.to_string(),
+                }),
+            ValueFormat::Avro(writer) => writer
+                .write(event, &mut self.payload)
+                .map_err(|message| EncodeError::Avro { seq, message }),
+        }
     }
 }
 

@@ -3,7 +3,9 @@
 //! consumer side has its own ([`crate::analyze::AnalyzeError`]), and the command line joins the
 //! two ([`crate::cli::CliError`]).
 
+use crate::avro::AvroError;
 use crate::pipeline::PipelineError;
+use crate::registry::RegistryError;
 use crate::scenario::ScenarioError;
 use crate::sink::SinkError;
 
@@ -18,6 +20,14 @@ pub enum SimError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Pipeline(#[from] PipelineError),
+    /// The scenario has no usable Avro schema, or Avro does not fit the options.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Avro(#[from] AvroError),
+    /// The schema registry could not be reached, refused the schema, or could not start.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Registry(#[from] RegistryError),
     /// The sink could not be opened or closed.
     #[error(transparent)]
     #[diagnostic(transparent)]

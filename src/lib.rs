@@ -14,10 +14,13 @@
 //!   [`watch`] (saves to files), [`shutdown`] (the stop signal), and [`clock`] (what the
 //!   simulator takes as now, `--now`, on the wall clock or on paused virtual time in tests).
 //! - [`settings`]: flags > environment > config file > `config()` > defaults.
-//! - [`schema`], [`encode`] and [`labels`]: the declared event schema, an event map into a key
-//!   and a JSON value, and the ground truth (`_fraud`, the `fraud_pattern` header, `--labels`).
+//! - [`schema`], [`avro`], [`encode`] and [`labels`]: the declared event schema, the Avro schema
+//!   derived from it and the Avro writer, an event map into a key and a JSON or Avro value, and
+//!   the ground truth (`_fraud`, the `fraud_pattern` header, `--labels`).
 //! - [`script`]: the scenario (compiled once, called per arrival) and its native API.
 //! - [`rate`] and [`timeline`]: when events happen (arrivals in real or virtual time).
+//! - [`registry`]: the Confluent Schema Registry API, as a client (register the schema at
+//!   start) and as the embedded registry `sim run` serves beside the embedded broker.
 //! - [`delivery`] (the account: produced = delivered + failed), [`kafka`] (the Kafka client
 //!   set-up both sides share, and why a first contact failed: unreachable, SASL or TLS), [`sink`] (Kafka, stdout and file
 //!   sinks, with delivery accounting), [`metrics`] (the running figures) and [`broker`] (the
@@ -35,6 +38,7 @@
 
 pub mod analyze;
 pub mod app;
+pub mod avro;
 pub mod bench;
 pub mod broker;
 pub mod check;
@@ -48,6 +52,7 @@ pub mod labels;
 pub mod metrics;
 pub mod pipeline;
 pub mod rate;
+pub mod registry;
 pub mod reload;
 pub mod rng;
 pub mod scenario;

@@ -116,13 +116,23 @@ pub const CHECK_EVENTS: u64 = 200;
 
 /// Loads, configures and sets up the scenario of `options`.
 pub fn prepare(options: &Options) -> Result<Prepared, ScenarioError> {
+    let mut prepared = configure(options)?;
+    let now_ms = prepared.now.timestamp_millis();
+    prepared
+        .scenario
+        .setup(&prepared.settings, prepared.seed, now_ms)?;
+    Ok(prepared)
+}
+
+/// Loads and configures the scenario of `options` without setting it up: enough to know its
+/// settings and schemas (`sim schema`), not to make events.
+pub fn configure(options: &Options) -> Result<Prepared, ScenarioError> {
     let mut scenario = Scenario::load(&options.script)?;
     let defaults = scenario.config()?;
     let settings = resolve(&options.input, &defaults)?;
     let seed = options.seed.unwrap_or_else(fresh_seed);
     let now = options.now.unwrap_or_else(Utc::now);
     let clock = SimClock::on(options.time.clone(), now);
-    scenario.setup(&settings, seed, now.timestamp_millis())?;
     Ok(Prepared {
         scenario,
         settings,

@@ -49,6 +49,14 @@ pub(super) struct CommonArgs {
     /// for any number: workers change the speed, not the output.
     #[arg(long, value_name = "N")]
     workers: Option<String>,
+    /// How message values are encoded: json, or avro (the Confluent wire format, the schema
+    /// registered in a schema registry; overrides ENCODING).
+    #[arg(long, value_name = "json|avro")]
+    encoding: Option<String>,
+    /// The schema registry for --encoding avro (overrides SCHEMA_REGISTRY_URL; basic auth from
+    /// SCHEMA_REGISTRY_AUTH=user:password). Without either, an embedded registry runs.
+    #[arg(long, value_name = "URL")]
+    schema_registry: Option<String>,
 }
 
 pub(super) fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
@@ -95,7 +103,7 @@ pub(super) fn user_input(
 
 impl CommonArgs {
     pub(super) fn options(self, script: PathBuf, default_sink: &str) -> Result<Options, CliError> {
-        let input = user_input(
+        let mut input = user_input(
             self.config,
             &self.set,
             &self.kafka,
@@ -103,6 +111,15 @@ impl CommonArgs {
             self.brokers.as_ref(),
             self.workers.as_ref(),
         )?;
+        let more = [
+            ("encoding", self.encoding, "--encoding"),
+            ("schema_registry", self.schema_registry, "--schema-registry"),
+        ];
+        for (key, value, flag) in more {
+            if let Some(value) = value {
+                input.flags.push((key.into(), value, flag.into()));
+            }
+        }
         let sink = SinkSpec::parse(self.sink.as_deref().unwrap_or(default_sink))?;
         Ok(Options {
             script,

@@ -118,6 +118,22 @@ enum Command {
     /// Time a scenario making events (encoded, sent nowhere) on one core and on every core, and
     /// list the script functions and lines that take the time.
     Bench(bench::BenchArgs),
+    /// Print the schema of the events a scenario produces: the Avro schema that --encoding avro
+    /// registers (derived from config().schema, or the script's own config().avro_schema), or
+    /// the JSON Schema of its JSON events.
+    Schema {
+        /// The scenario script.
+        script: PathBuf,
+        /// The schema language.
+        #[arg(long, value_enum, default_value_t = SchemaFormat::Avro)]
+        format: SchemaFormat,
+        /// Topic the events go to: it names the Avro record (overrides TOPIC).
+        #[arg(long)]
+        topic: Option<String>,
+        /// TOML config file.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
     /// Consume the transactions topic in a consumer group: aggregates, event-time windows and
     /// fraud detection, scored against the ground truth; a live view, a summary at exit.
     Analyze(analyze::AnalyzeArgs),
@@ -225,6 +241,41 @@ fn backfill(
     Ok(report(&outcome))
 }
 
+/// The schema language of `sim schema`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum SchemaFormat {
+    /// Avro, as registered with --encoding avro.
+    Avro,
+    /// JSON Schema (draft 2020-12) of the JSON events, from config().schema.
+    JsonSchema,
+}
+
+fn schema(
+    script: PathBuf,
+    format: SchemaFormat,
+    topic: Option<String>,
+    config: Option<PathBuf>,
+) -> Result<ExitCode, CliError> {
+    let input = user_input(config, &[], &[], topic.as_ref(), None, None)?;
+    let options = crate::scenario::Options {
+        script,
+        input,
+        seed: Some(0),
+        now: None,
+        sink: crate::sink::SinkSpec::Stdout,
+        labels: false,
+        meta: false,
+        time: crate::clock::TimeSource::real(),
+    };
+    let text = match format {
+        SchemaFormat::Avro => app::avro_schema(&options)?,
+        SchemaFormat::JsonSchema => app::json_schema(&options)?,
+    };
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stdout(), "{text}");
+    Ok(ExitCode::SUCCESS)
+}
+
 /// Output format of `sim check` and `sim bench`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum Format {
@@ -281,6 +332,12 @@ impl Cli {
                 Ok(check::check(&scripts, &options, format, &input))
             }
             Command::Bench(args) => bench::bench(args),
+            Command::Schema {
+                script,
+                format,
+                topic,
+                config,
+            } => schema(script, format, topic, config),
             Command::Analyze(args) => analyze::analyze(args),
         }
     }

@@ -15,6 +15,10 @@ use crate::sink::DeliveryAccount;
 pub(super) fn print_notice(notice: Notice) {
     match notice {
         Notice::Seed(seed) => say!("seed {seed} (pass --seed {seed} to reproduce)"),
+        Notice::EmbeddedRegistry { url } => say!("schema registry at {url}"),
+        Notice::SchemaRegistered { subject, id, url } => {
+            say!("avro: schema id {id}, subject {subject}, registry {url}")
+        }
         Notice::EmbeddedBroker {
             address,
             topic,

@@ -15,6 +15,7 @@ use chrono::{DateTime, Utc};
 use rhai::ImmutableString;
 
 use crate::clock::SimClock;
+use crate::encode::EventEncoder;
 use crate::metrics::Metrics;
 use crate::rate::{Nanos, PeakHours, RateCurve, RateError, SampledCurve};
 use crate::rng::{follow_up_id, stream_rng, Stream};
@@ -55,7 +56,8 @@ pub fn nanos(time: DateTime<Utc>) -> Nanos {
 pub struct Pipeline<'s> {
     /// The running scenario version, once a worker; the first makes what is made in turn.
     workers: Vec<Worker>,
-    key_field: String,
+    /// How every worker encodes events (each has a copy with buffers of its own).
+    encoder: EventEncoder,
     peak_hours: PeakHours,
     sink: &'s mut dyn Sink,
     metrics: Arc<Metrics>,
@@ -137,8 +139,11 @@ impl<'s> Pipeline<'s> {
         metrics: Arc<Metrics>,
     ) -> Self {
         Self {
-            workers: vec![Worker::new(scenario, &settings.key_field)],
-            key_field: settings.key_field.clone(),
+            workers: vec![Worker::new(
+                scenario,
+                EventEncoder::new(&settings.key_field),
+            )],
+            encoder: EventEncoder::new(&settings.key_field),
             peak_hours: peak_hours(settings),
             sink,
             metrics,
@@ -193,10 +198,19 @@ impl<'s> Pipeline<'s> {
         let count = count.max(1);
         self.workers.truncate(count);
         while self.workers.len() < count {
-            let worker = self.workers[0].fork(&self.key_field)?;
+            let worker = self.workers[0].fork()?;
             self.workers.push(worker);
         }
         Ok(())
+    }
+
+    /// Encodes events with `encoder` (its key field and value format) rather than as JSON keyed
+    /// by the `key_field` setting; reloaded versions of the scenario encode alike.
+    pub fn encode_with(&mut self, encoder: EventEncoder) {
+        for worker in &mut self.workers {
+            worker.encode_with(encoder.clone());
+        }
+        self.encoder = encoder;
     }
 
     /// Adds the ground truth to every event as a `_label` field: `{"fraud": bool, "pattern":
@@ -228,7 +242,7 @@ impl<'s> Pipeline<'s> {
         scenario.take_memory_from(&self.workers[0].scenario);
         let workers = std::iter::once(scenario)
             .chain(candidate.forks)
-            .map(|scenario| Worker::new(scenario, &self.key_field))
+            .map(|scenario| Worker::new(scenario, self.encoder.clone()))
             .collect();
         let retired = Fallback {
             workers: std::mem::replace(&mut self.workers, workers),

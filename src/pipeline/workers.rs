@@ -88,7 +88,7 @@ pub struct MakeOptions {
 pub struct Outgoing {
     /// The message key.
     pub key: Vec<u8>,
-    /// The JSON value.
+    /// The value: JSON, or Avro in the Confluent wire format.
     pub payload: Vec<u8>,
     /// The fraud pattern that made it, if any (ground truth).
     pub pattern: Option<String>,
@@ -129,17 +129,19 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// A worker running `scenario`, keying events by `key_field`.
-    pub fn new(scenario: Scenario, key_field: &str) -> Self {
-        Self {
-            scenario,
-            encoder: EventEncoder::new(key_field),
-        }
+    /// A worker running `scenario`, encoding events with `encoder`.
+    pub fn new(scenario: Scenario, encoder: EventEncoder) -> Self {
+        Self { scenario, encoder }
     }
 
-    /// Another worker over the same scenario version.
-    pub fn fork(&self, key_field: &str) -> Result<Self, ScriptError> {
-        Ok(Self::new(self.scenario.fork()?, key_field))
+    /// Another worker over the same scenario version, encoding alike.
+    pub fn fork(&self) -> Result<Self, ScriptError> {
+        Ok(Self::new(self.scenario.fork()?, self.encoder.clone()))
+    }
+
+    /// Encodes events with `encoder` from now on.
+    pub fn encode_with(&mut self, encoder: EventEncoder) {
+        self.encoder = encoder;
     }
 
     /// Makes `job` as event number `seq`: runs the script, checks and encodes what it returned.

@@ -93,6 +93,8 @@ pub struct Scenario {
     /// `check(event, settings)`; `None` without one.
     check_arity: Option<usize>,
     schema: Option<Schema>,
+    /// The scenario's own Avro schema (`config().avro_schema`), as JSON text.
+    avro_schema: Option<String>,
     scope: Scope<'static>,
     /// The per-event calls, with the function-resolution cache they share (see `calls.rs`).
     calls: calls::EventCalls,
@@ -308,6 +310,7 @@ impl Scenario {
         worker.properties.register(&mut worker.engine);
         worker.calls.reset();
         worker.schema = self.schema.clone();
+        worker.avro_schema = self.avro_schema.clone();
         worker.events = self.events.clone();
         Ok(worker)
     }
@@ -382,6 +385,7 @@ impl Scenario {
             rate_arity,
             check_arity,
             schema: None,
+            avro_schema: None,
             scope: Scope::new(),
             calls,
         })
@@ -471,6 +475,8 @@ impl Scenario {
         for (key, value) in map {
             if key == "schema" {
                 self.schema = Some(self.read_schema(&value)?);
+            } else if key == "avro_schema" {
+                self.avro_schema = Some(self.read_avro_schema(&value)?);
             } else if key == "limits" {
                 defaults.limits = convert::limits(&value).ok_or_else(|| {
                     self.source.bad_return(
@@ -507,6 +513,31 @@ impl Scenario {
             .read_lock::<Map>()
             .ok_or_else(|| bad(format!("a schema of type {}", value.type_name())))?;
         Schema::from_map(&map).map_err(bad)
+    }
+
+    /// `config().avro_schema` as JSON text: a string as written, a map as JSON. apache-avro
+    /// parses it when an Avro encoding needs it (see [`crate::avro`]).
+    fn read_avro_schema(&self, value: &Dynamic) -> Result<String, ScriptError> {
+        let bad = |found: String| {
+            self.source.bad_return(
+                "config",
+                self.position_of("config"),
+                &found,
+                "an Avro schema as a map or a JSON string (see docs/avro.md)",
+            )
+        };
+        if let Some(text) = value.read_lock::<rhai::ImmutableString>() {
+            return Ok(text.to_string());
+        }
+        if !value.is_map() {
+            return Err(bad(format!("avro_schema of type {}", value.type_name())));
+        }
+        serde_json::to_string(value).map_err(|err| bad(format!("avro_schema ({err})")))
+    }
+
+    /// The scenario's own Avro schema (`config().avro_schema`) as JSON text, if it gives one.
+    pub fn avro_schema(&self) -> Option<&str> {
+        self.avro_schema.as_deref()
     }
 
     /// The event schema declared in `config()`, if any.

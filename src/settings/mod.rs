@@ -29,6 +29,7 @@ const ENV_NAMES: &[(&str, &str)] = &[
     ("rate", "EVENT_RATE"),
     ("init_mode", "EVENT_INIT_MODE"),
     ("workers", "SIM_WORKERS"),
+    ("schema_registry", "SCHEMA_REGISTRY_URL"),
 ];
 
 /// Keys that are not settings in a script's `config()` map.
@@ -53,6 +54,27 @@ pub enum OnError {
     /// Stop at the first failing event, with its diagnostic (the default of `sim backfill`,
     /// `sim sample` and `sim check`).
     Stop,
+}
+
+/// How message values are encoded (`encoding`, env `ENCODING`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    /// A JSON object (the default).
+    Json,
+    /// Avro in the Confluent wire format, its schema registered in a schema registry.
+    Avro,
+}
+
+/// The subject a schema is registered under (`subject_strategy`, env `SUBJECT_STRATEGY`), as
+/// Confluent's serializers name them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubjectStrategy {
+    /// `<topic>-value` (TopicNameStrategy, the default).
+    Topic,
+    /// The record's full name (RecordNameStrategy).
+    Record,
+    /// `<topic>-<record full name>` (TopicRecordNameStrategy).
+    TopicRecord,
 }
 
 /// A typed setting value, as the script sees it in `ctx.settings`.
@@ -111,6 +133,15 @@ pub struct Settings {
     /// Bytes of messages the embedded broker keeps in all before it deletes a partition's oldest
     /// (`EMBEDDED_MAX_BYTES`); 0: half the memory available when it starts.
     pub embedded_max_bytes: u64,
+    /// How message values are encoded (`--encoding`, `ENCODING`).
+    pub encoding: Encoding,
+    /// The schema registry's URL (`--schema-registry`, `SCHEMA_REGISTRY_URL`); `None` runs the
+    /// embedded registry when the encoding needs one.
+    pub schema_registry: Option<String>,
+    /// Where `schema_registry` came from, for connection errors.
+    pub schema_registry_origin: Origin,
+    /// The subject the schema is registered under (`SUBJECT_STRATEGY`).
+    pub subject_strategy: SubjectStrategy,
     /// librdkafka properties from the `[kafka]` table and `-X`, `-X` last.
     pub kafka: BTreeMap<String, String>,
     /// Every setting as the script sees it.
@@ -239,6 +270,8 @@ fn builtin_defaults() -> Vec<(&'static str, RawValue)> {
         ("max_remembered", RawValue::Int(1_000_000)),
         // 0: half the memory available when the embedded broker starts.
         ("embedded_max_bytes", RawValue::Int(0)),
+        ("encoding", RawValue::Str("json".into())),
+        ("subject_strategy", RawValue::Str("topic".into())),
     ]
 }
 
@@ -279,9 +312,11 @@ pub fn resolve(input: &UserInput, script: &ScriptDefaults) -> Result<Settings, S
             },
         );
     }
-    // Only settings someone declared can be set; `brokers` has no default but is always known.
+    // Only settings someone declared can be set; `brokers` and `schema_registry` have no default
+    // but are always known.
     let mut known: Vec<String> = layered.keys().cloned().collect();
     known.push("brokers".into());
+    known.push("schema_registry".into());
     known.sort();
     let check_known = |key: &str, origin: &Origin| {
         if known.iter().any(|k| k == key) {
@@ -333,6 +368,7 @@ fn build(
 ) -> Result<Settings, SettingsError> {
     let get = |key: &str| layered.get(key).expect("every engine key has a default");
     let brokers = layered.get("brokers");
+    let registry = layered.get("schema_registry");
     let mut values = BTreeMap::new();
     for (key, sourced) in &layered {
         let declared = script.values.iter().find(|(k, _)| k == key).map(|(_, v)| v);
@@ -362,6 +398,12 @@ fn build(
         },
         embedded_max_bytes: checked::at_least("embedded_max_bytes", get("embedded_max_bytes"), 0)?
             as u64,
+        encoding: checked::encoding("encoding", get("encoding"))?,
+        schema_registry: registry
+            .map(|r| checked::text("schema_registry", r))
+            .transpose()?,
+        schema_registry_origin: registry.map_or(Origin::Default, |r| r.origin.clone()),
+        subject_strategy: checked::subject_strategy("subject_strategy", get("subject_strategy"))?,
         kafka,
         values,
     };
@@ -491,6 +533,36 @@ mod checked {
             Some("flush") => Ok(InitMode::Flush),
             Some("skip") => Ok(InitMode::Skip),
             _ => Err(invalid(key, s, "flush or skip")),
+        }
+    }
+
+    pub(super) fn encoding(key: &str, s: &Sourced) -> Result<Encoding, SettingsError> {
+        match s
+            .value
+            .as_str()
+            .map(|t| t.trim().to_ascii_lowercase())
+            .as_deref()
+        {
+            Some("json") => Ok(Encoding::Json),
+            Some("avro") => Ok(Encoding::Avro),
+            _ => Err(invalid(key, s, "json or avro")),
+        }
+    }
+
+    pub(super) fn subject_strategy(
+        key: &str,
+        s: &Sourced,
+    ) -> Result<SubjectStrategy, SettingsError> {
+        match s
+            .value
+            .as_str()
+            .map(|t| t.trim().to_ascii_lowercase().replace('-', "_"))
+            .as_deref()
+        {
+            Some("topic") => Ok(SubjectStrategy::Topic),
+            Some("record") => Ok(SubjectStrategy::Record),
+            Some("topic_record") => Ok(SubjectStrategy::TopicRecord),
+            _ => Err(invalid(key, s, "topic, record or topic_record")),
         }
     }
 

@@ -219,3 +219,35 @@ fn on_error_is_auto_unless_set_and_names_its_choices_when_wrong() {
     let err = resolve(&env(&[("ON_ERROR", "ignore")]), &script(&[])).unwrap_err();
     assert!(err.to_string().contains("skip, stop or auto"), "{err}");
 }
+
+#[test]
+fn encoding_and_schema_registry_resolve_and_a_bad_encoding_names_its_origin() {
+    let settings = resolve(&env(&[]), &script(&[])).unwrap();
+    assert_eq!(settings.encoding, Encoding::Json);
+    assert_eq!(settings.schema_registry, None);
+
+    let input = env(&[
+        ("ENCODING", "avro"),
+        ("SCHEMA_REGISTRY_URL", "http://registry:8081"),
+    ]);
+    let settings = resolve(&input, &script(&[])).unwrap();
+    assert_eq!(settings.encoding, Encoding::Avro);
+    assert_eq!(
+        settings.schema_registry.as_deref(),
+        Some("http://registry:8081")
+    );
+    assert_eq!(
+        settings.schema_registry_origin,
+        Origin::Env("SCHEMA_REGISTRY_URL".into())
+    );
+
+    let mut input = env(&[]);
+    input
+        .flags
+        .push(("encoding".into(), "protobuf".into(), "--encoding".into()));
+    let message = resolve(&input, &script(&[])).unwrap_err().to_string();
+    assert_eq!(
+        message,
+        "invalid value `protobuf` for setting `encoding` (from flag --encoding): expected json or avro"
+    );
+}

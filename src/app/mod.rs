@@ -4,18 +4,24 @@
 //! the clock, opens the sink (starting the embedded broker when no brokers are configured), runs
 //! the pipeline and closes the sink with a final account. What a person should see along the way
 //! (the seed, the broker's address) is reported through [`Notice`]s, so the library never writes
-//! to the terminal itself.
+//! to the terminal itself. With `--encoding avro`, [`avro`] registers the schema (with the embedded
+//! registry when none is configured) before the sink opens.
+
+mod avro;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::avro::AvroError;
 use crate::broker::history::{
     check_retention, watch_config, Deletion, HistoryWatch, ShortRetention,
 };
 use crate::broker::{EmbeddedBroker, LogBudget};
+use crate::encode::EventEncoder;
 use crate::error::SimError;
 use crate::metrics::Metrics;
 use crate::pipeline::{BackfillSpec, Pipeline, PipelineError, StreamNotice};
+use crate::registry::EmbeddedRegistry;
 use crate::reload::{self, ReloadNotice};
 use crate::scenario::{check_start, prepare, Options, Prepared};
 use crate::settings::{InitMode, OnError};
@@ -41,6 +47,20 @@ pub enum Notice {
         topic: String,
         /// What it keeps before deleting a partition's oldest messages.
         budget: LogBudget,
+    },
+    /// The embedded schema registry is up at this URL.
+    EmbeddedRegistry {
+        /// Its URL, `http://127.0.0.1:PORT`.
+        url: String,
+    },
+    /// The Avro schema is registered: every message carries this id.
+    SchemaRegistered {
+        /// The subject, `<topic>-value`.
+        subject: String,
+        /// The schema's id.
+        id: u32,
+        /// The registry's URL, credentials masked.
+        url: String,
     },
     /// The broker deleted the oldest messages of a partition (a size cap or retention): they
     /// were delivered, and are gone.
@@ -96,6 +116,8 @@ struct OpenSink {
     _watch: Option<HistoryWatch>,
     // Held for its lifetime: the embedded broker stops when dropped.
     _broker: Option<EmbeddedBroker>,
+    // The embedded registry, stopped after the broker (whose drop waits for consumers).
+    registry: Option<EmbeddedRegistry>,
 }
 
 fn open_sink(
@@ -113,11 +135,13 @@ fn open_sink(
             sink: Box::new(JsonLinesSink::stdout(counters)),
             _watch: None,
             _broker: None,
+            registry: None,
         }),
         SinkSpec::File(path) => Ok(OpenSink {
             sink: Box::new(JsonLinesSink::file(path, counters)?),
             _watch: None,
             _broker: None,
+            registry: None,
         }),
         SinkSpec::Kafka => {
             let topic = TopicSpec {
@@ -184,6 +208,7 @@ fn open_sink(
                 sink: Box::new(sink),
                 _watch: Some(watch),
                 _broker: broker,
+                registry: None,
             })
         }
     }
@@ -213,9 +238,11 @@ fn close(
 /// Runs a whole pipeline step against an open sink, closing the sink (and so flushing what was
 /// accepted) whether the step succeeded or not. A failing event does what the `on_error`
 /// setting says, `policy` when it says `auto`.
+#[allow(clippy::too_many_arguments)]
 fn with_pipeline(
     prepared: Prepared,
     options: &Options,
+    encoder: Option<EventEncoder>,
     mut open: OpenSink,
     metrics: Arc<Metrics>,
     policy: OnError,
@@ -233,6 +260,9 @@ fn with_pipeline(
             open.sink.as_mut(),
             metrics,
         );
+        if let Some(encoder) = encoder {
+            pipeline.encode_with(encoder);
+        }
         pipeline.label_events(options.labels);
         pipeline.describe_events(options.meta);
         pipeline.on_error(prepared.settings.on_error.unwrap_or(policy));
@@ -256,6 +286,36 @@ fn with_pipeline(
     }
 }
 
+/// The encoder and the embedded registry of `--encoding avro`; none for JSON.
+fn avro_parts(
+    options: &Options,
+    prepared: &Prepared,
+    notify: &mut dyn FnMut(Notice),
+) -> Result<(Option<EventEncoder>, Option<EmbeddedRegistry>), SimError> {
+    Ok(match avro::setup(options, prepared, notify)? {
+        Some(setup) => (Some(setup.encoder), setup.registry),
+        None => (None, None),
+    })
+}
+
+/// `sim schema`: the Avro schema (JSON, indented) of the scenario's events as the settings of
+/// `options` resolve it (the topic names the record). The scenario is configured, not set up.
+pub fn avro_schema(options: &Options) -> Result<String, SimError> {
+    let prepared = crate::scenario::configure(options)?;
+    Ok(avro::event_schema(&prepared)?.pretty())
+}
+
+/// `sim schema --format json-schema`: the JSON Schema of the scenario's JSON events, from its
+/// declared schema.
+pub fn json_schema(options: &Options) -> Result<String, SimError> {
+    let prepared = crate::scenario::configure(options)?;
+    let scenario = &prepared.scenario;
+    let schema = scenario.schema().ok_or_else(|| AvroError::NoSchema {
+        scenario: scenario.name().to_string(),
+    })?;
+    Ok(serde_json::to_string_pretty(&schema.to_json_schema()).unwrap_or_default())
+}
+
 /// Receives what hot reload reports; `None` turns hot reload off.
 pub type ReloadReporter = Option<Box<dyn FnMut(ReloadNotice) + Send>>;
 
@@ -275,7 +335,9 @@ pub fn run(
     let prepared = check_start(prepare(options)?, &options.script)?;
     notify(Notice::Seed(prepared.seed));
     let flush = prepared.settings.init_mode == InitMode::Flush;
+    let (encoder, registry) = avro_parts(options, &prepared, notify)?;
     let mut open = open_sink(options, &prepared, &metrics, flush, notify, on_background)?;
+    open.registry = registry;
     open.sink.stop_on(shutdown);
     let (count, days) = (prepared.settings.backfill, prepared.settings.backfill_days);
     let now = prepared.now;
@@ -293,6 +355,7 @@ pub fn run(
     with_pipeline(
         prepared,
         options,
+        encoder,
         open,
         metrics,
         OnError::Skip,
@@ -327,13 +390,16 @@ pub fn backfill(
     notify(Notice::Seed(prepared.seed));
     let count = count.unwrap_or(prepared.settings.backfill);
     let days = days.unwrap_or(prepared.settings.backfill_days);
+    let (encoder, registry) = avro_parts(options, &prepared, notify)?;
     let mut open = open_sink(options, &prepared, &metrics, false, notify, on_background)?;
+    open.registry = registry;
     open.sink.stop_on(shutdown);
     let now = prepared.now;
     let policy = OnError::Stop;
     with_pipeline(
         prepared,
         options,
+        encoder,
         open,
         metrics,
         policy,
@@ -350,6 +416,8 @@ pub fn sample(
     notify: &mut dyn FnMut(Notice),
 ) -> Result<Outcome, SimError> {
     let prepared = check_start(prepare(options)?, &options.script)?;
+    // JSON lines only: `--encoding avro` is refused here as for any JSON-lines sink.
+    let (encoder, _) = avro_parts(options, &prepared, notify)?;
     // Standard output or a file: no broker to watch.
     let open = open_sink(
         options,
@@ -364,6 +432,7 @@ pub fn sample(
     with_pipeline(
         prepared,
         options,
+        encoder,
         open,
         metrics,
         policy,

@@ -22,6 +22,8 @@ use std::fmt;
 
 use rhai::{Dynamic, Map};
 
+mod json_schema;
+
 /// The type a field must have.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FieldType {
@@ -288,7 +290,7 @@ impl FieldSpec {
 mod tests {
     use super::*;
 
-    fn eval_map(engine: &rhai::Engine, source: &str) -> Map {
+    pub(super) fn eval_map(engine: &rhai::Engine, source: &str) -> Map {
         engine.eval::<Map>(source).unwrap()
     }
 
@@ -300,7 +302,7 @@ mod tests {
         out.iter().map(ToString::to_string).collect()
     }
 
-    const SCHEMA: &str = r#"#{
+    pub(super) const SCHEMA: &str = r#"#{
         amount: #{ type: "int", min: 0 },
         status: #{ type: "string", values: ["approved", "declined"] },
         reason: #{ type: "string", nullable: true },

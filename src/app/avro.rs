@@ -1,0 +1,95 @@
+//! `--encoding avro` for a command: the scenario's Avro schema, the registry (the configured
+//! one, or an embedded one started here), the id it gives the schema under its subject
+//! (`<topic>-value` unless `subject_strategy` says otherwise), and the encoder that writes every
+//! event with that id.
+
+use std::sync::Arc;
+
+use super::Notice;
+use crate::avro::{AvroError, AvroWriter, EventSchema};
+use crate::encode::{EventEncoder, ValueFormat};
+use crate::error::SimError;
+use crate::registry::{redacted, subject, Credentials, EmbeddedRegistry, RegistryClient, AUTH_ENV};
+use crate::scenario::{Options, Prepared};
+use crate::settings::{Encoding, Origin};
+use crate::sink::SinkSpec;
+
+/// Where the embedded registry listens: a free port on the loopback interface.
+const EMBEDDED_LISTEN: ([u8; 4], u16) = ([127, 0, 0, 1], 0);
+
+/// What `--encoding avro` set up: the encoder, and the embedded registry it registered with
+/// (kept running as long as the broker).
+pub(super) struct AvroSetup {
+    /// Writes events in the wire format with the registered id.
+    pub encoder: EventEncoder,
+    /// The embedded registry, when no registry was configured.
+    pub registry: Option<EmbeddedRegistry>,
+}
+
+/// The scenario's Avro schema as `options` resolve it: its own, or derived from its declared
+/// schema, named after the topic.
+pub(super) fn event_schema(prepared: &Prepared) -> Result<EventSchema, AvroError> {
+    let scenario = &prepared.scenario;
+    EventSchema::for_scenario(
+        scenario.name(),
+        scenario.schema(),
+        scenario.avro_schema(),
+        &prepared.settings.topic,
+    )
+}
+
+/// Sets up the Avro encoding when the `encoding` setting asks for it; `None` for JSON.
+pub(super) fn setup(
+    options: &Options,
+    prepared: &Prepared,
+    notify: &mut dyn FnMut(Notice),
+) -> Result<Option<AvroSetup>, SimError> {
+    let settings = &prepared.settings;
+    if settings.encoding != Encoding::Avro {
+        return Ok(None);
+    }
+    if options.sink != SinkSpec::Kafka {
+        return Err(AvroError::NotKafka.into());
+    }
+    if options.labels || options.meta {
+        return Err(AvroError::ExtraFields.into());
+    }
+    let schema = event_schema(prepared)?;
+    let (url, origin, registry) = match &settings.schema_registry {
+        Some(url) => (url.clone(), settings.schema_registry_origin.clone(), None),
+        None => {
+            let registry = EmbeddedRegistry::start(EMBEDDED_LISTEN.into())?;
+            let url = registry.url();
+            notify(Notice::EmbeddedRegistry { url: url.clone() });
+            (url, Origin::Default, Some(registry))
+        }
+    };
+    let credentials = options
+        .input
+        .env
+        .get(AUTH_ENV)
+        .map(|text| Credentials::parse(text))
+        .transpose()?;
+    let subject = subject(
+        settings.subject_strategy,
+        &settings.topic,
+        &schema.full_name(),
+    );
+    let id = RegistryClient::new(&url, origin, credentials).register(&subject, &schema.json)?;
+    notify(Notice::SchemaRegistered {
+        subject,
+        id,
+        url: redacted(&url),
+    });
+    let writer = AvroWriter::new(&schema.schema, id).map_err(|message| AvroError::Invalid {
+        scenario: prepared.scenario.name().to_string(),
+        message,
+    })?;
+    Ok(Some(AvroSetup {
+        encoder: EventEncoder::with_format(
+            &settings.key_field,
+            ValueFormat::Avro(Arc::new(writer)),
+        ),
+        registry,
+    }))
+}
