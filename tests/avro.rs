@@ -1,5 +1,5 @@
-//! `--encoding avro` end to end: `sim run` on the embedded broker with the embedded schema
-//! registry, read back by the Python client's own Avro deserializer (which fetches the schema by
+//! `--encoding avro` end to end: `sim run` on the embedded broker, and on Tansu over TCP, with
+//! the embedded schema registry, read back by the Python client's own Avro deserializer (which fetches the schema by
 //! the id in each message) and compared field for field with the same seed's JSON events; the
 //! registry's REST API as a plain HTTP client sees it; and the mistakes a user can make.
 
@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{darooghe, json_lines, mentions, root, run, sim, Background};
+use common::{darooghe, json_lines, mentions, root, run, sim, Background, Tansu};
 use serde_json::{json, Value};
 
 const SEED: &str = "7";
@@ -49,17 +49,33 @@ fn fails_without_avro_support() {
 
 #[test]
 fn avro_on_the_embedded_broker_and_registry_reads_back_as_the_json_events() {
+    reads_back_as_the_json_events(None);
+}
+
+#[test]
+fn avro_on_tansu_with_the_embedded_registry_reads_back_as_the_json_events() {
+    let tansu = Tansu::start();
+    reads_back_as_the_json_events(Some(&tansu.address));
+}
+
+/// `sim run --encoding avro` into `brokers` (else its embedded broker) with the embedded
+/// registry; the Python client's Avro deserializer reads the backfill back as the same seed's
+/// JSON events.
+fn reads_back_as_the_json_events(brokers: Option<&str>) {
     fails_without_avro_support();
     let expected = json_events();
-    let sim_run = Background::start(
-        sim()
-            .arg("run")
-            .arg(darooghe())
-            .args(["--encoding", "avro", "--seed", SEED, "--now", NOW])
-            .args(["--set", &format!("backfill={ARRIVALS}")])
-            // Next to no live events: the backfill is what is compared.
-            .args(["--set", "rate=0.0001", "--no-reload"]),
-    );
+    let mut command = sim();
+    command
+        .arg("run")
+        .arg(darooghe())
+        .args(["--encoding", "avro", "--seed", SEED, "--now", NOW])
+        .args(["--set", &format!("backfill={ARRIVALS}")])
+        // Next to no live events: the backfill is what is compared.
+        .args(["--set", "rate=0.0001", "--no-reload"]);
+    if let Some(brokers) = brokers {
+        command.args(["--brokers", brokers, "--topic", "avro.transactions"]);
+    }
+    let sim_run = Background::start(&mut command);
     let wait = Duration::from_secs(120);
     let registry_line = sim_run.wait_for_line("the registry's URL", wait, |l| {
         l.starts_with("schema registry at ")
@@ -68,7 +84,10 @@ fn avro_on_the_embedded_broker_and_registry_reads_back_as_the_json_events() {
         .strip_prefix("schema registry at ")
         .unwrap()
         .trim();
-    let (brokers, topic) = sim_run.embedded_broker(wait);
+    let (brokers, topic) = match brokers {
+        Some(brokers) => (brokers.to_string(), "avro.transactions".to_string()),
+        None => sim_run.embedded_broker(wait),
+    };
     sim_run.wait_for_line("the end of the backfill", wait, |l| {
         l.starts_with("backfilled ")
     });
