@@ -119,8 +119,13 @@ impl AvroWriter {
     }
 
     fn value(&self, node: &Node, value: &Dynamic, out: &mut Vec<u8>) -> Result<(), Fault> {
-        let mismatch =
-            |expected: &str| Fault::new(format!("is {}, expected {expected}", value.type_name()));
+        let mismatch = |expected: &str| {
+            Fault::new(format!(
+                "is {} `{}`, expected {expected}",
+                value.type_name(),
+                shown(value)
+            ))
+        };
         match node {
             Node::Null if value.is_unit() => {}
             Node::Null => return Err(mismatch("null")),
@@ -236,6 +241,16 @@ impl AvroWriter {
                 .iter()
                 .position(|node| matches!(node, Node::Float | Node::Double) && value.is_int())
         })
+    }
+}
+
+/// A value as a diagnostic quotes it: at most 40 characters, so a runaway string stays short.
+fn shown(value: &Dynamic) -> String {
+    const MOST: usize = 40;
+    let text = value.to_string();
+    match text.char_indices().nth(MOST) {
+        Some((end, _)) => format!("{}...", &text[..end]),
+        None => text,
     }
 }
 
@@ -365,7 +380,7 @@ mod tests {
         let cases = [
             (
                 format!(r#"#{{ {base}, location: #{{ lat: "x", lng: 0.0 }}, status: "ok" }}"#),
-                "`location.lat` is string, expected double",
+                "`location.lat` is string `x`, expected double",
             ),
             (
                 format!(r#"#{{ {base}, location: #{{ lat: 0.0, lng: 0.0 }}, status: "maybe" }}"#),
