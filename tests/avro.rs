@@ -535,3 +535,58 @@ fn an_avro_schema_given_as_json_text_is_parsed_and_a_broken_one_refused() {
         output.stderr
     );
 }
+
+#[test]
+fn wrong_registry_credentials_are_refused_by_name_and_the_password_never_shown() {
+    let registry = Background::start(
+        Command::new("python3")
+            .arg(root().join("tests/support/auth_registry.py"))
+            .args(["alice", "right-pw"]),
+    );
+    let line = registry.wait_for_line("the registry's port", Duration::from_secs(30), |l| {
+        l.starts_with("listening on ")
+    });
+    let url = format!(
+        "http://127.0.0.1:{}",
+        line.strip_prefix("listening on ").unwrap().trim()
+    );
+    let backfill = |auth: &str| {
+        run(
+            sim()
+                .arg("backfill")
+                .arg(darooghe())
+                .args(["--count", "20", "--encoding", "avro", "--topic", "payments"])
+                .args(["--schema-registry", &url])
+                .env("SCHEMA_REGISTRY_AUTH", auth),
+            Duration::from_secs(60),
+        )
+    };
+
+    let output = backfill("alice:wrong-pw");
+    assert!(!output.status.success(), "{}", output.stderr);
+    assert!(
+        mentions(
+            &output.stderr,
+            &format!(
+                "the schema registry at {url} (from flag --schema-registry) refused subject payments-value: HTTP 401"
+            )
+        ),
+        "{}",
+        output.stderr
+    );
+    assert!(
+        mentions(&output.stderr, "SCHEMA_REGISTRY_AUTH"),
+        "{}",
+        output.stderr
+    );
+    assert!(!output.stderr.contains("wrong-pw"), "{}", output.stderr);
+
+    let output = backfill("alice:right-pw");
+    assert!(output.status.success(), "{}", output.stderr);
+    assert!(
+        mentions(&output.stderr, "avro: schema id 7, subject payments-value"),
+        "{}",
+        output.stderr
+    );
+    assert!(!output.stderr.contains("right-pw"), "{}", output.stderr);
+}
