@@ -219,6 +219,17 @@ mod tests {
     }
 
     #[test]
+    fn a_schema_is_fetched_by_id_and_an_unknown_id_is_none() {
+        let registry = super::super::EmbeddedRegistry::start(([127, 0, 0, 1], 0).into()).unwrap();
+        let client = RegistryClient::new(&registry.url(), Origin::Default, None);
+        let schema = r#"{"type":"record","name":"T","fields":[{"name":"a","type":"long"}]}"#;
+        let id = client.register("t-value", schema).unwrap();
+        let fetched = client.schema(id).unwrap().expect("the registered schema");
+        assert!(fetched.contains("\"name\":\"T\""), "{fetched}");
+        assert_eq!(client.schema(id + 100).unwrap(), None);
+    }
+
+    #[test]
     fn subjects_are_escaped_in_paths() {
         assert_eq!(path_segment("a.b-value"), "a.b-value");
         assert_eq!(path_segment("a/b c"), "a%2Fb%20c");

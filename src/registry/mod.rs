@@ -90,7 +90,7 @@ pub enum RegistryError {
     #[error("cannot reach the schema registry at {at}: {reason}")]
     #[diagnostic(
         code(sim::registry::unreachable),
-        help("check the URL and that the registry is up; without --schema-registry and SCHEMA_REGISTRY_URL, sim serves an embedded registry")
+        help("check the URL and that the registry is up; without --schema-registry and SCHEMA_REGISTRY_URL, sim run and sim backfill serve an embedded registry, for as long as they run")
     )]
     Unreachable {
         /// The registry.
