@@ -169,3 +169,22 @@ fn an_unreachable_registry_stops_the_run_naming_its_url_and_origin() {
         out.stderr
     );
 }
+
+#[test]
+fn bad_registry_credentials_are_refused_without_being_printed() {
+    // Refused before any broker is asked, so no broker is needed.
+    let out = run(
+        sim()
+            .args(["analyze", "--brokers", "127.0.0.1:1", "--no-view"])
+            .args(["--schema-registry", "http://127.0.0.1:1"])
+            .env("SCHEMA_REGISTRY_AUTH", "s3cret-without-a-user"),
+        Duration::from_secs(60),
+    );
+    assert!(!out.status.success(), "{}", out.stderr);
+    assert!(
+        mentions(&out.stderr, "sim::registry::auth"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("s3cret"), "{}", out.stderr);
+}

@@ -126,8 +126,10 @@ impl AnalyzeArgs {
         let target = kafka_target(&input, DEFAULT_TOPIC)?;
         let (brokers, brokers_origin) = target.brokers.ok_or(AnalyzeError::NoBrokers)?;
         let (topic, _) = target.topic;
+        // Read only with a registry to use, as the producer does with --encoding avro.
         let registry_credentials = std::env::var(AUTH_ENV)
             .ok()
+            .filter(|_| target.schema_registry.is_some())
             .map(|text| Credentials::parse(&text))
             .transpose()
             .map_err(AnalyzeError::from)?;
