@@ -8,6 +8,7 @@
 //! handed over through the [`GroupContext`] and taken in after each poll. How batches are
 //! committed, at least once or exactly once, is described in [`super::group`].
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
@@ -17,6 +18,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Headers, Message, Timestamp};
 
 use super::analyzer::Analyzer;
+use super::avro::{is_avro, AvroReader, Decoded, Encodings};
 use super::batch::DeadLetter;
 use super::detect::pool::DetectPool;
 use super::detect::watch::{load_rules, RuleWatch};
@@ -25,9 +27,10 @@ use super::group::{commit, GroupContext};
 use super::progress::Recovery;
 use super::publish::Publisher;
 use super::summary::{RunInfo, Summary};
-use super::transaction::{parse, Incoming, Position};
+use super::transaction::{parse, Incoming, Poison, Position, Transaction};
 use super::view::{self, Progress};
 use super::{AnalyzeError, AnalyzeNotice, AnalyzeOptions};
+use crate::registry::RegistryClient;
 use crate::shutdown::Shutdown;
 use crate::sync::lock;
 
@@ -89,6 +92,9 @@ fn topic_shape(options: &AnalyzeOptions) -> Result<(i32, i32), AnalyzeError> {
     }
 }
 
+/// A message read: a transaction and the JSON event the rules see, or poison.
+type Read<'m> = Result<(Transaction, Cow<'m, [u8]>), Poison>;
+
 /// The run loop's state.
 struct Run<'a> {
     options: &'a AnalyzeOptions,
@@ -97,6 +103,8 @@ struct Run<'a> {
     at_eof: BTreeSet<i32>,
     last_message: Instant,
     consumed: u64,
+    encodings: Encodings,
+    avro: AvroReader,
     failing_rules: BTreeSet<String>,
     last_frame: Instant,
     consumed_at_frame: u64,
@@ -155,6 +163,10 @@ pub fn run(
         at_eof: BTreeSet::new(),
         last_message: Instant::now(),
         consumed: 0,
+        encodings: Encodings::default(),
+        avro: AvroReader::new(options.schema_registry.as_ref().map(|(url, origin)| {
+            RegistryClient::new(url, origin.clone(), options.registry_credentials.clone())
+        })),
         failing_rules: BTreeSet::new(),
         last_frame: Instant::now(),
         consumed_at_frame: 0,
@@ -190,6 +202,7 @@ pub fn run(
         group: options.group.clone(),
         exactly_once: options.exactly_once,
         consumed: run.consumed,
+        encodings: run.encodings,
         commits: pending.commits,
         elapsed_s: started.elapsed().as_secs_f64(),
     };
@@ -206,7 +219,7 @@ impl Run<'_> {
         let mut idle_since: Option<Instant> = None;
         while !shutdown.is_triggered() {
             match consumer.poll(Duration::from_millis(100)) {
-                Some(Ok(message)) => self.process(consumer.context(), &message, notify),
+                Some(Ok(message)) => self.process(consumer.context(), &message, notify)?,
                 Some(Err(KafkaError::PartitionEOF(partition))) => {
                     self.at_eof.insert(partition);
                     self.analyzer.partition_idle(partition);
@@ -250,7 +263,7 @@ impl Run<'_> {
         context: &GroupContext,
         message: &BorrowedMessage<'_>,
         notify: &mut dyn FnMut(AnalyzeNotice),
-    ) {
+    ) -> Result<(), AnalyzeError> {
         let position = Position {
             partition: message.partition(),
             offset: message.offset(),
@@ -258,35 +271,18 @@ impl Run<'_> {
         self.at_eof.remove(&position.partition);
         self.last_message = Instant::now();
         self.consumed += 1;
-        let pattern = message.headers().and_then(|headers| {
-            headers
-                .iter()
-                .find(|h| h.key == PATTERN_HEADER)
-                .and_then(|h| h.value)
-                .and_then(|v| std::str::from_utf8(v).ok())
-        });
-        let timestamp_ms = match message.timestamp() {
-            Timestamp::CreateTime(ms) => Some(ms),
-            _ => None,
-        };
-        let incoming = Incoming {
-            payload: message.payload(),
-            timestamp_ms,
-            pattern,
-            position,
-        };
+        let read = self.read(message, position)?;
         let mut pending = lock(&context.pending);
         let batch = pending.batch_for(position);
-        match parse(incoming) {
-            Ok(tx) => {
+        match read {
+            Ok((tx, event)) => {
                 batch.delta.add(&tx);
                 self.analyzer.observe(&tx);
-                let payload = message.payload().unwrap_or_default();
                 let pending = &mut *pending;
                 if let Some(pool) = &mut pending.detection {
-                    pool.submit(tx, payload);
+                    pool.submit(tx, &event);
                 } else {
-                    let verdict = self.analyzer.detector.observe(&tx, payload);
+                    let verdict = self.analyzer.detector.observe(&tx, &event);
                     if let Some(batch) = pending.batches.get_mut(&position.partition) {
                         batch.alerts.extend(verdict.alerts.iter().cloned());
                     }
@@ -306,6 +302,58 @@ impl Run<'_> {
                 notify(AnalyzeNotice::Poison(poison));
             }
         }
+        Ok(())
+    }
+
+    /// `message` as a transaction and the JSON event the rules read (the value itself, or the
+    /// Avro value decoded), or poison. Only a registry that cannot be asked is an error.
+    fn read<'m>(
+        &mut self,
+        message: &'m BorrowedMessage<'_>,
+        position: Position,
+    ) -> Result<Read<'m>, AnalyzeError> {
+        let payload = message.payload();
+        let avro = payload.is_some_and(is_avro);
+        let event = match payload {
+            Some(value) if avro => match self.avro.decode(value)? {
+                Decoded::Event(json) => Some(Cow::Owned(json)),
+                Decoded::Poison(reason) => {
+                    return Ok(Err(Poison {
+                        partition: position.partition,
+                        offset: position.offset,
+                        reason,
+                    }))
+                }
+            },
+            other => other.map(Cow::Borrowed),
+        };
+        let pattern = message.headers().and_then(|headers| {
+            headers
+                .iter()
+                .find(|h| h.key == PATTERN_HEADER)
+                .and_then(|h| h.value)
+                .and_then(|v| std::str::from_utf8(v).ok())
+        });
+        let timestamp_ms = match message.timestamp() {
+            Timestamp::CreateTime(ms) => Some(ms),
+            _ => None,
+        };
+        let incoming = Incoming {
+            payload: event.as_deref(),
+            timestamp_ms,
+            pattern,
+            position,
+        };
+        let tx = match parse(incoming) {
+            Ok(tx) => tx,
+            Err(poison) => return Ok(Err(poison)),
+        };
+        if avro {
+            self.encodings.avro += 1;
+        } else {
+            self.encodings.json += 1;
+        }
+        Ok(Ok((tx, event.unwrap_or_default())))
     }
 
     /// Counts the verdicts whose alerts are in their batches (the detection workers' whose turn

@@ -5,6 +5,8 @@
 //! # Layout
 //!
 //! - [`transaction`]: a message into a transaction, or poison (with partition and offset).
+//! - [`avro`]: a message in the Confluent wire format into the JSON event, with the writer
+//!   schema from the registry.
 //! - [`aggregate`]: transactions per merchant, approved revenue by category and method.
 //! - [`window`]: tumbling and sliding event-time windows, watermark, allowed lateness.
 //! - [`detect`]: the default native rules and Rhai rules (`scripts/detect/*.rhai`).
@@ -22,6 +24,7 @@
 
 pub mod aggregate;
 pub mod analyzer;
+pub mod avro;
 pub mod batch;
 pub mod consume;
 pub mod detect;
@@ -108,6 +111,11 @@ pub struct AnalyzeOptions {
     pub properties: BTreeMap<String, String>,
     /// Render a live view frame about once a second.
     pub live_view: bool,
+    /// The schema registry Avro messages' schemas are fetched from, and where it was
+    /// configured; `None`: Avro messages are poison.
+    pub schema_registry: Option<(String, Origin)>,
+    /// Basic-auth credentials for the registry (`SCHEMA_REGISTRY_AUTH`).
+    pub registry_credentials: Option<crate::registry::Credentials>,
 }
 
 impl AnalyzeOptions {
@@ -133,6 +141,8 @@ impl AnalyzeOptions {
             instance: "0".into(),
             properties: BTreeMap::new(),
             live_view: false,
+            schema_registry: None,
+            registry_credentials: None,
         }
     }
 
@@ -214,6 +224,10 @@ pub enum AnalyzeError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Topic(#[from] crate::sink::SinkError),
+    /// The schema registry could not be asked for an Avro message's schema.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Registry(#[from] crate::registry::RegistryError),
     /// Publishing or committing failed: the process stops so that a restart resumes from the
     /// last commit.
     #[error("{what} failed: {reason}")]

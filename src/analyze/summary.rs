@@ -26,6 +26,8 @@ pub struct RunInfo {
     pub exactly_once: bool,
     /// Messages consumed (transactions and poison).
     pub consumed: u64,
+    /// Messages read as transactions, by the encoding of their value.
+    pub encodings: super::avro::Encodings,
     /// Offset commits (or transactions) made.
     pub commits: u64,
     /// Seconds from start to exit.
@@ -143,6 +145,10 @@ impl Summary {
             .take(5)
             .map(|(m, c)| format!("{m} {c}"))
             .collect();
+        if r.encodings.avro > 0 {
+            let e = &r.encodings;
+            let _ = writeln!(out, "encodings: json {}, avro {}", e.json, e.avro);
+        }
         let _ = writeln!(out, "top merchants: {}", top.join(", "));
         let revenue: Vec<String> = self
             .category_revenue

@@ -12,6 +12,7 @@ use super::{split_assignment, watch_signals, CliError, Format};
 use crate::analyze::detect::script::RuleChange;
 use crate::analyze::window::WindowSpec;
 use crate::analyze::{AnalyzeError, AnalyzeNotice, AnalyzeOptions};
+use crate::registry::{Credentials, AUTH_ENV};
 use crate::settings::{kafka_target, kafka_target_env, UserInput};
 
 /// Poison messages listed one by one on standard error; the rest are only counted.
@@ -32,6 +33,11 @@ pub struct AnalyzeArgs {
     /// The topic to analyze (overrides TOPIC).
     #[arg(long)]
     topic: Option<String>,
+    /// The schema registry Avro messages' schemas are fetched from (overrides
+    /// SCHEMA_REGISTRY_URL; basic auth from SCHEMA_REGISTRY_AUTH=user:password). Without one,
+    /// Avro messages are counted as poison.
+    #[arg(long, value_name = "URL")]
+    schema_registry: Option<String>,
     /// Consumer group; members of one group split the partitions.
     #[arg(long, default_value = "transaction-analyzer")]
     group: String,
@@ -104,10 +110,14 @@ pub struct AnalyzeArgs {
 impl AnalyzeArgs {
     fn options(self) -> Result<(AnalyzeOptions, Format), CliError> {
         // Through the settings, so flags > environment > config file hold as for `sim run`.
-        let flags = [("brokers", self.brokers), ("topic", self.topic)]
-            .into_iter()
-            .filter_map(|(key, value)| Some((key.to_string(), value?, format!("--{key}"))))
-            .collect();
+        let flags = [
+            ("brokers", self.brokers, "--brokers"),
+            ("topic", self.topic, "--topic"),
+            ("schema_registry", self.schema_registry, "--schema-registry"),
+        ]
+        .into_iter()
+        .filter_map(|(key, value, flag)| Some((key.to_string(), value?, flag.to_string())))
+        .collect();
         let input = UserInput {
             flags,
             env: kafka_target_env(),
@@ -116,6 +126,13 @@ impl AnalyzeArgs {
         let target = kafka_target(&input, DEFAULT_TOPIC)?;
         let (brokers, brokers_origin) = target.brokers.ok_or(AnalyzeError::NoBrokers)?;
         let (topic, _) = target.topic;
+        // Read only with a registry to use, as the producer does with --encoding avro.
+        let registry_credentials = std::env::var(AUTH_ENV)
+            .ok()
+            .filter(|_| target.schema_registry.is_some())
+            .map(|text| Credentials::parse(&text))
+            .transpose()
+            .map_err(AnalyzeError::from)?;
         let rules_dir = match (self.rules, self.native_rules_only) {
             (_, true) => None,
             (Some(dir), _) => Some(dir),
@@ -160,6 +177,8 @@ impl AnalyzeArgs {
             instance: self.instance,
             properties,
             live_view: !self.no_view && std::io::stderr().is_terminal(),
+            schema_registry: target.schema_registry,
+            registry_credentials,
             ..AnalyzeOptions::new("")
         };
         Ok((options, self.format))

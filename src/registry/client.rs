@@ -1,7 +1,8 @@
-//! Registering a schema with a Confluent-compatible schema registry.
+//! Registering a schema with a Confluent-compatible schema registry, and fetching one by id.
 //!
-//! One blocking request at start-up (`POST /subjects/{subject}/versions`): the registry answers
-//! with the schema's id, new or already there, and every message carries that id. Basic-auth
+//! A producer makes one blocking request at start-up (`POST /subjects/{subject}/versions`): the
+//! registry answers with the schema's id, new or already there, and every message carries that
+//! id. A consumer asks for each id it meets once (`GET /schemas/ids/{id}`). Basic-auth
 //! credentials come from `SCHEMA_REGISTRY_AUTH` only and are never printed; `https://` URLs use
 //! the system's TLS (OpenSSL) and its root certificates.
 
@@ -88,35 +89,68 @@ impl RegistryClient {
         if let Some(credentials) = &self.credentials {
             request = request.header("Authorization", credentials.header());
         }
-        let mut response = request
-            .send(body)
-            .map_err(|err| RegistryError::Unreachable {
+        let answer = self.read(request.send(body))?;
+        if !answer.ok() {
+            return Err(RegistryError::Refused {
                 at: Endpoint::new(&self.base, self.origin.clone()),
-                reason: err.to_string(),
-            })?;
+                subject: subject.to_string(),
+                status: answer.status,
+                error_code: answer.error_code(),
+                message: answer.message(),
+            });
+        }
+        answer
+            .field("id")
+            .and_then(|id| id.as_u64())
+            .and_then(|id| u32::try_from(id).ok())
+            .ok_or_else(|| self.bad_answer(format!("no schema id in {}", answer.text.trim())))
+    }
+
+    /// The schema (Avro JSON text) registered with `id`; `None` when the registry has no schema
+    /// with that id (HTTP 404, error 40403).
+    pub fn schema(&self, id: u32) -> Result<Option<String>, RegistryError> {
+        let url = format!("{}/schemas/ids/{id}", self.base);
+        let mut request = self.agent.get(&url).header("Accept", CONTENT_TYPE);
+        if let Some(credentials) = &self.credentials {
+            request = request.header("Authorization", credentials.header());
+        }
+        let answer = self.read(request.call())?;
+        if answer.status == 404 && answer.error_code() == Some(SCHEMA_NOT_FOUND) {
+            return Ok(None);
+        }
+        if !answer.ok() {
+            return Err(RegistryError::LookupRefused {
+                at: Endpoint::new(&self.base, self.origin.clone()),
+                id,
+                status: answer.status,
+                error_code: answer.error_code(),
+                message: answer.message(),
+            });
+        }
+        answer
+            .field("schema")
+            .and_then(|schema| schema.as_str().map(str::to_string))
+            .map(Some)
+            .ok_or_else(|| self.bad_answer(format!("no schema in {}", answer.text.trim())))
+    }
+
+    /// The status and body of a request's response; no response at all is
+    /// [`RegistryError::Unreachable`].
+    fn read(
+        &self,
+        sent: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> Result<Answer, RegistryError> {
+        let mut response = sent.map_err(|err| RegistryError::Unreachable {
+            at: Endpoint::new(&self.base, self.origin.clone()),
+            reason: err.to_string(),
+        })?;
         let status = response.status().as_u16();
         let text = response
             .body_mut()
             .read_to_string()
             .map_err(|err| self.bad_answer(err.to_string()))?;
-        let answer: Option<Value> = serde_json::from_str(&text).ok();
-        if !(200..300).contains(&status) {
-            let field = |key: &str| answer.as_ref().and_then(|a| a.get(key).cloned());
-            return Err(RegistryError::Refused {
-                at: Endpoint::new(&self.base, self.origin.clone()),
-                subject: subject.to_string(),
-                status,
-                error_code: field("error_code").and_then(|c| c.as_i64()),
-                message: field("message")
-                    .and_then(|m| m.as_str().map(str::to_string))
-                    .unwrap_or_else(|| text.trim().chars().take(200).collect()),
-            });
-        }
-        answer
-            .as_ref()
-            .and_then(|a| a.get("id")?.as_u64())
-            .and_then(|id| u32::try_from(id).ok())
-            .ok_or_else(|| self.bad_answer(format!("no schema id in {}", text.trim())))
+        let json = serde_json::from_str(&text).ok();
+        Ok(Answer { status, text, json })
     }
 
     fn bad_answer(&self, reason: String) -> RegistryError {
@@ -124,6 +158,37 @@ impl RegistryClient {
             at: Endpoint::new(&self.base, self.origin.clone()),
             reason,
         }
+    }
+}
+
+/// The registry's error code for an id it has no schema for.
+const SCHEMA_NOT_FOUND: i64 = 40403;
+
+/// A registry's answer: its status, its body, and the body as JSON when it is.
+struct Answer {
+    status: u16,
+    text: String,
+    json: Option<Value>,
+}
+
+impl Answer {
+    fn ok(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    fn field(&self, key: &str) -> Option<&Value> {
+        self.json.as_ref()?.get(key)
+    }
+
+    fn error_code(&self) -> Option<i64> {
+        self.field("error_code")?.as_i64()
+    }
+
+    /// The registry's message, or the start of the body.
+    fn message(&self) -> String {
+        self.field("message")
+            .and_then(|m| m.as_str().map(str::to_string))
+            .unwrap_or_else(|| self.text.trim().chars().take(200).collect())
     }
 }
 
@@ -151,6 +216,17 @@ mod tests {
         assert_eq!(credentials.header(), "Basic YWxpY2U6czNjcmV0");
         let err = Credentials::parse("s3cret").unwrap_err().to_string();
         assert!(!err.contains("s3cret"), "{err}");
+    }
+
+    #[test]
+    fn a_schema_is_fetched_by_id_and_an_unknown_id_is_none() {
+        let registry = super::super::EmbeddedRegistry::start(([127, 0, 0, 1], 0).into()).unwrap();
+        let client = RegistryClient::new(&registry.url(), Origin::Default, None);
+        let schema = r#"{"type":"record","name":"T","fields":[{"name":"a","type":"long"}]}"#;
+        let id = client.register("t-value", schema).unwrap();
+        let fetched = client.schema(id).unwrap().expect("the registered schema");
+        assert!(fetched.contains("\"name\":\"T\""), "{fetched}");
+        assert_eq!(client.schema(id + 100).unwrap(), None);
     }
 
     #[test]

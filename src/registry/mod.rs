@@ -4,7 +4,8 @@
 //! - [`store`]: the registry's state and rules (subjects, versions, ids, compatibility), with
 //!   no HTTP in it.
 //! - [`server`]: that store behind the registry's REST API, on a local port.
-//! - [`client`]: registering a schema under a subject and reading back its id.
+//! - [`client`]: registering a schema under a subject and reading back its id; fetching a
+//!   schema by id.
 //!
 //! Subjects follow TopicNameStrategy: a topic's values are registered under `<topic>-value`.
 
@@ -89,7 +90,7 @@ pub enum RegistryError {
     #[error("cannot reach the schema registry at {at}: {reason}")]
     #[diagnostic(
         code(sim::registry::unreachable),
-        help("check the URL and that the registry is up; without --schema-registry and SCHEMA_REGISTRY_URL, sim serves an embedded registry")
+        help("check the URL and that the registry is up; without --schema-registry and SCHEMA_REGISTRY_URL, sim run and sim backfill serve an embedded registry, for as long as they run")
     )]
     Unreachable {
         /// The registry.
@@ -108,6 +109,24 @@ pub enum RegistryError {
         at: Box<Endpoint>,
         /// The subject.
         subject: String,
+        /// The HTTP status.
+        status: u16,
+        /// The registry's error code, if it gave one.
+        error_code: Option<i64>,
+        /// The registry's message, or the body.
+        message: String,
+    },
+    /// The registry answered a schema lookup by id with an error other than "not found".
+    #[error("the schema registry at {at} refused to give schema id {id}: HTTP {status}{}: {message}", error_code.map(|c| format!(", error {c}")).unwrap_or_default())]
+    #[diagnostic(
+        code(sim::registry::lookup),
+        help("401 and 403 mean credentials are missing or wrong (SCHEMA_REGISTRY_AUTH=user:password)")
+    )]
+    LookupRefused {
+        /// The registry.
+        at: Box<Endpoint>,
+        /// The schema id asked for.
+        id: u32,
         /// The HTTP status.
         status: u16,
         /// The registry's error code, if it gave one.

@@ -1,6 +1,7 @@
-//! The cluster and topic of a command that reads the stream rather than makes it (`sim analyze`),
-//! resolved with the precedence of every setting: flags, then environment variables
-//! (`KAFKA_BROKER`, `TOPIC`), then the config file, then the command's default.
+//! The cluster, topic and schema registry of a command that reads the stream rather than makes it
+//! (`sim analyze`), resolved with the precedence of every setting: flags, then environment
+//! variables (`KAFKA_BROKER`, `TOPIC`, `SCHEMA_REGISTRY_URL`), then the config file, then the
+//! command's default.
 //!
 //! Such a command has no scenario, so [`super::resolve`] (which layers a script's `config()` and
 //! checks every engine setting) does not apply; this is the same layering for the two settings
@@ -13,9 +14,10 @@ use super::sources::{ConfigFile, UserInput};
 use super::value::Origin;
 use super::{env_name, SettingsError};
 
-/// The keys of the two settings, as flags, environment and config file name them.
+/// The keys of the settings, as flags, environment and config file name them.
 const BROKERS: &str = "brokers";
 const TOPIC: &str = "topic";
+const SCHEMA_REGISTRY: &str = "schema_registry";
 
 /// Where a reader of the stream connects, each value with where it came from.
 #[derive(Debug, Clone, PartialEq)]
@@ -24,10 +26,12 @@ pub struct KafkaTarget {
     pub brokers: Option<(String, Origin)>,
     /// The topic to read.
     pub topic: (String, Origin),
+    /// The schema registry Avro messages' schemas are fetched from; `None` when none is named.
+    pub schema_registry: Option<(String, Origin)>,
 }
 
-/// Resolves the brokers and topic from `input` (flags keyed `brokers` and `topic`), falling back
-/// to `default_topic`.
+/// Resolves the brokers, topic and schema registry from `input` (flags keyed `brokers`, `topic`
+/// and `schema_registry`), falling back to `default_topic`.
 pub fn kafka_target(input: &UserInput, default_topic: &str) -> Result<KafkaTarget, SettingsError> {
     let file = match &input.config_file {
         Some(path) => ConfigFile::read(path)?,
@@ -37,6 +41,7 @@ pub fn kafka_target(input: &UserInput, default_topic: &str) -> Result<KafkaTarge
         brokers: layered(input, &file, BROKERS),
         topic: layered(input, &file, TOPIC)
             .unwrap_or_else(|| (default_topic.to_string(), Origin::Default)),
+        schema_registry: layered(input, &file, SCHEMA_REGISTRY),
     })
 }
 
@@ -44,7 +49,7 @@ pub fn kafka_target(input: &UserInput, default_topic: &str) -> Result<KafkaTarge
 /// UTF-8 counts as unset, and other variables are not read, so an odd variable elsewhere in the
 /// environment cannot stop the command.
 pub fn kafka_target_env() -> BTreeMap<String, String> {
-    [BROKERS, TOPIC]
+    [BROKERS, TOPIC, SCHEMA_REGISTRY]
         .map(env_name)
         .into_iter()
         .filter_map(|var| Some((var.clone(), std::env::var(&var).ok()?)))
