@@ -1,7 +1,9 @@
 //! Registering a schema with a Confluent-compatible schema registry.
 //!
 //! One blocking request at start-up (`POST /subjects/{subject}/versions`): the registry answers
-//! with the schema's id, new or already there, and every message carries that id. Basic-auth
+//! with the schema's id, new or already there, and every message carries that id. When a
+//! reloaded scenario changes its schema, the registry is asked for the subject's compatibility
+//! level and whether the new schema may follow the latest version, and then to register it. Basic-auth
 //! credentials come from `SCHEMA_REGISTRY_AUTH` only and are never printed; `https://` URLs use
 //! the system's TLS (OpenSSL) and its root certificates.
 
@@ -12,7 +14,7 @@ use serde_json::{json, Value};
 use ureq::tls::{RootCerts, TlsConfig, TlsProvider};
 use ureq::Agent;
 
-use super::{Endpoint, RegistryError, CONTENT_TYPE};
+use super::{Compatibility, Endpoint, RegistryError, CONTENT_TYPE};
 use crate::settings::Origin;
 
 /// How long one request may take, connecting included.
@@ -78,22 +80,92 @@ impl RegistryClient {
 
     /// Registers `schema` (Avro JSON) under `subject`, or finds it there: its id.
     pub fn register(&self, subject: &str, schema: &str) -> Result<u32, RegistryError> {
-        let url = format!("{}/subjects/{}/versions", self.base, path_segment(subject));
+        let path = format!("/subjects/{}/versions", path_segment(subject));
         let body = json!({ "schema": schema, "schemaType": "AVRO" }).to_string();
-        let mut request = self
-            .agent
-            .post(&url)
-            .header("Content-Type", CONTENT_TYPE)
-            .header("Accept", CONTENT_TYPE);
-        if let Some(credentials) = &self.credentials {
-            request = request.header("Authorization", credentials.header());
+        let answer = self.send(subject, Method::Post(body), &path)?;
+        answer
+            .get("id")
+            .and_then(Value::as_u64)
+            .and_then(|id| u32::try_from(id).ok())
+            .ok_or_else(|| self.bad_answer(format!("no schema id in {answer}")))
+    }
+
+    /// The compatibility level that applies to `subject`: its own (`GET /config/{subject}`),
+    /// else the global one (`GET /config`), else BACKWARD, the registries' default.
+    pub fn compatibility_level(&self, subject: &str) -> Result<Compatibility, RegistryError> {
+        let own = format!("/config/{}?defaultToGlobal=true", path_segment(subject));
+        let answer = match self.send(subject, Method::Get, &own) {
+            Ok(answer) => answer,
+            Err(RegistryError::Refused { .. }) => {
+                match self.send(subject, Method::Get, "/config") {
+                    Ok(answer) => answer,
+                    Err(RegistryError::Refused { .. }) => return Ok(Compatibility::Backward),
+                    Err(err) => return Err(err),
+                }
+            }
+            Err(err) => return Err(err),
+        };
+        let level = answer
+            .get("compatibilityLevel")
+            .or_else(|| answer.get("compatibility"))
+            .and_then(Value::as_str);
+        level
+            .and_then(Compatibility::parse)
+            .ok_or_else(|| self.bad_answer(format!("no compatibility level in {answer}")))
+    }
+
+    /// Whether `schema` may follow the latest version of `subject`, by the registry's own rules
+    /// (`POST /compatibility/subjects/{subject}/versions/latest?verbose=true`): `Ok` with the
+    /// registry's reasons it may not, empty when it may. A subject with no version yet takes
+    /// any schema.
+    pub fn incompatibilities(
+        &self,
+        subject: &str,
+        schema: &str,
+    ) -> Result<Vec<String>, RegistryError> {
+        let path = format!(
+            "/compatibility/subjects/{}/versions/latest?verbose=true",
+            path_segment(subject)
+        );
+        let body = json!({ "schema": schema, "schemaType": "AVRO" }).to_string();
+        let answer = match self.send(subject, Method::Post(body), &path) {
+            Ok(answer) => answer,
+            Err(RegistryError::Refused {
+                error_code: Some(40401),
+                ..
+            }) => return Ok(Vec::new()),
+            Err(err) => return Err(err),
+        };
+        match answer.get("is_compatible").and_then(Value::as_bool) {
+            Some(true) => Ok(Vec::new()),
+            Some(false) => {
+                let messages: Vec<String> = answer
+                    .get("messages")
+                    .and_then(Value::as_array)
+                    .map(|m| m.iter().map(message_text).collect())
+                    .unwrap_or_default();
+                Ok(if messages.is_empty() {
+                    vec!["the registry gave no reason".to_string()]
+                } else {
+                    messages
+                })
+            }
+            None => Err(self.bad_answer(format!("no is_compatible in {answer}"))),
         }
-        let mut response = request
-            .send(body)
-            .map_err(|err| RegistryError::Unreachable {
-                at: Endpoint::new(&self.base, self.origin.clone()),
-                reason: err.to_string(),
-            })?;
+    }
+
+    /// Sends one request about `subject` to `path` (from the registry's base URL): the answer's
+    /// JSON when the status is a success, else the registry's refusal.
+    fn send(&self, subject: &str, method: Method, path: &str) -> Result<Value, RegistryError> {
+        let url = format!("{}{path}", self.base);
+        let sent = match method {
+            Method::Get => self.headers(self.agent.get(&url)).call(),
+            Method::Post(body) => self.headers(self.agent.post(&url)).send(body),
+        };
+        let mut response = sent.map_err(|err| RegistryError::Unreachable {
+            at: Endpoint::new(&self.base, self.origin.clone()),
+            reason: err.to_string(),
+        })?;
         let status = response.status().as_u16();
         let text = response
             .body_mut()
@@ -112,11 +184,18 @@ impl RegistryClient {
                     .unwrap_or_else(|| text.trim().chars().take(200).collect()),
             });
         }
-        answer
-            .as_ref()
-            .and_then(|a| a.get("id")?.as_u64())
-            .and_then(|id| u32::try_from(id).ok())
-            .ok_or_else(|| self.bad_answer(format!("no schema id in {}", text.trim())))
+        answer.ok_or_else(|| self.bad_answer(format!("not JSON: {}", text.trim())))
+    }
+
+    /// `request` with the registry's media type and the credentials, if any.
+    fn headers<B>(&self, request: ureq::RequestBuilder<B>) -> ureq::RequestBuilder<B> {
+        let request = request
+            .header("Content-Type", CONTENT_TYPE)
+            .header("Accept", CONTENT_TYPE);
+        match &self.credentials {
+            Some(credentials) => request.header("Authorization", credentials.header()),
+            None => request,
+        }
     }
 
     fn bad_answer(&self, reason: String) -> RegistryError {
@@ -124,6 +203,21 @@ impl RegistryClient {
             at: Endpoint::new(&self.base, self.origin.clone()),
             reason,
         }
+    }
+}
+
+/// A request's method, and its body.
+enum Method {
+    Get,
+    Post(String),
+}
+
+/// A compatibility message as text: registries give strings, or objects (newer Confluent
+/// versions), shown as JSON.
+fn message_text(message: &Value) -> String {
+    match message {
+        Value::String(text) => text.clone(),
+        other => other.to_string(),
     }
 }
 
