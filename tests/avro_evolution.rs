@@ -260,3 +260,54 @@ fn an_incompatible_change_is_refused_naming_the_field_and_the_stream_keeps_the_o
         assert_eq!(message["value"]["amount"], 100, "{message}");
     }
 }
+
+#[test]
+fn an_edit_whose_events_do_not_fit_its_own_new_schema_is_refused_before_registering() {
+    let dir = tempfile::tempdir().unwrap();
+    let own = |extra_field: &str, extra_value: &str| {
+        let schema = format!(
+            r#"{{"type":"record","name":"Payment","namespace":"evolve","fields":[{{"name":"customer_id","type":"string"}},{{"name":"seq","type":"long"}}{extra_field}]}}"#
+        );
+        format!(
+            "fn config() {{ #{{ topic: \"evolve.own\", rate: 6000.0, peak_factor: 1.0,\n\
+               key_field: \"customer_id\", avro_schema: {schema:?} }} }}\n\
+             fn event(ctx) {{ #{{ customer_id: `c${{ctx.seq % 10}}`, seq: ctx.seq{extra_value} }} }}\n"
+        )
+    };
+    edit(dir.path(), &own("", ""));
+    let (sim_run, registry, _, topic) = start(dir.path());
+    // A compatible schema (a nullable field), but the events give the field a number.
+    edit(
+        dir.path(),
+        &own(
+            r#",{"name":"note","type":["null","string"],"default":null}"#,
+            ", note: 5",
+        ),
+    );
+    sim_run.wait_for_line("the refusal", WAIT, |l| {
+        l.contains("does not fit the Avro schema")
+    });
+    let stderr = sim_run.stderr();
+    assert!(
+        stderr.contains("edit rejected; revision 1 keeps running"),
+        "{stderr}"
+    );
+    let versions = format!("/subjects/{topic}-value/versions");
+    assert_eq!(registry_get(&registry, &versions), json!([1]));
+    // Fixed, it goes through with the new id.
+    edit(
+        dir.path(),
+        &own(
+            r#",{"name":"note","type":["null","string"],"default":null}"#,
+            ", note: \"fits\"",
+        ),
+    );
+    sim_run.wait_for_line("the new schema id", WAIT, |l| {
+        l.starts_with("avro: revision 2 writes with schema id 2")
+    });
+    sim_run.interrupt();
+    let (status, stderr) = sim_run.wait(WAIT);
+    assert!(status.success(), "{stderr}");
+    let account = common::final_account(&stderr);
+    assert_eq!((account.failed, account.script_errors), (0, 0), "{stderr}");
+}

@@ -71,6 +71,23 @@ impl SchemaEvolution {
         )
     }
 
+    /// An encoder that writes with `schema` (under no registered id), for the new version's
+    /// sample: an event the schema does not fit fails the sample, and so the edit.
+    pub fn sample_encoder(
+        &self,
+        scenario: &str,
+        schema: &EventSchema,
+    ) -> Result<EventEncoder, AvroError> {
+        let writer = AvroWriter::new(&schema.schema, 0).map_err(|message| AvroError::Invalid {
+            scenario: scenario.to_string(),
+            message,
+        })?;
+        Ok(EventEncoder::with_format(
+            &self.key_field,
+            ValueFormat::Avro(Arc::new(writer)),
+        ))
+    }
+
     /// The encoder of a new version written with `schema` on `topic`: the running one when the
     /// schema is unchanged; else, if the registry allows the change, one with the newly
     /// registered id (and the change, to report). From then on `schema` is the one edits are

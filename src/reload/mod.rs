@@ -26,7 +26,7 @@ use crate::avro::AvroError;
 use crate::metrics::Metrics;
 use crate::pipeline::Candidate;
 use crate::registry::RegistryError;
-use crate::scenario::{prepare, sample_checked, Options, ScenarioError, CHECK_EVENTS};
+use crate::scenario::{prepare, sample_checked_with, Options, ScenarioError, CHECK_EVENTS};
 use crate::script::imports::script_files;
 use crate::script::ScriptError;
 use crate::settings::Settings;
@@ -139,13 +139,18 @@ fn prepare_candidate(
             return Err(ReloadError::FixedSetting { key, was, now });
         }
     }
-    // Read before the sample takes the scenario; registered only once the sample passes.
-    let schema = match &avro {
-        Some(_) => Some(SchemaEvolution::schema_of(&prepared)?),
-        None => None,
-    };
+    // Read before the sample takes the scenario, and written with by the sample; registered only
+    // once the sample passes.
     let name = prepared.scenario.name().to_string();
-    let sampled = sample_checked(prepared, CHECK_EVENTS)?
+    let (schema, sample_encoder) = match &avro {
+        Some(avro) => {
+            let schema = SchemaEvolution::schema_of(&prepared)?;
+            let encoder = avro.sample_encoder(&name, &schema)?;
+            (Some(schema), Some(encoder))
+        }
+        None => (None, None),
+    };
+    let sampled = sample_checked_with(prepared, CHECK_EVENTS, sample_encoder)?
         .verdict(&options.script)
         .map_err(ScenarioError::from)?;
     let settings = sampled.settings;
