@@ -248,6 +248,32 @@ mod tests {
     }
 
     #[test]
+    fn the_registry_says_whether_a_schema_may_follow_and_at_which_level() {
+        let v1 = r#"{"type":"record","name":"T","fields":[{"name":"a","type":"long"}]}"#;
+        let v2 = r#"{"type":"record","name":"T","fields":[{"name":"a","type":"long"},{"name":"b","type":["null","string"],"default":null}]}"#;
+        let breaking = r#"{"type":"record","name":"T","fields":[{"name":"a","type":"string"}]}"#;
+        let registry = super::super::EmbeddedRegistry::start(([127, 0, 0, 1], 0).into()).unwrap();
+        let client = RegistryClient::new(&registry.url(), Origin::Default, None);
+        assert!(
+            client
+                .incompatibilities("t-value", breaking)
+                .unwrap()
+                .is_empty(),
+            "a subject with no version takes any schema"
+        );
+        assert_eq!(client.register("t-value", v1).unwrap(), 1);
+        assert!(client.incompatibilities("t-value", v2).unwrap().is_empty());
+        assert!(!client
+            .incompatibilities("t-value", breaking)
+            .unwrap()
+            .is_empty());
+        assert_eq!(
+            client.compatibility_level("t-value").unwrap(),
+            Compatibility::Backward
+        );
+    }
+
+    #[test]
     fn subjects_are_escaped_in_paths() {
         assert_eq!(path_segment("a.b-value"), "a.b-value");
         assert_eq!(path_segment("a/b c"), "a%2Fb%20c");
