@@ -137,6 +137,7 @@ fn main() {
         prepared.settings.clone(),
         1,
         metrics.clone(),
+        None,
         |_| {},
     );
 

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use crate::clock::{SimClock, TimeSource};
+use crate::encode::EventEncoder;
 use crate::metrics::Metrics;
 use crate::pipeline::{FunctionCoverage, Pipeline, PipelineError};
 use crate::rng::fresh_seed;
@@ -226,6 +227,16 @@ pub fn check_start(prepared: Prepared, script: &Path) -> Result<Prepared, Scenar
 /// chain of follow-ups an hour long is checked to its last link. An error means the script
 /// failed making an event; violations are collected, not fatal.
 pub fn sample_checked(prepared: Prepared, count: u64) -> Result<Sampled, ScenarioError> {
+    sample_checked_with(prepared, count, None)
+}
+
+/// [`sample_checked`], with each event also encoded by `encoder` (with Avro, so an event its
+/// schema does not fit fails the sample as it would fail in the stream).
+pub fn sample_checked_with(
+    prepared: Prepared,
+    count: u64,
+    encoder: Option<EventEncoder>,
+) -> Result<Sampled, ScenarioError> {
     let mut sink = DiscardSink::default();
     let mut pipeline = Pipeline::new(
         prepared.scenario,
@@ -235,6 +246,9 @@ pub fn sample_checked(prepared: Prepared, count: u64) -> Result<Sampled, Scenari
         Arc::new(Metrics::default()),
     );
     pipeline.validate_events();
+    if let Some(encoder) = encoder {
+        pipeline.encode_with(encoder);
+    }
     let events = pipeline.sample(prepared.now, count)?;
     let after_arrivals = pipeline.pending_follow_ups();
     let (drained_events, drained) = pipeline.drain_follow_ups(drain_budget(count))?;

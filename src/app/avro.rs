@@ -1,7 +1,8 @@
 //! `--encoding avro` for a command: the scenario's Avro schema, the registry (the configured
 //! one, or an embedded one started here), the id it gives the schema under its subject
 //! (`<topic>-value` unless `subject_strategy` says otherwise), and the encoder that writes every
-//! event with that id.
+//! event with that id; and what hot reload needs to evolve that schema
+//! ([`SchemaEvolution`]).
 
 use std::sync::Arc;
 
@@ -10,6 +11,7 @@ use crate::avro::{AvroError, AvroWriter, EventSchema};
 use crate::encode::{EventEncoder, ValueFormat};
 use crate::error::SimError;
 use crate::registry::{redacted, subject, Credentials, EmbeddedRegistry, RegistryClient, AUTH_ENV};
+use crate::reload::SchemaEvolution;
 use crate::scenario::{Options, Prepared};
 use crate::settings::{Encoding, Origin};
 use crate::sink::SinkSpec;
@@ -24,6 +26,8 @@ pub(super) struct AvroSetup {
     pub encoder: EventEncoder,
     /// The embedded registry, when no registry was configured.
     pub registry: Option<EmbeddedRegistry>,
+    /// The registry and the schema as they stand, for reloads that change the schema.
+    pub evolution: SchemaEvolution,
 }
 
 /// The scenario's Avro schema as `options` resolve it: its own, or derived from its declared
@@ -75,7 +79,8 @@ pub(super) fn setup(
         &settings.topic,
         &schema.full_name(),
     );
-    let id = RegistryClient::new(&url, origin, credentials).register(&subject, &schema.json)?;
+    let client = RegistryClient::new(&url, origin, credentials);
+    let id = client.register(&subject, &schema.json)?;
     notify(Notice::SchemaRegistered {
         subject,
         id,
@@ -85,11 +90,16 @@ pub(super) fn setup(
         scenario: prepared.scenario.name().to_string(),
         message,
     })?;
+    let writer = Arc::new(writer);
     Ok(Some(AvroSetup {
-        encoder: EventEncoder::with_format(
-            &settings.key_field,
-            ValueFormat::Avro(Arc::new(writer)),
-        ),
+        encoder: EventEncoder::with_format(&settings.key_field, ValueFormat::Avro(writer.clone())),
         registry,
+        evolution: SchemaEvolution::new(
+            client,
+            settings.subject_strategy,
+            &settings.key_field,
+            &schema.schema,
+            writer,
+        ),
     }))
 }

@@ -22,7 +22,7 @@ use crate::error::SimError;
 use crate::metrics::Metrics;
 use crate::pipeline::{BackfillSpec, Pipeline, PipelineError, StreamNotice};
 use crate::registry::EmbeddedRegistry;
-use crate::reload::{self, ReloadNotice};
+use crate::reload::{self, ReloadNotice, SchemaEvolution};
 use crate::scenario::{check_start, prepare, Options, Prepared};
 use crate::settings::{InitMode, OnError};
 use crate::shutdown::Shutdown;
@@ -286,17 +286,25 @@ fn with_pipeline(
     }
 }
 
-/// The encoder and the embedded registry of `--encoding avro`; none for JSON.
+/// The encoder, the embedded registry and the schema's evolution of `--encoding avro`; none
+/// for JSON.
 fn avro_parts(
     options: &Options,
     prepared: &Prepared,
     notify: &mut dyn FnMut(Notice),
-) -> Result<(Option<EventEncoder>, Option<EmbeddedRegistry>), SimError> {
+) -> Result<AvroParts, SimError> {
     Ok(match avro::setup(options, prepared, notify)? {
-        Some(setup) => (Some(setup.encoder), setup.registry),
-        None => (None, None),
+        Some(setup) => (Some(setup.encoder), setup.registry, Some(setup.evolution)),
+        None => (None, None, None),
     })
 }
+
+/// What [`avro_parts`] gives.
+type AvroParts = (
+    Option<EventEncoder>,
+    Option<EmbeddedRegistry>,
+    Option<SchemaEvolution>,
+);
 
 /// `sim schema`: the Avro schema (JSON, indented) of the scenario's events as the settings of
 /// `options` resolve it (the topic names the record). The scenario is configured, not set up.
@@ -335,7 +343,7 @@ pub fn run(
     let prepared = check_start(prepare(options)?, &options.script)?;
     notify(Notice::Seed(prepared.seed));
     let flush = prepared.settings.init_mode == InitMode::Flush;
-    let (encoder, registry) = avro_parts(options, &prepared, notify)?;
+    let (encoder, registry, evolution) = avro_parts(options, &prepared, notify)?;
     let mut open = open_sink(options, &prepared, &metrics, flush, notify, on_background)?;
     open.registry = registry;
     open.sink.stop_on(shutdown);
@@ -349,6 +357,7 @@ pub fn run(
             prepared.settings.clone(),
             prepared.seed,
             metrics.clone(),
+            evolution,
             report,
         )
     });
@@ -390,7 +399,7 @@ pub fn backfill(
     notify(Notice::Seed(prepared.seed));
     let count = count.unwrap_or(prepared.settings.backfill);
     let days = days.unwrap_or(prepared.settings.backfill_days);
-    let (encoder, registry) = avro_parts(options, &prepared, notify)?;
+    let (encoder, registry, _) = avro_parts(options, &prepared, notify)?;
     let mut open = open_sink(options, &prepared, &metrics, false, notify, on_background)?;
     open.registry = registry;
     open.sink.stop_on(shutdown);
@@ -417,7 +426,7 @@ pub fn sample(
 ) -> Result<Outcome, SimError> {
     let prepared = check_start(prepare(options)?, &options.script)?;
     // JSON lines only: `--encoding avro` is refused here as for any JSON-lines sink.
-    let (encoder, _) = avro_parts(options, &prepared, notify)?;
+    let (encoder, _, _) = avro_parts(options, &prepared, notify)?;
     // Standard output or a file: no broker to watch.
     let open = open_sink(
         options,

@@ -9,7 +9,7 @@ use super::status::clear_status;
 use crate::app::{Notice, Outcome};
 use crate::broker::history::Deletion;
 use crate::pipeline::StreamNotice;
-use crate::reload::ReloadNotice;
+use crate::reload::{ReloadNotice, SchemaChange};
 use crate::sink::DeliveryAccount;
 
 pub(super) fn print_notice(notice: Notice) {
@@ -209,11 +209,17 @@ pub(super) fn print_reload(notice: ReloadNotice) {
         ReloadNotice::Ready {
             revision,
             prepared_in,
-        } => say!(
-            "{}reloaded: revision {revision} runs from the next event (prepared in {:.1} ms)",
-            clear_status(),
-            prepared_in.as_secs_f64() * 1e3
-        ),
+            schema,
+        } => {
+            say!(
+                "{}reloaded: revision {revision} runs from the next event (prepared in {:.1} ms)",
+                clear_status(),
+                prepared_in.as_secs_f64() * 1e3
+            );
+            if let Some(SchemaChange { subject, id }) = schema {
+                say!("avro: revision {revision} writes with schema id {id}, subject {subject}");
+            }
+        }
         ReloadNotice::Rejected { running, error } => {
             say!(
                 "{}edit rejected; revision {running} keeps running",

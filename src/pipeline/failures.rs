@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 
 use super::workers::Worker;
 use super::PipelineError;
+use crate::encode::EventEncoder;
 use crate::rate::PeakHours;
 
 /// A new revision's failures are over budget when this many of its events fail in a row...
@@ -106,6 +107,8 @@ pub struct Fallback {
     pub max_follow_ups: usize,
     /// Its revision.
     pub revision: u64,
+    /// Its encoder (with Avro, the writer of its schema).
+    pub encoder: EventEncoder,
 }
 
 /// Whether the error is the event's own (the script failed making it, or it cannot be encoded),

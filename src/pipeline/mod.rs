@@ -117,6 +117,9 @@ pub struct Candidate {
     pub settings: Settings,
     /// Its revision.
     pub revision: u64,
+    /// How it encodes events, when not as the running version does (with Avro: the writer of
+    /// its schema, with that schema's id).
+    pub encoder: Option<EventEncoder>,
 }
 
 fn peak_hours(settings: &Settings) -> PeakHours {
@@ -238,6 +241,11 @@ impl<'s> Pipeline<'s> {
         };
         let started = Instant::now();
         let scenario = candidate.scenario;
+        // A new schema's encoder goes in with the version written for it, at the same event.
+        let encoder = match candidate.encoder {
+            Some(encoder) => std::mem::replace(&mut self.encoder, encoder),
+            None => self.encoder.clone(),
+        };
         // The forks share the candidate's memory store, so taking over into it reaches them too.
         scenario.take_memory_from(&self.workers[0].scenario);
         let workers = std::iter::once(scenario)
@@ -252,6 +260,7 @@ impl<'s> Pipeline<'s> {
                 candidate.settings.max_follow_ups,
             ),
             revision: std::mem::replace(&mut self.revision, candidate.revision),
+            encoder,
         };
         self.health = RevisionHealth::default();
         // Kept to roll back to only where failures are skipped; the one it replaces goes.
@@ -280,6 +289,7 @@ impl<'s> Pipeline<'s> {
         std::thread::spawn(move || drop(failed));
         self.peak_hours = fallback.peak_hours;
         self.max_follow_ups = fallback.max_follow_ups;
+        self.encoder = fallback.encoder;
         let from = std::mem::replace(&mut self.revision, fallback.revision);
         let health = std::mem::take(&mut self.health);
         self.rollbacks += 1;

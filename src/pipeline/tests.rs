@@ -257,6 +257,7 @@ fn a_reload_swaps_rules_and_rate_between_events() {
         forks: Vec::new(),
         settings,
         revision: 2,
+        encoder: None,
     })
     .unwrap();
     let later = clock.now();
@@ -648,6 +649,7 @@ fn reload_under_skip(
         forks,
         settings,
         revision: 2,
+        encoder: None,
     })
     .unwrap();
     let clock = SimClock::on(time, until);

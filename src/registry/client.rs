@@ -2,7 +2,9 @@
 //!
 //! A producer makes one blocking request at start-up (`POST /subjects/{subject}/versions`): the
 //! registry answers with the schema's id, new or already there, and every message carries that
-//! id. A consumer asks for each id it meets once (`GET /schemas/ids/{id}`). Basic-auth
+//! id. When a reloaded scenario changes its schema, the registry is asked for the subject's
+//! compatibility level and whether the new schema may follow the latest version, and then to
+//! register it. A consumer asks for each id it meets once (`GET /schemas/ids/{id}`). Basic-auth
 //! credentials come from `SCHEMA_REGISTRY_AUTH` only and are never printed; `https://` URLs use
 //! the system's TLS (OpenSSL) and its root certificates.
 
@@ -13,8 +15,11 @@ use serde_json::{json, Value};
 use ureq::tls::{RootCerts, TlsConfig, TlsProvider};
 use ureq::Agent;
 
-use super::{Endpoint, RegistryError, CONTENT_TYPE};
+use super::{Compatibility, Endpoint, RegistryError, CONTENT_TYPE};
 use crate::settings::Origin;
+
+/// The registry's error code for an id it has no schema for.
+const SCHEMA_NOT_FOUND: i64 = 40403;
 
 /// How long one request may take, connecting included.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -79,67 +84,122 @@ impl RegistryClient {
 
     /// Registers `schema` (Avro JSON) under `subject`, or finds it there: its id.
     pub fn register(&self, subject: &str, schema: &str) -> Result<u32, RegistryError> {
-        let url = format!("{}/subjects/{}/versions", self.base, path_segment(subject));
+        let path = format!("/subjects/{}/versions", path_segment(subject));
         let body = json!({ "schema": schema, "schemaType": "AVRO" }).to_string();
-        let mut request = self
-            .agent
-            .post(&url)
-            .header("Content-Type", CONTENT_TYPE)
-            .header("Accept", CONTENT_TYPE);
-        if let Some(credentials) = &self.credentials {
-            request = request.header("Authorization", credentials.header());
-        }
-        let answer = self.read(request.send(body))?;
-        if !answer.ok() {
-            return Err(RegistryError::Refused {
-                at: Endpoint::new(&self.base, self.origin.clone()),
-                subject: subject.to_string(),
-                status: answer.status,
-                error_code: answer.error_code(),
-                message: answer.message(),
-            });
-        }
+        let answer = self.send(subject, Method::Post(body), &path)?;
         answer
-            .field("id")
-            .and_then(|id| id.as_u64())
+            .get("id")
+            .and_then(Value::as_u64)
             .and_then(|id| u32::try_from(id).ok())
-            .ok_or_else(|| self.bad_answer(format!("no schema id in {}", answer.text.trim())))
+            .ok_or_else(|| self.bad_answer(format!("no schema id in {answer}")))
+    }
+
+    /// The compatibility level that applies to `subject`: its own (`GET /config/{subject}`),
+    /// else the global one (`GET /config`), else BACKWARD, the registries' default.
+    pub fn compatibility_level(&self, subject: &str) -> Result<Compatibility, RegistryError> {
+        let own = format!("/config/{}?defaultToGlobal=true", path_segment(subject));
+        let answer = match self.send(subject, Method::Get, &own) {
+            Ok(answer) => answer,
+            Err(RegistryError::Refused { .. }) => {
+                match self.send(subject, Method::Get, "/config") {
+                    Ok(answer) => answer,
+                    Err(RegistryError::Refused { .. }) => return Ok(Compatibility::Backward),
+                    Err(err) => return Err(err),
+                }
+            }
+            Err(err) => return Err(err),
+        };
+        let level = answer
+            .get("compatibilityLevel")
+            .or_else(|| answer.get("compatibility"))
+            .and_then(Value::as_str);
+        level
+            .and_then(Compatibility::parse)
+            .ok_or_else(|| self.bad_answer(format!("no compatibility level in {answer}")))
+    }
+
+    /// Whether `schema` may follow the latest version of `subject`, by the registry's own rules
+    /// (`POST /compatibility/subjects/{subject}/versions/latest?verbose=true`): `Ok` with the
+    /// registry's reasons it may not, empty when it may. A subject with no version yet takes
+    /// any schema.
+    pub fn incompatibilities(
+        &self,
+        subject: &str,
+        schema: &str,
+    ) -> Result<Vec<String>, RegistryError> {
+        let path = format!(
+            "/compatibility/subjects/{}/versions/latest?verbose=true",
+            path_segment(subject)
+        );
+        let body = json!({ "schema": schema, "schemaType": "AVRO" }).to_string();
+        let answer = match self.send(subject, Method::Post(body), &path) {
+            Ok(answer) => answer,
+            Err(RegistryError::Refused {
+                error_code: Some(40401),
+                ..
+            }) => return Ok(Vec::new()),
+            Err(err) => return Err(err),
+        };
+        match answer.get("is_compatible").and_then(Value::as_bool) {
+            Some(true) => Ok(Vec::new()),
+            Some(false) => {
+                let messages: Vec<String> = answer
+                    .get("messages")
+                    .and_then(Value::as_array)
+                    .map(|m| m.iter().map(message_text).collect())
+                    .unwrap_or_default();
+                Ok(if messages.is_empty() {
+                    vec!["the registry gave no reason".to_string()]
+                } else {
+                    messages
+                })
+            }
+            None => Err(self.bad_answer(format!("no is_compatible in {answer}"))),
+        }
     }
 
     /// The schema (Avro JSON text) registered with `id`; `None` when the registry has no schema
     /// with that id (HTTP 404, error 40403).
     pub fn schema(&self, id: u32) -> Result<Option<String>, RegistryError> {
-        let url = format!("{}/schemas/ids/{id}", self.base);
-        let mut request = self.agent.get(&url).header("Accept", CONTENT_TYPE);
-        if let Some(credentials) = &self.credentials {
-            request = request.header("Authorization", credentials.header());
-        }
-        let answer = self.read(request.call())?;
-        if answer.status == 404 && answer.error_code() == Some(SCHEMA_NOT_FOUND) {
-            return Ok(None);
-        }
-        if !answer.ok() {
-            return Err(RegistryError::LookupRefused {
-                at: Endpoint::new(&self.base, self.origin.clone()),
-                id,
-                status: answer.status,
-                error_code: answer.error_code(),
-                message: answer.message(),
-            });
-        }
+        let answer = match self.send("", Method::Get, &format!("/schemas/ids/{id}")) {
+            Ok(answer) => answer,
+            Err(RegistryError::Refused {
+                status: 404,
+                error_code: Some(SCHEMA_NOT_FOUND),
+                ..
+            }) => return Ok(None),
+            Err(RegistryError::Refused {
+                at,
+                status,
+                error_code,
+                message,
+                ..
+            }) => {
+                return Err(RegistryError::LookupRefused {
+                    at,
+                    id,
+                    status,
+                    error_code,
+                    message,
+                })
+            }
+            Err(err) => return Err(err),
+        };
         answer
-            .field("schema")
-            .and_then(|schema| schema.as_str().map(str::to_string))
-            .map(Some)
-            .ok_or_else(|| self.bad_answer(format!("no schema in {}", answer.text.trim())))
+            .get("schema")
+            .and_then(Value::as_str)
+            .map(|schema| Some(schema.to_string()))
+            .ok_or_else(|| self.bad_answer(format!("no schema in {answer}")))
     }
 
-    /// The status and body of a request's response; no response at all is
-    /// [`RegistryError::Unreachable`].
-    fn read(
-        &self,
-        sent: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
-    ) -> Result<Answer, RegistryError> {
+    /// Sends one request about `subject` to `path` (from the registry's base URL): the answer's
+    /// JSON when the status is a success, else the registry's refusal.
+    fn send(&self, subject: &str, method: Method, path: &str) -> Result<Value, RegistryError> {
+        let url = format!("{}{path}", self.base);
+        let sent = match method {
+            Method::Get => self.headers(self.agent.get(&url)).call(),
+            Method::Post(body) => self.headers(self.agent.post(&url)).send(body),
+        };
         let mut response = sent.map_err(|err| RegistryError::Unreachable {
             at: Endpoint::new(&self.base, self.origin.clone()),
             reason: err.to_string(),
@@ -149,8 +209,31 @@ impl RegistryClient {
             .body_mut()
             .read_to_string()
             .map_err(|err| self.bad_answer(err.to_string()))?;
-        let json = serde_json::from_str(&text).ok();
-        Ok(Answer { status, text, json })
+        let answer: Option<Value> = serde_json::from_str(&text).ok();
+        if !(200..300).contains(&status) {
+            let field = |key: &str| answer.as_ref().and_then(|a| a.get(key).cloned());
+            return Err(RegistryError::Refused {
+                at: Endpoint::new(&self.base, self.origin.clone()),
+                subject: subject.to_string(),
+                status,
+                error_code: field("error_code").and_then(|c| c.as_i64()),
+                message: field("message")
+                    .and_then(|m| m.as_str().map(str::to_string))
+                    .unwrap_or_else(|| text.trim().chars().take(200).collect()),
+            });
+        }
+        answer.ok_or_else(|| self.bad_answer(format!("not JSON: {}", text.trim())))
+    }
+
+    /// `request` with the registry's media type and the credentials, if any.
+    fn headers<B>(&self, request: ureq::RequestBuilder<B>) -> ureq::RequestBuilder<B> {
+        let request = request
+            .header("Content-Type", CONTENT_TYPE)
+            .header("Accept", CONTENT_TYPE);
+        match &self.credentials {
+            Some(credentials) => request.header("Authorization", credentials.header()),
+            None => request,
+        }
     }
 
     fn bad_answer(&self, reason: String) -> RegistryError {
@@ -161,34 +244,18 @@ impl RegistryClient {
     }
 }
 
-/// The registry's error code for an id it has no schema for.
-const SCHEMA_NOT_FOUND: i64 = 40403;
-
-/// A registry's answer: its status, its body, and the body as JSON when it is.
-struct Answer {
-    status: u16,
-    text: String,
-    json: Option<Value>,
+/// A request's method, and its body.
+enum Method {
+    Get,
+    Post(String),
 }
 
-impl Answer {
-    fn ok(&self) -> bool {
-        (200..300).contains(&self.status)
-    }
-
-    fn field(&self, key: &str) -> Option<&Value> {
-        self.json.as_ref()?.get(key)
-    }
-
-    fn error_code(&self) -> Option<i64> {
-        self.field("error_code")?.as_i64()
-    }
-
-    /// The registry's message, or the start of the body.
-    fn message(&self) -> String {
-        self.field("message")
-            .and_then(|m| m.as_str().map(str::to_string))
-            .unwrap_or_else(|| self.text.trim().chars().take(200).collect())
+/// A compatibility message as text: registries give strings, or objects (newer Confluent
+/// versions), shown as JSON.
+fn message_text(message: &Value) -> String {
+    match message {
+        Value::String(text) => text.clone(),
+        other => other.to_string(),
     }
 }
 
@@ -227,6 +294,32 @@ mod tests {
         let fetched = client.schema(id).unwrap().expect("the registered schema");
         assert!(fetched.contains("\"name\":\"T\""), "{fetched}");
         assert_eq!(client.schema(id + 100).unwrap(), None);
+    }
+
+    #[test]
+    fn the_registry_says_whether_a_schema_may_follow_and_at_which_level() {
+        let v1 = r#"{"type":"record","name":"T","fields":[{"name":"a","type":"long"}]}"#;
+        let v2 = r#"{"type":"record","name":"T","fields":[{"name":"a","type":"long"},{"name":"b","type":["null","string"],"default":null}]}"#;
+        let breaking = r#"{"type":"record","name":"T","fields":[{"name":"a","type":"string"}]}"#;
+        let registry = super::super::EmbeddedRegistry::start(([127, 0, 0, 1], 0).into()).unwrap();
+        let client = RegistryClient::new(&registry.url(), Origin::Default, None);
+        assert!(
+            client
+                .incompatibilities("t-value", breaking)
+                .unwrap()
+                .is_empty(),
+            "a subject with no version takes any schema"
+        );
+        assert_eq!(client.register("t-value", v1).unwrap(), 1);
+        assert!(client.incompatibilities("t-value", v2).unwrap().is_empty());
+        assert!(!client
+            .incompatibilities("t-value", breaking)
+            .unwrap()
+            .is_empty());
+        assert_eq!(
+            client.compatibility_level("t-value").unwrap(),
+            Compatibility::Backward
+        );
     }
 
     #[test]

@@ -4,12 +4,14 @@
 //! - [`store`]: the registry's state and rules (subjects, versions, ids, compatibility), with
 //!   no HTTP in it.
 //! - [`server`]: that store behind the registry's REST API, on a local port.
-//! - [`client`]: registering a schema under a subject and reading back its id; fetching a
-//!   schema by id.
+//! - [`client`]: registering a schema under a subject and reading back its id, asking
+//!   whether a new version may follow, and fetching a schema by id.
+//! - [`evolution`]: which field of a new version breaks which compatibility rule.
 //!
 //! Subjects follow TopicNameStrategy: a topic's values are registered under `<topic>-value`.
 
 pub mod client;
+pub mod evolution;
 pub mod server;
 pub mod store;
 

@@ -6,7 +6,11 @@
 //! handed to the pipeline, which swaps it in between two events; the timeline, the sequence
 //! numbers and the counters carry on. A version that fails leaves the running one in place and
 //! is reported as a diagnostic. Settings that cannot change while running (topic, partitions,
-//! replication, brokers, key field) are refused with a message that says so.
+//! replication, brokers, key field) are refused with a message that says so. With
+//! `--encoding avro`, a version that changes the schema of its events is checked against the
+//! subject's compatibility level and registered before it is handed over ([`avro`]).
+
+mod avro;
 
 use std::path::PathBuf;
 use std::sync::mpsc::{channel, Receiver, Sender};
@@ -16,9 +20,13 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use notify_debouncer_mini::DebouncedEventKind;
 
+pub use avro::{SchemaChange, SchemaEvolution};
+
+use crate::avro::AvroError;
 use crate::metrics::Metrics;
 use crate::pipeline::Candidate;
-use crate::scenario::{prepare, sample_checked, Options, ScenarioError, CHECK_EVENTS};
+use crate::registry::RegistryError;
+use crate::scenario::{prepare, sample_checked_with, Options, ScenarioError, CHECK_EVENTS};
 use crate::script::imports::script_files;
 use crate::script::ScriptError;
 use crate::settings::Settings;
@@ -33,6 +41,8 @@ pub enum ReloadNotice {
         revision: u64,
         /// From the change seen to the version ready.
         prepared_in: Duration,
+        /// The schema it registered, when it changed the Avro schema.
+        schema: Option<SchemaChange>,
     },
     /// A new version was refused; the running one stays.
     Rejected {
@@ -79,19 +89,43 @@ pub enum ReloadError {
         /// The value the edit gives it.
         now: String,
     },
+    /// The edit changes the Avro schema in a way the subject's compatibility level forbids.
+    #[error("the edit changes the Avro schema of subject {subject} in a way its compatibility level ({level}) forbids: {}", reasons.join("; "))]
+    #[diagnostic(
+        code(sim::reload::incompatible_schema),
+        help("the running revision keeps its schema. A new field needs a default (a nullable one: [\"null\", type] with \"default\": null); a removed field must have had one under FORWARD or FULL; a type may only widen (int to long, float to double). Or change the subject's level: PUT /config/{subject}")
+    )]
+    IncompatibleSchema {
+        /// The subject.
+        subject: String,
+        /// Its compatibility level.
+        level: String,
+        /// Each change that breaks it, or the registry's reasons.
+        reasons: Vec<String>,
+    },
+    /// The registry could not check or register the new schema.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Registry(#[from] RegistryError),
+    /// The new version has no usable Avro schema.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Avro(#[from] AvroError),
     /// The new version could not be copied for the other workers.
     #[error(transparent)]
     #[diagnostic(transparent)]
     Fork(#[from] ScriptError),
 }
 
-/// Prepares and checks a new version of the scenario.
+/// Prepares and checks a new version of the scenario; with Avro, registers its schema when it
+/// changed (the change is returned).
 fn prepare_candidate(
     options: &Options,
     running: &Settings,
     seed: u64,
     revision: u64,
-) -> Result<Candidate, ReloadError> {
+    avro: Option<&mut SchemaEvolution>,
+) -> Result<(Candidate, Option<SchemaChange>), ReloadError> {
     let prepared = prepare(&Options {
         seed: Some(seed),
         now: Some(Utc::now()),
@@ -105,7 +139,18 @@ fn prepare_candidate(
             return Err(ReloadError::FixedSetting { key, was, now });
         }
     }
-    let sampled = sample_checked(prepared, CHECK_EVENTS)?
+    // Read before the sample takes the scenario, and written with by the sample; registered only
+    // once the sample passes.
+    let name = prepared.scenario.name().to_string();
+    let (schema, sample_encoder) = match &avro {
+        Some(avro) => {
+            let schema = SchemaEvolution::schema_of(&prepared)?;
+            let encoder = avro.sample_encoder(&name, &schema)?;
+            (Some(schema), Some(encoder))
+        }
+        None => (None, None),
+    };
+    let sampled = sample_checked_with(prepared, CHECK_EVENTS, sample_encoder)?
         .verdict(&options.script)
         .map_err(ScenarioError::from)?;
     let settings = sampled.settings;
@@ -115,21 +160,32 @@ fn prepare_candidate(
     let forks = (1..running.workers)
         .map(|_| scenario.fork())
         .collect::<Result<_, _>>()?;
-    Ok(Candidate {
+    let (encoder, change) = match (avro, schema) {
+        (Some(avro), Some(schema)) => {
+            let (encoder, change) = avro.encoder_for(&name, &settings.topic, schema)?;
+            (Some(encoder), change)
+        }
+        _ => (None, None),
+    };
+    let candidate = Candidate {
         scenario,
         forks,
         settings,
         revision,
-    })
+        encoder,
+    };
+    Ok((candidate, change))
 }
 
 /// Starts the reloader thread for the scenario of `options`, running with `settings` and `seed`.
-/// Versions that pass go to the returned receiver, for [`Pipeline::accept_reloads`].
+/// Versions that pass go to the returned receiver, for [`Pipeline::accept_reloads`]. With
+/// `avro`, the schema of each version is checked and registered, and goes with its encoder.
 pub fn spawn(
     options: Options,
     settings: Settings,
     seed: u64,
     metrics: Arc<Metrics>,
+    avro: Option<SchemaEvolution>,
     mut notify: impl FnMut(ReloadNotice) + Send + 'static,
 ) -> Receiver<Candidate> {
     let (ready_tx, ready_rx) = channel();
@@ -138,12 +194,13 @@ pub fn spawn(
     std::thread::Builder::new()
         .name("reload".into())
         .spawn(move || {
-            let reloader = Reloader {
+            let mut reloader = Reloader {
                 options: &options,
                 settings: &settings,
                 seed,
                 metrics: &metrics,
                 ready: &ready_tx,
+                avro,
             };
             if let Err(err) = reloader.watch_and_reload(loaded, &mut notify) {
                 notify(ReloadNotice::Unavailable(err.to_string()));
@@ -160,12 +217,14 @@ struct Reloader<'a> {
     seed: u64,
     metrics: &'a Metrics,
     ready: &'a Sender<Candidate>,
+    /// The Avro schema of the last version handed over, with `--encoding avro`.
+    avro: Option<SchemaEvolution>,
 }
 
 impl Reloader<'_> {
     /// Watches until the stream ends, reloading on every change of contents.
     fn watch_and_reload(
-        &self,
+        &mut self,
         loaded: Vec<Option<Vec<u8>>>,
         notify: &mut impl FnMut(ReloadNotice),
     ) -> notify::Result<()> {
@@ -218,10 +277,16 @@ impl Reloader<'_> {
 
     /// Prepares the next revision and hands it over, or reports why not. Returns `false` once
     /// the stream is no longer there to take it.
-    fn reload(&self, revision: &mut u64, notify: &mut impl FnMut(ReloadNotice)) -> bool {
+    fn reload(&mut self, revision: &mut u64, notify: &mut impl FnMut(ReloadNotice)) -> bool {
         let started = Instant::now();
-        match prepare_candidate(self.options, self.settings, self.seed, *revision + 1) {
-            Ok(candidate) => {
+        match prepare_candidate(
+            self.options,
+            self.settings,
+            self.seed,
+            *revision + 1,
+            self.avro.as_mut(),
+        ) {
+            Ok((candidate, schema)) => {
                 *revision += 1;
                 if self.ready.send(candidate).is_err() {
                     return false;
@@ -229,6 +294,7 @@ impl Reloader<'_> {
                 notify(ReloadNotice::Ready {
                     revision: *revision,
                     prepared_in: started.elapsed(),
+                    schema,
                 });
             }
             Err(error) => {

@@ -7,7 +7,8 @@ message's wire format and fetches the schema from the registry (SchemaRegistryCl
 then compares the decoded records with sim's JSON events. Partitions are assigned from the
 beginning (no consumer group), as in consume.py. Each line: key, the decoded value, the magic byte
 and the schema id read from the raw bytes, and the subject's latest version as the registry
-reports it.
+reports it, and where the message was (partition, offset). With `--expect-id`, only messages
+with that schema id count toward `--expect` (to read until a new schema is in use).
 """
 
 import argparse
@@ -29,6 +30,7 @@ def main():
     parser.add_argument("--partitions", type=int, default=3)
     parser.add_argument("--expect", type=int, required=True)
     parser.add_argument("--timeout", type=float, default=60.0)
+    parser.add_argument("--expect-id", type=int, default=None)
     args = parser.parse_args()
 
     registry = SchemaRegistryClient({"url": args.registry})
@@ -62,9 +64,12 @@ def main():
                 "magic": raw[0],
                 "schema_id": int.from_bytes(raw[1:5], "big"),
                 "latest": {"id": latest.schema_id, "version": latest.version},
+                "partition": message.partition(),
+                "offset": message.offset(),
             }
             sys.stdout.write(json.dumps(line) + "\n")
-            read += 1
+            if args.expect_id is None or line["schema_id"] == args.expect_id:
+                read += 1
     sys.stdout.flush()
     consumer.close()
     print(f"avro_consume.py: read {read} messages", file=sys.stderr)
