@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
+use crate::avro::{AvroError, EventSchema};
 use crate::clock::{SimClock, TimeSource};
 use crate::encode::EventEncoder;
 use crate::metrics::Metrics;
@@ -57,6 +58,19 @@ pub struct Prepared {
     /// The clock of the live stream: `now`, taken at the same instant, advancing from there
     /// (so the time `setup` and a backfill take passes on it too).
     pub clock: SimClock,
+}
+
+impl Prepared {
+    /// The scenario's Avro schema: its own (`config().avro_schema`), or derived from its declared
+    /// schema, named after the topic.
+    pub fn avro_schema(&self) -> Result<EventSchema, AvroError> {
+        EventSchema::for_scenario(
+            self.scenario.name(),
+            self.scenario.schema(),
+            self.scenario.avro_schema(),
+            &self.settings.topic,
+        )
+    }
 }
 
 /// Why a scenario could not be made runnable.

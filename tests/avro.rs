@@ -9,7 +9,9 @@ use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{darooghe, json_lines, mentions, root, run, sim, Background, Tansu};
+use common::{
+    darooghe, json_lines, mentions, require_python_avro, root, run, sim, Background, Tansu,
+};
 use serde_json::{json, Value};
 
 const SEED: &str = "7";
@@ -33,20 +35,6 @@ fn json_events() -> BTreeMap<String, Value> {
         .collect()
 }
 
-fn fails_without_avro_support() {
-    let ok = Command::new("python3")
-        .args([
-            "-c",
-            "import fastavro; from confluent_kafka.schema_registry.avro import AvroDeserializer",
-        ])
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        ok,
-        "python3 with confluent-kafka's Avro support is missing: run `bash dev/install-test-deps.sh`"
-    );
-}
-
 #[test]
 fn avro_on_the_embedded_broker_and_registry_reads_back_as_the_json_events() {
     reads_back_as_the_json_events(None);
@@ -62,7 +50,7 @@ fn avro_on_tansu_with_the_embedded_registry_reads_back_as_the_json_events() {
 /// registry; the Python client's Avro deserializer reads the backfill back as the same seed's
 /// JSON events.
 fn reads_back_as_the_json_events(brokers: Option<&str>) {
-    fails_without_avro_support();
+    require_python_avro();
     let expected = json_events();
     let mut command = sim();
     command

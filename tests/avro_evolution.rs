@@ -14,7 +14,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{json_lines, mentions, root, run, sim, Background};
+use common::{json_lines, mentions, require_python_avro, root, run, sim, Background};
 use serde_json::{json, Value};
 
 /// How long to wait for a line or for messages (generous: CI is a shared 2 cores).
@@ -95,20 +95,6 @@ fn registry_get(registry: &str, path: &str) -> Value {
     serde_json::from_str(&response.body_mut().read_to_string().unwrap()).unwrap()
 }
 
-fn python_with_avro() {
-    let ok = Command::new("python3")
-        .args([
-            "-c",
-            "import fastavro; from confluent_kafka.schema_registry.avro import AvroDeserializer",
-        ])
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        ok,
-        "python3 with confluent-kafka's Avro support is missing: run `bash dev/install-test-deps.sh`"
-    );
-}
-
 /// Standard error once the `n`-th refused schema change has been reported whole (its help line
 /// comes last).
 fn refusal(sim_run: &Background, n: usize) -> String {
@@ -125,7 +111,7 @@ fn edit(dir: &Path, text: &str) {
 
 #[test]
 fn a_compatible_change_is_registered_and_later_messages_carry_the_new_id() {
-    python_with_avro();
+    require_python_avro();
     let dir = tempfile::tempdir().unwrap();
     edit(dir.path(), &first_version());
     let (sim_run, registry, brokers, topic) = start(dir.path());
@@ -198,7 +184,7 @@ fn a_compatible_change_is_registered_and_later_messages_carry_the_new_id() {
 
 #[test]
 fn an_incompatible_change_is_refused_naming_the_field_and_the_stream_keeps_the_old_id() {
-    python_with_avro();
+    require_python_avro();
     let dir = tempfile::tempdir().unwrap();
     edit(dir.path(), &first_version());
     let (sim_run, registry, brokers, topic) = start(dir.path());

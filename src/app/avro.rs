@@ -33,13 +33,7 @@ pub(super) struct AvroSetup {
 /// The scenario's Avro schema as `options` resolve it: its own, or derived from its declared
 /// schema, named after the topic.
 pub(super) fn event_schema(prepared: &Prepared) -> Result<EventSchema, AvroError> {
-    let scenario = &prepared.scenario;
-    EventSchema::for_scenario(
-        scenario.name(),
-        scenario.schema(),
-        scenario.avro_schema(),
-        &prepared.settings.topic,
-    )
+    prepared.avro_schema()
 }
 
 /// Sets up the Avro encoding when the `encoding` setting asks for it; `None` for JSON.

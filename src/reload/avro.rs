@@ -62,13 +62,7 @@ impl SchemaEvolution {
 
     /// The schema of a new version, read before its sample consumes it.
     pub fn schema_of(prepared: &Prepared) -> Result<EventSchema, AvroError> {
-        let scenario = &prepared.scenario;
-        EventSchema::for_scenario(
-            scenario.name(),
-            scenario.schema(),
-            scenario.avro_schema(),
-            &prepared.settings.topic,
-        )
+        prepared.avro_schema()
     }
 
     /// An encoder that writes with `schema` (under no registered id), for the new version's

@@ -425,26 +425,18 @@ fn the_operation_limit_counts_each_event_alone() {
     }
 }
 
-#[test]
-fn an_event_resolves_functions_the_same_whatever_the_worker_made_before() {
-    // `f` is defined in the script and in the module: Rhai's function cache does not tell them
-    // apart, so an event must not reuse what an earlier event of the worker resolved.
+/// Events 0 to 3 made one after another by one worker are those a fresh scenario makes for
+/// each: what the worker resolved for an earlier event does not change a later one. `module` is
+/// `lib/m.rhai`, imported by `main` as `m`.
+fn assert_same_events_whatever_the_worker_made_before(module: &str, main: &str) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("lib")).unwrap();
-    std::fs::write(
-        dir.path().join("lib/m.rhai"),
-        "fn f() { 2 }\nfn g() { f() + f() }",
-    )
-    .unwrap();
-    let main = dir.path().join("main.rhai");
-    std::fs::write(
-        &main,
-        "import \"lib/m\" as m;\nfn f() { 1 }\nfn event(ctx) {\n  let a = if ctx.seq % 2 == 0 { m::g() } else { 0 };\n  #{ a: a, main: f() + f() }\n}",
-    )
-    .unwrap();
-    let mut worker = Scenario::load(&main).unwrap();
+    std::fs::write(dir.path().join("lib/m.rhai"), module).unwrap();
+    let path = dir.path().join("main.rhai");
+    std::fs::write(&path, main).unwrap();
+    let mut worker = Scenario::load(&path).unwrap();
     for seq in 0..4 {
-        let mut fresh = Scenario::load(&main).unwrap();
+        let mut fresh = Scenario::load(&path).unwrap();
         let expected = format!("{:?}", fresh.event(0, seq).unwrap());
         let made = format!("{:?}", worker.event(0, seq).unwrap());
         assert_eq!(made, expected, "event {seq}");
@@ -452,30 +444,24 @@ fn an_event_resolves_functions_the_same_whatever_the_worker_made_before() {
 }
 
 #[test]
+fn an_event_resolves_functions_the_same_whatever_the_worker_made_before() {
+    // `f` is defined in the script and in the module: Rhai's function cache does not tell them
+    // apart, so an event must not reuse what an earlier event of the worker resolved.
+    assert_same_events_whatever_the_worker_made_before(
+        "fn f() { 2 }\nfn g() { f() + f() }",
+        "import \"lib/m\" as m;\nfn f() { 1 }\nfn event(ctx) {\n  let a = if ctx.seq % 2 == 0 { m::g() } else { 0 };\n  #{ a: a, main: f() + f() }\n}",
+    );
+}
+
+#[test]
 fn a_module_function_named_like_a_native_one_is_resolved_where_it_is_called() {
     // The module's `abs` shadows the native one inside the module only. The script's call
     // finds no script `abs` and goes native; had the worker kept that miss, the module's own
     // call in the next event would go native too.
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("lib")).unwrap();
-    std::fs::write(
-        dir.path().join("lib/m.rhai"),
+    assert_same_events_whatever_the_worker_made_before(
         "fn abs(x) { 100 }\nfn g() { abs(-1) + abs(-1) }",
-    )
-    .unwrap();
-    let main = dir.path().join("main.rhai");
-    std::fs::write(
-        &main,
         "import \"lib/m\" as m;\nfn event(ctx) {\n  let a = if ctx.seq % 2 == 0 { abs(-1) + abs(-1) } else { m::g() };\n  #{ a: a }\n}",
-    )
-    .unwrap();
-    let mut worker = Scenario::load(&main).unwrap();
-    for seq in 0..4 {
-        let mut fresh = Scenario::load(&main).unwrap();
-        let expected = format!("{:?}", fresh.event(0, seq).unwrap());
-        let made = format!("{:?}", worker.event(0, seq).unwrap());
-        assert_eq!(made, expected, "event {seq}");
-    }
+    );
 }
 
 #[test]

@@ -813,3 +813,19 @@ pub fn json_lines(stdout: &[u8]) -> Vec<Value> {
         })
         .collect()
 }
+
+/// Fails the test, saying how to fix it, when python3 lacks confluent-kafka's Avro support
+/// (`confluent-kafka[avro]`, installed by `dev/install-test-deps.sh`).
+pub fn require_python_avro() {
+    let ok = Command::new("python3")
+        .args([
+            "-c",
+            "import fastavro; from confluent_kafka.schema_registry.avro import AvroDeserializer",
+        ])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        ok,
+        "python3 with confluent-kafka's Avro support is missing: run `bash dev/install-test-deps.sh`"
+    );
+}
