@@ -577,6 +577,29 @@ fn wrong_registry_credentials_are_refused_by_name_and_the_password_never_shown()
         output.stderr
     );
     assert!(!output.stderr.contains("right-pw"), "{}", output.stderr);
+
+    // The credentials from the config file instead, and the subject named by the record.
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("sim.toml");
+    std::fs::write(&config, "schema_registry_auth = \"alice:right-pw\"\n").unwrap();
+    let output = run(
+        sim()
+            .arg("backfill")
+            .arg(darooghe())
+            .args(["--count", "20", "--encoding", "avro", "--topic", "payments"])
+            .args(["--schema-registry", &url, "--subject-strategy", "record"])
+            .arg("--config")
+            .arg(&config)
+            .env_remove("SCHEMA_REGISTRY_AUTH"),
+        Duration::from_secs(60),
+    );
+    assert!(output.status.success(), "{}", output.stderr);
+    assert!(
+        mentions(&output.stderr, "avro: schema id 7, subject sim.Payment,"),
+        "{}",
+        output.stderr
+    );
+    assert!(!output.stderr.contains("right-pw"), "{}", output.stderr);
 }
 
 #[test]

@@ -12,8 +12,8 @@ use crate::encode::{EventEncoder, ValueFormat};
 use crate::error::SimError;
 use crate::registry::{redacted, subject, Credentials, EmbeddedRegistry, RegistryClient, AUTH_ENV};
 use crate::reload::SchemaEvolution;
-use crate::scenario::{Options, Prepared};
-use crate::settings::{Encoding, Origin};
+use crate::scenario::{Options, Prepared, ScenarioError};
+use crate::settings::{ConfigFile, Encoding, Origin};
 use crate::sink::SinkSpec;
 
 /// Where the embedded registry listens: a free port on the loopback interface.
@@ -28,6 +28,21 @@ pub(super) struct AvroSetup {
     pub registry: Option<EmbeddedRegistry>,
     /// The registry and the schema as they stand, for reloads that change the schema.
     pub evolution: SchemaEvolution,
+}
+
+/// The schema registry's basic-auth credentials: `SCHEMA_REGISTRY_AUTH`, else the config file's
+/// `schema_registry_auth`, else none.
+fn registry_credentials(options: &Options) -> Result<Option<Credentials>, SimError> {
+    let from_file = match &options.input.config_file {
+        Some(path) => {
+            ConfigFile::read(path)
+                .map_err(ScenarioError::from)?
+                .registry_auth
+        }
+        None => None,
+    };
+    let text = options.input.env.get(AUTH_ENV).cloned().or(from_file);
+    Ok(text.map(|text| Credentials::parse(&text)).transpose()?)
 }
 
 /// The scenario's Avro schema as `options` resolve it: its own, or derived from its declared
@@ -62,12 +77,7 @@ pub(super) fn setup(
             (url, Origin::Default, Some(registry))
         }
     };
-    let credentials = options
-        .input
-        .env
-        .get(AUTH_ENV)
-        .map(|text| Credentials::parse(text))
-        .transpose()?;
+    let credentials = registry_credentials(options)?;
     let subject = subject(
         settings.subject_strategy,
         &settings.topic,

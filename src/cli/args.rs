@@ -54,9 +54,14 @@ pub(super) struct CommonArgs {
     #[arg(long, value_name = "json|avro")]
     encoding: Option<String>,
     /// The schema registry for --encoding avro (overrides SCHEMA_REGISTRY_URL; basic auth from
-    /// SCHEMA_REGISTRY_AUTH=user:password). Without either, an embedded registry runs.
+    /// SCHEMA_REGISTRY_AUTH=user:password, or schema_registry_auth in the config file). Without
+    /// either, an embedded registry runs.
     #[arg(long, value_name = "URL")]
     schema_registry: Option<String>,
+    /// The subject the schema is registered under: topic (<topic>-value), record (the record's
+    /// full name) or topic_record (<topic>-<record>); overrides SUBJECT_STRATEGY.
+    #[arg(long, value_name = "topic|record|topic_record")]
+    subject_strategy: Option<String>,
 }
 
 pub(super) fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
@@ -114,6 +119,11 @@ impl CommonArgs {
         let more = [
             ("encoding", self.encoding, "--encoding"),
             ("schema_registry", self.schema_registry, "--schema-registry"),
+            (
+                "subject_strategy",
+                self.subject_strategy,
+                "--subject-strategy",
+            ),
         ];
         for (key, value, flag) in more {
             if let Some(value) = value {

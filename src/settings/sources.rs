@@ -31,13 +31,20 @@ impl UserInput {
     }
 }
 
-/// The contents of the TOML config file: settings and the `[kafka]` table.
+/// The config-file key of the schema registry's credentials (env `SCHEMA_REGISTRY_AUTH`).
+pub const REGISTRY_AUTH_KEY: &str = "schema_registry_auth";
+
+/// The contents of the TOML config file: settings, the `[kafka]` table and the schema
+/// registry's credentials.
 #[derive(Debug, Default)]
 pub struct ConfigFile {
     /// Top-level settings.
     pub settings: BTreeMap<String, Sourced>,
     /// librdkafka properties from `[kafka]`.
     pub kafka: BTreeMap<String, String>,
+    /// `schema_registry_auth = "user:password"`: the schema registry's basic-auth credentials.
+    /// Kept apart from the settings, which scripts read (`ctx.settings`) and `sim` lists.
+    pub registry_auth: Option<String>,
 }
 
 impl ConfigFile {
@@ -78,6 +85,19 @@ impl ConfigFile {
                     };
                     file.kafka.insert(name, text);
                 }
+                continue;
+            }
+            if key == REGISTRY_AUTH_KEY {
+                let toml::Value::String(auth) = value else {
+                    return Err(SettingsError::Invalid {
+                        key,
+                        // A secret: not repeated, even when malformed.
+                        value: "(hidden)".into(),
+                        origin,
+                        expected: "a string, user:password".into(),
+                    });
+                };
+                file.registry_auth = Some(auth);
                 continue;
             }
             let value = from_toml(&value).ok_or_else(|| SettingsError::Invalid {
@@ -160,6 +180,24 @@ mod tests {
             }
         );
         assert_eq!(file.kafka["linger.ms"], "5");
+    }
+
+    #[test]
+    fn the_registry_credentials_stay_out_of_the_settings_and_are_never_repeated() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sim.toml");
+        std::fs::write(
+            &path,
+            "topic = \"t\"\nschema_registry_auth = \"alice:pw\"\n",
+        )
+        .unwrap();
+        let file = ConfigFile::read(&path).unwrap();
+        assert_eq!(file.registry_auth.as_deref(), Some("alice:pw"));
+        assert!(!file.settings.contains_key(REGISTRY_AUTH_KEY));
+        std::fs::write(&path, "schema_registry_auth = 12345\n").unwrap();
+        let message = ConfigFile::read(&path).unwrap_err().to_string();
+        assert!(message.contains(REGISTRY_AUTH_KEY), "{message}");
+        assert!(!message.contains("12345"), "{message}");
     }
 
     #[test]
