@@ -224,6 +224,16 @@ impl Sampled {
 /// its stream starts, exactly as a reload checks a new version, on a copy that remembers
 /// nothing into the stream: the events that follow are those an unchecked start makes.
 pub fn check_start(prepared: Prepared, script: &Path) -> Result<Prepared, ScenarioError> {
+    check_start_with(prepared, script, None)
+}
+
+/// [`check_start`], with each sample event also encoded by `encoder`: with Avro, an event the
+/// schema does not fit stops the start, before the schema is registered.
+pub fn check_start_with(
+    prepared: Prepared,
+    script: &Path,
+    encoder: Option<EventEncoder>,
+) -> Result<Prepared, ScenarioError> {
     let trial = Prepared {
         scenario: prepared.scenario.trial_copy()?,
         settings: prepared.settings.clone(),
@@ -231,7 +241,7 @@ pub fn check_start(prepared: Prepared, script: &Path) -> Result<Prepared, Scenar
         now: prepared.now,
         clock: prepared.clock.clone(),
     };
-    sample_checked(trial, CHECK_EVENTS)?.verdict(script)?;
+    sample_checked_with(trial, CHECK_EVENTS, encoder)?.verdict(script)?;
     Ok(prepared)
 }
 

@@ -642,3 +642,46 @@ fn event(ctx) {
     assert!(account.delivered >= 4990, "{account:?}");
     assert_eq!(account.failed, 0, "{account:?}");
 }
+
+#[test]
+fn a_scenarios_own_avro_schema_its_events_do_not_fit_stops_the_start_before_registering() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("own.rhai");
+    // The script's own schema says `celsius` is a long; its events carry a float.
+    std::fs::write(
+        &script,
+        r#"
+fn config() {
+    #{
+        topic: "plant.readings",
+        key_field: "sensor",
+        avro_schema: `{"type": "record", "name": "Reading", "namespace": "plant", "fields": [
+            {"name": "sensor", "type": "string"}, {"name": "celsius", "type": "long"}]}`,
+    }
+}
+fn event(ctx) { #{ sensor: "s1", celsius: 21.5 } }
+"#,
+    )
+    .unwrap();
+    let output = run(
+        sim()
+            .arg("backfill")
+            .arg(&script)
+            .args(["--count", "20", "--encoding", "avro"]),
+        Duration::from_secs(60),
+    );
+    assert!(!output.status.success(), "{}", output.stderr);
+    assert!(
+        mentions(
+            &output.stderr,
+            "does not fit the Avro schema: `celsius` is f64 `21.5`, expected long"
+        ),
+        "{}",
+        output.stderr
+    );
+    assert!(
+        !output.stderr.contains("avro: schema id"),
+        "nothing registered: {}",
+        output.stderr
+    );
+}

@@ -30,6 +30,24 @@ pub(super) struct AvroSetup {
     pub evolution: SchemaEvolution,
 }
 
+/// With `--encoding avro`, an encoder that writes the scenario's Avro schema under no registered
+/// id, for the check at start: a sample event the schema does not fit stops the start before
+/// anything is registered. `None` for JSON.
+pub(super) fn trial_encoder(prepared: &Prepared) -> Result<Option<EventEncoder>, SimError> {
+    if prepared.settings.encoding != Encoding::Avro {
+        return Ok(None);
+    }
+    let schema = prepared.avro_schema()?;
+    let writer = AvroWriter::new(&schema.schema, 0).map_err(|message| AvroError::Invalid {
+        scenario: prepared.scenario.name().to_string(),
+        message,
+    })?;
+    Ok(Some(EventEncoder::with_format(
+        &prepared.settings.key_field,
+        ValueFormat::Avro(Arc::new(writer)),
+    )))
+}
+
 /// The schema registry's basic-auth credentials: `SCHEMA_REGISTRY_AUTH`, else the config file's
 /// `schema_registry_auth`, else none.
 fn registry_credentials(options: &Options) -> Result<Option<Credentials>, SimError> {

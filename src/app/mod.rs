@@ -23,7 +23,7 @@ use crate::metrics::Metrics;
 use crate::pipeline::{BackfillSpec, Pipeline, PipelineError, StreamNotice};
 use crate::registry::EmbeddedRegistry;
 use crate::reload::{self, ReloadNotice, SchemaEvolution};
-use crate::scenario::{check_start, prepare, Options, Prepared};
+use crate::scenario::{check_start, check_start_with, prepare, Options, Prepared};
 use crate::settings::{InitMode, OnError};
 use crate::shutdown::Shutdown;
 use crate::sink::{
@@ -340,7 +340,9 @@ pub fn run(
     on_reload: ReloadReporter,
     on_background: BackgroundReporter,
 ) -> Result<Outcome, SimError> {
-    let prepared = check_start(prepare(options)?, &options.script)?;
+    let prepared = prepare(options)?;
+    let trial = avro::trial_encoder(&prepared)?;
+    let prepared = check_start_with(prepared, &options.script, trial)?;
     notify(Notice::Seed(prepared.seed));
     let flush = prepared.settings.init_mode == InitMode::Flush;
     let (encoder, registry, evolution) = avro_parts(options, &prepared, notify)?;
@@ -395,7 +397,9 @@ pub fn backfill(
     notify: &mut dyn FnMut(Notice),
     on_background: BackgroundReporter,
 ) -> Result<Outcome, SimError> {
-    let prepared = check_start(prepare(options)?, &options.script)?;
+    let prepared = prepare(options)?;
+    let trial = avro::trial_encoder(&prepared)?;
+    let prepared = check_start_with(prepared, &options.script, trial)?;
     notify(Notice::Seed(prepared.seed));
     let count = count.unwrap_or(prepared.settings.backfill);
     let days = days.unwrap_or(prepared.settings.backfill_days);
