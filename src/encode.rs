@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use rhai::{Dynamic, Map};
 
-use crate::avro::AvroWriter;
+use crate::avro::{AvroError, AvroWriter, EventSchema};
 
 /// An event that cannot be encoded.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
@@ -96,6 +96,20 @@ impl EventEncoder {
             key: Vec::with_capacity(64),
             payload: Vec::with_capacity(1024),
         }
+    }
+
+    /// An encoder writing Avro with `schema` under no registered id: for a sample checked
+    /// before the schema is registered, where an event the schema does not fit fails.
+    pub fn unregistered_avro(
+        key_field: &str,
+        schema: &EventSchema,
+        scenario: &str,
+    ) -> Result<Self, AvroError> {
+        let writer = schema.writer(0, scenario)?;
+        Ok(Self::with_format(
+            key_field,
+            ValueFormat::Avro(Arc::new(writer)),
+        ))
     }
 
     /// Encodes `event` into `self.key` and `self.payload`.

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use super::Notice;
-use crate::avro::{AvroError, AvroWriter, EventSchema};
+use crate::avro::{AvroError, EventSchema};
 use crate::encode::{EventEncoder, ValueFormat};
 use crate::error::SimError;
 use crate::registry::{redacted, subject, Credentials, EmbeddedRegistry, RegistryClient, AUTH_ENV};
@@ -38,14 +38,11 @@ pub(super) fn trial_encoder(prepared: &Prepared) -> Result<Option<EventEncoder>,
         return Ok(None);
     }
     let schema = prepared.avro_schema()?;
-    let writer = AvroWriter::new(&schema.schema, 0).map_err(|message| AvroError::Invalid {
-        scenario: prepared.scenario.name().to_string(),
-        message,
-    })?;
-    Ok(Some(EventEncoder::with_format(
+    Ok(Some(EventEncoder::unregistered_avro(
         &prepared.settings.key_field,
-        ValueFormat::Avro(Arc::new(writer)),
-    )))
+        &schema,
+        prepared.scenario.name(),
+    )?))
 }
 
 /// The schema registry's basic-auth credentials: `SCHEMA_REGISTRY_AUTH`, else the config file's
@@ -108,11 +105,7 @@ pub(super) fn setup(
         id,
         url: redacted(&url),
     });
-    let writer = AvroWriter::new(&schema.schema, id).map_err(|message| AvroError::Invalid {
-        scenario: prepared.scenario.name().to_string(),
-        message,
-    })?;
-    let writer = Arc::new(writer);
+    let writer = Arc::new(schema.writer(id, prepared.scenario.name())?);
     Ok(Some(AvroSetup {
         encoder: EventEncoder::with_format(&settings.key_field, ValueFormat::Avro(writer.clone())),
         registry,

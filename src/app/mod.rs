@@ -286,6 +286,14 @@ fn with_pipeline(
     }
 }
 
+/// The scenario prepared and its start checked, for a command that streams to Kafka: with
+/// `--encoding avro`, the sample is also encoded with the Avro schema, before it is registered.
+fn prepare_to_stream(options: &Options) -> Result<Prepared, SimError> {
+    let prepared = prepare(options)?;
+    let trial = avro::trial_encoder(&prepared)?;
+    Ok(check_start_with(prepared, &options.script, trial)?)
+}
+
 /// The encoder, the embedded registry and the schema's evolution of `--encoding avro`; none
 /// for JSON.
 fn avro_parts(
@@ -340,9 +348,7 @@ pub fn run(
     on_reload: ReloadReporter,
     on_background: BackgroundReporter,
 ) -> Result<Outcome, SimError> {
-    let prepared = prepare(options)?;
-    let trial = avro::trial_encoder(&prepared)?;
-    let prepared = check_start_with(prepared, &options.script, trial)?;
+    let prepared = prepare_to_stream(options)?;
     notify(Notice::Seed(prepared.seed));
     let flush = prepared.settings.init_mode == InitMode::Flush;
     let (encoder, registry, evolution) = avro_parts(options, &prepared, notify)?;
@@ -397,9 +403,7 @@ pub fn backfill(
     notify: &mut dyn FnMut(Notice),
     on_background: BackgroundReporter,
 ) -> Result<Outcome, SimError> {
-    let prepared = prepare(options)?;
-    let trial = avro::trial_encoder(&prepared)?;
-    let prepared = check_start_with(prepared, &options.script, trial)?;
+    let prepared = prepare_to_stream(options)?;
     notify(Notice::Seed(prepared.seed));
     let count = count.unwrap_or(prepared.settings.backfill);
     let days = days.unwrap_or(prepared.settings.backfill_days);

@@ -23,7 +23,7 @@
 use apache_avro::Schema as Avro;
 use serde_json::{json, Map as JsonMap, Value as Json};
 
-use super::AvroError;
+use super::{AvroError, AvroWriter};
 use crate::schema::{FieldSpec, FieldType, Schema};
 
 /// A record's full name: namespace and name.
@@ -66,6 +66,15 @@ pub struct EventSchema {
 }
 
 impl EventSchema {
+    /// A writer of this schema whose messages carry `schema_id` (0 for one not registered, to
+    /// check events against); refused, naming `scenario`, for types it cannot write.
+    pub fn writer(&self, schema_id: u32, scenario: &str) -> Result<AvroWriter, AvroError> {
+        AvroWriter::new(&self.schema, schema_id).map_err(|message| AvroError::Invalid {
+            scenario: scenario.to_string(),
+            message,
+        })
+    }
+
     /// The schema of `scenario`'s events on `topic`: its own Avro schema (`own`, JSON text) when
     /// it has one, else one derived from its declared schema.
     pub fn for_scenario(

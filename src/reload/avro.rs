@@ -72,14 +72,7 @@ impl SchemaEvolution {
         scenario: &str,
         schema: &EventSchema,
     ) -> Result<EventEncoder, AvroError> {
-        let writer = AvroWriter::new(&schema.schema, 0).map_err(|message| AvroError::Invalid {
-            scenario: scenario.to_string(),
-            message,
-        })?;
-        Ok(EventEncoder::with_format(
-            &self.key_field,
-            ValueFormat::Avro(Arc::new(writer)),
-        ))
+        EventEncoder::unregistered_avro(&self.key_field, schema, scenario)
     }
 
     /// The encoder of a new version written with `schema` on `topic`: the running one when the
@@ -111,11 +104,7 @@ impl SchemaEvolution {
             });
         }
         let id = self.client.register(&subject, &schema.json)?;
-        let writer = AvroWriter::new(&schema.schema, id).map_err(|message| AvroError::Invalid {
-            scenario: scenario.to_string(),
-            message,
-        })?;
-        self.writer = Arc::new(writer);
+        self.writer = Arc::new(schema.writer(id, scenario)?);
         self.canonical = schema.schema.canonical_form();
         self.schema = schema.schema;
         Ok((self.encoder(), Some(SchemaChange { subject, id })))
