@@ -4,6 +4,7 @@
 //! two ([`crate::cli::CliError`]).
 
 use crate::avro::AvroError;
+use crate::exporter::ExporterError;
 use crate::pipeline::PipelineError;
 use crate::registry::RegistryError;
 use crate::scenario::ScenarioError;
@@ -32,4 +33,8 @@ pub enum SimError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Sink(#[from] SinkError),
+    /// The metrics endpoint could not listen.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Metrics(#[from] ExporterError),
 }

@@ -10,6 +10,7 @@
 
 mod contact;
 pub mod send;
+pub mod stats;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

@@ -28,6 +28,8 @@
 //! - [`pipeline`]: the one module that joins timeline, script and sink, with the follow-ups a
 //!   script schedules and the workers that make events on every core, in one worker's order.
 //!   Beside it, [`analyze`]: the consumer side, `sim analyze` (aggregates, windows, detection).
+//! - [`exporter`]: the metrics endpoint (`--metrics`): Prometheus's `/metrics`, `/healthz` and
+//!   `/readyz`, read from the running figures at each scrape.
 //! - [`scenario`]: how a script becomes runnable (`prepare`) and the checked sample every check
 //!   runs (`sample_checked`).
 //! - [`reload`] (hot reload: watch, prepare and check off the stream, swap between events) and
@@ -47,6 +49,7 @@ pub mod clock;
 pub mod delivery;
 pub mod encode;
 pub mod error;
+pub mod exporter;
 pub mod kafka;
 pub mod labels;
 pub mod metrics;

@@ -30,6 +30,8 @@ const LAYERS: &[&[&str]] = &[
     &["broker"],
     // The producer's pipeline and the consumer side, side by side.
     &["pipeline", "analyze"],
+    // The metrics endpoint, over the producer's figures and the analyzer's.
+    &["exporter"],
     &["scenario"],
     &["reload", "check"],
     &["error"],

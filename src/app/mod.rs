@@ -19,6 +19,8 @@ use crate::broker::history::{
 use crate::broker::{EmbeddedBroker, LogBudget};
 use crate::encode::EventEncoder;
 use crate::error::SimError;
+use crate::exporter::{self, Endpoint, LAST_SCRAPE_WAIT};
+use crate::kafka::stats::STATISTICS_INTERVAL_MS;
 use crate::metrics::Metrics;
 use crate::pipeline::{BackfillSpec, Pipeline, PipelineError, StreamNotice};
 use crate::registry::EmbeddedRegistry;
@@ -47,6 +49,16 @@ pub enum Notice {
         topic: String,
         /// What it keeps before deleting a partition's oldest messages.
         budget: LogBudget,
+    },
+    /// The metrics endpoint serves at this URL (`--metrics`).
+    Metrics {
+        /// `http://ADDRESS/metrics`.
+        url: String,
+    },
+    /// The command ended and waits a moment for one more scrape, so the final figures are read.
+    LastScrape {
+        /// How long it waits at most.
+        wait: Duration,
     },
     /// The embedded schema registry is up at this URL.
     EmbeddedRegistry {
@@ -179,8 +191,16 @@ fn open_sink(
                     Some(broker)
                 }
             };
+            if settings.metrics.is_some() {
+                // The endpoint shows librdkafka's view of the brokers, and `/readyz` asks it.
+                config
+                    .properties
+                    .entry("statistics.interval.ms".into())
+                    .or_insert_with(|| STATISTICS_INTERVAL_MS.into());
+            }
             // Connecting first reports an unreachable broker before any topic work is tried.
             let sink = KafkaSink::connect(&config, counters)?;
+            metrics.watch_client(sink.client_stats());
             if broker.is_none() {
                 ensure_topic(&config.client_config(), &topic, recreate_topic)?;
                 notify(Notice::TopicReady {
@@ -251,6 +271,7 @@ fn with_pipeline(
 ) -> Result<Outcome, SimError> {
     let started = Instant::now();
     let script_errors = metrics.clone();
+    let metrics_view = metrics.clone();
     let result = {
         let mut forward = |notice| notify(Notice::Stream(notice));
         let mut pipeline = Pipeline::new(
@@ -267,9 +288,12 @@ fn with_pipeline(
         pipeline.describe_events(options.meta);
         pipeline.on_error(prepared.settings.on_error.unwrap_or(policy));
         pipeline.report_to(&mut forward);
-        pipeline
-            .set_workers(prepared.settings.workers)
-            .and_then(|()| step(&mut pipeline))
+        let result = pipeline.set_workers(prepared.settings.workers).and_then(|()| {
+            metrics_view.set_streaming(true);
+            step(&mut pipeline)
+        });
+        metrics_view.set_streaming(false);
+        result
     };
     let script_errors = script_errors.script_errors();
     match result {
@@ -283,6 +307,43 @@ fn with_pipeline(
             }
             Err(err.into())
         }
+    }
+}
+
+/// Serves the metrics endpoint when `--metrics` asks for one: before the sink opens, so that a
+/// taken port stops the command before the topic is touched.
+fn serve_metrics(
+    prepared: &Prepared,
+    metrics: &Arc<Metrics>,
+    notify: &mut dyn FnMut(Notice),
+) -> Result<Option<Endpoint>, SimError> {
+    let Some(listen) = &prepared.settings.metrics else {
+        return Ok(None);
+    };
+    let endpoint = exporter::serve_producer(
+        listen,
+        metrics.clone(),
+        prepared.scenario.name(),
+        &prepared.settings.topic,
+    )?;
+    notify(Notice::Metrics {
+        url: endpoint.url(),
+    });
+    Ok(Some(endpoint))
+}
+
+/// At the end of a command, gives a scraper the chance to read the final figures: when the
+/// endpoint was scraped at all, waits up to [`LAST_SCRAPE_WAIT`] for one more scrape.
+fn last_scrape(endpoint: Option<Endpoint>, notify: &mut dyn FnMut(Notice)) {
+    let Some(endpoint) = endpoint else {
+        return;
+    };
+    let seen = endpoint.scrapes();
+    if seen > 0 {
+        notify(Notice::LastScrape {
+            wait: LAST_SCRAPE_WAIT,
+        });
+        endpoint.wait_for_scrape_after(seen, LAST_SCRAPE_WAIT);
     }
 }
 
@@ -350,6 +411,7 @@ pub fn run(
 ) -> Result<Outcome, SimError> {
     let prepared = prepare_to_stream(options)?;
     notify(Notice::Seed(prepared.seed));
+    let endpoint = serve_metrics(&prepared, &metrics, notify)?;
     let flush = prepared.settings.init_mode == InitMode::Flush;
     let (encoder, registry, evolution) = avro_parts(options, &prepared, notify)?;
     let mut open = open_sink(options, &prepared, &metrics, flush, notify, on_background)?;
@@ -369,7 +431,7 @@ pub fn run(
             report,
         )
     });
-    with_pipeline(
+    let outcome = with_pipeline(
         prepared,
         options,
         encoder,
@@ -389,7 +451,9 @@ pub fn run(
             let until = duration.and_then(|d| chrono::Duration::from_std(d).ok().map(|d| now + d));
             pipeline.stream(&clock, backfill, shutdown, until)
         },
-    )
+    );
+    last_scrape(endpoint, notify);
+    outcome
 }
 
 /// `sim backfill`: only the historical part, `count` events over the `days` before now;
@@ -405,6 +469,7 @@ pub fn backfill(
 ) -> Result<Outcome, SimError> {
     let prepared = prepare_to_stream(options)?;
     notify(Notice::Seed(prepared.seed));
+    let endpoint = serve_metrics(&prepared, &metrics, notify)?;
     let count = count.unwrap_or(prepared.settings.backfill);
     let days = days.unwrap_or(prepared.settings.backfill_days);
     let (encoder, registry, _) = avro_parts(options, &prepared, notify)?;
@@ -413,7 +478,7 @@ pub fn backfill(
     open.sink.stop_on(shutdown);
     let now = prepared.now;
     let policy = OnError::Stop;
-    with_pipeline(
+    let outcome = with_pipeline(
         prepared,
         options,
         encoder,
@@ -422,7 +487,9 @@ pub fn backfill(
         policy,
         notify,
         |pipeline| pipeline.backfill(now, count, days, shutdown),
-    )
+    );
+    last_scrape(endpoint, notify);
+    outcome
 }
 
 /// `sim sample`: `count` events from now on, as JSON lines on the sink (standard output).

@@ -62,6 +62,10 @@ pub(super) struct CommonArgs {
     /// full name) or topic_record (<topic>-<record>); overrides SUBJECT_STRATEGY.
     #[arg(long, value_name = "topic|record|topic_record")]
     subject_strategy: Option<String>,
+    /// Serve Prometheus metrics at http://ADDR/metrics, with /healthz and /readyz (overrides
+    /// METRICS_ADDR), e.g. 127.0.0.1:9464 or :9464 for every interface.
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<String>,
 }
 
 pub(super) fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
@@ -124,6 +128,7 @@ impl CommonArgs {
                 self.subject_strategy,
                 "--subject-strategy",
             ),
+            ("metrics", self.metrics, "--metrics"),
         ];
         for (key, value, flag) in more {
             if let Some(value) = value {

@@ -16,6 +16,11 @@ pub(super) fn print_notice(notice: Notice) {
     match notice {
         Notice::Seed(seed) => say!("seed {seed} (pass --seed {seed} to reproduce)"),
         Notice::EmbeddedRegistry { url } => say!("schema registry at {url}"),
+        Notice::Metrics { url } => say!("metrics at {url} (also /healthz, /readyz)"),
+        Notice::LastScrape { wait } => say!(
+            "metrics: waiting up to {} s for a last scrape of the final figures",
+            wait.as_secs()
+        ),
         Notice::SchemaRegistered { subject, id, url } => {
             say!("avro: schema id {id}, subject {subject}, registry {url}")
         }

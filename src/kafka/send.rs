@@ -11,8 +11,10 @@ use std::time::{Duration, Instant};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::ToBytes;
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::statistics::Statistics;
 use rdkafka::ClientContext;
 
+use super::stats::ClientStats;
 use crate::delivery::DeliveryCounters;
 use crate::shutdown::Shutdown;
 use crate::sync::lock;
@@ -104,6 +106,7 @@ struct Failures {
 pub struct DeliveryContext {
     counters: Arc<DeliveryCounters>,
     failures: Mutex<Failures>,
+    stats: Arc<ClientStats>,
 }
 
 impl DeliveryContext {
@@ -112,7 +115,13 @@ impl DeliveryContext {
         Self {
             counters,
             failures: Mutex::new(Failures::default()),
+            stats: Arc::default(),
         }
+    }
+
+    /// librdkafka's latest statistics of this client (with `statistics.interval.ms` set).
+    pub fn stats(&self) -> Arc<ClientStats> {
+        self.stats.clone()
     }
 
     /// The counters it updates.
@@ -120,9 +129,10 @@ impl DeliveryContext {
         &self.counters
     }
 
-    /// Counts a failed delivery and its reason.
-    pub fn failed(&self, reason: String) {
-        self.counters.failed();
+    /// Counts a failed delivery, its reason and its kind (a short name, see
+    /// [`failure_kind`]).
+    pub fn failed(&self, reason: String, kind: &str) {
+        self.counters.failed_as(kind);
         let mut failures = lock(&self.failures);
         failures.first.get_or_insert_with(|| reason.clone());
         *failures.by_reason.entry(reason).or_default() += 1;
@@ -130,9 +140,13 @@ impl DeliveryContext {
 
     /// Counts a record the producer refused outright: accepted and failed at once, so that
     /// produced = delivered + failed still holds.
-    pub fn refused(&self, reason: String) {
+    pub fn refused(&self, unsent: &Unsent) {
         self.counters.produced();
-        self.failed(reason);
+        let kind = match unsent {
+            Unsent::Refused(err) => failure_kind(err),
+            Unsent::Stopped => "stopped".into(),
+        };
+        self.failed(unsent.to_string(), &kind);
     }
 
     /// Why deliveries failed, with a count for each reason.
@@ -151,7 +165,29 @@ impl DeliveryContext {
     }
 }
 
-impl ClientContext for DeliveryContext {}
+impl ClientContext for DeliveryContext {
+    fn stats(&self, statistics: Statistics) {
+        self.stats.record(&statistics);
+    }
+}
+
+/// A failure's kind, for a metric's label: librdkafka's error code in snake case
+/// (`message_timed_out`, `message_size_too_large`), so that the label takes a handful of values, not
+/// one per message text.
+pub fn failure_kind(err: &KafkaError) -> String {
+    let Some(code) = err.rdkafka_error_code() else {
+        return "other".into();
+    };
+    let name = format!("{code:?}");
+    let mut kind = String::with_capacity(name.len() + 4);
+    for (i, c) in name.chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            kind.push('_');
+        }
+        kind.push(c.to_ascii_lowercase());
+    }
+    kind
+}
 
 impl ProducerContext for DeliveryContext {
     type DeliveryOpaque = ();
@@ -164,7 +200,7 @@ impl ProducerContext for DeliveryContext {
             // unaccounted (and the exit status says so), so `failed` only ever counts messages
             // the topic does not hold.
             Err((_, message)) if possibly_persisted(message) => {}
-            Err((err, _)) => self.failed(err.to_string()),
+            Err((err, _)) => self.failed(err.to_string(), &failure_kind(err)),
         }
     }
 }
@@ -182,18 +218,37 @@ mod tests {
     use super::*;
 
     #[test]
-    fn failures_are_counted_by_reason_and_the_first_is_kept() {
+    fn failures_are_counted_by_reason_and_kind_and_the_first_is_kept() {
         let counters = Arc::new(DeliveryCounters::default());
         let context = DeliveryContext::new(counters.clone());
-        context.refused("too large".into());
-        context.failed("timed out".into());
-        context.failed("timed out".into());
-        assert_eq!(counters.account().produced, 1);
-        assert_eq!(counters.account().failed, 3);
-        assert_eq!(context.first_failure().as_deref(), Some("too large"));
+        let too_large = KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge);
+        context.refused(&Unsent::Refused(too_large.clone()));
+        context.refused(&Unsent::Stopped);
+        context.failed("timed out".into(), "message_timed_out");
+        context.failed("timed out".into(), "message_timed_out");
+        assert_eq!(counters.account().produced, 2);
+        assert_eq!(counters.account().failed, 4);
         assert_eq!(
-            context.failure_reasons(),
-            vec![("timed out".to_string(), 2), ("too large".to_string(), 1)]
+            context.first_failure().as_deref(),
+            Some(too_large.to_string().as_str())
         );
+        let reasons = context.failure_reasons();
+        assert_eq!(reasons.len(), 3);
+        assert!(reasons.contains(&("timed out".to_string(), 2)), "{reasons:?}");
+        assert_eq!(
+            counters.failures_by_kind(),
+            vec![
+                ("message_size_too_large".to_string(), 1),
+                ("message_timed_out".to_string(), 2),
+                ("stopped".to_string(), 1),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_failure_kind_is_the_error_code_in_snake_case() {
+        let timed_out = KafkaError::MessageProduction(RDKafkaErrorCode::MessageTimedOut);
+        assert_eq!(failure_kind(&timed_out), "message_timed_out");
+        assert_eq!(failure_kind(&KafkaError::Canceled), "other");
     }
 }

@@ -95,6 +95,8 @@ pub struct Pipeline<'s> {
     skipped: u64,
     /// Hears what the pipeline reports as it streams.
     report: Option<&'s mut dyn FnMut(StreamNotice)>,
+    /// While streaming live, the clock events' deadlines are measured on.
+    deadlines: Option<SimClock>,
 }
 
 /// The historical part of a stream: `arrivals` arrivals of the timeline over the `days` before
@@ -168,6 +170,7 @@ impl<'s> Pipeline<'s> {
             curve_changed: false,
             skipped: 0,
             report: None,
+            deadlines: None,
         }
     }
 
@@ -204,6 +207,7 @@ impl<'s> Pipeline<'s> {
             let worker = self.workers[0].fork()?;
             self.workers.push(worker);
         }
+        self.metrics.set_workers(count);
         Ok(())
     }
 
@@ -483,7 +487,9 @@ impl<'s> Pipeline<'s> {
             outgoing,
             mut effects,
             seq,
+            took,
         } = made;
+        self.metrics.timings.event.observe(took);
         let outgoing = match outgoing {
             Ok(outgoing) => outgoing,
             Err(error) => return self.failed(error, job).map(|()| 0),
@@ -518,6 +524,13 @@ impl<'s> Pipeline<'s> {
                 fraud_pattern: event.pattern.as_deref(),
             })?;
             self.metrics.event();
+            if let Some(clock) = &self.deadlines {
+                let late = clock.now() - DateTime::from_timestamp_millis(job.time_ms()).unwrap_or_default();
+                self.metrics
+                    .timings
+                    .lag
+                    .observe(late.to_std().unwrap_or_default());
+            }
         }
         Ok(sent)
     }
@@ -678,8 +691,22 @@ impl<'s> Pipeline<'s> {
             stream_rng(self.seed, Stream::Timeline),
         );
         let until = until.map(nanos).unwrap_or(Nanos::MAX);
+        // Live events have deadlines: how late each leaves is measured against the clock.
+        self.deadlines = Some(clock.clone());
+        let sent = self.live_on(clock, shutdown, &mut arrivals, until);
+        self.deadlines = None;
+        sent
+    }
+
+    fn live_on(
+        &mut self,
+        clock: &SimClock,
+        shutdown: &Shutdown,
+        arrivals: &mut Arrivals,
+        until: Nanos,
+    ) -> Result<u64, PipelineError> {
         let mut sent = 0;
-        let mut next = self.next_arrival(&mut arrivals)?;
+        let mut next = self.next_arrival(arrivals)?;
         let mut batch = Vec::with_capacity(BATCH);
         loop {
             let follow_up = self.next_follow_up();
@@ -707,14 +734,14 @@ impl<'s> Pipeline<'s> {
             if shutdown.is_triggered() {
                 break;
             }
-            self.swap_if_reloaded(&mut arrivals);
+            self.swap_if_reloaded(arrivals);
             if next.is_some_and(|t| follow_up.is_none_or(|f| t < f)) {
                 // Every arrival due by now (the follow-ups among them come in their turn).
                 let now = nanos(clock.now()).min(until - 1);
                 batch.clear();
                 while let Some(t) = next.filter(|&t| t <= now && batch.len() < BATCH) {
                     batch.push(t);
-                    next = self.next_arrival(&mut arrivals)?;
+                    next = self.next_arrival(arrivals)?;
                 }
                 if batch.is_empty() {
                     continue;

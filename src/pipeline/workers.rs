@@ -19,6 +19,8 @@
 //! speed, as long as events rarely read what the events just before them wrote. Scenarios help by
 //! keying memory by entity (a customer, a merchant) rather than one key that every event reads.
 
+use std::time::{Duration, Instant};
+
 use rhai::{Array, Dynamic, Map};
 
 use super::PipelineError;
@@ -105,6 +107,8 @@ pub struct Made {
     pub effects: Effects,
     /// The sequence number it was made with.
     pub seq: i64,
+    /// How long making it took: the script, the checks and the encoding.
+    pub took: Duration,
 }
 
 impl Made {
@@ -146,6 +150,7 @@ impl Worker {
 
     /// Makes `job` as event number `seq`: runs the script, checks and encodes what it returned.
     pub fn make(&mut self, job: &Job, seq: i64, options: MakeOptions) -> Made {
+        let started = Instant::now();
         let result = match job {
             Job::Arrival { time_ms, id } => self.scenario.arrival(*time_ms, seq, *id),
             Job::FollowUp(scheduled) => self.scenario.follow_up(scheduled.clone(), seq),
@@ -161,6 +166,7 @@ impl Worker {
             outgoing,
             effects,
             seq,
+            took: started.elapsed(),
         }
     }
 

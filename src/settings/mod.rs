@@ -15,6 +15,7 @@ mod sources;
 mod value;
 
 use std::collections::BTreeMap;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 
 use chrono_tz::Tz;
@@ -30,6 +31,7 @@ const ENV_NAMES: &[(&str, &str)] = &[
     ("init_mode", "EVENT_INIT_MODE"),
     ("workers", "SIM_WORKERS"),
     ("schema_registry", "SCHEMA_REGISTRY_URL"),
+    ("metrics", "METRICS_ADDR"),
 ];
 
 /// Keys that are not settings in a script's `config()` map.
@@ -142,6 +144,8 @@ pub struct Settings {
     pub schema_registry_origin: Origin,
     /// The subject the schema is registered under (`SUBJECT_STRATEGY`).
     pub subject_strategy: SubjectStrategy,
+    /// Where the metrics endpoint listens (`--metrics`, `METRICS_ADDR`); `None`: no endpoint.
+    pub metrics: Option<ListenAddress>,
     /// librdkafka properties from the `[kafka]` table and `-X`, `-X` last.
     pub kafka: BTreeMap<String, String>,
     /// Every setting as the script sees it.
@@ -312,11 +316,12 @@ pub fn resolve(input: &UserInput, script: &ScriptDefaults) -> Result<Settings, S
             },
         );
     }
-    // Only settings someone declared can be set; `brokers` and `schema_registry` have no default
-    // but are always known.
+    // Only settings someone declared can be set; `brokers`, `schema_registry` and `metrics` have
+    // no default but are always known.
     let mut known: Vec<String> = layered.keys().cloned().collect();
     known.push("brokers".into());
     known.push("schema_registry".into());
+    known.push("metrics".into());
     known.sort();
     let check_known = |key: &str, origin: &Origin| {
         if known.iter().any(|k| k == key) {
@@ -369,6 +374,7 @@ fn build(
     let get = |key: &str| layered.get(key).expect("every engine key has a default");
     let brokers = layered.get("brokers");
     let registry = layered.get("schema_registry");
+    let metrics = layered.get("metrics");
     let mut values = BTreeMap::new();
     for (key, sourced) in &layered {
         let declared = script.values.iter().find(|(k, _)| k == key).map(|(_, v)| v);
@@ -404,10 +410,40 @@ fn build(
             .transpose()?,
         schema_registry_origin: registry.map_or(Origin::Default, |r| r.origin.clone()),
         subject_strategy: checked::subject_strategy("subject_strategy", get("subject_strategy"))?,
+        metrics: metrics
+            .map(|m| checked::listen_address("metrics", m))
+            .transpose()?,
         kafka,
         values,
     };
     Ok(settings)
+}
+
+/// An address to listen on, and where it was configured (for the error when it is taken).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListenAddress {
+    /// The address.
+    pub address: SocketAddr,
+    /// Where it came from.
+    pub origin: Origin,
+}
+
+/// Reads an address to listen on: `127.0.0.1:9464`, `[::1]:9464`, `localhost:9464`, or
+/// `:9464` for every interface, as Prometheus exporters write it. `None` when it is none of
+/// these (no port, a name that does not resolve).
+pub fn parse_listen_address(text: &str) -> Option<SocketAddr> {
+    let text = text.trim();
+    if let Some(port) = text.strip_prefix(':') {
+        return port
+            .parse::<u16>()
+            .ok()
+            .map(|port| SocketAddr::from(([0, 0, 0, 0], port)));
+    }
+    if let Ok(address) = text.parse::<SocketAddr>() {
+        return Some(address);
+    }
+    // A host name: its first address. `to_socket_addrs` wants a port, which it checks.
+    text.to_socket_addrs().ok()?.next()
 }
 
 /// The number of script workers when none is asked for (`workers = 0`): one a core.
@@ -483,6 +519,16 @@ mod checked {
             Some(text) if !text.is_empty() => Ok(text.to_string()),
             _ => Err(invalid(key, s, "a non-empty string")),
         }
+    }
+
+    pub(super) fn listen_address(key: &str, s: &Sourced) -> Result<ListenAddress, SettingsError> {
+        let text = text(key, s)?;
+        let address = super::parse_listen_address(&text)
+            .ok_or_else(|| invalid(key, s, "an address to listen on, like 127.0.0.1:9464"))?;
+        Ok(ListenAddress {
+            address,
+            origin: s.origin.clone(),
+        })
     }
 
     pub(super) fn topic(key: &str, s: &Sourced) -> Result<String, SettingsError> {

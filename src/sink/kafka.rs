@@ -26,6 +26,7 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, Producer, PurgeConfig, ThreadedProducer};
 
 use super::{DeliveryAccount, DeliveryCounters, Record, Sink, SinkError, KAFKA_HINTS};
+use crate::kafka::stats::ClientStats;
 use crate::kafka::{send_waiting, Cluster, DeliveryContext, GiveUp, Unsent, PRODUCER_DEFAULTS};
 use crate::settings::Origin;
 use crate::shutdown::Shutdown;
@@ -135,6 +136,11 @@ impl KafkaSink {
         })
     }
 
+    /// librdkafka's latest statistics of the producer (with `statistics.interval.ms` set).
+    pub fn client_stats(&self) -> Arc<ClientStats> {
+        self.producer.context().stats()
+    }
+
     /// Whether a stop was asked for.
     fn stopping(&self) -> bool {
         self.stop.as_ref().is_some_and(Shutdown::is_triggered)
@@ -199,7 +205,7 @@ impl Sink for KafkaSink {
             // broker took nothing: accounted as failed, with the reason.
             Err(unsent) => {
                 self.gave_up |= matches!(unsent, Unsent::Stopped);
-                self.producer.context().refused(unsent.to_string());
+                self.producer.context().refused(&unsent);
             }
         }
         Ok(())

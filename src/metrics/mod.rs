@@ -1,13 +1,37 @@
 //! Running figures of a simulation, and the one-line status that shows them.
 //!
 //! The pipeline, the sink and hot reload update these counters from their threads; the command
-//! line reads them to draw its status line (`crate::cli`), and the library never prints.
+//! line reads them to draw its status line (`crate::cli`), and the metrics endpoint
+//! (`crate::exporter`) at each scrape. The library never prints.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+mod histogram;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+pub use histogram::{DurationHistogram, HistogramSnapshot, EVENT_SECONDS, LAG_SECONDS};
+
+use crate::kafka::stats::{ClientStats, StatsSnapshot};
 use crate::sink::DeliveryCounters;
+
+/// How long events take: in the script, and against their deadlines.
+#[derive(Debug)]
+pub struct Timings {
+    /// Time in the script per event made (arrival or follow-up), encoding included.
+    pub event: DurationHistogram,
+    /// How late live events are handed to the sink against their deadlines.
+    pub lag: DurationHistogram,
+}
+
+impl Default for Timings {
+    fn default() -> Self {
+        Self {
+            event: DurationHistogram::new(EVENT_SECONDS),
+            lag: DurationHistogram::new(LAG_SECONDS),
+        }
+    }
+}
 
 /// Figures the pipeline updates and the status line reads.
 #[derive(Debug, Default)]
@@ -24,8 +48,13 @@ pub struct Metrics {
     pending_follow_ups: AtomicU64,
     made_again: AtomicU64,
     deleted_by_broker: AtomicU64,
+    workers: AtomicU64,
+    streaming: AtomicBool,
+    client: OnceLock<Arc<ClientStats>>,
     /// The sink's delivery counters.
     pub delivery: Arc<DeliveryCounters>,
+    /// How long events take.
+    pub timings: Timings,
 }
 
 impl Metrics {
@@ -67,6 +96,37 @@ impl Metrics {
     /// [`crate::broker::history`].
     pub fn deleted(&self) -> u64 {
         self.deleted_by_broker.load(Ordering::Relaxed)
+    }
+
+    /// Records how many workers make events.
+    pub fn set_workers(&self, workers: usize) {
+        self.workers.store(workers as u64, Ordering::Relaxed);
+    }
+
+    /// Workers making events: 0 until the pipeline starts.
+    pub fn workers(&self) -> u64 {
+        self.workers.load(Ordering::Relaxed)
+    }
+
+    /// Records that the scenario is loaded, set up and its events flow to the sink (or that
+    /// they no longer do).
+    pub fn set_streaming(&self, streaming: bool) {
+        self.streaming.store(streaming, Ordering::Relaxed);
+    }
+
+    /// Whether the scenario is loaded and its events flow to the sink.
+    pub fn streaming(&self) -> bool {
+        self.streaming.load(Ordering::Relaxed)
+    }
+
+    /// Reads librdkafka's statistics of the sink's producer from now on.
+    pub fn watch_client(&self, stats: Arc<ClientStats>) {
+        let _ = self.client.set(stats);
+    }
+
+    /// The producer's latest statistics, when the sink is Kafka and one came.
+    pub fn client_stats(&self) -> Option<StatsSnapshot> {
+        self.client.get().and_then(|stats| stats.latest())
     }
 
     /// Counts one event made.
