@@ -5,6 +5,8 @@
 #   - kcat, from Debian (an outside consumer)
 #   - confluent-kafka, the Python client (an outside consumer, and the Python baseline), with its
 #     Avro support (fastavro and the schema registry client: the `avro` extra)
+#   - Prometheus, from Debian (a real server that scrapes `sim --metrics`)
+#   - prometheus_client, the Python library (its parser checks the text exposition)
 set -euo pipefail
 
 log() { printf 'install-test-deps: %s\n' "$*" >&2; }
@@ -48,7 +50,48 @@ install_confluent_kafka_avro() {
   python3 -m pip install --quiet 'confluent-kafka[avro]>=2.6'
 }
 
+install_prometheus() {
+  if prometheus --version >/dev/null 2>&1; then
+    log "prometheus present"
+    return
+  fi
+  log "installing prometheus from Debian (the server only: tests start their own)"
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  # The package's postinst starts a prometheus service through invoke-rc.d. The tests start their
+  # own server on a free port, and in a container without systemd the init script would leave a
+  # stray daemon on :9090 (or fail the install). A policy-rc.d that answers 101 ("action
+  # forbidden") tells invoke-rc.d to skip it; one is put in place only for this install when the
+  # machine has none, and removed afterwards.
+  local policy=/usr/sbin/policy-rc.d added_policy=""
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null
+    $sudo chmod 755 "$policy"
+    added_policy=1
+  fi
+  $sudo apt-get update -qq
+  # --no-install-recommends: not prometheus-node-exporter, another service the tests do not use.
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+    prometheus >/dev/null
+  [ -z "$added_policy" ] || $sudo rm -f "$policy"
+  prometheus --version >/dev/null 2>&1 || {
+    log "prometheus was installed but \`prometheus --version\` fails"
+    exit 1
+  }
+}
+
+install_prometheus_client() {
+  if python3 -c 'import prometheus_client' >/dev/null 2>&1; then
+    log "prometheus_client present"
+    return
+  fi
+  log "installing prometheus_client from PyPI"
+  python3 -m pip install --quiet prometheus_client
+}
+
 install_kcat
 install_confluent_kafka
 install_confluent_kafka_avro
+install_prometheus
+install_prometheus_client
 install_tansu

@@ -1,6 +1,8 @@
 //! Shared helpers of the integration tests: running the `sim` binary with a bounded wait,
 //! starting Tansu on a free port, and reading a topic back with outside clients (the Python
-//! client `confluent-kafka`, and kcat).
+//! client `confluent-kafka`, and kcat). The submodule `prometheus` starts a real Prometheus
+//! server that scrapes `sim --metrics`, and parses a text exposition with the Python client;
+//! `http` is the plain HTTP GET it (and a test asking `sim --metrics` directly) uses.
 //!
 //! The outside tools are installed by `bash dev/install-test-deps.sh`; a test that needs one that
 //! is missing fails with a message naming that command, never skips.
@@ -17,6 +19,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+
+pub mod http;
+pub mod prometheus;
 
 /// The project's root: scripts/ and tests/ are found from here.
 pub fn root() -> &'static Path {
