@@ -1,6 +1,6 @@
 //! A histogram of durations that any thread records into with a few relaxed atomic adds, and a
-//! scrape reads as Prometheus reads a histogram: cumulative counts under each bound, the count
-//! and the sum.
+//! scrape reads: the count in each bucket, the count and the sum (the exposition adds the
+//! buckets up into Prometheus's cumulative `le` series).
 //!
 //! Recording sits on the hot path (once per event), so it takes no lock and allocates nothing:
 //! fixed bounds, one counter a bucket.
@@ -36,8 +36,8 @@ pub struct HistogramSnapshot {
     pub sum: f64,
     /// Number of observations.
     pub count: u64,
-    /// Each upper bound in seconds with the observations at or under it (cumulative), the last
-    /// bound `+Inf`.
+    /// Each bucket's upper bound in seconds with the observations in it (above the bound
+    /// before), the last bound `+Inf`.
     pub buckets: Vec<(f64, u64)>,
 }
 
@@ -65,18 +65,20 @@ impl DurationHistogram {
     }
 
     /// The counts so far. Read while others record, the count is the sum of the buckets read,
-    /// so the `+Inf` bucket always equals it.
+    /// so the cumulative `+Inf` bucket always equals it.
     pub fn snapshot(&self) -> HistogramSnapshot {
-        let mut cumulative = 0;
-        let mut buckets = Vec::with_capacity(self.buckets.len());
-        for (i, count) in self.buckets.iter().enumerate() {
-            cumulative += count.load(Ordering::Relaxed);
-            let bound = self.bounds.get(i).copied().unwrap_or(f64::INFINITY);
-            buckets.push((bound, cumulative));
-        }
+        let buckets: Vec<(f64, u64)> = self
+            .buckets
+            .iter()
+            .enumerate()
+            .map(|(i, count)| {
+                let bound = self.bounds.get(i).copied().unwrap_or(f64::INFINITY);
+                (bound, count.load(Ordering::Relaxed))
+            })
+            .collect();
         HistogramSnapshot {
             sum: self.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9,
-            count: cumulative,
+            count: buckets.iter().map(|(_, n)| n).sum(),
             buckets,
         }
     }
@@ -87,7 +89,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn observations_land_in_cumulative_buckets_with_count_and_sum() {
+    fn observations_land_in_their_buckets_with_count_and_sum() {
         static BOUNDS: &[f64] = &[0.001, 0.01];
         let histogram = DurationHistogram::new(BOUNDS);
         histogram.observe(Duration::from_micros(500));
@@ -99,7 +101,7 @@ mod tests {
         assert!((snapshot.sum - 2.0065).abs() < 1e-9, "{}", snapshot.sum);
         assert_eq!(
             snapshot.buckets,
-            vec![(0.001, 2), (0.01, 3), (f64::INFINITY, 4)]
+            vec![(0.001, 2), (0.01, 1), (f64::INFINITY, 1)]
         );
     }
 
