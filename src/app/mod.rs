@@ -288,10 +288,12 @@ fn with_pipeline(
         pipeline.describe_events(options.meta);
         pipeline.on_error(prepared.settings.on_error.unwrap_or(policy));
         pipeline.report_to(&mut forward);
-        let result = pipeline.set_workers(prepared.settings.workers).and_then(|()| {
-            metrics_view.set_streaming(true);
-            step(&mut pipeline)
-        });
+        let result = pipeline
+            .set_workers(prepared.settings.workers)
+            .and_then(|()| {
+                metrics_view.set_streaming(true);
+                step(&mut pipeline)
+            });
         metrics_view.set_streaming(false);
         result
     };

@@ -85,12 +85,20 @@ pub fn client_families(
         &[(labels.clone(), stats.taken.elapsed().as_secs_f64())],
     )?;
     // Each partition names its own topic.
-    let base: Labels = labels.iter().filter(|(k, _)| *k != "topic").cloned().collect();
+    let base: Labels = labels
+        .iter()
+        .filter(|(k, _)| *k != "topic")
+        .cloned()
+        .collect();
     let lags: Vec<(Labels, f64)> = stats
         .partitions
         .iter()
         .filter_map(|p| {
-            let labels = with(&with(&base, "topic", &p.topic), "partition", p.partition.to_string());
+            let labels = with(
+                &with(&base, "topic", &p.topic),
+                "partition",
+                p.partition.to_string(),
+            );
             Some((labels, p.lag? as f64))
         })
         .collect();

@@ -58,12 +58,9 @@ impl<'a> Families<'a> {
         let mut family = self
             .encoder
             .encode_descriptor(name, help, None, MetricType::Histogram)?;
-        family.encode_family(labels)?.encode_histogram::<NoLabelSet>(
-            snapshot.sum,
-            snapshot.count,
-            &snapshot.buckets,
-            None,
-        )
+        family
+            .encode_family(labels)?
+            .encode_histogram::<NoLabelSet>(snapshot.sum, snapshot.count, &snapshot.buckets, None)
     }
 }
 

@@ -167,7 +167,10 @@ pub fn producer_readiness(metrics: &Metrics) -> Result<(), String> {
                 .iter()
                 .map(|b| format!("{} {}", b.name, b.state))
                 .collect();
-            return Err(format!("no broker connection is up ({})", states.join(", ")));
+            return Err(format!(
+                "no broker connection is up ({})",
+                states.join(", ")
+            ));
         }
     }
     let in_flight = metrics.delivery.account().in_flight();

@@ -234,7 +234,10 @@ mod tests {
         );
         let reasons = context.failure_reasons();
         assert_eq!(reasons.len(), 3);
-        assert!(reasons.contains(&("timed out".to_string(), 2)), "{reasons:?}");
+        assert!(
+            reasons.contains(&("timed out".to_string(), 2)),
+            "{reasons:?}"
+        );
         assert_eq!(
             counters.failures_by_kind(),
             vec![

@@ -192,7 +192,7 @@ mod tests {
             "name": name, "nodeid": id, "nodename": "127.0.0.1:9092", "source": "learned",
             "state": state, "stateage": 1, "outbuf_cnt": 3, "outbuf_msg_cnt": 3,
             "waitresp_cnt": 2, "waitresp_msg_cnt": 2, "tx": 1, "txbytes": 1, "txerrs": 0,
-            "txretries": 0, "req_timeouts": 4, "rx": 1, "rxbytes": 1, "rxerrs": 0,
+            "txretries": 0, "txidle": 0, "rxidle": 0, "req_timeouts": 4, "rx": 1, "rxbytes": 1, "rxerrs": 0,
             "rxcorriderrs": 0, "rxpartial": 0, "zbuf_grow": 0, "buf_grow": 0, "req": {},
             "toppars": {}, "rtt": window, "int_latency": window, "outbuf_latency": window,
         })

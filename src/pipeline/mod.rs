@@ -525,7 +525,8 @@ impl<'s> Pipeline<'s> {
             })?;
             self.metrics.event();
             if let Some(clock) = &self.deadlines {
-                let late = clock.now() - DateTime::from_timestamp_millis(job.time_ms()).unwrap_or_default();
+                let late = clock.now()
+                    - DateTime::from_timestamp_millis(job.time_ms()).unwrap_or_default();
                 self.metrics
                     .timings
                     .lag
