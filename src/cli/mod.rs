@@ -379,3 +379,28 @@ impl Cli {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_log_format_is_global_and_text_by_default() {
+        let parse = |args: &[&str]| Cli::try_parse_from(args).map(|cli| cli.log_format);
+        assert_eq!(
+            parse(&["sim", "sample", "x.rhai"]).unwrap(),
+            log::LogFormat::Text
+        );
+        // After the subcommand and its script, as people type it, and before it.
+        assert_eq!(
+            parse(&["sim", "run", "x.rhai", "--log-format", "json"]).unwrap(),
+            log::LogFormat::Json
+        );
+        assert_eq!(
+            parse(&["sim", "--log-format", "json", "check", "x.rhai"]).unwrap(),
+            log::LogFormat::Json
+        );
+        let refused = parse(&["sim", "sample", "x.rhai", "--log-format", "yaml"]).unwrap_err();
+        assert_eq!(refused.kind(), clap::error::ErrorKind::InvalidValue);
+    }
+}
