@@ -291,10 +291,12 @@ mod tests {
 
     #[test]
     fn json_diagnostic_is_a_field_without_escapes() {
-        let entry = Entry::warn("reload", "edit rejected").diagnostic(miette::miette!("boom"));
-        let mut entry = entry;
-        entry.diagnostic = Some("\x1b[31mboom\x1b[0m".into());
-        let line = json(&entry.over_status());
+        // As a coloured terminal rendering would have it, and behind the status line's clear.
+        let entry = Entry {
+            diagnostic: Some("\x1b[31mboom\x1b[0m".into()),
+            ..Entry::warn("reload", "edit rejected").over_status()
+        };
+        let line = json(&entry);
         assert_eq!(line["diagnostic"], "boom");
         assert_eq!(line["message"], "edit rejected");
     }
