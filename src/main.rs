@@ -1,4 +1,5 @@
-//! The `sim` binary: parses arguments, runs the library, renders errors with miette.
+//! The `sim` binary: parses arguments, runs the library, renders errors with miette (or as a
+//! JSON line with `--log-format json`).
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -12,8 +13,10 @@ use clap::Parser;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    let color = std::io::stderr().is_terminal();
-    let _ = miette::set_hook(Box::new(move |_| {
+    let _ = miette::set_hook(Box::new(|_| {
+        // Asked for each diagnostic, so the log format chosen after parsing counts: JSON lines
+        // carry text, not a terminal's colours.
+        let color = std::io::stderr().is_terminal() && !sim::cli::log::is_json();
         Box::new(
             miette::MietteHandlerOpts::new()
                 .color(color)
@@ -24,7 +27,7 @@ fn main() -> ExitCode {
     match sim::cli::Cli::parse().execute() {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("{:?}", miette::Report::new(err));
+            sim::cli::log::fatal(err);
             ExitCode::FAILURE
         }
     }

@@ -8,6 +8,9 @@ use std::time::Duration;
 
 use clap::Args;
 
+use serde_json::json;
+
+use super::log::{self, Entry};
 use super::{split_assignment, watch_signals, CliError, Format};
 use crate::analyze::detect::script::RuleChange;
 use crate::analyze::window::WindowSpec;
@@ -176,7 +179,8 @@ impl AnalyzeArgs {
             commit_interval: Duration::from_millis(self.commit_interval_ms),
             instance: self.instance,
             properties,
-            live_view: !self.no_view && std::io::stderr().is_terminal(),
+            // A view redrawn in place is terminal drawing: JSON logs go without it.
+            live_view: !self.no_view && std::io::stderr().is_terminal() && !log::is_json(),
             schema_registry: target.schema_registry,
             registry_credentials,
             ..AnalyzeOptions::new("")
@@ -194,8 +198,8 @@ struct Screen {
 
 impl Screen {
     fn show(&mut self, notice: AnalyzeNotice) {
-        let mut err = std::io::stderr().lock();
         if let AnalyzeNotice::Frame(frame) = notice {
+            let mut err = std::io::stderr().lock();
             if self.frame_lines > 0 {
                 // Back to the first line of the previous frame, and clear it and what follows.
                 let _ = write!(err, "\x1b[{}F\x1b[J", self.frame_lines);
@@ -206,50 +210,65 @@ impl Screen {
         }
         // A notice goes below the last frame; the next frame starts under it.
         self.frame_lines = 0;
-        let _ = match notice {
-            AnalyzeNotice::Assigned(p) => writeln!(err, "assigned partitions {p:?}"),
-            AnalyzeNotice::Revoked(p) => {
-                writeln!(err, "revoked partitions {p:?} (committed first)")
+        let entry = match notice {
+            AnalyzeNotice::Assigned(p) => {
+                Entry::info("assigned", format!("assigned partitions {p:?}"))
+                    .field("partitions", json!(p))
             }
+            AnalyzeNotice::Revoked(p) => Entry::info(
+                "revoked",
+                format!("revoked partitions {p:?} (committed first)"),
+            )
+            .field("partitions", json!(p)),
             AnalyzeNotice::Poison(poison) => {
                 self.poison += 1;
                 match self.poison {
-                    n if n <= POISON_SHOWN => writeln!(
-                        err,
-                        "skipped poison message at partition {} offset {}: {}",
-                        poison.partition, poison.offset, poison.reason
+                    n if n <= POISON_SHOWN => Entry::warn(
+                        "poison",
+                        format!(
+                            "skipped poison message at partition {} offset {}: {}",
+                            poison.partition, poison.offset, poison.reason
+                        ),
+                    )
+                    .field("partition", poison.partition)
+                    .field("offset", poison.offset)
+                    .field("reason", poison.reason.to_string()),
+                    n if n == POISON_SHOWN + 1 => Entry::warn(
+                        "poison",
+                        "more poison messages: counted in the summary, not listed",
                     ),
-                    n if n == POISON_SHOWN + 1 => {
-                        writeln!(
-                            err,
-                            "more poison messages: counted in the summary, not listed"
-                        )
-                    }
-                    _ => Ok(()),
+                    _ => return,
                 }
             }
             AnalyzeNotice::Rule(RuleChange::Loaded(path)) => {
-                writeln!(err, "detection rule loaded: {}", path.display())
+                Entry::info("rule", format!("detection rule loaded: {}", path.display()))
+                    .field("result", "loaded")
+                    .field("file", path.display().to_string())
             }
-            AnalyzeNotice::Rule(RuleChange::Removed(path)) => {
-                writeln!(err, "detection rule removed: {}", path.display())
+            AnalyzeNotice::Rule(RuleChange::Removed(path)) => Entry::info(
+                "rule",
+                format!("detection rule removed: {}", path.display()),
+            )
+            .field("result", "removed")
+            .field("file", path.display().to_string()),
+            AnalyzeNotice::Rule(RuleChange::Rejected(error)) => Entry::warn(
+                "rule",
+                "detection rule edit rejected; its previous version keeps running",
+            )
+            .field("result", "rejected")
+            .diagnostic(miette::Report::new(error)),
+            AnalyzeNotice::RuleFailed(error) => Entry::error(
+                "rule_failed",
+                "detection rule failed (further failures counted)",
+            )
+            .diagnostic(miette::Report::new(error)),
+            AnalyzeNotice::Warning(text) => Entry::warn("warning", format!("warning: {text}")),
+            AnalyzeNotice::MissingHistory(missing) => {
+                Entry::warn("missing_history", format!("warning: {missing}"))
             }
-            AnalyzeNotice::Rule(RuleChange::Rejected(error)) => writeln!(
-                err,
-                "detection rule edit rejected; its previous version keeps running\n{:?}",
-                miette::Report::new(error)
-            ),
-            AnalyzeNotice::RuleFailed(error) => {
-                writeln!(
-                    err,
-                    "detection rule failed (further failures counted)\n{:?}",
-                    miette::Report::new(error)
-                )
-            }
-            AnalyzeNotice::Warning(text) => writeln!(err, "warning: {text}"),
-            AnalyzeNotice::MissingHistory(missing) => writeln!(err, "warning: {missing}"),
-            AnalyzeNotice::Frame(_) => Ok(()),
+            AnalyzeNotice::Frame(_) => return,
         };
+        entry.emit();
     }
 }
 

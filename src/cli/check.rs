@@ -185,8 +185,10 @@ fn check_one(
                 message: err.to_string(),
             };
             if format == Format::Text {
-                say!("FAIL: {}", script.display());
-                say!("{:?}", miette::Report::new(err));
+                super::log::Entry::error("check", format!("FAIL: {}", script.display()))
+                    .field("file", script.display().to_string())
+                    .diagnostic(miette::Report::new(err))
+                    .emit();
             }
             ScriptSummary {
                 ok: false,

@@ -19,16 +19,16 @@ use crate::metrics::Metrics;
 use crate::settings::split_assignment;
 use crate::shutdown::Shutdown;
 use args::{user_input, CommonArgs};
+use log::Entry;
 use notices::{print_notice, print_reload, report};
 use status::{clear_status, spawn_status_line};
 
-/// Prints a line on standard error, ignoring failure: a closed stderr (its reader gone) must not
-/// turn into a panic that stops `sim` from flushing what it accepted.
+/// Prints a plain line on standard error through the logger (an `info` object in JSON mode), for
+/// report text that has no event of its own, such as `sim check`'s and `sim bench`'s.
 macro_rules! say {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stderr(), $($arg)*);
-    }};
+    ($($arg:tt)*) => {
+        $crate::cli::log::Entry::line(format!($($arg)*)).emit()
+    };
 }
 
 mod analyze;
@@ -36,6 +36,7 @@ mod args;
 mod bench;
 mod check;
 mod error;
+pub mod log;
 mod notices;
 mod status;
 
@@ -47,6 +48,18 @@ pub use error::CliError;
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// How lines on standard error are written: text for people, or json, one object a line
+    /// with time, level, event, message and fields, for log collectors (no status line then).
+    /// Standard output carries events either way.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        env = "SIM_LOG_FORMAT",
+        default_value_t = log::LogFormat::Text,
+        value_name = "FORMAT"
+    )]
+    log_format: log::LogFormat,
 }
 
 #[derive(Debug, Subcommand)]
@@ -144,10 +157,15 @@ fn watch_signals() -> Result<Shutdown, CliError> {
     let shutdown = Shutdown::new();
     shutdown
         .on_signals(|| {
-            say!(
-                "{}\nstopping: flushing what was accepted (signal again to quit at once)",
-                clear_status()
+            // Ends the status line (if drawn) on a line of its own before saying why.
+            Entry::info(
+                "stopping",
+                format!(
+                    "{}\nstopping: flushing what was accepted (signal again to quit at once)",
+                    clear_status()
+                ),
             )
+            .emit()
         })
         .map_err(CliError::Signals)?;
     Ok(shutdown)
@@ -189,7 +207,12 @@ fn run(
     // Before the account, which stays the last line.
     let pending = metrics.pending_follow_ups();
     if pending > 0 {
-        say!("{pending} follow-ups were still scheduled for later and were not made");
+        Entry::warn(
+            "follow_ups_pending",
+            format!("{pending} follow-ups were still scheduled for later and were not made"),
+        )
+        .field("pending", pending)
+        .emit();
     }
     Ok(report(&outcome))
 }
@@ -225,18 +248,30 @@ fn backfill(
         Box::new(print_notice),
     )?;
     let seconds = outcome.elapsed.as_secs_f64();
-    say!(
-        "backfilled {} events in {:.2} s ({:.0} events/s, delivery included)",
-        outcome.events,
-        seconds,
-        outcome.events as f64 / seconds.max(1e-9)
-    );
+    let rate = outcome.events as f64 / seconds.max(1e-9);
+    Entry::info(
+        "backfilled",
+        format!(
+            "backfilled {} events in {seconds:.2} s ({rate:.0} events/s, delivery included)",
+            outcome.events
+        ),
+    )
+    .field("events", outcome.events)
+    .field("seconds", seconds)
+    .field("events_per_second", rate)
+    .emit();
     let (ahead, again) = metrics.ahead_and_again();
     if ahead > 0 {
-        say!(
-            "workers: {ahead} arrivals made in parallel, {again} of them made again in turn ({:.2}%)",
-            again as f64 * 100.0 / ahead as f64
-        );
+        Entry::info(
+            "workers",
+            format!(
+                "workers: {ahead} arrivals made in parallel, {again} of them made again in turn ({:.2}%)",
+                again as f64 * 100.0 / ahead as f64
+            ),
+        )
+        .field("ahead", ahead)
+        .field("again", again)
+        .emit();
     }
     Ok(report(&outcome))
 }
@@ -288,6 +323,8 @@ enum Format {
 impl Cli {
     /// Runs the command; errors are returned for the caller to render.
     pub fn execute(self) -> Result<ExitCode, CliError> {
+        // First: every line from here on, the fatal error included, is written in this format.
+        log::init(self.log_format);
         match self.run_command() {
             Err(err) if err.reader_gone() => Ok(ExitCode::SUCCESS),
             result => result,
@@ -340,5 +377,30 @@ impl Cli {
             } => schema(script, format, topic, config),
             Command::Analyze(args) => analyze::analyze(args),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_log_format_is_global_and_text_by_default() {
+        let parse = |args: &[&str]| Cli::try_parse_from(args).map(|cli| cli.log_format);
+        assert_eq!(
+            parse(&["sim", "sample", "x.rhai"]).unwrap(),
+            log::LogFormat::Text
+        );
+        // After the subcommand and its script, as people type it, and before it.
+        assert_eq!(
+            parse(&["sim", "run", "x.rhai", "--log-format", "json"]).unwrap(),
+            log::LogFormat::Json
+        );
+        assert_eq!(
+            parse(&["sim", "--log-format", "json", "check", "x.rhai"]).unwrap(),
+            log::LogFormat::Json
+        );
+        let refused = parse(&["sim", "sample", "x.rhai", "--log-format", "yaml"]).unwrap_err();
+        assert_eq!(refused.kind(), clap::error::ErrorKind::InvalidValue);
     }
 }

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use chrono::SecondsFormat;
 
-use super::status::clear_status;
+use super::log::{Entry, Level};
 use crate::app::{Notice, Outcome};
 use crate::broker::history::Deletion;
 use crate::pipeline::StreamNotice;
@@ -14,54 +14,100 @@ use crate::sink::DeliveryAccount;
 
 pub(super) fn print_notice(notice: Notice) {
     match notice {
-        Notice::Seed(seed) => say!("seed {seed} (pass --seed {seed} to reproduce)"),
-        Notice::EmbeddedRegistry { url } => say!("schema registry at {url}"),
-        Notice::Metrics { url } => say!("metrics at {url} (also /healthz, /readyz)"),
-        Notice::LastScrape { wait } => say!(
-            "metrics: waiting up to {} s for a last scrape of the final figures",
-            wait.as_secs()
-        ),
-        Notice::SchemaRegistered { subject, id, url } => {
-            say!("avro: schema id {id}, subject {subject}, registry {url}")
+        Notice::Seed(seed) => Entry::info(
+            "seed",
+            format!("seed {seed} (pass --seed {seed} to reproduce)"),
+        )
+        .field("seed", seed)
+        .emit(),
+        Notice::Metrics { url } => Entry::info(
+            "metrics",
+            format!("metrics at {url} (also /healthz, /readyz)"),
+        )
+        .field("url", url)
+        .emit(),
+        Notice::LastScrape { wait } => Entry::info(
+            "last_scrape",
+            format!(
+                "metrics: waiting up to {} s for a last scrape of the final figures",
+                wait.as_secs()
+            ),
+        )
+        .field("wait_seconds", wait.as_secs())
+        .emit(),
+        Notice::EmbeddedRegistry { url } => {
+            Entry::info("embedded_registry", format!("schema registry at {url}"))
+                .field("url", url)
+                .emit()
         }
+        Notice::SchemaRegistered { subject, id, url } => Entry::info(
+            "schema_registered",
+            format!("avro: schema id {id}, subject {subject}, registry {url}"),
+        )
+        .field("subject", subject)
+        .field("id", id)
+        .field("url", url)
+        .emit(),
         Notice::EmbeddedBroker {
             address,
             topic,
             budget,
         } => {
-            say!("embedded broker at {address}, topic {topic}");
             let of = if budget.from_available_memory {
                 " (half the memory available; set embedded_max_bytes to change)"
             } else {
                 " (embedded_max_bytes)"
             };
-            say!(
-                "  in memory: keeps up to {} a partition, {} in all{of}; beyond that it deletes \
-                 the oldest messages and sim says so",
+            // One entry of three lines: in JSON, one object says where the broker is.
+            let message = format!(
+                "embedded broker at {address}, topic {topic}\n  in memory: keeps up to {} a \
+                 partition, {} in all{of}; beyond that it deletes the oldest messages and sim \
+                 says so\n  consume with: kcat -C -b {address} -t {topic}",
                 bytes(budget.per_partition),
                 bytes(budget.total())
             );
-            say!("  consume with: kcat -C -b {address} -t {topic}");
+            Entry::info("embedded_broker", message)
+                .field("address", address)
+                .field("topic", topic)
+                .field("partition_bytes", budget.per_partition)
+                .field("total_bytes", budget.total())
+                .emit();
         }
         Notice::HistoryDeleted(d) => print_deletion(&d),
-        Notice::ShortRetention(r) => say!(
-            "warning: topic {} keeps messages for {:.1} days (retention.ms {}), not more than the \
-             {:.1}-day backfill window: the broker deletes the oldest backfilled events once \
-             they are older than that",
-            r.topic,
-            r.retention_ms as f64 / 86_400_000.0,
-            r.retention_ms,
-            r.window_ms as f64 / 86_400_000.0
-        ),
+        Notice::ShortRetention(r) => Entry::warn(
+            "short_retention",
+            format!(
+                "warning: topic {} keeps messages for {:.1} days (retention.ms {}), not more than \
+                 the {:.1}-day backfill window: the broker deletes the oldest backfilled events \
+                 once they are older than that",
+                r.topic,
+                r.retention_ms as f64 / 86_400_000.0,
+                r.retention_ms,
+                r.window_ms as f64 / 86_400_000.0
+            ),
+        )
+        .field("topic", r.topic)
+        .field("retention_ms", r.retention_ms)
+        .field("window_ms", r.window_ms)
+        .emit(),
         Notice::TopicReady { topic, recreated } => {
             let how = if recreated { "recreated" } else { "ready" };
-            say!("topic {topic} {how}");
+            Entry::info("topic_ready", format!("topic {topic} {how}"))
+                .field("topic", topic)
+                .field("recreated", recreated)
+                .emit();
         }
         Notice::Stream(notice) => print_stream_notice(notice),
         Notice::AccountAfterError(account) => print_account(&account, None),
         Notice::Failures(failures) => {
             for (reason, count) in failures {
-                say!("delivery failed for {count} events: {reason}");
+                Entry::error(
+                    "delivery_failed",
+                    format!("delivery failed for {count} events: {reason}"),
+                )
+                .field("count", count)
+                .field("reason", reason)
+                .emit();
             }
         }
     }
@@ -83,7 +129,15 @@ fn print_stream_notice(notice: StreamNotice) {
                 from.to_rfc3339_opts(SecondsFormat::Secs, true),
                 to.to_rfc3339_opts(SecondsFormat::Secs, true),
             );
-            say!("backfilled {arrivals} arrivals, which made {events} events, from {from} to {to}; streaming live from {to}");
+            Entry::info(
+                "backfill_done",
+                format!("backfilled {arrivals} arrivals, which made {events} events, from {from} to {to}; streaming live from {to}"),
+            )
+            .field("arrivals", arrivals)
+            .field("events", events)
+            .field("from", from)
+            .field("to", to)
+            .emit();
         }
         StreamNotice::Skipped {
             error,
@@ -95,14 +149,23 @@ fn print_stream_notice(notice: StreamNotice) {
             let at = chrono::DateTime::from_timestamp_millis(time_ms)
                 .map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true))
                 .unwrap_or_else(|| time_ms.to_string());
-            say!(
-                "{}script error: skipped the event `{function}` (revision {revision}) made for \
-                 {at}; the stream goes on (on_error = skip)",
-                clear_status()
-            );
-            say!("{:?}", miette::Report::new(error));
+            Entry::warn(
+                "skipped",
+                format!(
+                    "script error: skipped the event `{function}` (revision {revision}) made for \
+                     {at}; the stream goes on (on_error = skip)"
+                ),
+            )
+            .field("function", function)
+            .field("revision", revision)
+            .field("event_time", at)
+            .field("skipped", skipped)
+            .diagnostic(miette::Report::new(error))
+            .over_status()
+            .emit();
             if skipped == SHOWN_SKIPS {
-                say!("  further script errors are counted in the status line and the account, not shown; ON_ERROR=stop stops at the first");
+                Entry::info("skips_hidden", "  further script errors are counted in the status line and the account, not shown; ON_ERROR=stop stops at the first")
+                    .emit();
             }
         }
         StreamNotice::Skipped { .. } => {}
@@ -111,28 +174,39 @@ fn print_stream_notice(notice: StreamNotice) {
             to,
             health,
             cause: None,
-        } => say!(
-            "{}rolled back: revision {from} failed {} of its {} events ({} in a row), over its \
-             budget (10 in a row, or more than 1% of at least 100); revision {to} runs again. \
-             Fix the script and save it to reload",
-            clear_status(),
-            health.failures,
-            health.attempts,
-            health.in_a_row
-        ),
+        } => Entry::warn(
+            "rolled_back",
+            format!(
+                "rolled back: revision {from} failed {} of its {} events ({} in a row), over its \
+                 budget (10 in a row, or more than 1% of at least 100); revision {to} runs again. \
+                 Fix the script and save it to reload",
+                health.failures, health.attempts, health.in_a_row
+            ),
+        )
+        .field("from", from)
+        .field("to", to)
+        .field("failures", health.failures)
+        .field("attempts", health.attempts)
+        .field("in_a_row", health.in_a_row)
+        .over_status()
+        .emit(),
         StreamNotice::RolledBack {
             from,
             to,
             cause: Some(error),
             ..
-        } => {
-            say!(
-                "{}rolled back: the rate curve of revision {from} failed; revision {to} runs \
-                 again. Fix the script and save it to reload",
-                clear_status()
-            );
-            say!("{:?}", miette::Report::new(error));
-        }
+        } => Entry::warn(
+            "rolled_back",
+            format!(
+                "rolled back: the rate curve of revision {from} failed; revision {to} runs \
+                 again. Fix the script and save it to reload"
+            ),
+        )
+        .field("from", from)
+        .field("to", to)
+        .diagnostic(miette::Report::new(error))
+        .over_status()
+        .emit(),
     }
 }
 
@@ -155,18 +229,25 @@ fn print_deletion(d: &Deletion) {
             )
         })
         .collect();
-    say!(
-        "{}warning: the broker deleted {} of the oldest messages of {}: {}; {} deleted \
+    let mut message = format!(
+        "warning: the broker deleted {} of the oldest messages of {}: {}; {} deleted \
          since sim started, delivered and gone",
-        clear_status(),
         d.deleted(),
         d.topic,
         partitions.join(", "),
         d.deleted_in_run
     );
     if d.first {
-        say!("  because {why}; the status line counts what it deletes, reported here every 30 s");
+        message.push_str(&format!(
+            "\n  because {why}; the status line counts what it deletes, reported here every 30 s"
+        ));
     }
+    Entry::warn("history_deleted", message)
+        .field("topic", d.topic.clone())
+        .field("deleted", d.deleted())
+        .field("deleted_in_run", d.deleted_in_run)
+        .over_status()
+        .emit();
 }
 
 /// Bytes for people: `5.0 MiB`.
@@ -181,8 +262,9 @@ fn bytes(n: u64) -> String {
     format!("{value:.1} {}", UNITS[unit])
 }
 
+/// The account line; in JSON, its figures as fields, at `error` when something was not delivered.
 fn print_account(account: &DeliveryAccount, script_errors: Option<u64>) {
-    say!(
+    let message = format!(
         "account: produced {}, delivered {}, failed {}{}{}",
         account.produced,
         account.delivered,
@@ -196,6 +278,17 @@ fn print_account(account: &DeliveryAccount, script_errors: Option<u64>) {
             None => String::new(),
         }
     );
+    let clean = account.failed == 0 && account.in_flight() == 0 && script_errors.unwrap_or(0) == 0;
+    let level = if clean { Level::Info } else { Level::Error };
+    let mut entry = Entry::new(level, "account", message)
+        .field("produced", account.produced)
+        .field("delivered", account.delivered)
+        .field("failed", account.failed)
+        .field("unaccounted", account.in_flight());
+    if let Some(n) = script_errors {
+        entry = entry.field("script_errors", n);
+    }
+    entry.emit();
 }
 
 /// Prints the final account; the exit status is non-zero unless every arrival was made and
@@ -209,6 +302,7 @@ pub(super) fn report(outcome: &Outcome) -> ExitCode {
     }
 }
 
+/// What hot reload reports: `event: "reload"` with a `result` in JSON.
 pub(super) fn print_reload(notice: ReloadNotice) {
     match notice {
         ReloadNotice::Ready {
@@ -216,28 +310,51 @@ pub(super) fn print_reload(notice: ReloadNotice) {
             prepared_in,
             schema,
         } => {
-            say!(
-                "{}reloaded: revision {revision} runs from the next event (prepared in {:.1} ms)",
-                clear_status(),
-                prepared_in.as_secs_f64() * 1e3
+            let prepared_ms = prepared_in.as_secs_f64() * 1e3;
+            let mut message = format!(
+                "reloaded: revision {revision} runs from the next event (prepared in {prepared_ms:.1} ms)"
             );
+            let mut schema_fields = None;
             if let Some(SchemaChange { subject, id }) = schema {
-                say!("avro: revision {revision} writes with schema id {id}, subject {subject}");
+                message.push_str(&format!(
+                    "\navro: revision {revision} writes with schema id {id}, subject {subject}"
+                ));
+                schema_fields = Some((subject, id));
             }
+            let mut entry = Entry::info("reload", message)
+                .field("result", "accepted")
+                .field("revision", revision)
+                .field("prepared_ms", prepared_ms);
+            if let Some((subject, id)) = schema_fields {
+                entry = entry.field("subject", subject).field("schema_id", id);
+            }
+            entry.over_status().emit();
         }
-        ReloadNotice::Rejected { running, error } => {
-            say!(
-                "{}edit rejected; revision {running} keeps running",
-                clear_status()
-            );
-            say!("{:?}", miette::Report::new(error));
-        }
+        ReloadNotice::Rejected { running, error } => Entry::warn(
+            "reload",
+            format!("edit rejected; revision {running} keeps running"),
+        )
+        .field("result", "rejected")
+        .field("revision", running)
+        .diagnostic(miette::Report::new(error))
+        .over_status()
+        .emit(),
         ReloadNotice::Watching(files) => {
             let files: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
-            say!("hot reload: watching {}", files.join(", "));
+            Entry::info(
+                "reload",
+                format!("hot reload: watching {}", files.join(", ")),
+            )
+            .field("result", "watching")
+            .field("files", files)
+            .emit();
         }
-        ReloadNotice::Unavailable(reason) => {
-            say!("hot reload unavailable ({reason}); streaming without it")
-        }
+        ReloadNotice::Unavailable(reason) => Entry::warn(
+            "reload",
+            format!("hot reload unavailable ({reason}); streaming without it"),
+        )
+        .field("result", "unavailable")
+        .field("reason", reason)
+        .emit(),
     }
 }

@@ -9,13 +9,15 @@ use std::time::{Duration, Instant};
 use crate::metrics::Metrics;
 use crate::shutdown::Shutdown;
 
-/// Redraws the status line on a terminal until `shutdown`; does nothing when stderr is not one.
+/// Redraws the status line on a terminal until `shutdown`; does nothing when stderr is not one
+/// or logs are JSON.
 /// Join the returned thread before printing anything else, so the line is ended first.
 pub fn spawn_status_line(
     metrics: Arc<Metrics>,
     shutdown: Shutdown,
 ) -> Option<std::thread::JoinHandle<()>> {
-    if !std::io::stderr().is_terminal() {
+    // JSON logs are read by programs, which a line redrawn in place would only corrupt.
+    if !std::io::stderr().is_terminal() || super::log::is_json() {
         return None;
     }
     Some(std::thread::spawn(move || {
@@ -33,10 +35,10 @@ pub fn spawn_status_line(
     }))
 }
 
-/// On a terminal, what clears the status line so a notice starts on a clean line; nothing when
+/// On a terminal in text mode, what clears the status line so a notice starts on a clean line; nothing when
 /// standard error is piped (the status line is not drawn then).
 pub fn clear_status() -> &'static str {
-    if std::io::stderr().is_terminal() {
+    if std::io::stderr().is_terminal() && !super::log::is_json() {
         "\r\x1b[2K"
     } else {
         ""
