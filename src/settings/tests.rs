@@ -251,3 +251,25 @@ fn encoding_and_schema_registry_resolve_and_a_bad_encoding_names_its_origin() {
         "invalid value `protobuf` for setting `encoding` (from flag --encoding): expected json or avro"
     );
 }
+
+#[test]
+fn listen_addresses_parse_as_exporters_write_them() {
+    use std::net::SocketAddr;
+    let parsed = |text: &str| parse_listen_address(text);
+    assert_eq!(
+        parsed("127.0.0.1:9464"),
+        Some("127.0.0.1:9464".parse::<SocketAddr>().unwrap())
+    );
+    assert_eq!(
+        parsed(":9464"),
+        Some("0.0.0.0:9464".parse::<SocketAddr>().unwrap())
+    );
+    assert_eq!(
+        parsed("[::1]:0"),
+        Some("[::1]:0".parse::<SocketAddr>().unwrap())
+    );
+    assert!(parsed("localhost:9464").is_some_and(|a| a.port() == 9464));
+    for bad in ["localhost", "9464", "127.0.0.1:99999", ":port", ""] {
+        assert_eq!(parsed(bad), None, "{bad:?}");
+    }
+}
