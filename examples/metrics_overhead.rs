@@ -1,0 +1,128 @@
+//! What `--metrics` costs the hot path: events per second of
+//! `sim backfill scripts/darooghe.rhai --count N` into the embedded broker (darooghe's highest
+//! rate: no deadlines, every core), without the endpoint and with it while a scraper reads
+//! `/metrics` ten times a second (Prometheus's default is once every 15 s, so this is the worst
+//! case of a scrape's own cost).
+//!
+//! The two runs alternate, round after round, so a machine whose speed drifts moves both alike;
+//! the figure compared is each variant's median. It builds and spawns the release binary and
+//! reads `backfilled N events in S s (R events/s, delivery included)` from standard error. It
+//! measures; it asserts nothing.
+//!
+//! ```text
+//! cargo run --release --example metrics_overhead -- 200000 5
+//! ```
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+#[path = "support/mod.rs"]
+mod support;
+
+use support::*;
+
+/// How often the scraper reads `/metrics`.
+const SCRAPE_EVERY: Duration = Duration::from_millis(100);
+
+fn main() -> Result<(), Failure> {
+    let mut args = std::env::args().skip(1);
+    let count: u64 = args.next().map_or(Ok(200_000), |n| n.replace('_', "").parse())?;
+    let rounds: usize = args.next().map_or(Ok(5), |n| n.parse())?;
+    println!("load at start: {}", uptime());
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let sim = build_sim(&root)?;
+    let script = root.join("scripts/darooghe.rhai");
+    let (mut without, mut with) = (Vec::new(), Vec::new());
+    let mut scrapes = 0;
+    for round in 1..=rounds {
+        let plain = backfill(&sim, &script, count, None)?;
+        let (scraped, n) = scraped_backfill(&sim, &script, count)?;
+        println!(
+            "round {round}: without --metrics {plain:>9.0} events/s | with --metrics, scraped \
+             {n} times {scraped:>9.0} events/s"
+        );
+        without.push(plain);
+        with.push(scraped);
+        scrapes += n;
+    }
+    let (a, b) = (median(&mut without), median(&mut with));
+    println!(
+        "median of {rounds}: without {a:.0} events/s, with --metrics {b:.0} events/s \
+         ({scrapes} scrapes in all): {:+.2}% ",
+        (b / a - 1.0) * 100.0
+    );
+    println!("load at end: {}", uptime());
+    Ok(())
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// Runs the backfill, with the endpoint on `metrics` when given; its events per second.
+fn backfill(sim: &Path, script: &Path, count: u64, metrics: Option<&str>) -> Result<f64, Failure> {
+    let mut cmd = Command::new(sim);
+    cmd.arg("backfill")
+        .arg(script)
+        .args(["--count", &count.to_string(), "--seed", "1"])
+        .args(["--now", "2024-01-15T10:00:00Z"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    for var in SETTING_VARS.iter().chain(["METRICS_ADDR", "SIM_WORKERS"].iter()) {
+        cmd.env_remove(var);
+    }
+    if let Some(address) = metrics {
+        cmd.args(["--metrics", address]);
+    }
+    let output = cmd.output()?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let ((events, _, rate), (_, delivered, _)) =
+        parse_report(&stderr).ok_or_else(|| format!("no report in:\n{stderr}"))?;
+    if !output.status.success() || delivered != events || events == 0 {
+        return Err(format!("the backfill did not deliver everything:\n{stderr}").into());
+    }
+    Ok(rate)
+}
+
+/// The backfill with `--metrics`, scraped every [`SCRAPE_EVERY`] while it runs; its events per
+/// second and the scrapes answered.
+fn scraped_backfill(sim: &Path, script: &Path, count: u64) -> Result<(f64, u64), Failure> {
+    let address = TcpListener::bind("127.0.0.1:0")?.local_addr()?.to_string();
+    let done = Arc::new(AtomicBool::new(false));
+    let answered = Arc::new(AtomicU64::new(0));
+    let scraper = {
+        let (address, done, answered) = (address.clone(), done.clone(), answered.clone());
+        std::thread::spawn(move || {
+            while !done.load(Ordering::Relaxed) {
+                if scrape(&address) {
+                    answered.fetch_add(1, Ordering::Relaxed);
+                }
+                std::thread::sleep(SCRAPE_EVERY);
+            }
+        })
+    };
+    let rate = backfill(sim, script, count, Some(&address));
+    done.store(true, Ordering::Relaxed);
+    let _ = scraper.join();
+    Ok((rate?, answered.load(Ordering::Relaxed)))
+}
+
+/// One `GET /metrics`; whether it answered 200 with a body.
+fn scrape(address: &str) -> bool {
+    let Ok(mut stream) = TcpStream::connect(address) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    if write!(stream, "GET /metrics HTTP/1.0\r\nHost: {address}\r\n\r\n").is_err() {
+        return false;
+    }
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    answer.starts_with("HTTP/1.0 200") || answer.starts_with("HTTP/1.1 200")
+}
