@@ -309,6 +309,14 @@ impl Windows {
         series(&self.sliding)
     }
 
+    /// How many (tumbling, sliding) windows are open now.
+    pub fn open_counts(&self) -> (u64, u64) {
+        (
+            self.tumbling.open.len() as u64,
+            self.sliding.open.len() as u64,
+        )
+    }
+
     /// How many (tumbling, sliding) windows have closed in all.
     pub fn closed_totals(&self) -> (u64, u64) {
         (self.tumbling.closed_total, self.sliding.closed_total)
