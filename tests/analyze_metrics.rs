@@ -68,9 +68,8 @@ fn scraped_while_analyzing_the_figures_match_what_was_produced() {
     let mock = Mock::start();
     let delivered = backfill(&mock.address, "scripts/darooghe.rhai", 3000, 7);
     let address = format!("127.0.0.1:{}", free_port());
-    let analyzer = Background::start(
-        analyze_cmd(&mock.address, "metrics-test").args(["--metrics", &address]),
-    );
+    let analyzer =
+        Background::start(analyze_cmd(&mock.address, "metrics-test").args(["--metrics", &address]));
     analyzer.wait_for_line("the metrics URL", BOUND, |l| {
         l.contains(&format!("metrics at http://{address}/metrics"))
     });
@@ -144,10 +143,9 @@ fn a_taken_port_is_refused_naming_the_address_and_the_flag() {
     let address = taken.local_addr().unwrap().to_string();
     // Refused before any broker is asked: this one does not exist.
     let out = run(
-        sim().args(["analyze", "--brokers", "127.0.0.1:1", "--no-view"]).args([
-            "--metrics",
-            &address,
-        ]),
+        sim()
+            .args(["analyze", "--brokers", "127.0.0.1:1", "--no-view"])
+            .args(["--metrics", &address]),
         BOUND,
     );
     assert!(!out.status.success());
@@ -169,7 +167,11 @@ fn an_address_that_is_not_one_is_refused_naming_the_value_and_where_it_came_from
         BOUND,
     );
     assert!(!out.status.success());
-    assert!(mentions(&out.stderr, "nine-four-six-four"), "{}", out.stderr);
+    assert!(
+        mentions(&out.stderr, "nine-four-six-four"),
+        "{}",
+        out.stderr
+    );
     assert!(
         mentions(&out.stderr, "environment variable METRICS_ADDR"),
         "{}",

@@ -29,6 +29,15 @@ pub enum ConsumerState {
     Stopped,
 }
 
+/// A rule's precision and recall against the ground truth; `None` while undefined.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct RuleRates {
+    /// Of the events it flagged, the share that are fraud (`None`: it flagged nothing).
+    pub precision: Option<f64>,
+    /// Of the fraud events, the share it flagged (`None`: no fraud seen yet).
+    pub recall: Option<f64>,
+}
+
 /// The figures that do not change with every message, as the run loop last published them.
 #[derive(Debug, Clone, Default)]
 pub struct FiguresSnapshot {
@@ -46,7 +55,7 @@ pub struct FiguresSnapshot {
     pub labelled: bool,
     /// Per rule, precision and recall against the ground truth; either is `None` while it is
     /// undefined (a rule that flagged nothing, a stream with no fraud yet).
-    pub scores: BTreeMap<String, (Option<f64>, Option<f64>)>,
+    pub scores: BTreeMap<String, RuleRates>,
     /// Tumbling and sliding windows closed so far.
     pub windows_closed: (u64, u64),
     /// Tumbling and sliding windows open now.
@@ -71,7 +80,13 @@ impl FiguresSnapshot {
             .score
             .rule_scores()
             .into_iter()
-            .map(|(rule, s)| (rule, (s.precision, s.recall)))
+            .map(|(rule, s)| {
+                let rates = RuleRates {
+                    precision: s.precision,
+                    recall: s.recall,
+                };
+                (rule, rates)
+            })
             .collect();
         Self {
             state,

@@ -361,6 +361,18 @@ mod tests {
     }
 
     #[test]
+    fn open_windows_are_counted_until_the_watermark_closes_them() {
+        let mut w = Windows::new(spec());
+        w.observe(0, 7 * MIN + 5, 1, false);
+        // One tumbling window [5, 10) and the five sliding ones that hold 7 min.
+        assert_eq!(w.open_counts(), (1, 5));
+        // Watermark 20 min: every window ending by 19 closed; [20, 25) and its sliding ones open.
+        w.observe(0, 20 * MIN, 1, false);
+        assert_eq!(w.open_counts(), (1, 5));
+        assert_eq!(w.closed_totals(), (1, 5));
+    }
+
+    #[test]
     fn each_event_is_in_size_over_slide_sliding_windows() {
         let mut w = Windows::new(spec());
         w.observe(0, 7 * MIN + 5, 1, false);

@@ -14,8 +14,8 @@ use serde_json::json;
 use super::log::{self, Entry};
 use super::{split_assignment, watch_signals, CliError, Format};
 use crate::analyze::detect::script::RuleChange;
-use crate::analyze::window::WindowSpec;
 use crate::analyze::figures::AnalyzeFigures;
+use crate::analyze::window::WindowSpec;
 use crate::analyze::{AnalyzeError, AnalyzeNotice, AnalyzeOptions};
 use crate::error::SimError;
 use crate::exporter::{self, Endpoint, LAST_SCRAPE_WAIT};
@@ -374,9 +374,8 @@ pub fn analyze(args: AnalyzeArgs) -> Result<ExitCode, CliError> {
     let shutdown = watch_signals()?;
     let mut screen = Screen::default();
     let figures = served.as_ref().map(|(_, figures)| figures.clone());
-    let result = crate::analyze::run_observed(&options, &shutdown, figures, &mut |n| {
-        screen.show(n)
-    });
+    let result =
+        crate::analyze::run_observed(&options, &shutdown, figures, &mut |n| screen.show(n));
     // A failed run is scraped once more too: the figures show how far it got.
     if let Some((endpoint, _)) = served {
         last_scrape(endpoint);

@@ -14,7 +14,7 @@ use prometheus_client::encoding::DescriptorEncoder;
 
 use super::client::client_families;
 use super::families::{with, Families, Labels};
-use crate::analyze::figures::{AnalyzeFigures, ConsumerState};
+use crate::analyze::figures::{AnalyzeFigures, ConsumerState, RuleRates};
 
 /// What a scrape of `sim analyze` reads.
 #[derive(Debug)]
@@ -56,15 +56,20 @@ impl AnalyzerCollector {
             "Alerts raised, by detection rule.",
             &per_rule(&mut snapshot.alerts_by_rule.iter().map(|(r, n)| (r, *n))),
         )?;
+        // Every rule at 0 until it fails, so an alert on its rate has a series from the start.
+        let mut errors = snapshot.rule_errors.clone();
+        for rule in snapshot.alerts_by_rule.keys() {
+            errors.entry(rule.clone()).or_default();
+        }
         out.counter(
             "sim_analyze_rule_errors",
             "Events a detection rule failed on (Rhai runtime errors), by rule.",
-            &per_rule(&mut snapshot.rule_errors.iter().map(|(r, n)| (r, *n))),
+            &per_rule(&mut errors.iter().map(|(r, n)| (r, *n))),
         )?;
         // Scores only mean something against the ground truth; without it the families are
         // left out rather than shown as 0, which would read as "detects nothing".
         if snapshot.labelled {
-            let score = |pick: fn(&(Option<f64>, Option<f64>)) -> Option<f64>| {
+            let score = |pick: fn(&RuleRates) -> Option<f64>| {
                 snapshot
                     .scores
                     .iter()
@@ -74,12 +79,12 @@ impl AnalyzerCollector {
             out.gauge(
                 "sim_analyze_precision",
                 "Of the events a rule flagged, the share that are fraud (per the fraud_pattern header).",
-                &score(|s| s.0),
+                &score(|s| s.precision),
             )?;
             out.gauge(
                 "sim_analyze_recall",
                 "Of the fraud events (per the fraud_pattern header), the share a rule flagged.",
-                &score(|s| s.1),
+                &score(|s| s.recall),
             )?;
         }
         let kinds = |(tumbling, sliding): (u64, u64)| {
@@ -190,6 +195,48 @@ mod tests {
         });
         assert_eq!(analyzer_readiness(&figures), Ok(()));
         figures.set_state(ConsumerState::Stopped);
-        assert!(analyzer_readiness(&figures).unwrap_err().contains("stopped"));
+        assert!(analyzer_readiness(&figures)
+            .unwrap_err()
+            .contains("stopped"));
+    }
+
+    fn rates(precision: Option<f64>, recall: Option<f64>) -> RuleRates {
+        RuleRates { precision, recall }
+    }
+
+    fn exposition(figures: Arc<AnalyzeFigures>) -> String {
+        let mut registry = prometheus_client::registry::Registry::default();
+        registry.register_collector(Box::new(AnalyzerCollector::new(figures, "t", "g")));
+        let mut text = String::new();
+        prometheus_client::encoding::prometheus_text::encode(&mut text, &registry).unwrap();
+        text
+    }
+
+    #[test]
+    fn scores_are_shown_only_against_the_ground_truth_and_undefined_ones_left_out() {
+        let figures = Arc::new(AnalyzeFigures::default());
+        let mut snapshot = FiguresSnapshot {
+            alerts_by_rule: [("velocity".to_string(), 2)].into(),
+            scores: [
+                ("velocity".to_string(), rates(Some(0.5), Some(0.25))),
+                ("quiet".to_string(), rates(None, Some(0.0))),
+            ]
+            .into(),
+            ..FiguresSnapshot::default()
+        };
+        figures.publish(snapshot.clone());
+        figures.event();
+        let text = exposition(figures.clone());
+        assert!(text.contains(r#"sim_analyze_events_total{topic="t",group="g"} 1"#));
+        assert!(text.contains(r#"sim_analyze_alerts_total{topic="t",group="g",rule="velocity"} 2"#));
+        assert!(text
+            .contains(r#"sim_analyze_rule_errors_total{topic="t",group="g",rule="velocity"} 0"#));
+        assert!(!text.contains("sim_analyze_precision"), "{text}");
+        snapshot.labelled = true;
+        figures.publish(snapshot);
+        let text = exposition(figures);
+        assert!(text.contains(r#"sim_analyze_precision{topic="t",group="g",rule="velocity"} 0.5"#));
+        assert!(!text.contains(r#"sim_analyze_precision{topic="t",group="g",rule="quiet"}"#));
+        assert!(text.contains(r#"sim_analyze_recall{topic="t",group="g",rule="quiet"} 0.0"#));
     }
 }
