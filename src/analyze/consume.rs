@@ -10,6 +10,7 @@
 
 use std::borrow::Cow;
 use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
@@ -23,6 +24,7 @@ use super::batch::DeadLetter;
 use super::detect::pool::DetectPool;
 use super::detect::watch::{load_rules, RuleWatch};
 use super::detect::Detector;
+use super::figures::{AnalyzeFigures, ConsumerState, FiguresSnapshot};
 use super::group::{commit, GroupContext};
 use super::progress::Recovery;
 use super::publish::Publisher;
@@ -30,6 +32,7 @@ use super::summary::{RunInfo, Summary};
 use super::transaction::{parse, Incoming, Poison, Position, Transaction};
 use super::view::{self, Progress};
 use super::{AnalyzeError, AnalyzeNotice, AnalyzeOptions};
+use crate::kafka::stats::STATISTICS_INTERVAL_MS;
 use crate::registry::RegistryClient;
 use crate::shutdown::Shutdown;
 use crate::sync::lock;
@@ -48,9 +51,15 @@ const PAUSE_HOOK: &str = "SIM_ANALYZE_PAUSE_AFTER_COMMITS";
 /// refused to be committed at the next assignment.
 const ORPHAN_WAIT: Duration = Duration::from_secs(30);
 
+/// How often the run loop publishes the figures a metrics scrape reads: often enough that a
+/// scrape is at most this stale, seldom enough that scoring the rules costs the loop nothing.
+const FIGURES_INTERVAL: Duration = Duration::from_millis(250);
+
 /// The group member's configuration: offsets committed by hand, after the effects are recorded
-/// (see [`super::group`]); the user's properties over all of it.
-fn consumer_config(options: &AnalyzeOptions) -> ClientConfig {
+/// (see [`super::group`]); the user's properties over all of it. `observed`: a metrics endpoint
+/// reads librdkafka's statistics (lag, broker states), so they are asked for unless the user set
+/// their interval.
+fn consumer_config(options: &AnalyzeOptions, observed: bool) -> ClientConfig {
     let mut defaults = vec![
         ("group.id", options.group.as_str()),
         ("enable.auto.commit", "false"),
@@ -68,8 +77,8 @@ fn consumer_config(options: &AnalyzeOptions) -> ClientConfig {
         // Read only committed input: an aborted producer's messages are not transactions.
         defaults.push(("isolation.level", "read_committed"));
     }
-    if options.live_view {
-        defaults.push(("statistics.interval.ms", "1000"));
+    if options.live_view || observed {
+        defaults.push(("statistics.interval.ms", STATISTICS_INTERVAL_MS));
     }
     options.cluster().config(&defaults)
 }
@@ -110,6 +119,9 @@ struct Run<'a> {
     consumed_at_frame: u64,
     /// The test hook's commit count ([`PAUSE_HOOK`]).
     pause_after: Option<u64>,
+    /// What a metrics scrape reads (a private one when no endpoint is served).
+    figures: Arc<AnalyzeFigures>,
+    last_figures: Instant,
 }
 
 /// Runs `sim analyze` until `shutdown` (or, with `until_idle`, until caught up), then commits
@@ -117,6 +129,32 @@ struct Run<'a> {
 pub fn run(
     options: &AnalyzeOptions,
     shutdown: &Shutdown,
+    notify: &mut dyn FnMut(AnalyzeNotice),
+) -> Result<Summary, AnalyzeError> {
+    run_observed(options, shutdown, None, notify)
+}
+
+/// [`run`], keeping `figures` up to date for a metrics endpoint when one is given (and asking
+/// librdkafka for its statistics then). The figures end in [`ConsumerState::Stopped`] whether
+/// the run succeeds or fails.
+pub fn run_observed(
+    options: &AnalyzeOptions,
+    shutdown: &Shutdown,
+    figures: Option<Arc<AnalyzeFigures>>,
+    notify: &mut dyn FnMut(AnalyzeNotice),
+) -> Result<Summary, AnalyzeError> {
+    let observed = figures.is_some();
+    let figures = figures.unwrap_or_default();
+    let result = run_with(options, shutdown, observed, &figures, notify);
+    figures.set_state(ConsumerState::Stopped);
+    result
+}
+
+fn run_with(
+    options: &AnalyzeOptions,
+    shutdown: &Shutdown,
+    observed: bool,
+    figures: &Arc<AnalyzeFigures>,
     notify: &mut dyn FnMut(AnalyzeNotice),
 ) -> Result<Summary, AnalyzeError> {
     let started = Instant::now();
@@ -143,8 +181,8 @@ pub fn run(
         .exactly_once
         .then(|| Recovery::new(cluster.config(&[]), options.group.clone()));
     let consumer: BaseConsumer<GroupContext> = cluster.create(
-        &consumer_config(options),
-        GroupContext::new(&options.topic, publisher, recovery),
+        &consumer_config(options, observed),
+        GroupContext::new(&options.topic, publisher, recovery, figures.client_stats()),
     )?;
     consumer
         .subscribe(&[&options.topic])
@@ -171,7 +209,10 @@ pub fn run(
         last_frame: Instant::now(),
         consumed_at_frame: 0,
         pause_after: std::env::var(PAUSE_HOOK).ok().and_then(|n| n.parse().ok()),
+        figures: figures.clone(),
+        last_figures: Instant::now(),
     };
+    run.publish_figures(consumer.context(), ConsumerState::Consuming);
     if options.detect_workers > 1 {
         match DetectPool::start(&run.analyzer.detector, options.detect_workers) {
             Ok(pool) => lock(&consumer.context().pending).detection = Some(pool),
@@ -197,6 +238,12 @@ pub fn run(
             pending.orphaned.keys().collect::<Vec<_>>()
         )));
     }
+    run.figures.publish(FiguresSnapshot::of(
+        &run.analyzer,
+        ConsumerState::Stopped,
+        None,
+        pending.commits,
+    ));
     let info = RunInfo {
         topic: options.topic.clone(),
         group: options.group.clone(),
@@ -242,6 +289,9 @@ impl Run<'_> {
                 }
             }
             self.draw(consumer.context(), notify);
+            if self.last_figures.elapsed() >= FIGURES_INTERVAL {
+                self.publish_figures(consumer.context(), ConsumerState::Consuming);
+            }
             if self.options.until_idle && self.caught_up(consumer.context()) {
                 commit(consumer)?;
                 // A commit refused during a rebalance (another member leaving) is held until
@@ -276,6 +326,7 @@ impl Run<'_> {
         let batch = pending.batch_for(position);
         match read {
             Ok((tx, event)) => {
+                self.figures.event();
                 batch.delta.add(&tx);
                 self.analyzer.observe(&tx);
                 let pending = &mut *pending;
@@ -290,6 +341,7 @@ impl Run<'_> {
                 }
             }
             Err(poison) => {
+                self.figures.poison();
                 if self.options.dead_letter_topic.is_some() {
                     batch.dead_letters.push(DeadLetter {
                         key: message.key().map(<[u8]>::to_vec),
@@ -442,6 +494,24 @@ impl Run<'_> {
             .is_some_and(|since| since.elapsed() >= grace)
             && membership.assigned.iter().all(|p| self.at_eof.contains(p))
             && self.last_message.elapsed() >= grace
+    }
+
+    /// Publishes the figures a metrics scrape reads (see [`super::figures`]).
+    fn publish_figures(&mut self, context: &GroupContext, state: ConsumerState) {
+        let assigned = {
+            let membership = lock(&context.membership);
+            membership
+                .settled_since
+                .map(|_| membership.assigned.iter().copied().collect())
+        };
+        let commits = lock(&context.pending).commits;
+        self.figures.publish(FiguresSnapshot::of(
+            &self.analyzer,
+            state,
+            assigned,
+            commits,
+        ));
+        self.last_figures = Instant::now();
     }
 
     fn draw(&mut self, context: &GroupContext, notify: &mut dyn FnMut(AnalyzeNotice)) {

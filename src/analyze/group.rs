@@ -18,7 +18,7 @@
 //! processed is redone by the new one, and nothing is lost.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
@@ -29,6 +29,7 @@ use super::batch::{PartitionBatch, Pending};
 use super::progress::Recovery;
 use super::publish::Publisher;
 use super::{AnalyzeError, PROGRESS_TOPIC};
+use crate::kafka::stats::ClientStats;
 use crate::sync::lock;
 
 /// How long a request for the group's committed offsets may take.
@@ -59,12 +60,21 @@ pub struct GroupContext {
     pub(super) lag: Mutex<BTreeMap<i32, i64>>,
     /// Exactly once: how to read the progress records back.
     recovery: Option<Recovery>,
+    /// librdkafka's latest statistics report, for the metrics endpoint (lag per partition,
+    /// whether a broker is up).
+    client_stats: Arc<ClientStats>,
 }
 
 impl GroupContext {
     /// The context of a member reading `topic`, publishing with `publisher` when there are
-    /// outputs, and resuming with `recovery` in exactly-once mode.
-    pub fn new(topic: &str, publisher: Option<Publisher>, recovery: Option<Recovery>) -> Self {
+    /// outputs, resuming with `recovery` in exactly-once mode, and recording librdkafka's
+    /// statistics in `client_stats`.
+    pub fn new(
+        topic: &str,
+        publisher: Option<Publisher>,
+        recovery: Option<Recovery>,
+        client_stats: Arc<ClientStats>,
+    ) -> Self {
         Self {
             topic: topic.to_string(),
             publisher,
@@ -72,6 +82,7 @@ impl GroupContext {
             membership: Mutex::new(Membership::default()),
             lag: Mutex::new(BTreeMap::new()),
             recovery,
+            client_stats,
         }
     }
 
@@ -280,6 +291,8 @@ pub fn commit(consumer: &BaseConsumer<GroupContext>) -> Result<(), AnalyzeError>
 
 impl ClientContext for GroupContext {
     fn stats(&self, statistics: Statistics) {
+        // Only called when statistics.interval.ms is set: by the live view or --metrics.
+        self.client_stats.record(&statistics);
         let Some(topic) = statistics.topics.get(&self.topic) else {
             return;
         };

@@ -19,6 +19,7 @@
 //! - [`progress`]: exactly once, the progress records a batch writes and a member resumes from.
 //! - [`publish`]: the output topics and the dead-letter topic.
 //! - [`view`] and [`summary`]: the live terminal view and the summary at exit.
+//! - [`figures`]: the figures a metrics scrape reads, shared with the run loop.
 //!
 //! Delivery guarantees and the published formats are described in `docs/analyze.md`.
 
@@ -28,6 +29,7 @@ pub mod avro;
 pub mod batch;
 pub mod consume;
 pub mod detect;
+pub mod figures;
 pub mod group;
 pub mod history;
 pub mod progress;
@@ -42,7 +44,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use consume::run;
+pub use consume::{run, run_observed};
 pub use summary::Summary;
 
 use crate::kafka::{Cluster, ErrorHints, KafkaClientError};

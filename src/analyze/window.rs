@@ -309,6 +309,14 @@ impl Windows {
         series(&self.sliding)
     }
 
+    /// How many (tumbling, sliding) windows are open now.
+    pub fn open_counts(&self) -> (u64, u64) {
+        (
+            self.tumbling.open.len() as u64,
+            self.sliding.open.len() as u64,
+        )
+    }
+
     /// How many (tumbling, sliding) windows have closed in all.
     pub fn closed_totals(&self) -> (u64, u64) {
         (self.tumbling.closed_total, self.sliding.closed_total)
@@ -350,6 +358,18 @@ mod tests {
         assert_eq!(tumbling[0].average_amount(), 200.0);
         assert_eq!(tumbling[0].decline_share(), 0.5);
         assert_eq!(tumbling[1].start_ms, 5 * MIN);
+    }
+
+    #[test]
+    fn open_windows_are_counted_until_the_watermark_closes_them() {
+        let mut w = Windows::new(spec());
+        w.observe(0, 7 * MIN + 5, 1, false);
+        // One tumbling window [5, 10) and the five sliding ones that hold 7 min.
+        assert_eq!(w.open_counts(), (1, 5));
+        // Watermark 20 min: every window ending by 19 closed; [20, 25) and its sliding ones open.
+        w.observe(0, 20 * MIN, 1, false);
+        assert_eq!(w.open_counts(), (1, 5));
+        assert_eq!(w.closed_totals(), (1, 5));
     }
 
     #[test]

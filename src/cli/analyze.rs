@@ -4,6 +4,7 @@
 use std::io::{IsTerminal, Write as _};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
@@ -13,10 +14,16 @@ use serde_json::json;
 use super::log::{self, Entry};
 use super::{split_assignment, watch_signals, CliError, Format};
 use crate::analyze::detect::script::RuleChange;
+use crate::analyze::figures::AnalyzeFigures;
 use crate::analyze::window::WindowSpec;
 use crate::analyze::{AnalyzeError, AnalyzeNotice, AnalyzeOptions};
+use crate::error::SimError;
+use crate::exporter::{self, Endpoint, LAST_SCRAPE_WAIT};
 use crate::registry::{Credentials, AUTH_ENV};
-use crate::settings::{kafka_target, kafka_target_env, UserInput};
+use crate::settings::{
+    env_name, kafka_target, kafka_target_env, parse_listen_address, ListenAddress, Origin,
+    SettingsError, UserInput,
+};
 
 /// Poison messages listed one by one on standard error; the rest are only counted.
 const POISON_SHOWN: u64 = 20;
@@ -108,10 +115,48 @@ pub struct AnalyzeArgs {
     /// Any librdkafka property: -X security.protocol=SSL (repeatable).
     #[arg(short = 'X', value_name = "KEY=VALUE")]
     kafka: Vec<String>,
+    /// Serve Prometheus metrics at http://ADDR/metrics, with /healthz and /readyz (overrides
+    /// METRICS_ADDR), e.g. 127.0.0.1:9464 or :9464 for every interface. Events, poison, alerts
+    /// and precision/recall by rule, windows, and the consumer's lag per partition.
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<String>,
+}
+
+/// What `sim analyze` is asked to do, as the command line resolved it.
+struct Request {
+    options: AnalyzeOptions,
+    format: Format,
+    /// Where the metrics endpoint listens; `None`: no endpoint.
+    metrics: Option<ListenAddress>,
+}
+
+/// The metrics endpoint's address: `--metrics`, or `METRICS_ADDR` when the flag is absent. A
+/// value that is not an address is an error naming it and where it came from.
+fn metrics_address(flag: Option<String>) -> Result<Option<ListenAddress>, SettingsError> {
+    let (text, origin) = match flag {
+        Some(text) => (text, Origin::Flag("--metrics".into())),
+        None => {
+            let var = env_name("metrics");
+            match std::env::var(&var) {
+                Ok(text) => (text, Origin::Env(var)),
+                Err(_) => return Ok(None),
+            }
+        }
+    };
+    match parse_listen_address(&text) {
+        Some(address) => Ok(Some(ListenAddress { address, origin })),
+        None => Err(SettingsError::Invalid {
+            key: "metrics".into(),
+            value: text,
+            origin,
+            expected: "an address to listen on, like 127.0.0.1:9464 or :9464".into(),
+        }),
+    }
 }
 
 impl AnalyzeArgs {
-    fn options(self) -> Result<(AnalyzeOptions, Format), CliError> {
+    fn request(self) -> Result<Request, CliError> {
+        let metrics = metrics_address(self.metrics)?;
         // Through the settings, so flags > environment > config file hold as for `sim run`.
         let flags = [
             ("brokers", self.brokers, "--brokers"),
@@ -185,7 +230,11 @@ impl AnalyzeArgs {
             registry_credentials,
             ..AnalyzeOptions::new("")
         };
-        Ok((options, self.format))
+        Ok(Request {
+            options,
+            format: self.format,
+            metrics,
+        })
     }
 }
 
@@ -272,12 +321,66 @@ impl Screen {
     }
 }
 
+/// Serves the analyzer's metrics when `--metrics` asks for it: before the consumer connects, so
+/// that a taken port stops the command before the group is joined.
+fn serve_metrics(
+    listen: Option<&ListenAddress>,
+    options: &AnalyzeOptions,
+) -> Result<Option<(Endpoint, Arc<AnalyzeFigures>)>, CliError> {
+    let Some(listen) = listen else {
+        return Ok(None);
+    };
+    let figures = Arc::new(AnalyzeFigures::default());
+    let endpoint =
+        exporter::serve_analyzer(listen, figures.clone(), &options.topic, &options.group)
+            .map_err(SimError::from)?;
+    let url = endpoint.url();
+    Entry::info(
+        "metrics",
+        format!("metrics at {url} (also /healthz, /readyz)"),
+    )
+    .field("url", url)
+    .emit();
+    Ok(Some((endpoint, figures)))
+}
+
+/// At exit, gives a scraper the chance to read the final figures: when the endpoint was scraped
+/// at all, waits up to [`LAST_SCRAPE_WAIT`] for one more scrape (as `sim run` does).
+fn last_scrape(endpoint: Endpoint) {
+    let seen = endpoint.scrapes();
+    if seen == 0 {
+        return;
+    }
+    Entry::info(
+        "last_scrape",
+        format!(
+            "metrics: waiting up to {} s for a last scrape of the final figures",
+            LAST_SCRAPE_WAIT.as_secs()
+        ),
+    )
+    .field("wait_seconds", LAST_SCRAPE_WAIT.as_secs())
+    .emit();
+    endpoint.wait_for_scrape_after(seen, LAST_SCRAPE_WAIT);
+}
+
 /// Runs `sim analyze`.
 pub fn analyze(args: AnalyzeArgs) -> Result<ExitCode, CliError> {
-    let (options, format) = args.options()?;
+    let Request {
+        options,
+        format,
+        metrics,
+    } = args.request()?;
+    let served = serve_metrics(metrics.as_ref(), &options)?;
     let shutdown = watch_signals()?;
     let mut screen = Screen::default();
-    let summary = crate::analyze::run(&options, &shutdown, &mut |n| screen.show(n))?;
+    let figures = served.as_ref().map(|(_, figures)| figures.clone());
+    let result =
+        crate::analyze::run_observed(&options, &shutdown, figures, &mut |n| screen.show(n));
+    // A failed run is scraped once more too: the figures show how far it got.
+    if let Some((endpoint, _)) = served {
+        last_scrape(endpoint);
+    }
+    let summary = result?;
     let mut out = std::io::stdout().lock();
     let _ = match format {
         Format::Json => writeln!(

@@ -8,6 +8,7 @@
 //!
 //! [`Collector`]: prometheus_client::collector::Collector
 
+mod analyzer;
 mod client;
 mod families;
 mod producer;
@@ -19,12 +20,14 @@ use std::sync::Arc;
 
 use prometheus_client::registry::Registry;
 
+pub use analyzer::{analyzer_readiness, AnalyzerCollector};
 pub use client::client_families;
 pub use families::{with, Families, Labels};
 pub use producer::{producer_readiness, ProducerCollector, DELIVERY_STALL};
 pub use rate::RateWindow;
 pub use server::{Endpoint, Probe};
 
+use crate::analyze::figures::AnalyzeFigures;
 use crate::metrics::Metrics;
 use crate::settings::{ListenAddress, Origin};
 
@@ -68,5 +71,26 @@ pub fn serve_producer(
         listen,
         registry,
         Box::new(move || producer_readiness(&metrics)),
+    )
+}
+
+/// Serves the analyzer's metrics (`sim analyze`) on `listen`, labelled with the topic and the
+/// consumer group; ready while the consumer consumes.
+pub fn serve_analyzer(
+    listen: &ListenAddress,
+    figures: Arc<AnalyzeFigures>,
+    topic: &str,
+    group: &str,
+) -> Result<Endpoint, ExporterError> {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(AnalyzerCollector::new(
+        figures.clone(),
+        topic,
+        group,
+    )));
+    Endpoint::start(
+        listen,
+        registry,
+        Box::new(move || analyzer_readiness(&figures)),
     )
 }
