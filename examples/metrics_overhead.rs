@@ -31,7 +31,9 @@ const SCRAPE_EVERY: Duration = Duration::from_millis(100);
 
 fn main() -> Result<(), Failure> {
     let mut args = std::env::args().skip(1);
-    let count: u64 = args.next().map_or(Ok(200_000), |n| n.replace('_', "").parse())?;
+    let count: u64 = args
+        .next()
+        .map_or(Ok(200_000), |n| n.replace('_', "").parse())?;
     let rounds: usize = args.next().map_or(Ok(5), |n| n.parse())?;
     println!("load at start: {}", uptime());
     let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
@@ -74,7 +76,10 @@ fn backfill(sim: &Path, script: &Path, count: u64, metrics: Option<&str>) -> Res
         .args(["--now", "2024-01-15T10:00:00Z"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
-    for var in SETTING_VARS.iter().chain(["METRICS_ADDR", "SIM_WORKERS"].iter()) {
+    for var in SETTING_VARS
+        .iter()
+        .chain(["METRICS_ADDR", "SIM_WORKERS"].iter())
+    {
         cmd.env_remove(var);
     }
     if let Some(address) = metrics {

@@ -15,8 +15,6 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::status::clear_status;
-
 /// How `sim` writes its lines on standard error.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
@@ -235,6 +233,16 @@ fn strip_ansi(text: &str) -> String {
         }
     }
     out
+}
+
+/// On a terminal in text mode, what clears the status line (`super::status`) so a notice starts
+/// on a clean line; nothing when standard error is piped or logs are JSON (no status line then).
+pub fn clear_status() -> &'static str {
+    if std::io::IsTerminal::is_terminal(&std::io::stderr()) && !is_json() {
+        "\r\x1b[2K"
+    } else {
+        ""
+    }
 }
 
 #[cfg(test)]

@@ -19,9 +19,9 @@ use crate::metrics::Metrics;
 use crate::settings::split_assignment;
 use crate::shutdown::Shutdown;
 use args::{user_input, CommonArgs};
-use log::Entry;
+use log::{clear_status, Entry};
 use notices::{print_notice, print_reload, report};
-use status::{clear_status, spawn_status_line};
+use status::spawn_status_line;
 
 /// Prints a plain line on standard error through the logger (an `info` object in JSON mode), for
 /// report text that has no event of its own, such as `sim check`'s and `sim bench`'s.

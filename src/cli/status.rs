@@ -6,6 +6,7 @@ use std::io::{IsTerminal, Write};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::log::{clear_status, is_json};
 use crate::metrics::Metrics;
 use crate::shutdown::Shutdown;
 
@@ -17,7 +18,7 @@ pub fn spawn_status_line(
     shutdown: Shutdown,
 ) -> Option<std::thread::JoinHandle<()>> {
     // JSON logs are read by programs, which a line redrawn in place would only corrupt.
-    if !std::io::stderr().is_terminal() || super::log::is_json() {
+    if !std::io::stderr().is_terminal() || is_json() {
         return None;
     }
     Some(std::thread::spawn(move || {
@@ -33,14 +34,4 @@ pub fn spawn_status_line(
         }
         let _ = writeln!(std::io::stderr());
     }))
-}
-
-/// On a terminal in text mode, what clears the status line so a notice starts on a clean line; nothing when
-/// standard error is piped (the status line is not drawn then).
-pub fn clear_status() -> &'static str {
-    if std::io::stderr().is_terminal() && !super::log::is_json() {
-        "\r\x1b[2K"
-    } else {
-        ""
-    }
 }
