@@ -1,16 +1,21 @@
 //! What `--metrics` costs the hot path: events per second of
 //! `sim backfill scripts/darooghe.rhai --count N` into the embedded broker (darooghe's highest
-//! rate: no deadlines, every core), without the endpoint and with it while a scraper reads
-//! `/metrics` ten times a second (Prometheus's default is once every 15 s, so this is the worst
-//! case of a scrape's own cost).
+//! rate: no deadlines, every core), in three variants:
 //!
-//! The two runs alternate, round after round, so a machine whose speed drifts moves both alike;
-//! the figure compared is each variant's median. It builds and spawns the release binary and
-//! reads `backfilled N events in S s (R events/s, delivery included)` from standard error. It
-//! measures; it asserts nothing.
+//! - without `--metrics`;
+//! - with `--metrics`, scraped every SCRAPE_MS (default 1,000: a Prometheus with a 1 s scrape
+//!   interval, fifteen times its default) while it runs;
+//! - the same with `-X statistics.interval.ms=0`: no librdkafka statistics, which tells the cost
+//!   of librdkafka's own bookkeeping (it times every message once statistics are on) from the
+//!   endpoint's.
+//!
+//! The variants take turns, round after round, each round in another order, so a machine whose
+//! speed drifts moves them alike; the figure compared is each variant's median. It builds and
+//! spawns the release binary and reads `backfilled N events in S s (R events/s, delivery
+//! included)` from standard error. It measures; it asserts nothing.
 //!
 //! ```text
-//! cargo run --release --example metrics_overhead -- 200000 5
+//! cargo run --release --example metrics_overhead -- 200000 9 1000
 //! ```
 
 use std::io::{Read, Write};
@@ -26,38 +31,59 @@ mod support;
 
 use support::*;
 
-/// How often the scraper reads `/metrics`.
-const SCRAPE_EVERY: Duration = Duration::from_millis(100);
-
 fn main() -> Result<(), Failure> {
     let mut args = std::env::args().skip(1);
     let count: u64 = args
         .next()
         .map_or(Ok(200_000), |n| n.replace('_', "").parse())?;
-    let rounds: usize = args.next().map_or(Ok(5), |n| n.parse())?;
+    let rounds: usize = args.next().map_or(Ok(9), |n| n.parse())?;
+    let every = Duration::from_millis(args.next().map_or(Ok(1_000), |n| n.parse())?);
     println!("load at start: {}", uptime());
     let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let sim = build_sim(&root)?;
     let script = root.join("scripts/darooghe.rhai");
-    let (mut without, mut with) = (Vec::new(), Vec::new());
+    let variants = [
+        ("without --metrics", None),
+        ("--metrics, scraped", Some(&[][..])),
+        (
+            "--metrics, no librdkafka statistics",
+            Some(&["-X", "statistics.interval.ms=0"][..]),
+        ),
+    ];
+    let mut rates = vec![Vec::new(); variants.len()];
     let mut scrapes = 0;
-    for round in 1..=rounds {
-        let plain = backfill(&sim, &script, count, None)?;
-        let (scraped, n) = scraped_backfill(&sim, &script, count)?;
-        println!(
-            "round {round}: without --metrics {plain:>9.0} events/s | with --metrics, scraped \
-             {n} times {scraped:>9.0} events/s"
-        );
-        without.push(plain);
-        with.push(scraped);
-        scrapes += n;
+    for round in 0..rounds {
+        let mut line = format!("round {}:", round + 1);
+        // A new order each round: none always runs first, on a cooler or a warmer machine.
+        for k in 0..variants.len() {
+            let v = (k + round) % variants.len();
+            let (name, extra) = variants[v];
+            let rate = match extra {
+                None => backfill(&sim, &script, count, None, &[])?,
+                Some(extra) => {
+                    let (rate, n) = scraped_backfill(&sim, &script, count, extra, every)?;
+                    scrapes += n;
+                    rate
+                }
+            };
+            line += &format!(" | {name} {rate:.0}");
+            rates[v].push(rate);
+        }
+        println!("{line}");
     }
-    let (a, b) = (median(&mut without), median(&mut with));
+    let base = median(&mut rates[0]);
     println!(
-        "median of {rounds}: without {a:.0} events/s, with --metrics {b:.0} events/s \
-         ({scrapes} scrapes in all): {:+.2}% ",
-        (b / a - 1.0) * 100.0
+        "median of {rounds} rounds of {count} events, events/s ({scrapes} scrapes in all, one \
+         every {} ms):",
+        every.as_millis()
     );
+    for (v, (name, _)) in variants.iter().enumerate() {
+        let rate = median(&mut rates[v]);
+        println!(
+            "  {name:<36} {rate:>8.0}  {:+.2}%",
+            (rate / base - 1.0) * 100.0
+        );
+    }
     println!("load at end: {}", uptime());
     Ok(())
 }
@@ -68,7 +94,13 @@ fn median(values: &mut [f64]) -> f64 {
 }
 
 /// Runs the backfill, with the endpoint on `metrics` when given; its events per second.
-fn backfill(sim: &Path, script: &Path, count: u64, metrics: Option<&str>) -> Result<f64, Failure> {
+fn backfill(
+    sim: &Path,
+    script: &Path,
+    count: u64,
+    metrics: Option<&str>,
+    extra: &[&str],
+) -> Result<f64, Failure> {
     let mut cmd = Command::new(sim);
     cmd.arg("backfill")
         .arg(script)
@@ -85,6 +117,7 @@ fn backfill(sim: &Path, script: &Path, count: u64, metrics: Option<&str>) -> Res
     if let Some(address) = metrics {
         cmd.args(["--metrics", address]);
     }
+    cmd.args(extra);
     let output = cmd.output()?;
     let stderr = String::from_utf8_lossy(&output.stderr);
     let ((events, _, rate), (_, delivered, _)) =
@@ -95,9 +128,15 @@ fn backfill(sim: &Path, script: &Path, count: u64, metrics: Option<&str>) -> Res
     Ok(rate)
 }
 
-/// The backfill with `--metrics`, scraped every [`SCRAPE_EVERY`] while it runs; its events per
-/// second and the scrapes answered.
-fn scraped_backfill(sim: &Path, script: &Path, count: u64) -> Result<(f64, u64), Failure> {
+/// The backfill with `--metrics` (and `extra` flags), scraped `every` so often while it runs;
+/// its events per second and the scrapes answered.
+fn scraped_backfill(
+    sim: &Path,
+    script: &Path,
+    count: u64,
+    extra: &[&str],
+    every: Duration,
+) -> Result<(f64, u64), Failure> {
     let address = TcpListener::bind("127.0.0.1:0")?.local_addr()?.to_string();
     let done = Arc::new(AtomicBool::new(false));
     let answered = Arc::new(AtomicU64::new(0));
@@ -108,11 +147,11 @@ fn scraped_backfill(sim: &Path, script: &Path, count: u64) -> Result<(f64, u64),
                 if scrape(&address) {
                     answered.fetch_add(1, Ordering::Relaxed);
                 }
-                std::thread::sleep(SCRAPE_EVERY);
+                std::thread::sleep(every);
             }
         })
     };
-    let rate = backfill(sim, script, count, Some(&address));
+    let rate = backfill(sim, script, count, Some(&address), extra);
     done.store(true, Ordering::Relaxed);
     let _ = scraper.join();
     Ok((rate?, answered.load(Ordering::Relaxed)))

@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::collections::BTreeSet;
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::Command;
@@ -61,6 +62,104 @@ fn sample(exposition: &Value, family: &str, name: &str, labels: &[(&str, &str)])
         .as_f64()
         .or_else(|| value.as_str().and_then(|s| s.parse().ok()))
         .unwrap_or_else(|| panic!("{name} is not a number: {value}"))
+}
+
+/// The metric names of docs/observability.md's reference tables.
+fn documented_metrics() -> BTreeSet<String> {
+    let docs = std::fs::read_to_string(common::root().join("docs/observability.md")).unwrap();
+    docs.lines()
+        .filter_map(|line| line.strip_prefix("| `sim_"))
+        .filter_map(|rest| rest.split('`').next())
+        .map(|name| format!("sim_{name}"))
+        .collect()
+}
+
+/// The queries of docs/observability.md's PromQL block.
+fn documented_queries() -> Vec<String> {
+    let docs = std::fs::read_to_string(common::root().join("docs/observability.md")).unwrap();
+    let block = docs
+        .split("```promql\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("a promql block in docs/observability.md");
+    block
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .map(String::from)
+        .collect()
+}
+
+/// The metric names `text` mentions (`sim_...`), a histogram's series as the histogram.
+fn metric_names(text: &str) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    for (at, _) in text.match_indices("sim_") {
+        let name: String = text[at..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        names.insert(histogram_of(&name).to_string());
+    }
+    names
+}
+
+fn histogram_of(name: &str) -> &str {
+    ["_bucket", "_sum", "_count"]
+        .iter()
+        .find_map(|suffix| name.strip_suffix(suffix))
+        .unwrap_or(name)
+}
+
+/// The metric names of a parsed exposition's samples, a histogram's series as the histogram.
+fn served_metrics(parsed: &Value) -> BTreeSet<String> {
+    let families = parsed.as_object().unwrap();
+    families
+        .values()
+        .flat_map(|family| family["samples"].as_array().unwrap().iter())
+        .map(|s| histogram_of(s[0].as_str().unwrap()).to_string())
+        .collect()
+}
+
+#[test]
+fn the_dashboard_and_the_documented_queries_name_only_documented_metrics() {
+    let documented = documented_metrics();
+    assert!(documented.contains("sim_events_total"), "{documented:?}");
+    assert!(
+        documented.contains("sim_analyze_alerts_total"),
+        "{documented:?}"
+    );
+    let dashboard: Value = serde_json::from_str(
+        &std::fs::read_to_string(common::root().join("docs/grafana/sim.json")).unwrap(),
+    )
+    .expect("the dashboard is JSON");
+    let mut exprs = Vec::new();
+    collect_exprs(&dashboard, &mut exprs);
+    assert!(exprs.len() > 10, "{exprs:?}");
+    let mut named = BTreeSet::new();
+    for expr in exprs.iter().chain(documented_queries().iter()) {
+        named.extend(metric_names(expr));
+    }
+    let undocumented: Vec<_> = named.difference(&documented).collect();
+    assert!(
+        undocumented.is_empty(),
+        "not served by sim: {undocumented:?}"
+    );
+}
+
+/// Every `expr` string in a Grafana dashboard: its panels' targets and its annotations.
+fn collect_exprs(value: &Value, into: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            for (key, value) in map {
+                match (key.as_str(), value) {
+                    ("expr", Value::String(expr)) => into.push(expr.clone()),
+                    _ => collect_exprs(value, into),
+                }
+            }
+        }
+        Value::Array(values) => values.iter().for_each(|v| collect_exprs(v, into)),
+        _ => {}
+    }
 }
 
 fn sim_run(script: &Path, metrics: &str) -> Command {
@@ -133,6 +232,21 @@ fn prometheus_scrapes_a_live_run_and_its_figures_agree_with_the_rate_curve_and_t
     );
     assert_eq!(count, inf);
     assert!(count > 0.0);
+    let documented = documented_metrics();
+    for name in served_metrics(&parsed) {
+        assert!(
+            documented.contains(&name),
+            "{name} is served but not in docs/observability.md"
+        );
+    }
+    // The queries the docs offer are valid PromQL, and the producer's answer.
+    for promql in documented_queries() {
+        let answer = prometheus.query(&promql);
+        eprintln!("{promql} => {answer:?}");
+        if promql.contains("sim_achieved_rate / sim_target_rate") {
+            assert_eq!(answer.len(), 1, "{promql}: {answer:?}");
+        }
+    }
     let workers = sample(&parsed, "sim_workers", "sim_workers", &[]);
     assert!(workers >= 1.0, "{workers}");
     assert_eq!(get(&address, "/healthz").status, 200);
