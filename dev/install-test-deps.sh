@@ -3,6 +3,7 @@
 # and returns at once when the part is already there.
 #   - Tansu, a Kafka-compatible broker in Rust (a real broker over TCP)
 #   - kcat, from Debian (an outside consumer)
+#   - tmux, from Debian (a real terminal, for progress bars and dashboards)
 #   - confluent-kafka, the Python client (an outside consumer, and the Python baseline), with its
 #     Avro support (fastavro and the schema registry client: the `avro` extra)
 #   - Prometheus, from Debian (a real server that scrapes `sim --metrics`)
@@ -30,6 +31,18 @@ install_kcat() {
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq kcat >/dev/null
+}
+
+install_tmux() {
+  if command -v tmux >/dev/null 2>&1; then
+    log "tmux present"
+    return
+  fi
+  log "installing tmux from Debian (a real terminal for the progress bar and dashboard tests)"
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends tmux >/dev/null
 }
 
 install_confluent_kafka() {
@@ -90,6 +103,7 @@ install_prometheus_client() {
 }
 
 install_kcat
+install_tmux
 install_confluent_kafka
 install_confluent_kafka_avro
 install_prometheus

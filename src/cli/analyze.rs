@@ -12,6 +12,7 @@ use clap::Args;
 use serde_json::json;
 
 use super::log::{self, Entry};
+use super::progress::show_consumed;
 use super::{split_assignment, watch_signals, CliError, Format};
 use crate::analyze::detect::script::RuleChange;
 use crate::analyze::figures::AnalyzeFigures;
@@ -24,6 +25,7 @@ use crate::settings::{
     env_name, kafka_target, kafka_target_env, parse_listen_address, ListenAddress, Origin,
     SettingsError, UserInput,
 };
+use crate::shutdown::Shutdown;
 
 /// Poison messages listed one by one on standard error; the rest are only counted.
 const POISON_SHOWN: u64 = 20;
@@ -55,7 +57,8 @@ pub struct AnalyzeArgs {
     /// (otherwise from the end, as kafka-console-consumer does).
     #[arg(long)]
     from_beginning: bool,
-    /// Stop once every assigned partition is caught up (for tests and batch use).
+    /// Stop once every assigned partition is caught up (for tests and batch use); on a terminal,
+    /// a progress bar (consumed against what is left) instead of the live view.
     #[arg(long)]
     until_idle: bool,
     /// Commit outputs and consumed offsets in one Kafka transaction (effects counted once).
@@ -224,8 +227,12 @@ impl AnalyzeArgs {
             commit_interval: Duration::from_millis(self.commit_interval_ms),
             instance: self.instance,
             properties,
-            // A view redrawn in place is terminal drawing: JSON logs go without it.
-            live_view: !self.no_view && std::io::stderr().is_terminal() && !log::is_json(),
+            // A view redrawn in place is terminal drawing: JSON logs go without it. A run that
+            // reads a backlog and ends (`--until-idle`) shows a progress bar instead.
+            live_view: !self.no_view
+                && !self.until_idle
+                && std::io::stderr().is_terminal()
+                && !log::is_json(),
             schema_registry: target.schema_registry,
             registry_credentials,
             ..AnalyzeOptions::new("")
@@ -373,9 +380,27 @@ pub fn analyze(args: AnalyzeArgs) -> Result<ExitCode, CliError> {
     let served = serve_metrics(metrics.as_ref(), &options)?;
     let shutdown = watch_signals()?;
     let mut screen = Screen::default();
-    let figures = served.as_ref().map(|(_, figures)| figures.clone());
+    // `--until-idle` reads a backlog and ends: without the live view, a bar shows how far.
+    let bar_wanted = options.until_idle
+        && !options.live_view
+        && std::io::stderr().is_terminal()
+        && !log::is_json();
+    let figures = match &served {
+        Some((_, figures)) => Some(figures.clone()),
+        None => bar_wanted.then(Arc::default),
+    };
+    let bar = figures.clone().filter(|_| bar_wanted).map(|figures| {
+        let stop = Shutdown::new();
+        let signal = stop.clone();
+        let thread = std::thread::spawn(move || show_consumed(&figures, &signal));
+        (thread, stop)
+    });
     let result =
         crate::analyze::run_observed(&options, &shutdown, figures, &mut |n| screen.show(n));
+    if let Some((thread, stop)) = bar {
+        stop.trigger();
+        let _ = thread.join();
+    }
     // A failed run is scraped once more too: the figures show how far it got.
     if let Some((endpoint, _)) = served {
         last_scrape(endpoint);

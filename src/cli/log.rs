@@ -139,8 +139,11 @@ impl Entry {
     /// must not turn into a panic that stops `sim` from flushing what it accepted.
     pub(crate) fn emit(self) {
         let line = self.render(format(), Utc::now());
-        // One write of the whole entry, so lines from other threads do not interleave inside it.
-        let _ = std::io::stderr().write_all(line.as_bytes());
+        // One write of the whole entry, so lines from other threads do not interleave inside it;
+        // above a progress bar, which stays the last line.
+        super::progress::above_bar(|| {
+            let _ = std::io::stderr().write_all(line.as_bytes());
+        });
     }
 
     /// The entry as written, newline included.

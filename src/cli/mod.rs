@@ -21,7 +21,7 @@ use crate::shutdown::Shutdown;
 use args::{user_input, CommonArgs};
 use log::{clear_status, Entry};
 use notices::{print_notice, print_reload, report};
-use status::spawn_status_line;
+use status::{spawn_backfill_bar, spawn_status_line};
 
 /// Prints a plain line on standard error through the logger (an `info` object in JSON mode), for
 /// report text that has no event of its own, such as `sim check`'s and `sim bench`'s.
@@ -38,6 +38,7 @@ mod check;
 mod error;
 pub mod log;
 mod notices;
+mod progress;
 // The dashboards and progress bars of issue 16 read their numbers through it.
 #[allow(dead_code)]
 mod numbers;
@@ -241,6 +242,7 @@ fn backfill(
     let options = common.options(script, "kafka")?;
     let metrics = Arc::new(Metrics::default());
     let shutdown = watch_signals()?;
+    let bar = spawn_backfill_bar(metrics.clone());
     let outcome = app::backfill(
         &options,
         count,
@@ -249,7 +251,13 @@ fn backfill(
         metrics.clone(),
         &mut print_notice,
         Box::new(print_notice),
-    )?;
+    );
+    // The bar is cleared before anything else is printed.
+    if let Some((thread, stop)) = bar {
+        stop.trigger();
+        let _ = thread.join();
+    }
+    let outcome = outcome?;
     let seconds = outcome.elapsed.as_secs_f64();
     let rate = outcome.events as f64 / seconds.max(1e-9);
     Entry::info(

@@ -10,6 +10,21 @@ use super::log::{clear_status, is_json};
 use crate::metrics::Metrics;
 use crate::shutdown::Shutdown;
 
+/// Draws `sim backfill`'s progress bar on a terminal, until the returned signal is triggered;
+/// nothing when standard error is not one or logs are JSON. Join the thread before printing
+/// the final lines.
+pub fn spawn_backfill_bar(
+    metrics: Arc<Metrics>,
+) -> Option<(std::thread::JoinHandle<()>, Shutdown)> {
+    if !std::io::stderr().is_terminal() || is_json() {
+        return None;
+    }
+    let stop = Shutdown::new();
+    let signal = stop.clone();
+    let thread = std::thread::spawn(move || super::progress::show_backfill(&metrics, &signal));
+    Some((thread, stop))
+}
+
 /// Redraws the status line on a terminal until `shutdown`; does nothing when stderr is not one
 /// or logs are JSON.
 /// Join the returned thread before printing anything else, so the line is ended first.
@@ -22,6 +37,11 @@ pub fn spawn_status_line(
         return None;
     }
     Some(std::thread::spawn(move || {
+        // A backfill first (EVENT_INIT_MODE=flush): its progress bar, then the status line.
+        super::progress::show_backfill(&metrics, &shutdown);
+        if shutdown.is_triggered() {
+            return;
+        }
         let mut last = (Instant::now(), metrics.events());
         while !shutdown.wait(Duration::from_secs(1)) {
             let now = (Instant::now(), metrics.events());

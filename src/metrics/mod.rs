@@ -15,6 +15,16 @@ pub use histogram::{DurationHistogram, HistogramSnapshot, EVENT_SECONDS, LAG_SEC
 use crate::kafka::stats::{ClientStats, StatsSnapshot};
 use crate::sink::DeliveryCounters;
 
+/// How far a backfill is: arrivals planned and made, while one runs.
+#[derive(Debug, Default)]
+struct BackfillProgress {
+    running: AtomicBool,
+    /// The live stream started: no backfill comes after it.
+    live: AtomicBool,
+    planned: AtomicU64,
+    done: AtomicU64,
+}
+
 /// How long events take: in the script, and against their deadlines.
 #[derive(Debug)]
 pub struct Timings {
@@ -50,6 +60,7 @@ pub struct Metrics {
     deleted_by_broker: AtomicU64,
     workers: AtomicU64,
     streaming: AtomicBool,
+    backfill: BackfillProgress,
     client: OnceLock<Arc<ClientStats>>,
     /// The sink's delivery counters.
     pub delivery: Arc<DeliveryCounters>,
@@ -117,6 +128,43 @@ impl Metrics {
     /// Whether the scenario is loaded and its events flow to the sink.
     pub fn streaming(&self) -> bool {
         self.streaming.load(Ordering::Relaxed)
+    }
+
+    /// Records that a backfill of `planned` arrivals starts.
+    pub fn start_backfill(&self, planned: u64) {
+        self.backfill.planned.store(planned, Ordering::Relaxed);
+        self.backfill.done.store(0, Ordering::Relaxed);
+        self.backfill.running.store(true, Ordering::Release);
+    }
+
+    /// Counts `arrivals` of the backfill made.
+    pub fn backfilled(&self, arrivals: u64) {
+        self.backfill.done.fetch_add(arrivals, Ordering::Relaxed);
+    }
+
+    /// Records that the backfill ended (done, or stopped).
+    pub fn end_backfill(&self) {
+        self.backfill.running.store(false, Ordering::Release);
+    }
+
+    /// Records that the live stream starts (after the backfill, if there was one).
+    pub fn start_live(&self) {
+        self.backfill.live.store(true, Ordering::Release);
+    }
+
+    /// Whether the live stream started.
+    pub fn live(&self) -> bool {
+        self.backfill.live.load(Ordering::Acquire)
+    }
+
+    /// While a backfill runs: the arrivals made and planned, for a progress bar.
+    pub fn backfill_progress(&self) -> Option<(u64, u64)> {
+        self.backfill.running.load(Ordering::Acquire).then(|| {
+            (
+                self.backfill.done.load(Ordering::Relaxed),
+                self.backfill.planned.load(Ordering::Relaxed),
+            )
+        })
     }
 
     /// Reads librdkafka's statistics of the sink's producer from now on.

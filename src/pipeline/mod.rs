@@ -595,21 +595,36 @@ impl<'s> Pipeline<'s> {
         let start = end - (days * 86_400e9) as Nanos;
         let rng = stream_rng(self.seed, Stream::Backfill);
         let mut times = self.with_curve(|curve| Backfill::new(curve, start, end, count, rng))?;
+        self.metrics.start_backfill(count);
+        let sent = self.backfill_arrivals(&mut times, shutdown);
+        self.metrics.end_backfill();
+        let mut sent = sent?;
+        if shutdown.is_triggered() {
+            return Ok(sent);
+        }
+        // Follow-ups inside the window are history too; later ones wait for the live stream.
+        sent += self.emit_follow_ups_due(end - 1, u64::MAX, &mut HashSet::new())?;
+        Ok(sent)
+    }
+
+    /// Makes and sends the arrivals of a backfill, batch by batch, counting them as it goes,
+    /// until they are all made or `shutdown`.
+    fn backfill_arrivals(
+        &mut self,
+        times: &mut Backfill,
+        shutdown: &Shutdown,
+    ) -> Result<u64, PipelineError> {
         let mut sent = 0;
         let mut batch = Vec::with_capacity(BATCH);
-        loop {
-            if shutdown.is_triggered() {
-                return Ok(sent);
-            }
+        while !shutdown.is_triggered() {
             batch.clear();
             batch.extend(times.by_ref().take(BATCH));
             if batch.is_empty() {
                 break;
             }
             sent += self.emit_arrivals(&batch, u64::MAX)?;
+            self.metrics.backfilled(batch.len() as u64);
         }
-        // Follow-ups inside the window are history too; later ones wait for the live stream.
-        sent += self.emit_follow_ups_due(end - 1, u64::MAX, &mut HashSet::new())?;
         Ok(sent)
     }
 
@@ -692,6 +707,7 @@ impl<'s> Pipeline<'s> {
             stream_rng(self.seed, Stream::Timeline),
         );
         let until = until.map(nanos).unwrap_or(Nanos::MAX);
+        self.metrics.start_live();
         // Live events have deadlines: how late each leaves is measured against the clock.
         self.deadlines = Some(clock.clone());
         let sent = self.live_on(clock, shutdown, &mut arrivals, until);

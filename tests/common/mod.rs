@@ -416,6 +416,18 @@ pub fn require_kcat() {
     assert!(ok, "kcat is missing: {INSTALL_HINT}");
 }
 
+/// Fails the test, with how to install it, when tmux is missing.
+pub fn require_tmux() {
+    let ok = Command::new("tmux")
+        .arg("-V")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(ok, "tmux is missing: {INSTALL_HINT}");
+}
+
 /// The tansu binary: on PATH, or where `cargo install` puts it.
 pub fn tansu_binary() -> PathBuf {
     let on_path = std::env::var_os("PATH").and_then(|path| {

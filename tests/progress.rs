@@ -1,0 +1,224 @@
+//! Progress bars on long work, as a person sees them in a real terminal (tmux): `sim backfill`'s
+//! bar halfway and gone at the end, `sim run`'s bar over its backfill and then its status line,
+//! `sim analyze --until-idle`'s bar over a backlog; and nothing of them when standard error is
+//! piped.
+
+mod analyze_support;
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// Bound on every wait.
+const WAIT: Duration = Duration::from_secs(120);
+
+/// A scenario that makes events fast, so a debug build backfills hundreds of thousands a minute.
+const QUICK: &str = "fn config() { #{ rate: 600.0, peak_factor: 1.0 } }\n\
+                     fn event(ctx) { #{ customer_id: `c${ctx.seq % 7}`, n: ctx.seq } }\n";
+
+/// A command running in a detached tmux session of its own (a private server socket), killed
+/// with the server on drop.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    /// Runs `args` (sim's, after the binary) from the project's root in a 140×30 terminal, with
+    /// a clean environment; `EXIT=<status>` is printed when it ends, and the pane stays.
+    fn start(name: &str, args: &[&str]) -> Tmux {
+        common::require_tmux();
+        let socket = format!("sim-progress-{name}-{}", std::process::id());
+        let quoted: Vec<String> = args.iter().map(|a| format!("'{a}'")).collect();
+        let line = format!(
+            "cd '{}' && env -i PATH=\"$PATH\" HOME=\"$HOME\" TERM=xterm-256color '{}' {}; \
+             echo EXIT=$?; sleep 600",
+            common::root().display(),
+            env!("CARGO_BIN_EXE_sim"),
+            quoted.join(" ")
+        );
+        let status = Command::new("tmux")
+            .args([
+                "-L",
+                &socket,
+                "new-session",
+                "-d",
+                "-x",
+                "140",
+                "-y",
+                "30",
+                &line,
+            ])
+            .status()
+            .expect("run tmux");
+        assert!(status.success(), "tmux new-session failed");
+        Tmux { socket }
+    }
+
+    /// What the pane shows now, its blank lines left out.
+    fn capture(&self) -> String {
+        let out = Command::new("tmux")
+            .args(["-L", &self.socket, "capture-pane", "-p"])
+            .output()
+            .expect("tmux capture-pane");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// Polls the pane until `pred` holds; fails the test with the last capture after [`WAIT`].
+    fn wait_for(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let pane = self.capture();
+            if pred(&pane) {
+                return pane;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the pane never showed {what}; it shows:\n{pane}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["-L", &self.socket, "kill-server"])
+            .status();
+    }
+}
+
+/// The done and total of a bar's `DONE/TOTAL unit` in `pane`, if it shows one.
+fn bar_position(pane: &str, unit: &str) -> Option<(u64, u64)> {
+    let line = pane.lines().find(|l| l.contains(&format!(" {unit} · ")))?;
+    let before = line.split(&format!(" {unit} · ")).next()?;
+    let fraction = before.rsplit(' ').next()?;
+    let (done, total) = fraction.split_once('/')?;
+    let number = |text: &str| text.replace(',', "").parse::<u64>().ok();
+    Some((number(done)?, number(total)?))
+}
+
+fn quick_script(dir: &Path) -> String {
+    let script = dir.join("quick.rhai");
+    std::fs::write(&script, QUICK).unwrap();
+    script.display().to_string()
+}
+
+#[test]
+fn a_backfill_shows_its_bar_halfway_and_clears_it_at_the_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = quick_script(dir.path());
+    let out = format!("file:{}", dir.path().join("out.jsonl").display());
+    let tmux = Tmux::start(
+        "backfill",
+        &["backfill", &script, "--count", "400000", "--sink", &out],
+    );
+    let halfway = tmux.wait_for("a bar between a quarter and three quarters done", |pane| {
+        bar_position(pane, "arrivals")
+            .is_some_and(|(done, total)| total == 400_000 && done >= 100_000 && done <= 300_000)
+    });
+    eprintln!("halfway:\n{halfway}");
+    let bar = halfway
+        .lines()
+        .find(|l| l.contains(" arrivals · "))
+        .unwrap();
+    assert!(bar.starts_with("backfill ["), "{bar}");
+    assert!(bar.contains("/400,000 arrivals · "), "{bar}");
+    assert!(
+        bar.contains(" events/s · ") && bar.ends_with(" left"),
+        "{bar}"
+    );
+
+    let end = tmux.wait_for("the end", |pane| pane.contains("EXIT="));
+    eprintln!("at the end:\n{end}");
+    assert!(end.contains("EXIT=0"), "{end}");
+    assert!(end.contains("backfilled 400000 events in"), "{end}");
+    assert!(!end.contains(" arrivals · "), "the bar is cleared:\n{end}");
+}
+
+#[test]
+fn sim_run_shows_its_backfill_bar_then_the_status_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = quick_script(dir.path());
+    let out = format!("file:{}", dir.path().join("out.jsonl").display());
+    let tmux = Tmux::start(
+        "run",
+        &[
+            "run",
+            &script,
+            "--set",
+            "backfill=300000",
+            "--duration",
+            "3",
+            "--no-reload",
+            "--sink",
+            &out,
+        ],
+    );
+    let backfilling = tmux.wait_for("the backfill's bar", |pane| {
+        bar_position(pane, "arrivals").is_some_and(|(done, total)| total == 300_000 && done > 0)
+    });
+    eprintln!("backfilling:\n{backfilling}");
+    let live = tmux.wait_for("the status line", |pane| {
+        pane.lines()
+            .any(|l| l.starts_with("rate ") && l.contains("(target 10.0/s)"))
+    });
+    eprintln!("live:\n{live}");
+    assert!(
+        !live.contains(" arrivals · "),
+        "the bar is cleared:\n{live}"
+    );
+    let end = tmux.wait_for("the end", |pane| pane.contains("EXIT="));
+    assert!(end.contains("EXIT=0"), "{end}");
+}
+
+#[test]
+fn analyze_until_idle_shows_how_much_of_the_backlog_is_read() {
+    let mock = analyze_support::Mock::start();
+    let delivered = analyze_support::backfill(&mock.address, "scripts/darooghe.rhai", 30_000, 3);
+    let tmux = Tmux::start(
+        "analyze",
+        &[
+            "analyze",
+            "--brokers",
+            &mock.address,
+            "--group",
+            "progress",
+            "--from-beginning",
+            "--until-idle",
+            "--native-rules-only",
+        ],
+    );
+    let reading = tmux.wait_for("the analyzer's bar", |pane| {
+        bar_position(pane, "events").is_some_and(|(done, total)| done > 0 && total > done)
+    });
+    eprintln!("reading:\n{reading}");
+    let bar = reading.lines().find(|l| l.contains(" events · ")).unwrap();
+    assert!(bar.starts_with("analyze ["), "{bar}");
+    let (_, total) = bar_position(&reading, "events").unwrap();
+    assert!(total <= delivered + 1, "{total} of {delivered}: {bar}");
+    let end = tmux.wait_for("the end", |pane| pane.contains("EXIT="));
+    eprintln!("at the end:\n{end}");
+    assert!(end.contains("EXIT=0"), "{end}");
+    assert!(!end.contains(" events · "), "the bar is cleared:\n{end}");
+}
+
+#[test]
+fn piped_output_carries_no_bar_and_no_carriage_return() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = quick_script(dir.path());
+    let out = common::run(
+        common::sim()
+            .args(["backfill", &script, "--count", "20000", "--sink"])
+            .arg(format!("file:{}", dir.path().join("out.jsonl").display())),
+        WAIT,
+    );
+    assert!(out.status.success(), "{}", out.stderr);
+    assert!(!out.stderr.contains('\r'), "{:?}", out.stderr);
+    assert!(!out.stderr.contains("arrivals ·"), "{}", out.stderr);
+}
