@@ -19,8 +19,10 @@ use crate::metrics::Metrics;
 use crate::settings::split_assignment;
 use crate::shutdown::Shutdown;
 use args::{user_input, CommonArgs};
+use dashboard::run::{ReloadLog, Sampler};
+use dashboard::Dashboard;
 use log::{clear_status, Entry};
-use notices::{print_notice, print_reload, report};
+use notices::{print_notice, print_reload, reload_summary, report};
 use status::spawn_status_line;
 
 /// Prints a plain line on standard error through the logger (an `info` object in JSON mode), for
@@ -35,11 +37,10 @@ mod analyze;
 mod args;
 mod bench;
 mod check;
+mod dashboard;
 mod error;
 pub mod log;
 mod notices;
-// The dashboards and progress bars of issue 16 read their numbers through it.
-#[allow(dead_code)]
 mod numbers;
 mod status;
 
@@ -78,6 +79,11 @@ enum Command {
         /// Do not reload the script when it (or a module it imports) is saved.
         #[arg(long)]
         no_reload: bool,
+        /// A full-screen dashboard on standard error instead of the status line: target and
+        /// achieved rate over the last minute, delivery, reloads, follow-ups; q or Ctrl-C stop
+        /// as SIGINT does. Only on a terminal with text logs.
+        #[arg(long)]
+        dashboard: bool,
         #[command(flatten)]
         common: CommonArgs,
     },
@@ -159,25 +165,63 @@ enum Command {
 fn watch_signals() -> Result<Shutdown, CliError> {
     let shutdown = Shutdown::new();
     shutdown
-        .on_signals(|| {
-            // Ends the status line (if drawn) on a line of its own before saying why.
-            Entry::info(
-                "stopping",
-                format!(
-                    "{}\nstopping: flushing what was accepted (signal again to quit at once)",
-                    clear_status()
-                ),
-            )
-            .emit()
-        })
+        .on_signals(say_stopping)
         .map_err(CliError::Signals)?;
     Ok(shutdown)
+}
+
+/// Says that `sim` is stopping, after a signal or a dashboard's `q`.
+fn say_stopping() {
+    // Ends the status line (if drawn) on a line of its own before saying why.
+    Entry::info(
+        "stopping",
+        format!(
+            "{}\nstopping: flushing what was accepted (signal again to quit at once)",
+            clear_status()
+        ),
+    )
+    .emit()
+}
+
+/// How `sim run` is asked to show itself and to react to edits.
+struct RunShow {
+    /// Reload the script when it is saved.
+    reload: bool,
+    /// Draw the dashboard rather than the status line.
+    dashboard: bool,
+}
+
+/// The dashboard of `sim run` when asked for and possible, with the log its reload reporter
+/// fills; a note when it was asked for on something that is not a terminal.
+fn run_dashboard(
+    wanted: bool,
+    metrics: &Arc<Metrics>,
+    shutdown: &Shutdown,
+) -> Option<(Dashboard, ReloadLog)> {
+    if !wanted {
+        return None;
+    }
+    if !dashboard::available() {
+        Entry::warn(
+            "dashboard",
+            "--dashboard needs standard error on a terminal and text logs; running without it",
+        )
+        .emit();
+        return None;
+    }
+    let reloads = ReloadLog::default();
+    let mut sampler = Sampler::new(metrics.clone(), reloads.clone());
+    let dashboard = Dashboard::start(shutdown.clone(), move |frame| {
+        sampler.tick();
+        dashboard::run::render(frame, frame.area(), &sampler.state)
+    })?;
+    Some((dashboard, reloads))
 }
 
 fn run(
     script: PathBuf,
     duration: Option<f64>,
-    reload: bool,
+    show: RunShow,
     common: CommonArgs,
 ) -> Result<ExitCode, CliError> {
     let options = common.options(script, "kafka")?;
@@ -186,11 +230,21 @@ fn run(
         .transpose()?;
     let metrics = Arc::new(Metrics::default());
     let shutdown = watch_signals()?;
-    let status_line = spawn_status_line(metrics.clone(), shutdown.clone());
-    let on_reload: app::ReloadReporter = if reload {
-        Some(Box::new(print_reload))
-    } else {
-        None
+    let dashboard = run_dashboard(show.dashboard, &metrics, &shutdown);
+    let status_line = match dashboard {
+        Some(_) => None,
+        None => spawn_status_line(metrics.clone(), shutdown.clone()),
+    };
+    let on_reload: app::ReloadReporter = match (show.reload, &dashboard) {
+        (false, _) => None,
+        (true, None) => Some(Box::new(print_reload)),
+        (true, Some((_, reloads))) => {
+            let reloads = reloads.clone();
+            Some(Box::new(move |notice| {
+                reloads.push(reload_summary(&notice));
+                print_reload(notice)
+            }))
+        }
     };
     let outcome = app::run(
         &options,
@@ -201,11 +255,12 @@ fn run(
         on_reload,
         Box::new(print_notice),
     );
-    // Ends the status line before the account is printed.
+    // Ends the status line (or leaves the dashboard's screen) before the account is printed.
     shutdown.trigger();
     if let Some(status_line) = status_line {
         let _ = status_line.join();
     }
+    drop(dashboard);
     let outcome = outcome?;
     // Before the account, which stays the last line.
     let pending = metrics.pending_follow_ups();
@@ -340,8 +395,15 @@ impl Cli {
                 script,
                 duration,
                 no_reload,
+                dashboard,
                 common,
-            } => run(script, duration, !no_reload, common),
+            } => {
+                let show = RunShow {
+                    reload: !no_reload,
+                    dashboard,
+                };
+                run(script, duration, show, common)
+            }
             Command::Sample {
                 script,
                 count,
