@@ -7,6 +7,7 @@
 #     Avro support (fastavro and the schema registry client: the `avro` extra)
 #   - Prometheus, from Debian (a real server that scrapes `sim --metrics`)
 #   - prometheus_client, the Python library (its parser checks the text exposition)
+#   - tmux, from Debian (a terminal for the dashboards' tests: it draws them and shows the screen)
 set -euo pipefail
 
 log() { printf 'install-test-deps: %s\n' "$*" >&2; }
@@ -89,7 +90,20 @@ install_prometheus_client() {
   python3 -m pip install --quiet prometheus_client
 }
 
+install_tmux() {
+  if command -v tmux >/dev/null 2>&1; then
+    log "tmux present"
+    return
+  fi
+  log "installing tmux from Debian"
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq tmux >/dev/null
+}
+
 install_kcat
+install_tmux
 install_confluent_kafka
 install_confluent_kafka_avro
 install_prometheus

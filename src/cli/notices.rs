@@ -312,7 +312,10 @@ pub(super) fn reload_summary(notice: &ReloadNotice) -> String {
             let first = first.lines().next().unwrap_or_default().to_string();
             format!("edit rejected, revision {running} keeps running: {first}")
         }
-        ReloadNotice::Watching(files) => format!("watching {} files", files.len()),
+        ReloadNotice::Watching(files) => {
+            let files: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+            format!("watching {}", files.join(", "))
+        }
         ReloadNotice::Unavailable(reason) => format!("hot reload unavailable: {reason}"),
     }
 }

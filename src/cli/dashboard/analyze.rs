@@ -120,7 +120,7 @@ pub fn render(screen: &mut Screen, area: Rect, state: &State) {
         .map(|a| {
             Line::from(format!(
                 "{} {} {}: {}",
-                clock(a.time_ms),
+                day_and_clock(a.time_ms),
                 a.rule,
                 a.customer_id,
                 a.reason
@@ -197,10 +197,19 @@ fn window_table(rows: &[WindowRow]) -> Table<'static> {
     .block(panel("Windows (event time, UTC)".into()))
 }
 
-/// An event time as hours, minutes and seconds (UTC): windows and alerts are within a day.
+/// An event time as hours, minutes and seconds (UTC): a window's ends are minutes apart.
 fn clock(ms: i64) -> String {
+    time(ms, "%H:%M:%S")
+}
+
+/// An event time with its day (UTC): alerts of a backfill span days.
+fn day_and_clock(ms: i64) -> String {
+    time(ms, "%m-%d %H:%M:%S")
+}
+
+fn time(ms: i64, format: &str) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| t.format("%H:%M:%S").to_string())
+        .map(|t| t.format(format).to_string())
         .unwrap_or_else(|| ms.to_string())
 }
 
