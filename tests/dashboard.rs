@@ -185,7 +185,7 @@ fn analyze_dashboard_shows_the_analysis_and_q_stops_with_the_summary() {
         [
             "Events/s",
             "Top merchants",
-            "Revenue by category",
+            "Approved revenue by category",
             "Windows",
             "Lag per partition",
             "Alerts, newest first",

@@ -19,8 +19,6 @@ use crate::metrics::Metrics;
 use crate::settings::split_assignment;
 use crate::shutdown::Shutdown;
 use args::{user_input, CommonArgs};
-use dashboard::run::{ReloadLog, Sampler};
-use dashboard::Dashboard;
 use log::{clear_status, Entry};
 use notices::{print_notice, print_reload, reload_summary, report};
 use status::spawn_status_line;
@@ -191,33 +189,6 @@ struct RunShow {
     dashboard: bool,
 }
 
-/// The dashboard of `sim run` when asked for and possible, with the log its reload reporter
-/// fills; a note when it was asked for on something that is not a terminal.
-fn run_dashboard(
-    wanted: bool,
-    metrics: &Arc<Metrics>,
-    shutdown: &Shutdown,
-) -> Option<(Dashboard, ReloadLog)> {
-    if !wanted {
-        return None;
-    }
-    if !dashboard::available() {
-        Entry::warn(
-            "dashboard",
-            "--dashboard needs standard error on a terminal and text logs; running without it",
-        )
-        .emit();
-        return None;
-    }
-    let reloads = ReloadLog::default();
-    let mut sampler = Sampler::new(metrics.clone(), reloads.clone());
-    let dashboard = Dashboard::start(shutdown.clone(), move |frame| {
-        sampler.tick();
-        dashboard::run::render(frame, frame.area(), &sampler.state)
-    })?;
-    Some((dashboard, reloads))
-}
-
 fn run(
     script: PathBuf,
     duration: Option<f64>,
@@ -230,7 +201,7 @@ fn run(
         .transpose()?;
     let metrics = Arc::new(Metrics::default());
     let shutdown = watch_signals()?;
-    let dashboard = run_dashboard(show.dashboard, &metrics, &shutdown);
+    let dashboard = dashboard::run::start(show.dashboard, &metrics, &shutdown);
     let status_line = match dashboard {
         Some(_) => None,
         None => spawn_status_line(metrics.clone(), shutdown.clone()),

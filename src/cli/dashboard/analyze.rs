@@ -94,7 +94,10 @@ pub fn render(screen: &mut Screen, area: Rect, state: &State) {
             bar(name, value, short(*rials as f64))
         })
         .collect();
-    screen.render_widget(bars("Revenue by category (rials)", &revenue_bars), revenue);
+    screen.render_widget(
+        bars("Approved revenue by category (rials)", &revenue_bars),
+        revenue,
+    );
 
     let [windows, lag] =
         Layout::horizontal([Constraint::Fill(3), Constraint::Fill(1)]).areas(tables);
@@ -279,7 +282,7 @@ mod tests {
         for title in [
             "Events/s",
             "Top merchants",
-            "Revenue by category",
+            "Approved revenue by category",
             "Windows",
             "Lag per partition",
             "Alerts, newest first",

@@ -15,9 +15,10 @@ use ratatui::text::{Line, Text};
 use ratatui::widgets::{Axis, Block, Cell, Chart, Dataset, GraphType, List, Paragraph, Row, Table};
 use ratatui::Frame;
 
-use crate::cli::log;
+use crate::cli::log::{self, Entry};
 use crate::cli::numbers::{grouped, short};
 use crate::metrics::Metrics;
+use crate::shutdown::Shutdown;
 use crate::sync::lock;
 
 /// Seconds of rates the chart shows, one sample a second.
@@ -131,6 +132,33 @@ impl Sampler {
     }
 }
 
+/// The dashboard of `sim run` when asked for and possible, with the log its reload reporter
+/// fills; a note when it was asked for on something that is not a terminal.
+pub fn start(
+    wanted: bool,
+    metrics: &Arc<Metrics>,
+    shutdown: &Shutdown,
+) -> Option<(super::Dashboard, ReloadLog)> {
+    if !wanted {
+        return None;
+    }
+    if !super::available() {
+        Entry::warn(
+            "dashboard",
+            "--dashboard needs standard error on a terminal and text logs; running without it",
+        )
+        .emit();
+        return None;
+    }
+    let reloads = ReloadLog::default();
+    let mut sampler = Sampler::new(metrics.clone(), reloads.clone());
+    let dashboard = super::Dashboard::start(shutdown.clone(), move |frame| {
+        sampler.tick();
+        render(frame, frame.area(), &sampler.state)
+    })?;
+    Some((dashboard, reloads))
+}
+
 /// Draws `state` in `area`.
 pub fn render(frame: &mut Frame, area: Rect, state: &State) {
     // On a short terminal the panels below the chart give way first, the headline never.
@@ -210,8 +238,11 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State) {
     );
 }
 
-/// The (seconds ago, rate) points of the target and the achieved rate, the newest at 0.
-fn rate_points(state: &State) -> (Vec<(f64, f64)>, Vec<(f64, f64)>) {
+/// A chart's points: (seconds from now, events a second).
+type Points = Vec<(f64, f64)>;
+
+/// The points of the target and of the achieved rate, the newest at 0.
+fn rate_points(state: &State) -> (Points, Points) {
     let offset = state.rates.len() as f64 - 1.0;
     let at = |i: usize| i as f64 - offset;
     state
