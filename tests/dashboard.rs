@@ -66,6 +66,24 @@ impl Tmux {
         assert!(status.is_ok_and(|s| s.success()), "tmux send-keys failed");
     }
 
+    /// Resizes the session's window, as a person dragging the terminal's corner would.
+    fn resize(&self, width: u16, height: u16) {
+        let status = self
+            .command()
+            .args([
+                "resize-window",
+                "-x",
+                &width.to_string(),
+                "-y",
+                &height.to_string(),
+            ])
+            .status();
+        assert!(
+            status.is_ok_and(|s| s.success()),
+            "tmux resize-window failed"
+        );
+    }
+
     /// Captures the screen until `ready` accepts it; panics with the last screen after [`WAIT`].
     fn wait_for(&self, what: &str, ready: impl Fn(&str) -> bool) -> String {
         let started = Instant::now();
@@ -156,6 +174,15 @@ fn run_dashboard_shows_delivery_and_q_stops_with_the_account() {
             && figure(s, "delivered").is_some_and(|n| n > 0)
     });
     eprintln!("sim run --dashboard, running:\n{screen}");
+    // A smaller terminal: the dashboard is drawn again to its new size.
+    tmux.resize(80, 24);
+    let resized = tmux.wait_for("the dashboard at 80 columns", |s| {
+        s.lines()
+            .find(|l| l.starts_with("┌Rate"))
+            .is_some_and(|l| l.chars().count() == 80)
+            && s.contains("Delivery")
+    });
+    eprintln!("sim run --dashboard, resized to 80 x 24:\n{resized}");
     tmux.send_keys("q");
     let code = exit_status(&status, &tmux);
     let after = tmux.capture();

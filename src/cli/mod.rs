@@ -201,7 +201,9 @@ fn run(
         .transpose()?;
     let metrics = Arc::new(Metrics::default());
     let shutdown = watch_signals()?;
-    let dashboard = dashboard::run::start(show.dashboard, &metrics, &shutdown);
+    let events_on_screen = matches!(options.sink, crate::sink::SinkSpec::Stdout)
+        && std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let dashboard = dashboard::run::start(show.dashboard, events_on_screen, &metrics, &shutdown);
     let status_line = match dashboard {
         Some(_) => None,
         None => spawn_status_line(metrics.clone(), shutdown.clone()),

@@ -210,6 +210,7 @@ fn day_and_clock(ms: i64) -> String {
     time(ms, "%m-%d %H:%M:%S")
 }
 
+/// An event time in `format` (UTC), or the milliseconds when out of chrono's range.
 fn time(ms: i64, format: &str) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .map(|t| t.format(format).to_string())

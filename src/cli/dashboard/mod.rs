@@ -169,6 +169,7 @@ pub(crate) mod tests {
         text(terminal.backend().buffer())
     }
 
+    /// The buffer's symbols, row by row.
     fn text(buffer: &Buffer) -> String {
         let area = buffer.area;
         (0..area.height)

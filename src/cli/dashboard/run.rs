@@ -12,7 +12,9 @@ use ratatui::layout::{Alignment, Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::symbols::Marker;
 use ratatui::text::{Line, Text};
-use ratatui::widgets::{Axis, Block, Cell, Chart, Dataset, GraphType, List, Paragraph, Row, Table};
+use ratatui::widgets::{
+    Axis, Block, Cell, Chart, Dataset, GraphType, LegendPosition, List, Paragraph, Row, Table,
+};
 use ratatui::Frame;
 
 use crate::cli::log::{self, Entry};
@@ -133,21 +135,26 @@ impl Sampler {
 }
 
 /// The dashboard of `sim run` when asked for and possible, with the log its reload reporter
-/// fills; a note when it was asked for on something that is not a terminal.
+/// fills; a note when it was asked for where it cannot be drawn. `events_on_screen`: events go
+/// to standard output and that is a terminal too, where they would scribble over the dashboard.
 pub fn start(
     wanted: bool,
+    events_on_screen: bool,
     metrics: &Arc<Metrics>,
     shutdown: &Shutdown,
 ) -> Option<(super::Dashboard, ReloadLog)> {
     if !wanted {
         return None;
     }
-    if !super::available() {
-        Entry::warn(
-            "dashboard",
-            "--dashboard needs standard error on a terminal and text logs; running without it",
-        )
-        .emit();
+    let refused = if !super::available() {
+        Some("--dashboard needs standard error on a terminal and text logs")
+    } else if events_on_screen {
+        Some("--dashboard and events on the same terminal (--sink stdout) would mix")
+    } else {
+        None
+    };
+    if let Some(why) = refused {
+        Entry::warn("dashboard", format!("{why}; running without it")).emit();
         return None;
     }
     let reloads = ReloadLog::default();
@@ -260,12 +267,15 @@ fn rate_chart<'a>(
     achieved: &'a [(f64, f64)],
 ) -> Chart<'a> {
     let top = state.rates.iter().map(|r| r.0.max(r.1)).fold(1.0, f64::max) * 1.2;
-    let (now_target, now_achieved) = state.rates.back().copied().unwrap_or_default();
-    let title = format!(
-        "Rate, last minute: target {}/s, achieved {}/s",
-        short(now_target),
-        short(now_achieved)
-    );
+    let title = match state.rates.back() {
+        Some((target, achieved)) => format!(
+            "Rate, last minute: target {}/s, achieved {}/s",
+            short(*target),
+            short(*achieved)
+        ),
+        // The first sample is taken a second after the start.
+        None => "Rate, last minute: measuring".to_string(),
+    };
     let datasets = vec![
         Dataset::default()
             .name("target")
@@ -282,6 +292,8 @@ fn rate_chart<'a>(
     ];
     Chart::new(datasets)
         .block(Block::bordered().title(title))
+        // The newest points are on the right: the legend keeps out of their way.
+        .legend_position(Some(LegendPosition::TopLeft))
         .x_axis(
             Axis::default()
                 .bounds([-(SECONDS_SHOWN as f64 - 1.0), 0.0])
