@@ -167,11 +167,13 @@ fn run_dashboard_shows_delivery_and_q_stops_with_the_account() {
         sink.display()
     );
     let tmux = Tmux::start("run", &sim_line(&args, &status));
-    let screen = tmux.wait_for("the dashboard with events delivered", |s| {
+    let screen = tmux.wait_for("the dashboard with events delivered and a rate", |s| {
         ["Rate, last minute", "Delivery", "Reloads", "Notices"]
             .iter()
             .all(|t| s.contains(t))
             && figure(s, "delivered").is_some_and(|n| n > 0)
+            // The title names the latest sample once a second has passed.
+            && s.contains("/s, achieved")
     });
     eprintln!("sim run --dashboard, running:\n{screen}");
     // A smaller terminal: the dashboard is drawn again to its new size.
