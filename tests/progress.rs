@@ -55,6 +55,15 @@ impl Tmux {
         Tmux { socket }
     }
 
+    /// Types `keys` into the pane (tmux's names: `C-c` is Ctrl-C).
+    fn keys(&self, keys: &str) {
+        let status = Command::new("tmux")
+            .args(["-L", &self.socket, "send-keys", keys])
+            .status()
+            .expect("tmux send-keys");
+        assert!(status.success(), "tmux send-keys {keys} failed");
+    }
+
     /// What the pane shows now, its blank lines left out.
     fn capture(&self) -> String {
         let out = Command::new("tmux")
@@ -153,8 +162,6 @@ fn sim_run_shows_its_backfill_bar_then_the_status_line() {
             &script,
             "--set",
             "backfill=300000",
-            "--duration",
-            "3",
             "--no-reload",
             "--sink",
             &out,
@@ -173,6 +180,8 @@ fn sim_run_shows_its_backfill_bar_then_the_status_line() {
         !live.contains(" arrivals · "),
         "the bar is cleared:\n{live}"
     );
+    // Ctrl-C, as a person stops it: flushed, the account, exit 0.
+    tmux.keys("C-c");
     let end = tmux.wait_for("the end", |pane| pane.contains("EXIT="));
     assert!(end.contains("EXIT=0"), "{end}");
 }

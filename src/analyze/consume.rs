@@ -524,9 +524,9 @@ impl Run<'_> {
             rate: (self.consumed - self.consumed_at_frame) as f64 / elapsed,
             lag: lock(&context.lag).clone(),
         };
-        let frame = view::render(&self.analyzer, &lock(&context.pending).totals, &progress);
+        let frame = view::Frame::of(&self.analyzer, &lock(&context.pending).totals, progress);
         self.last_frame = Instant::now();
         self.consumed_at_frame = self.consumed;
-        notify(AnalyzeNotice::Frame(frame));
+        notify(AnalyzeNotice::Frame(Box::new(frame)));
     }
 }

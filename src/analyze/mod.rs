@@ -177,8 +177,8 @@ pub enum AnalyzeNotice {
     /// Something went wrong that does not stop the run (a commit refused during a rebalance, a
     /// broker briefly unreachable): the batch's events may be processed again.
     Warning(String),
-    /// A frame of the live view.
-    Frame(String),
+    /// A frame of the live view's figures.
+    Frame(Box<view::Frame>),
     /// `--from-beginning` on a topic that no longer holds its oldest messages.
     MissingHistory(history::MissingHistory),
 }

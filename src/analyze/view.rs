@@ -1,13 +1,19 @@
-//! The live terminal view: one frame of text, redrawn in place by the command line about once a
-//! second (top merchants, revenue by category, the current window, alerts per minute, consumer
-//! lag per partition). The library only renders the frame; the binary decides where it goes.
+//! The live view's figures: one [`Frame`] of what an operator watches (top merchants, revenue by
+//! category, the latest windows, recent alerts, consumer lag per partition), taken by the run
+//! loop about once a second. The library only gathers the figures; the binary decides how they
+//! are drawn (`sim analyze`'s terminal dashboard).
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 
 use super::aggregate::{sorted, Totals};
 use super::analyzer::Analyzer;
-use super::summary::iso;
+use super::detect::Alert;
+use super::window::WindowStats;
+
+/// Merchants listed by the view, the busiest first.
+pub const TOP_MERCHANTS: usize = 8;
+/// Alerts listed by the view, the newest first.
+pub const SHOWN_ALERTS: usize = 10;
 
 /// What the view shows besides the analysis.
 #[derive(Debug, Clone, Default)]
@@ -20,79 +26,69 @@ pub struct Progress {
     pub lag: BTreeMap<i32, i64>,
 }
 
-/// Renders one frame.
-pub fn render(analyzer: &Analyzer, totals: &Totals, progress: &Progress) -> String {
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "sim analyze | consumed {} ({:.0}/s) | transactions {} | poison {} | alerts {}",
-        progress.consumed,
-        progress.rate,
-        totals.transactions,
-        analyzer.poison_total,
-        analyzer.alerts_total
-    );
-    let lag: Vec<String> = progress
-        .lag
-        .iter()
-        .map(|(p, l)| format!("p{p}: {l}"))
-        .collect();
-    let _ = writeln!(
-        out,
-        "lag        {}",
-        if lag.is_empty() {
-            "-".into()
-        } else {
-            lag.join("  ")
-        }
-    );
-    let top: Vec<String> = totals
-        .top_merchants(5)
-        .iter()
-        .map(|(m, c)| format!("{m} {c}"))
-        .collect();
-    let _ = writeln!(out, "merchants  {}", top.join("  "));
-    let revenue: Vec<String> = sorted(&totals.category_revenue)
-        .iter()
-        .map(|(c, r)| format!("{c} {r}"))
-        .collect();
-    let _ = writeln!(out, "revenue    {}", revenue.join("  "));
-    match analyzer.windows.current() {
-        Some(w) => {
-            let _ = writeln!(
-                out,
-                "window     {} .. {}: {} tx, sum {}, avg {:.0}, declined {:.1}%",
-                iso(w.start_ms),
-                iso(w.end_ms),
-                w.count,
-                w.amount_sum,
-                w.average_amount(),
-                w.decline_share() * 100.0
-            );
-        }
-        None => {
-            let _ = writeln!(out, "window     -");
+/// A window as the view lists it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct WindowRow {
+    /// The window's figures.
+    pub stats: WindowStats,
+    /// Whether it still takes events (the watermark has not passed its end and lateness).
+    pub open: bool,
+}
+
+/// One frame of the live view: owned figures, so another thread can draw them while the run
+/// loop goes on.
+#[derive(Debug, Clone, Default)]
+pub struct Frame {
+    /// Messages consumed, their rate, and the lag.
+    pub progress: Progress,
+    /// Transactions counted in the committed totals.
+    pub transactions: u64,
+    /// Poison messages, all told.
+    pub poison: u64,
+    /// Alerts raised, all told.
+    pub alerts: u64,
+    /// The busiest merchants and their transaction counts, busiest first.
+    pub top_merchants: Vec<(String, u64)>,
+    /// Revenue (rials) by category, by name.
+    pub revenue: Vec<(String, i64)>,
+    /// The latest tumbling windows, the newest last (the current one, and the one before).
+    pub windows: Vec<WindowRow>,
+    /// The latest alerts, the newest first.
+    pub recent_alerts: Vec<Alert>,
+}
+
+impl Frame {
+    /// The figures of `analyzer` and the committed `totals` now.
+    pub fn of(analyzer: &Analyzer, totals: &Totals, progress: Progress) -> Self {
+        let tumbling: Vec<WindowRow> = analyzer
+            .windows
+            .tumbling()
+            .map(|(stats, open)| WindowRow {
+                stats: *stats,
+                open,
+            })
+            .collect();
+        Self {
+            progress,
+            transactions: totals.transactions,
+            poison: analyzer.poison_total,
+            alerts: analyzer.alerts_total,
+            top_merchants: totals
+                .top_merchants(TOP_MERCHANTS)
+                .into_iter()
+                .map(|(m, c)| (m.to_string(), c))
+                .collect(),
+            revenue: sorted(&totals.category_revenue).into_iter().collect(),
+            windows: tumbling[tumbling.len().saturating_sub(2)..].to_vec(),
+            recent_alerts: analyzer
+                .recent_alerts
+                .iter()
+                .rev()
+                .take(SHOWN_ALERTS)
+                .cloned()
+                .collect(),
         }
     }
-    let per_minute: Vec<String> = analyzer
-        .alerts_per_minute
-        .iter()
-        .rev()
-        .take(5)
-        .map(|(m, c)| format!("{} {c}", &iso(*m)[11..16]))
-        .collect();
-    let _ = writeln!(out, "alerts/min {}", per_minute.join("  "));
-    for alert in analyzer.recent_alerts.iter().rev().take(3) {
-        let _ = writeln!(
-            out,
-            "  {} {} {}: {}",
-            iso(alert.time_ms),
-            alert.rule,
-            alert.customer_id,
-            alert.reason
-        );
-    }
-    out
 }
 
 #[cfg(test)]
@@ -103,7 +99,7 @@ mod tests {
     use crate::analyze::window::WindowSpec;
 
     #[test]
-    fn a_frame_shows_merchants_window_alerts_and_lag() {
+    fn a_frame_holds_merchants_windows_alerts_and_lag() {
         let mut analyzer = Analyzer::new(WindowSpec::default(), Detector::new(ScriptRules::none()));
         let mut totals = Totals::default();
         for i in 0..5 {
@@ -115,10 +111,12 @@ mod tests {
             lag: [(0, 3), (1, -1)].into_iter().collect(),
             ..Progress::default()
         };
-        let frame = render(&analyzer, &totals, &progress);
-        assert!(frame.contains("merch_1 5"), "{frame}");
-        assert!(frame.contains("p0: 3  p1: -1"), "{frame}");
-        assert!(frame.contains("5 tx, sum 50"), "{frame}");
-        assert!(frame.contains("velocity c"), "{frame}");
+        let frame = Frame::of(&analyzer, &totals, progress);
+        assert_eq!(frame.top_merchants, vec![("merch_1".to_string(), 5)]);
+        assert_eq!(frame.progress.lag.get(&0), Some(&3));
+        let current = frame.windows.last().expect("a window");
+        assert_eq!((current.stats.count, current.stats.amount_sum), (5, 50));
+        assert_eq!(frame.recent_alerts[0].rule, "velocity");
+        assert_eq!(frame.recent_alerts[0].customer_id, "c");
     }
 }

@@ -1,17 +1,18 @@
 //! `sim analyze` on the command line: its flags, and how its notices, live view and summary are
 //! shown. The work is [`crate::analyze::run`].
 
-use std::io::{IsTerminal, Write as _};
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use clap::Args;
 
 use serde_json::json;
 
-use super::log::{self, Entry};
+use super::dashboard::{self, analyze::State as DashboardState, Dashboard};
+use super::log::Entry;
 use super::progress::show_consumed;
 use super::{split_assignment, watch_signals, CliError, Format};
 use crate::analyze::detect::script::RuleChange;
@@ -26,6 +27,7 @@ use crate::settings::{
     SettingsError, UserInput,
 };
 use crate::shutdown::Shutdown;
+use crate::sync::lock;
 
 /// Poison messages listed one by one on standard error; the rest are only counted.
 const POISON_SHOWN: u64 = 20;
@@ -112,7 +114,8 @@ pub struct AnalyzeArgs {
     /// the one it had.
     #[arg(long, default_value = "0")]
     instance: String,
-    /// No live view on standard error.
+    /// No live dashboard on standard error (it is drawn only when standard error is a terminal
+    /// and logs are text; q or Ctrl-C stop as SIGINT does).
     #[arg(long)]
     no_view: bool,
     /// Any librdkafka property: -X security.protocol=SSL (repeatable).
@@ -227,12 +230,9 @@ impl AnalyzeArgs {
             commit_interval: Duration::from_millis(self.commit_interval_ms),
             instance: self.instance,
             properties,
-            // A view redrawn in place is terminal drawing: JSON logs go without it. A run that
+            // A dashboard is terminal drawing: pipes and JSON logs go without it. A run that
             // reads a backlog and ends (`--until-idle`) shows a progress bar instead.
-            live_view: !self.no_view
-                && !self.until_idle
-                && std::io::stderr().is_terminal()
-                && !log::is_json(),
+            live_view: !self.no_view && !self.until_idle && dashboard::available(),
             schema_registry: target.schema_registry,
             registry_credentials,
             ..AnalyzeOptions::new("")
@@ -245,27 +245,22 @@ impl AnalyzeArgs {
     }
 }
 
-/// Shows notices on standard error; the live view is redrawn in place under them.
+/// Shows notices on standard error, and hands the live view's frames to the dashboard.
 #[derive(Default)]
 struct Screen {
-    frame_lines: usize,
+    /// What the dashboard draws; frames are dropped when there is none.
+    dashboard: Option<Arc<Mutex<DashboardState>>>,
     poison: u64,
 }
 
 impl Screen {
     fn show(&mut self, notice: AnalyzeNotice) {
         if let AnalyzeNotice::Frame(frame) = notice {
-            let mut err = std::io::stderr().lock();
-            if self.frame_lines > 0 {
-                // Back to the first line of the previous frame, and clear it and what follows.
-                let _ = write!(err, "\x1b[{}F\x1b[J", self.frame_lines);
+            if let Some(state) = &self.dashboard {
+                lock(state).update(*frame);
             }
-            let _ = write!(err, "{frame}");
-            self.frame_lines = frame.lines().count();
             return;
         }
-        // A notice goes below the last frame; the next frame starts under it.
-        self.frame_lines = 0;
         let entry = match notice {
             AnalyzeNotice::Assigned(p) => {
                 Entry::info("assigned", format!("assigned partitions {p:?}"))
@@ -380,11 +375,18 @@ pub fn analyze(args: AnalyzeArgs) -> Result<ExitCode, CliError> {
     let served = serve_metrics(metrics.as_ref(), &options)?;
     let shutdown = watch_signals()?;
     let mut screen = Screen::default();
-    // `--until-idle` reads a backlog and ends: without the live view, a bar shows how far.
-    let bar_wanted = options.until_idle
-        && !options.live_view
-        && std::io::stderr().is_terminal()
-        && !log::is_json();
+    let dashboard = options
+        .live_view
+        .then(|| {
+            let state = Arc::new(Mutex::new(DashboardState::default()));
+            screen.dashboard = Some(state.clone());
+            Dashboard::start(shutdown.clone(), move |frame| {
+                dashboard::analyze::render(frame, frame.area(), &lock(&state))
+            })
+        })
+        .flatten();
+    // `--until-idle` reads a backlog and ends: without the dashboard, a bar shows how far.
+    let bar_wanted = options.until_idle && !options.live_view && dashboard::available();
     let figures = match &served {
         Some((_, figures)) => Some(figures.clone()),
         None => bar_wanted.then(Arc::default),
@@ -401,6 +403,8 @@ pub fn analyze(args: AnalyzeArgs) -> Result<ExitCode, CliError> {
         stop.trigger();
         let _ = thread.join();
     }
+    // Leaves the alternate screen first: what follows is read in the scrollback.
+    drop(dashboard);
     // A failed run is scraped once more too: the figures show how far it got.
     if let Some((endpoint, _)) = served {
         last_scrape(endpoint);

@@ -9,11 +9,13 @@
 //! events only, in either format.
 
 use std::io::Write as _;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value};
+
+use crate::sync::lock;
 
 /// How `sim` writes its lines on standard error.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -139,6 +141,10 @@ impl Entry {
     /// must not turn into a panic that stops `sim` from flushing what it accepted.
     pub(crate) fn emit(self) {
         let line = self.render(format(), Utc::now());
+        if let Some(held) = lock(&HELD).as_mut() {
+            held.push(line);
+            return;
+        }
         // One write of the whole entry, so lines from other threads do not interleave inside it;
         // above a progress bar, which stays the last line.
         super::progress::above_bar(|| {
@@ -236,6 +242,33 @@ fn strip_ansi(text: &str) -> String {
         }
     }
     out
+}
+
+/// Entries held back while a dashboard owns the terminal (`None`: written at once).
+static HELD: Mutex<Option<Vec<String>>> = Mutex::new(None);
+
+/// Holds entries back from here on: a dashboard draws on the alternate screen, where a line
+/// written over it would stay until its cells change, and would be gone with the screen.
+pub fn hold() {
+    lock(&HELD).get_or_insert_with(Vec::new);
+}
+
+/// The latest `n` entries held back, the oldest first, for a dashboard to show.
+pub fn held_tail(n: usize) -> Vec<String> {
+    lock(&HELD).as_ref().map_or_else(Vec::new, |held| {
+        held[held.len().saturating_sub(n)..]
+            .iter()
+            .map(|line| strip_ansi(line).trim_end().to_string())
+            .collect()
+    })
+}
+
+/// Writes the entries held back, in order, and writes entries at once again (the dashboard has
+/// left the alternate screen, so they land in the scrollback the person reads).
+pub fn release() {
+    if let Some(held) = lock(&HELD).take() {
+        let _ = std::io::stderr().write_all(held.concat().as_bytes());
+    }
 }
 
 /// On a terminal in text mode, what clears the status line (`super::status`) so a notice starts

@@ -20,7 +20,7 @@ use crate::settings::split_assignment;
 use crate::shutdown::Shutdown;
 use args::{user_input, CommonArgs};
 use log::{clear_status, Entry};
-use notices::{print_notice, print_reload, report};
+use notices::{print_notice, print_reload, reload_summary, report};
 use status::{spawn_backfill_bar, spawn_status_line};
 
 /// Prints a plain line on standard error through the logger (an `info` object in JSON mode), for
@@ -35,13 +35,12 @@ mod analyze;
 mod args;
 mod bench;
 mod check;
+mod dashboard;
 mod error;
 pub mod log;
 mod notices;
-mod progress;
-// The dashboards and progress bars of issue 16 read their numbers through it.
-#[allow(dead_code)]
 mod numbers;
+mod progress;
 mod status;
 
 pub use error::CliError;
@@ -79,6 +78,11 @@ enum Command {
         /// Do not reload the script when it (or a module it imports) is saved.
         #[arg(long)]
         no_reload: bool,
+        /// A full-screen dashboard on standard error instead of the status line: target and
+        /// achieved rate over the last minute, delivery, reloads, follow-ups; q or Ctrl-C stop
+        /// as SIGINT does. Only on a terminal with text logs.
+        #[arg(long)]
+        dashboard: bool,
         #[command(flatten)]
         common: CommonArgs,
     },
@@ -160,25 +164,36 @@ enum Command {
 fn watch_signals() -> Result<Shutdown, CliError> {
     let shutdown = Shutdown::new();
     shutdown
-        .on_signals(|| {
-            // Ends the status line (if drawn) on a line of its own before saying why.
-            Entry::info(
-                "stopping",
-                format!(
-                    "{}\nstopping: flushing what was accepted (signal again to quit at once)",
-                    clear_status()
-                ),
-            )
-            .emit()
-        })
+        .on_signals(say_stopping)
         .map_err(CliError::Signals)?;
     Ok(shutdown)
+}
+
+/// Says that `sim` is stopping, after a signal or a dashboard's `q`.
+fn say_stopping() {
+    // Ends the status line (if drawn) on a line of its own before saying why.
+    Entry::info(
+        "stopping",
+        format!(
+            "{}\nstopping: flushing what was accepted (signal again to quit at once)",
+            clear_status()
+        ),
+    )
+    .emit()
+}
+
+/// How `sim run` is asked to show itself and to react to edits.
+struct RunShow {
+    /// Reload the script when it is saved.
+    reload: bool,
+    /// Draw the dashboard rather than the status line.
+    dashboard: bool,
 }
 
 fn run(
     script: PathBuf,
     duration: Option<f64>,
-    reload: bool,
+    show: RunShow,
     common: CommonArgs,
 ) -> Result<ExitCode, CliError> {
     let options = common.options(script, "kafka")?;
@@ -187,11 +202,23 @@ fn run(
         .transpose()?;
     let metrics = Arc::new(Metrics::default());
     let shutdown = watch_signals()?;
-    let status_line = spawn_status_line(metrics.clone(), shutdown.clone());
-    let on_reload: app::ReloadReporter = if reload {
-        Some(Box::new(print_reload))
-    } else {
-        None
+    let events_on_screen = matches!(options.sink, crate::sink::SinkSpec::Stdout)
+        && std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let dashboard = dashboard::run::start(show.dashboard, events_on_screen, &metrics, &shutdown);
+    let status_line = match dashboard {
+        Some(_) => None,
+        None => spawn_status_line(metrics.clone(), shutdown.clone()),
+    };
+    let on_reload: app::ReloadReporter = match (show.reload, &dashboard) {
+        (false, _) => None,
+        (true, None) => Some(Box::new(print_reload)),
+        (true, Some((_, reloads))) => {
+            let reloads = reloads.clone();
+            Some(Box::new(move |notice| {
+                reloads.push(reload_summary(&notice));
+                print_reload(notice)
+            }))
+        }
     };
     let outcome = app::run(
         &options,
@@ -202,11 +229,12 @@ fn run(
         on_reload,
         Box::new(print_notice),
     );
-    // Ends the status line before the account is printed.
+    // Ends the status line (or leaves the dashboard's screen) before the account is printed.
     shutdown.trigger();
     if let Some(status_line) = status_line {
         let _ = status_line.join();
     }
+    drop(dashboard);
     let outcome = outcome?;
     // Before the account, which stays the last line.
     let pending = metrics.pending_follow_ups();
@@ -348,8 +376,15 @@ impl Cli {
                 script,
                 duration,
                 no_reload,
+                dashboard,
                 common,
-            } => run(script, duration, !no_reload, common),
+            } => {
+                let show = RunShow {
+                    reload: !no_reload,
+                    dashboard,
+                };
+                run(script, duration, show, common)
+            }
             Command::Sample {
                 script,
                 count,

@@ -302,6 +302,24 @@ pub(super) fn report(outcome: &Outcome) -> ExitCode {
     }
 }
 
+/// One line of what hot reload reported, for the dashboard's reload list (the whole notice,
+/// diagnostic included, is still written by [`print_reload`] and read after the dashboard).
+pub(super) fn reload_summary(notice: &ReloadNotice) -> String {
+    match notice {
+        ReloadNotice::Ready { revision, .. } => format!("reloaded: revision {revision} runs"),
+        ReloadNotice::Rejected { running, error } => {
+            let first = error.to_string();
+            let first = first.lines().next().unwrap_or_default().to_string();
+            format!("edit rejected, revision {running} keeps running: {first}")
+        }
+        ReloadNotice::Watching(files) => {
+            let files: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+            format!("watching {}", files.join(", "))
+        }
+        ReloadNotice::Unavailable(reason) => format!("hot reload unavailable: {reason}"),
+    }
+}
+
 /// What hot reload reports: `event: "reload"` with a `result` in JSON.
 pub(super) fn print_reload(notice: ReloadNotice) {
     match notice {
