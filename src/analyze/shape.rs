@@ -207,7 +207,10 @@ mod tests {
         let s = shape.summary(&BTreeMap::new());
         assert_eq!(s.bucket_s, 60);
         assert_eq!(
-            s.buckets.iter().map(|b| (b.events, b.declined)).collect::<Vec<_>>(),
+            s.buckets
+                .iter()
+                .map(|b| (b.events, b.declined))
+                .collect::<Vec<_>>(),
             vec![(2, 1), (1, 0)]
         );
         assert_eq!(s.hour_of_day.iter().sum::<u64>(), 3);

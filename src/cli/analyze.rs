@@ -12,6 +12,7 @@ use clap::Args;
 use serde_json::json;
 
 use super::log::{self, Entry};
+use super::report::{analyze_report, AnalyzeReportArgs};
 use super::{split_assignment, watch_signals, CliError, Format};
 use crate::analyze::detect::script::RuleChange;
 use crate::analyze::figures::AnalyzeFigures;
@@ -120,6 +121,8 @@ pub struct AnalyzeArgs {
     /// and precision/recall by rule, windows, and the consumer's lag per partition.
     #[arg(long, value_name = "ADDR")]
     metrics: Option<String>,
+    #[command(flatten)]
+    report: AnalyzeReportArgs,
 }
 
 /// What `sim analyze` is asked to do, as the command line resolved it.
@@ -128,6 +131,8 @@ struct Request {
     format: Format,
     /// Where the metrics endpoint listens; `None`: no endpoint.
     metrics: Option<ListenAddress>,
+    /// The report at exit.
+    report: AnalyzeReportArgs,
 }
 
 /// The metrics endpoint's address: `--metrics`, or `METRICS_ADDR` when the flag is absent. A
@@ -234,6 +239,7 @@ impl AnalyzeArgs {
             options,
             format: self.format,
             metrics,
+            report: self.report,
         })
     }
 }
@@ -369,6 +375,7 @@ pub fn analyze(args: AnalyzeArgs) -> Result<ExitCode, CliError> {
         options,
         format,
         metrics,
+        report,
     } = args.request()?;
     let served = serve_metrics(metrics.as_ref(), &options)?;
     let shutdown = watch_signals()?;
@@ -390,5 +397,7 @@ pub fn analyze(args: AnalyzeArgs) -> Result<ExitCode, CliError> {
         ),
         Format::Text => write!(out, "{}", summary.text()),
     };
+    drop(out);
+    analyze_report(report, &summary)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -30,6 +30,10 @@ pub enum CliError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Analyze(#[from] AnalyzeError),
+    /// `sim report` or `sim analyze --report` failed.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Report(#[from] crate::report::ReportError),
     /// A `--set` or `-X` assignment is malformed.
     #[error(transparent)]
     #[diagnostic(transparent)]

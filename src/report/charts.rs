@@ -1,0 +1,326 @@
+//! The report's charts: one function a chart, each drawn by plotters' SVG backend into a string.
+//!
+//! Every chart draws for any input, an empty summary included (empty axes, never a panic), so a
+//! report of a quiet topic still opens. How they are drawn (canvas, shared shapes, legend) is
+//! [`super::axes`].
+
+use plotters::prelude::*;
+
+pub use super::axes::Chart;
+use super::axes::{bars, draw, legend, short, span, time_lines, top, TimeLine, BAR, CURVE, FONT};
+use super::curve::RatePoint;
+use super::{ReportError, ReportInput};
+
+/// The ids of every chart, in page order.
+pub const CHART_IDS: [&str; 9] = [
+    "events",
+    "hours",
+    "category-revenue",
+    "method-revenue",
+    "amounts",
+    "declines",
+    "rules",
+    "patterns",
+    "delay",
+];
+
+/// Every chart of the page, in order; `curve` is the scenario's rate, when one was given.
+pub fn all(input: &ReportInput, curve: Option<&[RatePoint]>) -> Result<Vec<Chart>, ReportError> {
+    Ok(vec![
+        events(input, curve)?,
+        hours(input)?,
+        revenue(
+            "category-revenue",
+            "Approved revenue by category",
+            &input.category_revenue,
+        )?,
+        revenue(
+            "method-revenue",
+            "Approved revenue by payment method",
+            &input.method_revenue,
+        )?,
+        amounts(input)?,
+        declines(input)?,
+        rules(input)?,
+        patterns(input)?,
+        delay(input)?,
+    ])
+}
+
+fn events(input: &ReportInput, curve: Option<&[RatePoint]>) -> Result<Chart, ReportError> {
+    let shape = &input.shape;
+    let minutes = shape.bucket_s.max(60) as f64 / 60.0;
+    let mut lines = vec![TimeLine {
+        name: "events per minute".into(),
+        colour: BAR,
+        points: shape
+            .buckets
+            .iter()
+            .map(|b| (b.start_ms as f64, b.events as f64 / minutes))
+            .collect(),
+    }];
+    if let Some(curve) = curve {
+        lines.push(TimeLine {
+            name: "scenario rate".into(),
+            colour: CURVE,
+            points: curve
+                .iter()
+                .map(|p| (p.start_ms as f64, p.per_minute))
+                .collect(),
+        });
+    }
+    let y_top = top(lines.iter().flat_map(|l| l.points.iter().map(|p| p.1)));
+    let caption = match (curve, shape.bucket_s) {
+        (Some(_), 60) => "Events per minute of event time, and the scenario's rate curve".into(),
+        (Some(_), s) => {
+            format!("Events per minute, averaged over {s} s buckets, and the scenario's rate curve")
+        }
+        (None, s) if s > 60 => format!("Events per minute, averaged over {s} s buckets"),
+        (None, _) => "Events per minute of event time".into(),
+    };
+    draw("events", caption, |root| {
+        time_lines(
+            root,
+            "Events per minute",
+            "events / minute",
+            span(input),
+            y_top,
+            &lines,
+        )
+    })
+}
+
+fn declines(input: &ReportInput) -> Result<Chart, ReportError> {
+    let points: Vec<(f64, f64)> = input
+        .shape
+        .buckets
+        .iter()
+        .filter(|b| b.events > 0)
+        .map(|b| (b.start_ms as f64, b.declined as f64 / b.events as f64))
+        .collect();
+    let y_top = top(points.iter().map(|p| p.1)).min(1.0);
+    let line = TimeLine {
+        name: "declined share".into(),
+        colour: CURVE,
+        points,
+    };
+    let caption = "Share of transactions declined, per time bucket".to_string();
+    draw("declines", caption, |root| {
+        time_lines(
+            root,
+            "Decline share over time",
+            "declined / all",
+            span(input),
+            y_top,
+            &[line],
+        )
+    })
+}
+
+fn hours(input: &ReportInput) -> Result<Chart, ReportError> {
+    let counts: Vec<f64> = (0..24)
+        .map(|h| input.shape.hour_of_day.get(h).copied().unwrap_or(0) as f64)
+        .collect();
+    let names: Vec<String> = (0..24).map(|h| format!("{h:02}")).collect();
+    let y_top = top(counts.iter().copied());
+    let caption = "Transactions by hour of the day (UTC), over the whole span".to_string();
+    draw("hours", caption, |root| {
+        bars(
+            root,
+            "Hour-of-day profile",
+            "transactions",
+            &names,
+            &[("transactions", counts)],
+            y_top,
+        )
+    })
+}
+
+fn revenue(
+    id: &'static str,
+    title: &str,
+    by: &std::collections::BTreeMap<String, i64>,
+) -> Result<Chart, ReportError> {
+    let names: Vec<String> = by.keys().cloned().collect();
+    let values: Vec<f64> = by.values().map(|&v| v as f64).collect();
+    let y_top = top(values.iter().copied());
+    let caption = format!("{title}, in rials (approved transactions only)");
+    draw(id, caption, |root| {
+        bars(root, title, "rials", &names, &[("revenue", values)], y_top)
+    })
+}
+
+fn rules(input: &ReportInput) -> Result<Chart, ReportError> {
+    let rules = &input.detection.rules;
+    let names: Vec<String> = rules.keys().cloned().collect();
+    let precision = rules.values().map(|s| s.precision.unwrap_or(0.0)).collect();
+    let recall = rules.values().map(|s| s.recall.unwrap_or(0.0)).collect();
+    let caption = if input.detection.labelled {
+        "Precision and recall of each detection rule against the ground truth (an undefined score is drawn as 0)".to_string()
+    } else {
+        "Precision and recall per rule: the stream carried no ground truth, so nothing is scored"
+            .to_string()
+    };
+    draw("rules", caption, |root| {
+        bars(
+            root,
+            "Detection by rule",
+            "share",
+            &names,
+            &[("precision", precision), ("recall", recall)],
+            1.05,
+        )
+    })
+}
+
+fn patterns(input: &ReportInput) -> Result<Chart, ReportError> {
+    let patterns = &input.detection.patterns;
+    let names: Vec<String> = patterns.keys().cloned().collect();
+    let recall = patterns.values().map(|p| p.recall.unwrap_or(0.0)).collect();
+    let caption =
+        "Recall per fraud pattern: the share of its fraud events flagged by any rule".to_string();
+    draw("patterns", caption, |root| {
+        bars(
+            root,
+            "Recall by fraud pattern",
+            "recall",
+            &names,
+            &[("recall", recall)],
+            1.05,
+        )
+    })
+}
+
+/// A delay bin's lower edge as a label: 0 s, 30 s, 2 min, 1 h.
+fn seconds_label(s: f64) -> String {
+    match s {
+        _ if s >= 3600.0 => format!("{} h", s / 3600.0),
+        _ if s >= 60.0 => format!("{} min", s / 60.0),
+        _ => format!("{s} s"),
+    }
+}
+
+fn delay(input: &ReportInput) -> Result<Chart, ReportError> {
+    let shape = &input.shape;
+    let names: Vec<String> = shape
+        .delay_edges_s
+        .iter()
+        .map(|&s| seconds_label(s))
+        .collect();
+    let series: Vec<(&str, Vec<f64>)> = shape
+        .delays
+        .iter()
+        .map(|(p, bins)| (p.as_str(), bins.iter().map(|&c| c as f64).collect()))
+        .collect();
+    let y_top = top(series.iter().flat_map(|s| s.1.iter().copied()));
+    let caption = "Detection delay: detected cases (customer and pattern) by the event time from their first fraud event to the first alert, per pattern; each bin starts at its label".to_string();
+    draw("delay", caption, |root| {
+        let n = names.len().max(1) as u32;
+        let mut chart = ChartBuilder::on(root)
+            .caption("Detection delay", (FONT, 20))
+            .margin(16)
+            .x_label_area_size(40)
+            .y_label_area_size(70)
+            .build_cartesian_2d((0..n).into_segmented(), 0f64..y_top)?;
+        chart
+            .configure_mesh()
+            .x_labels(n as usize + 1)
+            .x_label_formatter(&|v| match v {
+                SegmentValue::CenterOf(i) => names.get(*i as usize).cloned().unwrap_or_default(),
+                _ => String::new(),
+            })
+            .y_label_formatter(&|y| short(*y))
+            .y_desc("cases")
+            .x_desc("delay")
+            .draw()?;
+        for (k, (pattern, counts)) in series.iter().enumerate() {
+            let colour = Palette99::pick(k).to_rgba();
+            let points: Vec<(SegmentValue<u32>, f64)> = counts
+                .iter()
+                .enumerate()
+                .map(|(i, &c)| (SegmentValue::CenterOf(i as u32), c))
+                .collect();
+            chart.draw_series(
+                points
+                    .iter()
+                    .map(|p| Circle::new(p.clone(), 4, colour.filled())),
+            )?;
+            chart
+                .draw_series(LineSeries::new(points, colour.stroke_width(2)))?
+                .label(*pattern)
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2))
+                });
+        }
+        legend(&mut chart, !series.is_empty())?;
+        Ok(())
+    })
+}
+
+fn amounts(input: &ReportInput) -> Result<Chart, ReportError> {
+    let shape = &input.shape;
+    let edges = &shape.amount_edges;
+    let x_max = edges.last().copied().unwrap_or(1e12).max(10.0);
+    // Shares, not counts: a small category's shape is as visible as a large one's.
+    let series: Vec<(&str, Vec<(f64, f64)>)> = shape
+        .amounts
+        .iter()
+        .map(|(category, bins)| {
+            let total = bins.iter().sum::<u64>().max(1) as f64;
+            let first = bins.iter().position(|&c| c > 0).unwrap_or(0);
+            let last = bins.iter().rposition(|&c| c > 0).unwrap_or(0);
+            let points = (first..=last.min(edges.len().saturating_sub(2)))
+                .filter(|_| edges.len() > 1)
+                .map(|i| ((edges[i] * edges[i + 1]).sqrt(), bins[i] as f64 / total))
+                .collect();
+            (category.as_str(), points)
+        })
+        .collect();
+    let y_top = top(series.iter().flat_map(|s| s.1.iter().map(|p| p.1)));
+    let caption = "Amount distribution per category: the share of each category's transactions in each amount bin, on a log scale of rials".to_string();
+    draw("amounts", caption, |root| {
+        let mut chart = ChartBuilder::on(root)
+            .caption("Amounts by category", (FONT, 20))
+            .margin(16)
+            .x_label_area_size(40)
+            .y_label_area_size(70)
+            .build_cartesian_2d((1f64..x_max).log_scale(), 0f64..y_top)?;
+        chart
+            .configure_mesh()
+            .x_label_formatter(&|x| short(*x))
+            .y_label_formatter(&|y| format!("{:.0}%", y * 100.0))
+            .x_desc("amount (rials, log scale)")
+            .y_desc("share of the category")
+            .draw()?;
+        for (k, (category, points)) in series.iter().enumerate() {
+            let colour = Palette99::pick(k).to_rgba();
+            chart
+                .draw_series(LineSeries::new(
+                    points.iter().copied(),
+                    colour.stroke_width(2),
+                ))?
+                .label(*category)
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2))
+                });
+        }
+        legend(&mut chart, !series.is_empty())?;
+        Ok(())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_chart_draws_for_an_empty_summary() {
+        let charts = all(&ReportInput::default(), None).unwrap();
+        let ids: Vec<&str> = charts.iter().map(|c| c.id).collect();
+        assert_eq!(ids, CHART_IDS);
+        for chart in &charts {
+            assert!(chart.svg.contains("<svg"), "{}", chart.id);
+            assert!(!chart.caption.is_empty(), "{}", chart.id);
+        }
+    }
+}
