@@ -88,8 +88,15 @@ fn the_report_of_an_analyzed_backfill_opens_in_a_browser_with_every_chart() {
     // Two days of history: enough for a peak-hour curve, few enough buckets to stay per minute.
     let out = run(
         sim()
-            .args(["backfill", "scripts/darooghe.rhai", "--brokers", &mock.address])
-            .args(["--now", NOW, "--count", "3000", "--days", "1", "--seed", "11"]),
+            .args([
+                "backfill",
+                "scripts/darooghe.rhai",
+                "--brokers",
+                &mock.address,
+            ])
+            .args([
+                "--now", NOW, "--count", "3000", "--days", "1", "--seed", "11",
+            ]),
         Duration::from_secs(300),
     );
     assert!(out.status.success(), "backfill failed:\n{}", out.stderr);
@@ -104,8 +111,13 @@ fn the_report_of_an_analyzed_backfill_opens_in_a_browser_with_every_chart() {
         "scripts/darooghe.rhai",
     ]));
     let html = std::fs::read_to_string(&page).expect("sim analyze --report wrote no page");
-    assert!(summary["shape"]["buckets"].as_array().is_some_and(|b| !b.is_empty()));
-    assert!(html.contains("scenario rate"), "the rate curve is not drawn");
+    assert!(summary["shape"]["buckets"]
+        .as_array()
+        .is_some_and(|b| !b.is_empty()));
+    assert!(
+        html.contains("scenario rate"),
+        "the rate curve is not drawn"
+    );
     assert!(!html.contains("http://") && !html.contains("https://"));
 
     // The same page from the saved summary.
@@ -114,7 +126,12 @@ fn the_report_of_an_analyzed_backfill_opens_in_a_browser_with_every_chart() {
     let again = dir.path().join("again.html");
     let out = run(
         sim()
-            .args(["report", saved.to_str().unwrap(), "-o", again.to_str().unwrap()])
+            .args([
+                "report",
+                saved.to_str().unwrap(),
+                "-o",
+                again.to_str().unwrap(),
+            ])
             .args(["--scenario", "scripts/darooghe.rhai"]),
         Duration::from_secs(60),
     );
@@ -126,7 +143,11 @@ fn the_report_of_an_analyzed_backfill_opens_in_a_browser_with_every_chart() {
     );
 
     let shot = dir.path().join("shot.png");
-    let screenshot = chromium(dir.path(), &page, &format!("--screenshot={}", shot.display()));
+    let screenshot = chromium(
+        dir.path(),
+        &page,
+        &format!("--screenshot={}", shot.display()),
+    );
     let png = std::fs::read(&shot).expect("chromium wrote no screenshot");
     assert_eq!(png_size(&png), (1280, 4000));
     // A blank page compresses to a few kilobytes; charts, axes and text do not.
@@ -148,7 +169,11 @@ fn the_report_of_an_analyzed_backfill_opens_in_a_browser_with_every_chart() {
     }
     for log in [&screenshot.stderr, &dom.stderr] {
         let errors = page_errors(log);
-        assert!(errors.is_empty(), "the page logged errors:\n{}", errors.join("\n"));
+        assert!(
+            errors.is_empty(),
+            "the page logged errors:\n{}",
+            errors.join("\n")
+        );
     }
 }
 
@@ -190,7 +215,10 @@ fn bad_input_fails_with_the_file_named() {
         broken.to_str().unwrap(),
     ]);
     assert!(mentions(&err, "syntax_error.rhai"), "{err}");
-    assert!(!Path::new(page).exists(), "a page was written despite the error");
+    assert!(
+        !Path::new(page).exists(),
+        "a page was written despite the error"
+    );
 
     // Without a scenario, an empty summary still makes a page.
     let out = run(
@@ -198,5 +226,7 @@ fn bad_input_fails_with_the_file_named() {
         Duration::from_secs(60),
     );
     assert!(out.status.success(), "{}", out.stderr);
-    assert!(std::fs::read_to_string(page).unwrap().contains("chart-delay"));
+    assert!(std::fs::read_to_string(page)
+        .unwrap()
+        .contains("chart-delay"));
 }

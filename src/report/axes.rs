@@ -74,7 +74,34 @@ pub(super) struct TimeLine {
     pub points: Vec<(f64, f64)>,
 }
 
-/// Lines over event time, from the first bucket to the end of the last.
+/// A line drawn against its own axis on the right: its top and what the axis measures.
+pub(super) struct RightAxis<'l> {
+    /// The line.
+    pub line: &'l TimeLine,
+    /// The axis's top.
+    pub top: f64,
+    /// What the axis measures.
+    pub desc: &'l str,
+}
+
+/// Draws one line on `chart`'s primary or secondary coordinates, with its legend entry.
+macro_rules! draw_line {
+    ($chart:expr, $draw:ident, $line:expr) => {{
+        let colour = $line.colour;
+        $chart
+            .$draw(LineSeries::new(
+                $line.points.iter().copied(),
+                colour.stroke_width(2),
+            ))?
+            .label($line.name.as_str())
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2))
+            });
+    }};
+}
+
+/// Lines over event time, from the first bucket to the end of the last; `right`, when given,
+/// is drawn against an axis of its own on the right.
 pub(super) fn time_lines(
     root: &Area<'_>,
     title: &str,
@@ -82,13 +109,17 @@ pub(super) fn time_lines(
     span: (f64, f64),
     y_top: f64,
     lines: &[TimeLine],
+    right: Option<RightAxis<'_>>,
 ) -> Drawn {
+    let right_top = right.as_ref().map_or(1.0, |r| r.top);
     let mut chart = ChartBuilder::on(root)
         .caption(title, (FONT, 20))
         .margin(16)
         .x_label_area_size(40)
         .y_label_area_size(70)
-        .build_cartesian_2d(span.0..span.1, 0f64..y_top)?;
+        .right_y_label_area_size(if right.is_some() { 70 } else { 0 })
+        .build_cartesian_2d(span.0..span.1, 0f64..y_top)?
+        .set_secondary_coord(span.0..span.1, 0f64..right_top);
     chart
         .configure_mesh()
         .x_labels(8)
@@ -97,16 +128,15 @@ pub(super) fn time_lines(
         .y_desc(y_desc)
         .draw()?;
     for line in lines {
-        let colour = line.colour;
+        draw_line!(chart, draw_series, line);
+    }
+    if let Some(right) = &right {
         chart
-            .draw_series(LineSeries::new(
-                line.points.iter().copied(),
-                colour.stroke_width(2),
-            ))?
-            .label(line.name.as_str())
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2))
-            });
+            .configure_secondary_axes()
+            .y_label_formatter(&|y| short(*y))
+            .y_desc(right.desc)
+            .draw()?;
+        draw_line!(chart, draw_secondary_series, right.line);
     }
     legend(&mut chart, !lines.is_empty())?;
     Ok(())
@@ -147,7 +177,7 @@ pub(super) fn bars(
         .margin(16)
         .x_label_area_size(40)
         .y_label_area_size(70)
-        .build_cartesian_2d((0..n).into_segmented(), 0f64..y_top)?;
+        .build_cartesian_2d((0..n - 1).into_segmented(), 0f64..y_top)?;
     chart
         .configure_mesh()
         .disable_x_mesh()

@@ -7,7 +7,9 @@
 use plotters::prelude::*;
 
 pub use super::axes::Chart;
-use super::axes::{bars, draw, legend, short, span, time_lines, top, TimeLine, BAR, CURVE, FONT};
+use super::axes::{
+    bars, draw, legend, short, span, time_lines, top, RightAxis, TimeLine, BAR, CURVE, FONT,
+};
 use super::curve::RatePoint;
 use super::{ReportError, ReportInput};
 
@@ -47,10 +49,13 @@ pub fn all(input: &ReportInput, curve: Option<&[RatePoint]>) -> Result<Vec<Chart
     ])
 }
 
+/// Events per minute, and the scenario's rate. The curve shares the events' axis when the two
+/// are of a size (a live stream follows its rate); otherwise (a backfill spreads its `--count`
+/// arrivals along the curve's shape, at whatever rate that takes) it gets an axis of its own.
 fn events(input: &ReportInput, curve: Option<&[RatePoint]>) -> Result<Chart, ReportError> {
     let shape = &input.shape;
     let minutes = shape.bucket_s.max(60) as f64 / 60.0;
-    let mut lines = vec![TimeLine {
+    let counted = TimeLine {
         name: "events per minute".into(),
         colour: BAR,
         points: shape
@@ -58,26 +63,46 @@ fn events(input: &ReportInput, curve: Option<&[RatePoint]>) -> Result<Chart, Rep
             .iter()
             .map(|b| (b.start_ms as f64, b.events as f64 / minutes))
             .collect(),
-    }];
-    if let Some(curve) = curve {
-        lines.push(TimeLine {
-            name: "scenario rate".into(),
-            colour: CURVE,
-            points: curve
-                .iter()
-                .map(|p| (p.start_ms as f64, p.per_minute))
-                .collect(),
-        });
+    };
+    let rate = curve.map(|curve| TimeLine {
+        name: "scenario rate".into(),
+        colour: CURVE,
+        points: curve
+            .iter()
+            .map(|p| (p.start_ms as f64, p.per_minute))
+            .collect(),
+    });
+    let mean = |line: &TimeLine| {
+        line.points.iter().map(|p| p.1).sum::<f64>() / line.points.len().max(1) as f64
+    };
+    let own_axis = rate.as_ref().is_some_and(|rate| {
+        let ratio = mean(rate) / mean(&counted).max(1e-9);
+        !(1.0 / 3.0..=3.0).contains(&ratio)
+    });
+    let bucket = match shape.bucket_s {
+        0 | 60 => "Events per minute of event time".to_string(),
+        s => format!("Events per minute, averaged over {s} s buckets"),
+    };
+    let caption = match (&rate, own_axis) {
+        (None, _) => bucket,
+        (Some(_), false) => format!("{bucket}, and the scenario's rate curve"),
+        (Some(_), true) => format!(
+            "{bucket}, and the scenario's rate curve on the right-hand axis: the stream is not \
+             at the scenario's rate (a backfill spreads its arrivals along the curve's shape)"
+        ),
+    };
+    let (mut lines, mut right) = (vec![counted], None);
+    match rate {
+        Some(rate) if own_axis => right = Some(rate),
+        Some(rate) => lines.push(rate),
+        None => {}
     }
     let y_top = top(lines.iter().flat_map(|l| l.points.iter().map(|p| p.1)));
-    let caption = match (curve, shape.bucket_s) {
-        (Some(_), 60) => "Events per minute of event time, and the scenario's rate curve".into(),
-        (Some(_), s) => {
-            format!("Events per minute, averaged over {s} s buckets, and the scenario's rate curve")
-        }
-        (None, s) if s > 60 => format!("Events per minute, averaged over {s} s buckets"),
-        (None, _) => "Events per minute of event time".into(),
-    };
+    let right_axis = right.as_ref().map(|line| RightAxis {
+        line,
+        top: top(line.points.iter().map(|p| p.1)),
+        desc: "scenario rate (events / minute)",
+    });
     draw("events", caption, |root| {
         time_lines(
             root,
@@ -86,17 +111,25 @@ fn events(input: &ReportInput, curve: Option<&[RatePoint]>) -> Result<Chart, Rep
             span(input),
             y_top,
             &lines,
+            right_axis,
         )
     })
 }
 
+/// Points of the decline share chart at most: per-minute shares of a slow stream are mostly 0
+/// or 1, so neighbouring buckets are pooled until the line shows a trend.
+const DECLINE_POINTS: usize = 120;
+
 fn declines(input: &ReportInput) -> Result<Chart, ReportError> {
-    let points: Vec<(f64, f64)> = input
-        .shape
-        .buckets
-        .iter()
-        .filter(|b| b.events > 0)
-        .map(|b| (b.start_ms as f64, b.declined as f64 / b.events as f64))
+    let buckets = &input.shape.buckets;
+    let group = buckets.len().div_ceil(DECLINE_POINTS).max(1);
+    let points: Vec<(f64, f64)> = buckets
+        .chunks(group)
+        .filter_map(|chunk| {
+            let events: u64 = chunk.iter().map(|b| b.events).sum();
+            let declined: u64 = chunk.iter().map(|b| b.declined).sum();
+            (events > 0).then(|| (chunk[0].start_ms as f64, declined as f64 / events as f64))
+        })
         .collect();
     let y_top = top(points.iter().map(|p| p.1)).min(1.0);
     let line = TimeLine {
@@ -104,7 +137,10 @@ fn declines(input: &ReportInput) -> Result<Chart, ReportError> {
         colour: CURVE,
         points,
     };
-    let caption = "Share of transactions declined, per time bucket".to_string();
+    let caption = match group {
+        1 => "Share of transactions declined, per time bucket".to_string(),
+        n => format!("Share of transactions declined, {n} time buckets pooled a point"),
+    };
     draw("declines", caption, |root| {
         time_lines(
             root,
@@ -113,6 +149,7 @@ fn declines(input: &ReportInput) -> Result<Chart, ReportError> {
             span(input),
             y_top,
             &[line],
+            None,
         )
     })
 }
@@ -221,7 +258,7 @@ fn delay(input: &ReportInput) -> Result<Chart, ReportError> {
             .margin(16)
             .x_label_area_size(40)
             .y_label_area_size(70)
-            .build_cartesian_2d((0..n).into_segmented(), 0f64..y_top)?;
+            .build_cartesian_2d((0..n - 1).into_segmented(), 0f64..y_top)?;
         chart
             .configure_mesh()
             .x_labels(n as usize + 1)

@@ -69,7 +69,11 @@ pub fn page(input: &ReportInput, charts: &[Chart]) -> String {
     ];
     out.push_str("<dl>");
     for (name, value) in figures {
-        let _ = write!(out, "<div><dt>{name}</dt><dd>{}</dd></div>", escape(value.as_str()));
+        let _ = write!(
+            out,
+            "<div><dt>{name}</dt><dd>{}</dd></div>",
+            escape(value.as_str())
+        );
     }
     out.push_str("</dl>\n");
     for chart in charts {
