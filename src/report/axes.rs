@@ -19,13 +19,20 @@ pub struct Chart {
     pub svg: String,
 }
 
-pub(super) const SIZE: (u32, u32) = (960, 400);
+/// Each chart's size: nine of them and the header fit a 1280 by 4000 screenshot.
+const SIZE: (u32, u32) = (960, 330);
+/// The font family of every label: the browser's own sans-serif (nothing is embedded).
 pub(super) const FONT: &str = "sans-serif";
+/// Bars and the events counted.
 pub(super) const BAR: RGBColor = RGBColor(31, 119, 180);
-pub(super) const SECOND_BAR: RGBColor = RGBColor(255, 127, 14);
+/// The second bar of a pair (recall beside precision).
+const SECOND_BAR: RGBColor = RGBColor(255, 127, 14);
+/// The scenario's curve and the decline share.
 pub(super) const CURVE: RGBColor = RGBColor(214, 39, 40);
 
+/// The canvas a chart draws on: an SVG document in a string.
 pub(super) type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
+/// What drawing a chart gives: plotters' errors, boxed (they only name the chart).
 pub(super) type Drawn = Result<(), Box<dyn std::error::Error>>;
 
 /// Draws one chart into a string; plotters' errors become [`ReportError::Chart`].

@@ -297,7 +297,6 @@ fn delay(input: &ReportInput) -> Result<Chart, ReportError> {
 fn amounts(input: &ReportInput) -> Result<Chart, ReportError> {
     let shape = &input.shape;
     let edges = &shape.amount_edges;
-    let x_max = edges.last().copied().unwrap_or(1e12).max(10.0);
     // Shares, not counts: a small category's shape is as visible as a large one's.
     let series: Vec<(&str, Vec<(f64, f64)>)> = shape
         .amounts
@@ -314,6 +313,15 @@ fn amounts(input: &ReportInput) -> Result<Chart, ReportError> {
         })
         .collect();
     let y_top = top(series.iter().flat_map(|s| s.1.iter().map(|p| p.1)));
+    // Whole powers of ten around the amounts seen, so the curves fill the width.
+    let xs = || series.iter().flat_map(|s| s.1.iter().map(|p| p.0));
+    let x_min = 10f64.powf(xs().fold(f64::MAX, f64::min).log10().floor());
+    let x_max = 10f64.powf(xs().fold(0.0, f64::max).log10().ceil());
+    let (x_min, x_max) = if x_max > x_min {
+        (x_min, x_max)
+    } else {
+        (1.0, 1e12)
+    };
     let caption = "Amount distribution per category: the share of each category's transactions in each amount bin, on a log scale of rials".to_string();
     draw("amounts", caption, |root| {
         let mut chart = ChartBuilder::on(root)
@@ -321,7 +329,7 @@ fn amounts(input: &ReportInput) -> Result<Chart, ReportError> {
             .margin(16)
             .x_label_area_size(40)
             .y_label_area_size(70)
-            .build_cartesian_2d((1f64..x_max).log_scale(), 0f64..y_top)?;
+            .build_cartesian_2d((x_min..x_max).log_scale(), 0f64..y_top)?;
         chart
             .configure_mesh()
             .x_label_formatter(&|x| short(*x))
