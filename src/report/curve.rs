@@ -30,7 +30,7 @@ pub fn rate_curve(options: &Options, shape: &ShapeSummary) -> Result<Vec<RatePoi
     let path = options.script.clone();
     let mut prepared = prepare(options).map_err(|source| ReportError::Scenario {
         path: path.clone(),
-        source,
+        cause: Box::new(source),
     })?;
     let curve = peak_hours(&prepared.settings);
     let scenario = &mut prepared.scenario;
@@ -52,7 +52,7 @@ pub fn rate_curve(options: &Options, shape: &ShapeSummary) -> Result<Vec<RatePoi
         for i in 0..samples {
             sum += rate_at(bucket.start_ms + i * step_ms).map_err(|source| ReportError::Rate {
                 path: path.clone(),
-                source,
+                cause: Box::new(source),
             })?;
         }
         points.push(RatePoint {

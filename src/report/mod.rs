@@ -19,14 +19,12 @@ pub mod html;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use miette::{NamedSource, SourceOffset, SourceSpan};
+use miette::{Diagnostic, NamedSource, SourceOffset, SourceSpan};
 use serde::Deserialize;
 
 use crate::analyze::score::Detection;
 use crate::analyze::shape::ShapeSummary;
 use crate::analyze::Summary;
-use crate::rate::RateError;
-use crate::scenario::ScenarioError;
 
 pub use curve::RatePoint;
 
@@ -69,6 +67,26 @@ impl ReportInput {
     }
 }
 
+/// A summary file that is not a `sim analyze --format json` summary, with where it breaks.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+#[error("{} is not a sim analyze JSON summary: {reason}", path.display())]
+#[diagnostic(
+    code(sim::report::malformed),
+    help("the file should hold the one JSON object `sim analyze --format json` prints")
+)]
+pub struct MalformedSummary {
+    /// The file.
+    pub path: PathBuf,
+    /// What the JSON reader said.
+    pub reason: String,
+    /// The file's text, for the span.
+    #[source_code]
+    pub source_code: NamedSource<String>,
+    /// Where the reader stopped.
+    #[label("here")]
+    pub at: SourceSpan,
+}
+
 /// Why a report could not be made.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum ReportError {
@@ -84,24 +102,11 @@ pub enum ReportError {
         /// The I/O error.
         source: std::io::Error,
     },
-    /// The summary file is not a `sim analyze --format json` summary.
-    #[error("{} is not a sim analyze JSON summary: {reason}", path.display())]
-    #[diagnostic(
-        code(sim::report::malformed),
-        help("the file should hold the one JSON object `sim analyze --format json` prints")
-    )]
-    Malformed {
-        /// The file.
-        path: PathBuf,
-        /// What the JSON reader said.
-        reason: String,
-        /// The file's text, for the span.
-        #[source_code]
-        source_code: NamedSource<String>,
-        /// Where the reader stopped.
-        #[label("here")]
-        at: SourceSpan,
-    },
+    /// The summary file is not a `sim analyze --format json` summary (boxed: it carries the
+    /// file's text).
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Malformed(Box<MalformedSummary>),
     /// The page cannot be written.
     #[error("cannot write the report {}: {source}", path.display())]
     #[diagnostic(
@@ -123,10 +128,9 @@ pub enum ReportError {
     Scenario {
         /// The script.
         path: PathBuf,
-        /// Why.
-        #[source]
+        /// Why: a [`crate::scenario::ScenarioError`], boxed (every report error would otherwise be its size).
         #[diagnostic_source]
-        source: ScenarioError,
+        cause: Box<dyn Diagnostic + Send + Sync>,
     },
     /// The scenario's `rate(t)` failed over the summary's time span.
     #[error("the scenario {} cannot give its rate over the summary's time span", path.display())]
@@ -134,10 +138,9 @@ pub enum ReportError {
     Rate {
         /// The script.
         path: PathBuf,
-        /// Why.
-        #[source]
+        /// Why: a [`crate::rate::RateError`], boxed.
         #[diagnostic_source]
-        source: RateError,
+        cause: Box<dyn Diagnostic + Send + Sync>,
     },
     /// plotters failed to draw a chart (into a string: not expected to happen).
     #[error("cannot draw the chart {chart}: {reason}")]
@@ -167,12 +170,12 @@ pub fn read_summary(path: &Path) -> Result<ReportInput, ReportError> {
     });
     parsed.map_err(|err| {
         let offset = SourceOffset::from_location(&text, err.line().max(1), err.column().max(1));
-        ReportError::Malformed {
+        ReportError::Malformed(Box::new(MalformedSummary {
             path: path.to_path_buf(),
             reason: err.to_string(),
             source_code: NamedSource::new(path.display().to_string(), text.clone()),
             at: SourceSpan::new(offset, 0),
-        }
+        }))
     })
 }
 
@@ -205,12 +208,12 @@ mod tests {
         let path = dir.path().join("summary.json");
         std::fs::write(&path, "{\"events\": 3,\n \"shape\": [}").unwrap();
         let err = read_summary(&path).unwrap_err();
-        assert!(matches!(err, ReportError::Malformed { .. }), "{err:?}");
+        assert!(matches!(err, ReportError::Malformed(_)), "{err:?}");
         assert!(err.to_string().contains("summary.json"), "{err}");
         std::fs::write(&path, "[1, 2]").unwrap();
         assert!(matches!(
             read_summary(&path),
-            Err(ReportError::Malformed { .. })
+            Err(ReportError::Malformed(_))
         ));
     }
 
