@@ -358,6 +358,45 @@ fn amounts(input: &ReportInput) -> Result<Chart, ReportError> {
 mod tests {
     use super::*;
 
+    fn steady(per_minute: u64) -> ReportInput {
+        let mut input = ReportInput::default();
+        input.shape.bucket_s = 60;
+        input.shape.buckets = (0..10)
+            .map(|m| crate::analyze::shape::TimeBucket {
+                start_ms: m * 60_000,
+                events: per_minute,
+                declined: 0,
+            })
+            .collect();
+        input
+    }
+
+    fn rate(per_minute: f64) -> Vec<RatePoint> {
+        (0..10)
+            .map(|m| RatePoint {
+                start_ms: m * 60_000,
+                per_minute,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_rate_curve_shares_the_axis_only_with_a_stream_at_its_rate() {
+        let live = events(&steady(100), Some(&rate(120.0))).unwrap();
+        assert!(
+            !live.caption.contains("right-hand axis"),
+            "{}",
+            live.caption
+        );
+        let backfill = events(&steady(2), Some(&rate(120.0))).unwrap();
+        assert!(
+            backfill.caption.contains("right-hand axis"),
+            "{}",
+            backfill.caption
+        );
+        assert!(backfill.svg.contains("scenario rate (events / minute)"));
+    }
+
     #[test]
     fn every_chart_draws_for_an_empty_summary() {
         let charts = all(&ReportInput::default(), None).unwrap();

@@ -62,3 +62,59 @@ pub fn rate_curve(options: &Options, shape: &ShapeSummary) -> Result<Vec<RatePoi
     }
     Ok(points)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analyze::shape::TimeBucket;
+    use crate::settings::UserInput;
+
+    fn options(script: &str) -> Options {
+        Options {
+            script: script.into(),
+            input: UserInput::default(),
+            seed: Some(0),
+            now: None,
+            sink: crate::sink::SinkSpec::Stdout,
+            labels: false,
+            meta: false,
+            time: crate::clock::TimeSource::real(),
+        }
+    }
+
+    fn shape_at(hours_utc: &[i64]) -> ShapeSummary {
+        let day = 1_767_225_600_000; // 2026-01-01T00:00:00Z
+        ShapeSummary {
+            bucket_s: 60,
+            buckets: hours_utc
+                .iter()
+                .map(|h| TimeBucket {
+                    start_ms: day + h * 3_600_000,
+                    events: 1,
+                    declined: 0,
+                })
+                .collect(),
+            ..ShapeSummary::default()
+        }
+    }
+
+    #[test]
+    fn the_peak_hour_curve_is_higher_inside_the_peak() {
+        // 01:00 UTC is night in UTC and in Tehran; 12:00 UTC is inside 9-18 in both.
+        let curve = rate_curve(&options("scripts/darooghe.rhai"), &shape_at(&[1, 12])).unwrap();
+        assert_eq!(curve.len(), 2);
+        assert!(curve[0].per_minute > 0.0);
+        assert!(curve[1].per_minute > curve[0].per_minute, "{curve:?}");
+    }
+
+    #[test]
+    fn a_scenario_that_does_not_load_is_named() {
+        let err = rate_curve(
+            &options("tests/fixtures/syntax_error.rhai"),
+            &shape_at(&[1]),
+        )
+        .unwrap_err();
+        assert!(matches!(err, ReportError::Scenario { .. }));
+        assert!(err.to_string().contains("syntax_error.rhai"), "{err}");
+    }
+}
