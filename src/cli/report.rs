@@ -31,7 +31,7 @@ pub struct ScenarioArgs {
     /// peak-hour curve of its settings) is drawn beside the events per minute.
     #[arg(long, value_name = "SCRIPT")]
     scenario: Option<PathBuf>,
-    /// A setting of the scenario, as given to `sim run`: --set rate_per_minute=120
+    /// A setting of the scenario, as given to `sim run`: --set rate=120
     /// (repeatable; the environment and --config apply as for `sim run`).
     #[arg(long = "set", value_name = "KEY=VALUE", requires = "scenario")]
     set: Vec<String>,
