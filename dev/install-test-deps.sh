@@ -8,6 +8,7 @@
 #     Avro support (fastavro and the schema registry client: the `avro` extra)
 #   - Prometheus, from Debian (a real server that scrapes `sim --metrics`)
 #   - prometheus_client, the Python library (its parser checks the text exposition)
+#   - Chromium, from Debian (a real browser that opens `sim report`'s page, headless)
 set -euo pipefail
 
 log() { printf 'install-test-deps: %s\n' "$*" >&2; }
@@ -102,10 +103,29 @@ install_prometheus_client() {
   python3 -m pip install --quiet prometheus_client
 }
 
+install_chromium() {
+  if command -v chromium >/dev/null 2>&1; then
+    log "chromium present"
+    return
+  fi
+  log "installing chromium from Debian (headless use only)"
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  # --no-install-recommends: not the desktop integration and fonts a headless test never shows.
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+    chromium >/dev/null
+  chromium --version >/dev/null 2>&1 || {
+    log "chromium was installed but \`chromium --version\` fails"
+    exit 1
+  }
+}
+
 install_kcat
 install_tmux
 install_confluent_kafka
 install_confluent_kafka_avro
 install_prometheus
 install_prometheus_client
+install_chromium
 install_tansu

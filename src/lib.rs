@@ -32,8 +32,10 @@
 //!   `/readyz`, read from the running figures at each scrape.
 //! - [`scenario`]: how a script becomes runnable (`prepare`) and the checked sample every check
 //!   runs (`sample_checked`).
-//! - [`reload`] (hot reload: watch, prepare and check off the stream, swap between events) and
-//!   [`check`] (`sim check`, also a library call).
+//! - [`reload`] (hot reload: watch, prepare and check off the stream, swap between events),
+//!   [`check`] (`sim check`, also a library call) and [`report`] (`sim report` and `sim analyze
+//!   --report`: the analyzer's summary drawn as one self-contained HTML page, with the
+//!   scenario's rate curve).
 //! - [`error`] and [`app`]: the producer's commands as library calls, and their error; beside
 //!   `app`, [`bench`]: `sim bench`, a scenario's speed and where its script spends the time.
 //! - [`cli`]: the command line on top, the only module that prints.
@@ -57,6 +59,7 @@ pub mod pipeline;
 pub mod rate;
 pub mod registry;
 pub mod reload;
+pub mod report;
 pub mod rng;
 pub mod scenario;
 pub mod schema;

@@ -33,7 +33,8 @@ const LAYERS: &[&[&str]] = &[
     // The metrics endpoint, over the producer's figures and the analyzer's.
     &["exporter"],
     &["scenario"],
-    &["reload", "check"],
+    // The report reads the analyzer's summary, and a scenario for its rate curve.
+    &["reload", "check", "report"],
     &["error"],
     &["app", "bench"],
     &["cli"],

@@ -129,7 +129,7 @@ fn a_backfill_shows_its_bar_halfway_and_clears_it_at_the_end() {
     );
     let halfway = tmux.wait_for("a bar between a quarter and three quarters done", |pane| {
         bar_position(pane, "arrivals")
-            .is_some_and(|(done, total)| total == 400_000 && done >= 100_000 && done <= 300_000)
+            .is_some_and(|(done, total)| total == 400_000 && (100_000..=300_000).contains(&done))
     });
     eprintln!("halfway:\n{halfway}");
     let bar = halfway

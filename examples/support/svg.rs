@@ -1,9 +1,9 @@
 //! A small line chart written as SVG, for the benchmark programs' plots (`docs/perf/*.svg`):
-//! logarithmic axes, a legend, the points marked and labelled with their value. Two charts of a
-//! handful of points do not justify a plotting crate in the build.
+//! logarithmic axes over whole decades, a legend, the points marked and labelled with their
+//! value. Drawn by plotters' SVG backend, the crate `sim report` draws its charts with.
 #![allow(dead_code)]
 
-use std::fmt::Write;
+use plotters::prelude::*;
 
 /// One line of the chart.
 pub struct Series {
@@ -27,14 +27,14 @@ pub struct Chart {
     pub series: Vec<Series>,
 }
 
-const WIDTH: f64 = 720.0;
-const HEIGHT: f64 = 440.0;
-const LEFT: f64 = 80.0;
-const RIGHT: f64 = 200.0;
-const TOP: f64 = 50.0;
-const BOTTOM: f64 = 60.0;
-const COLOURS: [&str; 6] = [
-    "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#7f7f7f",
+const SIZE: (u32, u32) = (720, 440);
+const COLOURS: [RGBColor; 6] = [
+    RGBColor(31, 119, 180),
+    RGBColor(214, 39, 40),
+    RGBColor(44, 160, 44),
+    RGBColor(148, 103, 189),
+    RGBColor(255, 127, 14),
+    RGBColor(127, 127, 127),
 ];
 
 /// A number for an axis tick or a point label: 1k, 25k, 1.2M.
@@ -51,142 +51,79 @@ fn short(value: f64) -> String {
     }
 }
 
+/// Whole decades around `values` (at least one decade wide).
+fn decades(values: impl Iterator<Item = f64> + Clone) -> (f64, f64) {
+    let min = values.clone().fold(f64::MAX, f64::min);
+    let max = values.fold(f64::MIN, f64::max);
+    let lo = 10f64.powf(min.log10().floor());
+    let hi = 10f64.powf(max.log10().ceil()).max(min * 10.0);
+    (lo, hi)
+}
+
 impl Chart {
     /// The chart as an SVG document.
     pub fn to_svg(&self) -> String {
-        let points = self.series.iter().flat_map(|s| s.points.iter());
-        let (mut x_min, mut x_max, mut y_min, mut y_max) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
-        for &(x, y) in points {
-            x_min = x_min.min(x);
-            x_max = x_max.max(x);
-            y_min = y_min.min(y);
-            y_max = y_max.max(y);
-        }
-        // Whole decades around the data.
-        let decade = |v: f64, up: bool| {
-            let e = v.log10();
-            10f64.powf(if up { e.ceil() } else { e.floor() })
-        };
-        let (x_lo, x_hi) = (decade(x_min, false), decade(x_max, true).max(x_min * 10.0));
-        let (y_lo, y_hi) = (decade(y_min, false), decade(y_max, true).max(y_min * 10.0));
-        let plot_w = WIDTH - LEFT - RIGHT;
-        let plot_h = HEIGHT - TOP - BOTTOM;
-        let px =
-            |x: f64| LEFT + (x.log10() - x_lo.log10()) / (x_hi.log10() - x_lo.log10()) * plot_w;
-        let py = |y: f64| {
-            TOP + plot_h - (y.log10() - y_lo.log10()) / (y_hi.log10() - y_lo.log10()) * plot_h
-        };
-
         let mut svg = String::new();
-        let _ = writeln!(
-            svg,
-            r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" font-family="sans-serif" font-size="12">"#
-        );
-        let _ = writeln!(svg, r#"<rect width="100%" height="100%" fill="white"/>"#);
-        let _ = writeln!(
-            svg,
-            r#"<text x="{}" y="28" font-size="15" text-anchor="middle">{}</text>"#,
-            LEFT + plot_w / 2.0,
-            escape(&self.title)
-        );
-        // Grid and ticks at 1, 2 and 5 times each decade.
-        let ticks = |lo: f64, hi: f64| {
-            let mut ticks = Vec::new();
-            let mut decade = lo;
-            while decade <= hi * 1.0001 {
-                for m in [1.0, 2.0, 5.0] {
-                    let t = decade * m;
-                    if t >= lo * 0.9999 && t <= hi * 1.0001 {
-                        ticks.push(t);
-                    }
-                }
-                decade *= 10.0;
-            }
-            ticks
-        };
-        for x in ticks(x_lo, x_hi) {
-            let _ = writeln!(
-                svg,
-                r##"<line x1="{0:.1}" y1="{1}" x2="{0:.1}" y2="{2}" stroke="#e5e5e5"/><text x="{0:.1}" y="{3}" text-anchor="middle">{4}</text>"##,
-                px(x),
-                TOP,
-                TOP + plot_h,
-                TOP + plot_h + 18.0,
-                short(x)
-            );
+        // An error drawing into a string leaves the chart as far as it got; the benchmark's
+        // numbers are printed anyway.
+        if let Err(err) = self.draw(&mut svg) {
+            eprintln!("drawing {}: {err}", self.title);
         }
-        for y in ticks(y_lo, y_hi) {
-            let _ = writeln!(
-                svg,
-                r##"<line x1="{1}" y1="{0:.1}" x2="{2}" y2="{0:.1}" stroke="#e5e5e5"/><text x="{3}" y="{4:.1}" text-anchor="end">{5}</text>"##,
-                py(y),
-                LEFT,
-                LEFT + plot_w,
-                LEFT - 6.0,
-                py(y) + 4.0,
-                short(y)
-            );
-        }
-        let _ = writeln!(
-            svg,
-            r#"<rect x="{LEFT}" y="{TOP}" width="{plot_w}" height="{plot_h}" fill="none" stroke="black"/>"#
-        );
-        let _ = writeln!(
-            svg,
-            r#"<text x="{}" y="{}" text-anchor="middle">{}</text>"#,
-            LEFT + plot_w / 2.0,
-            HEIGHT - 18.0,
-            escape(&self.x_label)
-        );
-        let _ = writeln!(
-            svg,
-            r#"<text transform="translate(22,{}) rotate(-90)" text-anchor="middle">{}</text>"#,
-            TOP + plot_h / 2.0,
-            escape(&self.y_label)
-        );
+        svg
+    }
+
+    fn draw(&self, svg: &mut String) -> Result<(), Box<dyn std::error::Error + '_>> {
+        let points = self.series.iter().flat_map(|s| s.points.iter());
+        let x = decades(points.clone().map(|p| p.0));
+        let y = decades(points.map(|p| p.1));
+        let root = SVGBackend::with_string(svg, SIZE).into_drawing_area();
+        root.fill(&WHITE)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(&self.title, ("sans-serif", 15))
+            .margin(16)
+            .x_label_area_size(44)
+            .y_label_area_size(64)
+            .build_cartesian_2d((x.0..x.1).log_scale(), (y.0..y.1).log_scale())?;
+        chart
+            .configure_mesh()
+            .x_desc(&self.x_label)
+            .y_desc(&self.y_label)
+            .x_label_formatter(&|v| short(*v))
+            .y_label_formatter(&|v| short(*v))
+            .light_line_style(RGBColor(229, 229, 229))
+            .draw()?;
         for (i, series) in self.series.iter().enumerate() {
             let colour = COLOURS[i % COLOURS.len()];
-            let path: Vec<String> = series
-                .points
-                .iter()
-                .map(|&(x, y)| format!("{:.1},{:.1}", px(x), py(y)))
-                .collect();
-            let dash = if series.dashed {
-                r#" stroke-dasharray="6,4""#
+            let style = colour.stroke_width(2);
+            let points = series.points.iter().copied();
+            let anno = if series.dashed {
+                chart.draw_series(DashedLineSeries::new(points, 6, 4, style))?
             } else {
-                ""
+                chart.draw_series(LineSeries::new(points, style))?
             };
-            let _ = writeln!(
-                svg,
-                r#"<polyline points="{}" fill="none" stroke="{colour}" stroke-width="2"{dash}/>"#,
-                path.join(" ")
-            );
+            anno.label(series.name.as_str()).legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 24, y)], colour.stroke_width(2))
+            });
             if !series.dashed {
-                for &(x, y) in &series.points {
-                    let _ = writeln!(
-                        svg,
-                        r#"<circle cx="{:.1}" cy="{:.1}" r="3.5" fill="{colour}"/><text x="{:.1}" y="{:.1}" font-size="10" fill="{colour}">{}</text>"#,
-                        px(x),
-                        py(y),
-                        px(x) + 5.0,
-                        py(y) - 6.0,
-                        short(y)
-                    );
-                }
+                chart.draw_series(series.points.iter().map(|&(x, y)| {
+                    EmptyElement::at((x, y))
+                        + Circle::new((0, 0), 3, colour.filled())
+                        + Text::new(
+                            short(y),
+                            (5, -14),
+                            ("sans-serif", 10).into_font().color(&colour),
+                        )
+                }))?;
             }
-            let ly = TOP + 10.0 + 20.0 * i as f64;
-            let lx = LEFT + plot_w + 16.0;
-            let _ = writeln!(
-                svg,
-                r#"<line x1="{lx}" y1="{ly}" x2="{}" y2="{ly}" stroke="{colour}" stroke-width="2"{dash}/><text x="{}" y="{}">{}</text>"#,
-                lx + 24.0,
-                lx + 30.0,
-                ly + 4.0,
-                escape(&series.name)
-            );
         }
-        svg.push_str("</svg>\n");
-        svg
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .background_style(WHITE.mix(0.9))
+            .border_style(BLACK)
+            .draw()?;
+        root.present()?;
+        Ok(())
     }
 
     /// Writes the chart to `path`, creating its folder.
@@ -196,10 +133,4 @@ impl Chart {
         }
         std::fs::write(path, self.to_svg())
     }
-}
-
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
 }

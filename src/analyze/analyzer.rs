@@ -1,6 +1,6 @@
 //! The analysis itself, without Kafka: one transaction in, every figure updated.
 //!
-//! [`Analyzer`] joins the aggregates, the windows, the detector and the score. The consumer
+//! [`Analyzer`] joins the aggregates, the windows, the detector, the score and the shape. The consumer
 //! ([`super::consume`]) feeds it and decides when its effects count as recorded; tests and the
 //! benchmark can feed it directly.
 
@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use super::detect::{Alert, Detector, Verdict};
 use super::score::Score;
+use super::shape::Shape;
 use super::transaction::{Poison, Transaction};
 use super::window::{WindowSpec, Windows};
 
@@ -26,6 +27,8 @@ pub struct Analyzer {
     pub detector: Detector,
     /// Detection scored against the ground truth.
     pub score: Score,
+    /// The stream's shape over time, hours, amounts: what the report draws.
+    pub shape: Shape,
     /// Alerts raised, all told.
     pub alerts_total: u64,
     /// The latest alerts.
@@ -48,6 +51,7 @@ impl Analyzer {
             windows: Windows::new(spec),
             detector,
             score,
+            shape: Shape::default(),
             alerts_total: 0,
             recent_alerts: VecDeque::new(),
             alerts_per_minute: BTreeMap::new(),
@@ -73,6 +77,7 @@ impl Analyzer {
         self.windows
             .observe(tx.position.partition, tx.time_ms, tx.amount, tx.declined());
         self.score.observe(tx);
+        self.shape.observe(tx);
     }
 
     /// Counts a transaction's verdict: alerts in the score, the totals and the recent list, rule

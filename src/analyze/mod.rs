@@ -11,6 +11,8 @@
 //! - [`window`]: tumbling and sliding event-time windows, watermark, allowed lateness.
 //! - [`detect`]: the default native rules and Rhai rules (`scripts/detect/*.rhai`).
 //! - [`score`]: precision, recall and detection delay against the `fraud_pattern` header.
+//! - [`shape`]: the stream's shape for the report (events over time, hours, amounts, delays),
+//!   in bounded memory.
 //! - [`analyzer`]: the above joined; one transaction in, every figure updated.
 //! - [`consume`]: the run loop: poll, process, commit when due, draw, summarise.
 //! - [`batch`]: what was read of each partition since its last commit, and the committed totals.
@@ -35,6 +37,7 @@ pub mod history;
 pub mod progress;
 pub mod publish;
 pub mod score;
+pub mod shape;
 pub mod summary;
 pub mod transaction;
 pub mod view;

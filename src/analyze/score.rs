@@ -12,7 +12,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::detect::Alert;
 use super::transaction::{Position, Transaction};
@@ -44,7 +44,7 @@ pub struct Score {
 }
 
 /// Precision and recall of one rule.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RuleScore {
     /// Alerts it raised.
     pub alerts: u64,
@@ -63,7 +63,7 @@ pub struct RuleScore {
 }
 
 /// Detection delay statistics, seconds of event time.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Delay {
     /// Mean.
     pub mean_s: f64,
@@ -75,7 +75,7 @@ pub struct Delay {
 }
 
 /// Recall and delay for one pattern.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PatternScore {
     /// Fraud events of this pattern.
     pub events: u64,
@@ -94,7 +94,7 @@ pub struct PatternScore {
 }
 
 /// The `detection` part of the summary.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Detection {
     /// Whether any message carried a `fraud_pattern` header (otherwise nothing is scored).
     pub labelled: bool,
@@ -223,6 +223,20 @@ impl Score {
             rules,
             patterns,
         }
+    }
+
+    /// The delay of each detected case, in seconds of event time, per pattern: what the
+    /// report's delay chart bins.
+    pub fn delays_by_pattern(&self) -> BTreeMap<String, Vec<f64>> {
+        let mut delays: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+        for ((_, pattern), case) in &self.cases {
+            if let Some(detected) = case.detected_ms {
+                let seconds = (detected - case.first_ms) as f64 / 1000.0;
+                delays.entry(pattern.clone()).or_default().push(seconds);
+            }
+        }
+        delays.values_mut().for_each(|d| d.sort_by(f64::total_cmp));
+        delays
     }
 
     fn pattern_score(&self, pattern: &str, events: u64) -> PatternScore {

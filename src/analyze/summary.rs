@@ -1,7 +1,8 @@
 //! The summary printed at exit: one JSON object (`--format json`) or a few lines of text.
 //!
 //! The JSON's top-level keys are `merchant_counts`, `category_revenue`, `windows`, `alerts` and
-//! `detection` (the contract), plus `method_revenue`, `events`, `poison` and `run`.
+//! `detection` (the contract), plus `method_revenue`, `events`, `poison`, `run`, and
+//! `shape` (what the report draws: see [`super::shape`]).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -13,6 +14,7 @@ use super::aggregate::{sorted, Totals};
 use super::analyzer::Analyzer;
 use super::detect::Alert;
 use super::score::Detection;
+use super::shape::ShapeSummary;
 use super::window::WindowStats;
 
 /// How a run went, besides the figures.
@@ -55,6 +57,8 @@ pub struct Summary {
     pub poison: Value,
     /// The run.
     pub run: RunInfo,
+    /// The stream's shape: events and declines over time, hours, amounts, detection delays.
+    pub shape: ShapeSummary,
 }
 
 fn window_json(w: &WindowStats, closed: bool) -> Value {
@@ -126,6 +130,7 @@ impl Summary {
             events: totals.transactions,
             poison: json!({ "count": analyzer.poison_total, "messages": analyzer.poison }),
             run,
+            shape: analyzer.shape.summary(&analyzer.score.delays_by_pattern()),
         }
     }
 

@@ -14,6 +14,7 @@ use serde_json::json;
 use super::dashboard::{self, analyze::State as DashboardState, Dashboard};
 use super::log::Entry;
 use super::progress::show_consumed;
+use super::report::{analyze_report, AnalyzeReportArgs};
 use super::{split_assignment, watch_signals, CliError, Format};
 use crate::analyze::detect::script::RuleChange;
 use crate::analyze::figures::AnalyzeFigures;
@@ -126,6 +127,8 @@ pub struct AnalyzeArgs {
     /// and precision/recall by rule, windows, and the consumer's lag per partition.
     #[arg(long, value_name = "ADDR")]
     metrics: Option<String>,
+    #[command(flatten)]
+    report: AnalyzeReportArgs,
 }
 
 /// What `sim analyze` is asked to do, as the command line resolved it.
@@ -134,6 +137,8 @@ struct Request {
     format: Format,
     /// Where the metrics endpoint listens; `None`: no endpoint.
     metrics: Option<ListenAddress>,
+    /// The report at exit.
+    report: AnalyzeReportArgs,
 }
 
 /// The metrics endpoint's address: `--metrics`, or `METRICS_ADDR` when the flag is absent. A
@@ -241,6 +246,7 @@ impl AnalyzeArgs {
             options,
             format: self.format,
             metrics,
+            report: self.report,
         })
     }
 }
@@ -371,6 +377,7 @@ pub fn analyze(args: AnalyzeArgs) -> Result<ExitCode, CliError> {
         options,
         format,
         metrics,
+        report,
     } = args.request()?;
     let served = serve_metrics(metrics.as_ref(), &options)?;
     let shutdown = watch_signals()?;
@@ -419,5 +426,7 @@ pub fn analyze(args: AnalyzeArgs) -> Result<ExitCode, CliError> {
         ),
         Format::Text => write!(out, "{}", summary.text()),
     };
+    drop(out);
+    analyze_report(report, &summary)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -3,6 +3,7 @@
 
 use crate::analyze::AnalyzeError;
 use crate::error::SimError;
+use crate::report::ReportError;
 use crate::settings::SettingsError;
 use crate::sink::SinkError;
 
@@ -19,6 +20,12 @@ impl CliError {
     }
 }
 
+impl From<ReportError> for CliError {
+    fn from(err: ReportError) -> Self {
+        CliError::Report(Box::new(err))
+    }
+}
+
 /// Anything that stops a `sim` command.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum CliError {
@@ -30,6 +37,11 @@ pub enum CliError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Analyze(#[from] AnalyzeError),
+    /// `sim report` or `sim analyze --report` failed (boxed: it carries the summary's text for
+    /// its span, and every command returns this error).
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Report(Box<ReportError>),
     /// A `--set` or `-X` assignment is malformed.
     #[error(transparent)]
     #[diagnostic(transparent)]

@@ -1,7 +1,8 @@
 //! The command line: argument definitions, the translation into library calls, and everything
 //! `sim` prints.
 //!
-//! The work is done by [`crate::app`], [`crate::check`] and [`crate::analyze`], which report
+//! The work is done by [`crate::app`], [`crate::check`], [`crate::analyze`] and
+//! [`crate::report`], which report
 //! through values and notices; only this module writes to the terminal. Notices and the final
 //! account go to standard error, so standard output carries nothing but events (for `sample` and
 //! `--sink stdout`) or a JSON summary.
@@ -41,6 +42,7 @@ pub mod log;
 mod notices;
 mod numbers;
 mod progress;
+mod report;
 mod status;
 
 pub use error::CliError;
@@ -158,6 +160,10 @@ enum Command {
     /// Consume the transactions topic in a consumer group: aggregates, event-time windows and
     /// fraud detection, scored against the ground truth; a live view, a summary at exit.
     Analyze(analyze::AnalyzeArgs),
+    /// Draw a summary saved from `sim analyze --format json` as one self-contained HTML page
+    /// of charts (events per minute against the scenario's rate, hours, revenue, amounts,
+    /// declines, detection), for a browser, offline.
+    Report(report::ReportArgs),
 }
 
 /// A stop signal wired to Ctrl-C and SIGTERM.
@@ -422,6 +428,7 @@ impl Cli {
                 config,
             } => schema(script, format, topic, config),
             Command::Analyze(args) => analyze::analyze(args),
+            Command::Report(args) => report::report(args),
         }
     }
 }

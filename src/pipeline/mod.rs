@@ -124,7 +124,9 @@ pub struct Candidate {
     pub encoder: Option<EventEncoder>,
 }
 
-fn peak_hours(settings: &Settings) -> PeakHours {
+/// The built-in peak-hour curve of `settings`: what the timeline follows when the script has no
+/// `rate(t)` (and what `sim report` draws beside the events).
+pub fn peak_hours(settings: &Settings) -> PeakHours {
     PeakHours {
         base_per_minute: settings.rate_per_minute,
         peak_factor: settings.peak_factor,
