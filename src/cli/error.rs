@@ -67,4 +67,8 @@ pub enum CliError {
     #[error("cannot watch for signals: {0}")]
     #[diagnostic(code(sim::cli::signals))]
     Signals(std::io::Error),
+    /// A file `sim` was asked to write could not be written (`sim man --dir`).
+    #[error("cannot write {path}: {source}", path = .0.display(), source = .1)]
+    #[diagnostic(code(sim::cli::write))]
+    Write(std::path::PathBuf, std::io::Error),
 }

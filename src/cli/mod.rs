@@ -43,13 +43,14 @@ mod notices;
 mod numbers;
 mod progress;
 mod report;
+mod shell;
 mod status;
 
 pub use error::CliError;
 
 /// A scriptable real-time event simulator for Kafka.
 #[derive(Debug, Parser)]
-#[command(name = "sim", version, about, long_about = None)]
+#[command(name = "sim", version, about, long_about = None, after_help = shell::SIM)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -71,6 +72,7 @@ pub struct Cli {
 enum Command {
     /// Stream a scenario live: backfill history (EVENT_INIT_MODE=flush), then real time until
     /// Ctrl-C. Without --brokers or KAFKA_BROKER, runs an embedded broker and prints its address.
+    #[command(after_help = shell::RUN)]
     Run {
         /// The scenario script, e.g. scripts/darooghe.rhai.
         script: PathBuf,
@@ -89,6 +91,7 @@ enum Command {
         common: CommonArgs,
     },
     /// Print N events as JSON lines, as the timeline would make them from --now on.
+    #[command(after_help = shell::SAMPLE)]
     Sample {
         /// The scenario script.
         script: PathBuf,
@@ -100,6 +103,7 @@ enum Command {
     },
     /// Produce only the historical part: COUNT arrivals over the DAYS before --now (an arrival
     /// may make several events, or none).
+    #[command(after_help = shell::BACKFILL)]
     Backfill {
         /// The scenario script.
         script: PathBuf,
@@ -115,6 +119,7 @@ enum Command {
     },
     /// Validate scripts: compile, set up, generate events with a fixed seed, and check each
     /// against the schema and invariants the script declares; exit non-zero on any problem.
+    #[command(after_help = shell::CHECK)]
     Check {
         /// The scenario scripts.
         #[arg(required = true)]
@@ -140,10 +145,12 @@ enum Command {
     },
     /// Time a scenario making events (encoded, sent nowhere) on one core and on every core, and
     /// list the script functions and lines that take the time.
+    #[command(after_help = shell::BENCH)]
     Bench(bench::BenchArgs),
     /// Print the schema of the events a scenario produces: the Avro schema that --encoding avro
     /// registers (derived from config().schema, or the script's own config().avro_schema), or
     /// the JSON Schema of its JSON events.
+    #[command(after_help = shell::SCHEMA)]
     Schema {
         /// The scenario script.
         script: PathBuf,
@@ -159,11 +166,26 @@ enum Command {
     },
     /// Consume the transactions topic in a consumer group: aggregates, event-time windows and
     /// fraud detection, scored against the ground truth; a live view, a summary at exit.
+    #[command(after_help = shell::ANALYZE)]
     Analyze(analyze::AnalyzeArgs),
     /// Draw a summary saved from `sim analyze --format json` as one self-contained HTML page
     /// of charts (events per minute against the scenario's rate, hours, revenue, amounts,
     /// declines, detection), for a browser, offline.
+    #[command(after_help = shell::REPORT)]
     Report(report::ReportArgs),
+    /// Print a completion script for a shell: bash, zsh, fish, elvish or powershell.
+    #[command(after_help = shell::COMPLETIONS)]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page sim(1), or write one page a command into a directory.
+    #[command(after_help = shell::MAN)]
+    Man {
+        /// Write sim.1, sim-run.1, ... into this directory instead.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 /// A stop signal wired to Ctrl-C and SIGTERM.
@@ -429,6 +451,8 @@ impl Cli {
             } => schema(script, format, topic, config),
             Command::Analyze(args) => analyze::analyze(args),
             Command::Report(args) => report::report(args),
+            Command::Completions { shell } => Ok(shell::completions(shell)),
+            Command::Man { dir } => shell::man(dir),
         }
     }
 }
