@@ -13,6 +13,17 @@ set -euo pipefail
 
 log() { printf 'install-test-deps: %s\n' "$*" >&2; }
 
+# Runs a command as root: directly, or through sudo.
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+# Installs Debian packages, without what they only recommend (services, desktop integration).
+apt_install() {
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
 install_tansu() {
   if command -v tansu >/dev/null 2>&1 || [ -x "${CARGO_HOME:-$HOME/.cargo}/bin/tansu" ]; then
     log "tansu present"
@@ -28,10 +39,7 @@ install_kcat() {
     return
   fi
   log "installing kcat from Debian"
-  local sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq kcat >/dev/null
+  apt_install kcat
 }
 
 install_tmux() {
@@ -40,10 +48,7 @@ install_tmux() {
     return
   fi
   log "installing tmux from Debian (a real terminal for the progress bar and dashboard tests)"
-  local sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends tmux >/dev/null
+  apt_install tmux
 }
 
 install_confluent_kafka() {
@@ -70,8 +75,6 @@ install_prometheus() {
     return
   fi
   log "installing prometheus from Debian (the server only: tests start their own)"
-  local sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo="sudo"
   # The package's postinst starts a prometheus service through invoke-rc.d. The tests start their
   # own server on a free port, and in a container without systemd the init script would leave a
   # stray daemon on :9090 (or fail the install). A policy-rc.d that answers 101 ("action
@@ -79,15 +82,13 @@ install_prometheus() {
   # machine has none, and removed afterwards.
   local policy=/usr/sbin/policy-rc.d added_policy=""
   if [ ! -e "$policy" ]; then
-    printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null
-    $sudo chmod 755 "$policy"
+    printf '#!/bin/sh\nexit 101\n' | as_root tee "$policy" >/dev/null
+    as_root chmod 755 "$policy"
     added_policy=1
   fi
-  $sudo apt-get update -qq
-  # --no-install-recommends: not prometheus-node-exporter, another service the tests do not use.
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
-    prometheus >/dev/null
-  [ -z "$added_policy" ] || $sudo rm -f "$policy"
+  # Not prometheus-node-exporter (a recommendation): another service the tests do not use.
+  apt_install prometheus
+  [ -z "$added_policy" ] || as_root rm -f "$policy"
   prometheus --version >/dev/null 2>&1 || {
     log "prometheus was installed but \`prometheus --version\` fails"
     exit 1
@@ -109,12 +110,7 @@ install_chromium() {
     return
   fi
   log "installing chromium from Debian (headless use only)"
-  local sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  $sudo apt-get update -qq
-  # --no-install-recommends: not the desktop integration and fonts a headless test never shows.
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
-    chromium >/dev/null
+  apt_install chromium
   chromium --version >/dev/null 2>&1 || {
     log "chromium was installed but \`chromium --version\` fails"
     exit 1

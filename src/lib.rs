@@ -11,7 +11,8 @@
 //! this list (`tests/layers.rs` holds the code to it).
 //!
 //! - Shared pieces: [`sync`] (locks that survive a panic), [`rng`] (the seeded random streams),
-//!   [`watch`] (saves to files), [`shutdown`] (the stop signal), and [`clock`] (what the
+//!   [`watch`] (saves to files), [`shutdown`] (the stop signal), [`http`] (a local HTTP server
+//!   on its own thread), and [`clock`] (what the
 //!   simulator takes as now, `--now`, on the wall clock or on paused virtual time in tests).
 //! - [`settings`]: flags > environment > config file > `config()` > defaults.
 //! - [`schema`], [`avro`], [`encode`] and [`labels`]: the declared event schema, the Avro schema
@@ -52,6 +53,7 @@ pub mod delivery;
 pub mod encode;
 pub mod error;
 pub mod exporter;
+pub mod http;
 pub mod kafka;
 pub mod labels;
 pub mod metrics;

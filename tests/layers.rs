@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 /// know nothing of each other).
 const LAYERS: &[&[&str]] = &[
     // Shared pieces that know nothing of the simulator.
-    &["sync", "rng", "watch", "shutdown"],
+    &["sync", "rng", "watch", "shutdown", "http"],
     &["clock"],
     &["settings"],
     &["schema"],

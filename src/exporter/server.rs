@@ -2,10 +2,9 @@
 //! process serves) and `/readyz` (what the command's probe says), on its own thread and
 //! single-threaded runtime, for as long as the command runs.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use axum::extract::State;
@@ -17,6 +16,7 @@ use prometheus_client::encoding::prometheus_text;
 use prometheus_client::registry::Registry;
 
 use super::ExporterError;
+use crate::http::Server;
 use crate::settings::ListenAddress;
 
 /// Whether the command is ready, or why not.
@@ -31,10 +31,8 @@ struct Shared {
 
 /// A running metrics endpoint; dropping it stops the server.
 pub struct Endpoint {
-    address: SocketAddr,
+    server: Server,
     shared: Arc<Shared>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
 }
 
 impl Endpoint {
@@ -50,51 +48,24 @@ impl Endpoint {
             origin: listen.origin.clone(),
             source,
         };
-        let listener = TcpListener::bind(listen.address).map_err(bind_error)?;
-        listener.set_nonblocking(true).map_err(bind_error)?;
-        let address = listener.local_addr().map_err(bind_error)?;
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_io()
-            .build()
-            .map_err(bind_error)?;
         let shared = Arc::new(Shared {
             registry,
             probe,
             scrapes: AtomicU64::new(0),
         });
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let app = router(shared.clone());
-        let thread = std::thread::Builder::new()
-            .name("metrics".into())
-            .spawn(move || {
-                runtime.block_on(async move {
-                    let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
-                        return;
-                    };
-                    // Not a graceful shutdown: a scraper's kept-alive connection would hold it.
-                    tokio::select! {
-                        _ = axum::serve(listener, app) => {}
-                        _ = stopped => {}
-                    }
-                });
-            })
-            .map_err(bind_error)?;
-        Ok(Self {
-            address,
-            shared,
-            stop: Some(stop),
-            thread: Some(thread),
-        })
+        let server =
+            Server::start(listen.address, "metrics", router(shared.clone())).map_err(bind_error)?;
+        Ok(Self { server, shared })
     }
 
     /// The address it listens on (the port chosen, when asked for port 0).
     pub fn address(&self) -> SocketAddr {
-        self.address
+        self.server.address()
     }
 
     /// The URL of the metrics, `http://ADDRESS/metrics`.
     pub fn url(&self) -> String {
-        format!("http://{}/metrics", self.address)
+        format!("http://{}/metrics", self.address())
     }
 
     /// Scrapes of `/metrics` answered so far.
@@ -113,17 +84,6 @@ impl Endpoint {
             std::thread::sleep(Duration::from_millis(20));
         }
         true
-    }
-}
-
-impl Drop for Endpoint {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }
 

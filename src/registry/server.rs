@@ -11,9 +11,8 @@
 //! their content type says, as the registry does.
 
 use std::collections::HashMap;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -25,68 +24,28 @@ use serde_json::{json, Value};
 
 use super::store::{Compatibility, Store, StoreError, VersionRef};
 use super::{RegistryError, CONTENT_TYPE};
+use crate::http::Server;
 use crate::sync::lock;
 
 type Shared = Arc<Mutex<Store>>;
 
 /// A running embedded registry; dropping it stops the server.
 pub struct EmbeddedRegistry {
-    address: SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
+    server: Server,
 }
 
 impl EmbeddedRegistry {
     /// Serves an empty registry on `listen` (port 0: a free one).
     pub fn start(listen: SocketAddr) -> Result<Self, RegistryError> {
-        let embedded = |err: std::io::Error| RegistryError::Embedded(format!("{listen}: {err}"));
-        let listener = TcpListener::bind(listen).map_err(embedded)?;
-        listener.set_nonblocking(true).map_err(embedded)?;
-        let address = listener.local_addr().map_err(embedded)?;
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_io()
-            .build()
-            .map_err(embedded)?;
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let app = router(Arc::new(Mutex::new(Store::default())));
-        let thread = std::thread::Builder::new()
-            .name("schema-registry".into())
-            .spawn(move || {
-                runtime.block_on(async move {
-                    let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
-                        return;
-                    };
-                    // Not a graceful shutdown: that waits for every connection to close, and a
-                    // consumer's client keeps one open for as long as it runs. Stopping drops
-                    // the server and, with the runtime, every connection.
-                    tokio::select! {
-                        _ = axum::serve(listener, app) => {}
-                        _ = stopped => {}
-                    }
-                });
-            })
-            .map_err(embedded)?;
-        Ok(Self {
-            address,
-            stop: Some(stop),
-            thread: Some(thread),
-        })
+        let server = Server::start(listen, "schema-registry", app)
+            .map_err(|err| RegistryError::Embedded(format!("{listen}: {err}")))?;
+        Ok(Self { server })
     }
 
     /// The registry's URL, `http://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
-        format!("http://{}", self.address)
-    }
-}
-
-impl Drop for EmbeddedRegistry {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+        format!("http://{}", self.server.address())
     }
 }
 
@@ -323,7 +282,7 @@ mod tests {
     #[test]
     fn stopping_does_not_wait_for_a_client_that_keeps_its_connection_open() {
         let registry = EmbeddedRegistry::start(([127, 0, 0, 1], 0).into()).unwrap();
-        let mut idle = std::net::TcpStream::connect(registry.address).unwrap();
+        let mut idle = std::net::TcpStream::connect(registry.server.address()).unwrap();
         idle.write_all(b"GET /subjects HTTP/1.1\r\nHost: registry\r\n\r\n")
             .unwrap();
         let mut answer = [0u8; 512];
@@ -333,7 +292,7 @@ mod tests {
         assert!(answer.contains(CONTENT_TYPE), "{answer}");
         // A second client stalls in the middle of a request body, as a consumer that hangs
         // would: a graceful shutdown would wait for it for ever.
-        let mut stalled = std::net::TcpStream::connect(registry.address).unwrap();
+        let mut stalled = std::net::TcpStream::connect(registry.server.address()).unwrap();
         stalled
             .write_all(
                 b"POST /subjects/t/versions HTTP/1.1\r\nHost: registry\r\nContent-Length: 100\r\n\r\n{",

@@ -406,26 +406,24 @@ pub fn require_python_client() {
 
 /// Fails the test unless kcat runs.
 pub fn require_kcat() {
-    let ok = Command::new("kcat")
-        .arg("-V")
+    require_tool("kcat", "-V");
+}
+
+/// Fails the test, with how to install it, when `tool` does not answer `version_flag`.
+pub fn require_tool(tool: &str, version_flag: &str) {
+    let ok = Command::new(tool)
+        .arg(version_flag)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
         .map(|s| s.success())
         .unwrap_or(false);
-    assert!(ok, "kcat is missing: {INSTALL_HINT}");
+    assert!(ok, "{tool} is missing: {INSTALL_HINT}");
 }
 
 /// Fails the test, with how to install it, when tmux is missing.
 pub fn require_tmux() {
-    let ok = Command::new("tmux")
-        .arg("-V")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    assert!(ok, "tmux is missing: {INSTALL_HINT}");
+    require_tool("tmux", "-V");
 }
 
 /// The tansu binary: on PATH, or where `cargo install` puts it.
