@@ -210,7 +210,12 @@ fn analyze_until_idle_shows_how_much_of_the_backlog_is_read() {
     let bar = reading.lines().find(|l| l.contains(" events · ")).unwrap();
     assert!(bar.starts_with("analyze ["), "{bar}");
     let (_, total) = bar_position(&reading, "events").unwrap();
-    assert!(total <= delivered + 1, "{total} of {delivered}: {bar}");
+    // The backlog is at most what was delivered (the mock cluster may have deleted the oldest);
+    // the bar may count a tenth of a second's events twice, as of librdkafka's last report.
+    assert!(
+        total <= delivered + delivered / 20,
+        "{total} of {delivered}: {bar}"
+    );
     let end = tmux.wait_for("the end", |pane| pane.contains("EXIT="));
     eprintln!("at the end:\n{end}");
     assert!(end.contains("EXIT=0"), "{end}");

@@ -5,6 +5,7 @@
 //! own, like the status line, and only where the status line would be: not when standard error
 //! is piped or logs are JSON.
 
+use std::cell::Cell;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -71,11 +72,22 @@ pub(super) fn show_backfill(metrics: &Metrics, stop: &Shutdown) {
 /// Draws `sim analyze --until-idle`'s bar: events consumed, out of those and the lag librdkafka
 /// last reported, until `stop`.
 pub(super) fn show_consumed(figures: &AnalyzeFigures, stop: &Shutdown) {
+    // The lag is as of librdkafka's last report, up to a second old: the total is what was
+    // consumed when the report was first seen plus that lag, not today's count plus an old lag
+    // (which counts the second's events twice).
+    let seen: Cell<Option<(Instant, u64)>> = Cell::new(None);
     let progress = || {
         let stats = figures.latest_stats()?;
         let lag: i64 = stats.partitions.iter().filter_map(|p| p.lag).sum();
         let done = figures.events();
-        Some((done, done + lag.max(0) as u64))
+        let at_report = match seen.get() {
+            Some((taken, at)) if taken == stats.taken => at,
+            _ => {
+                seen.set(Some((stats.taken, done)));
+                done
+            }
+        };
+        Some((done, (at_report + lag.max(0) as u64).max(done)))
     };
     draw(
         &Work {
