@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: installs what the integration tests talk to
-# (Tansu, kcat, the Python Kafka client; each step is skipped when already present), then runs
-# every test. CI runs this same script through .ci/run.
+# (Tansu, kcat, tmux, the Python Kafka client, Prometheus and its Python parser, headless
+# Chromium; each step is skipped when already present), then runs every test. CI runs this same script through .ci/run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash dev/install-test-deps.sh
