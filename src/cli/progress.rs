@@ -1,6 +1,6 @@
 //! Progress bars on long work, redrawn in place on a terminal: a backfill (`sim backfill`, and
 //! `sim run` before it streams live), with done and planned arrivals; and `sim analyze
-//! --until-idle`, with events consumed against consumed plus the lag still to read. Each shows
+//! --until-idle`, with events consumed against consumed plus what is still unread. Each shows
 //! events per second and the time left. Drawn from the running figures on a thread of their
 //! own, like the status line, and only where the status line would be: not when standard error
 //! is piped or logs are JSON.
@@ -69,16 +69,16 @@ pub(super) fn show_backfill(metrics: &Metrics, stop: &Shutdown) {
     );
 }
 
-/// Draws `sim analyze --until-idle`'s bar: events consumed, out of those and the lag librdkafka
-/// last reported, until `stop`.
+/// Draws `sim analyze --until-idle`'s bar: events consumed, out of those and what librdkafka
+/// last reported still unread, until `stop`.
 pub(super) fn show_consumed(figures: &AnalyzeFigures, stop: &Shutdown) {
-    // The lag is as of librdkafka's last report, up to a second old: the total is what was
-    // consumed when the report was first seen plus that lag, not today's count plus an old lag
-    // (which counts the second's events twice).
+    // What is left to read is as of librdkafka's last report, up to a second old: the total is
+    // what was consumed when the report was first seen plus what it left unread, not today's
+    // count plus an old remainder (which counts the second's events twice).
     let seen: Cell<Option<(Instant, u64)>> = Cell::new(None);
     let progress = || {
         let stats = figures.latest_stats()?;
-        let lag: i64 = stats.partitions.iter().filter_map(|p| p.lag).sum();
+        let unread: i64 = stats.partitions.iter().filter_map(|p| p.unread).sum();
         let done = figures.events();
         let at_report = match seen.get() {
             Some((taken, at)) if taken == stats.taken => at,
@@ -87,7 +87,7 @@ pub(super) fn show_consumed(figures: &AnalyzeFigures, stop: &Shutdown) {
                 done
             }
         };
-        Some((done, (at_report + lag.max(0) as u64).max(done)))
+        Some((done, (at_report + unread.max(0) as u64).max(done)))
     };
     draw(
         &Work {

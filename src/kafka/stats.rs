@@ -69,9 +69,26 @@ pub struct PartitionView {
     pub topic: String,
     /// The partition.
     pub partition: i32,
-    /// Messages between the consumer's position and the end of the partition; `None` until
-    /// librdkafka knows both.
+    /// librdkafka's consumer lag: messages between the group's committed offset and the end of
+    /// the partition; `None` until librdkafka knows both.
     pub lag: Option<i64>,
+    /// Messages the consumer has still to read: from the next one it will hand to the
+    /// application (the log's start before the first) to the end of what is stable; `None`
+    /// until librdkafka knows the end.
+    pub unread: Option<i64>,
+}
+
+/// Messages of a partition the consumer has still to read, as of this report.
+fn unread(p: &rdkafka::statistics::Partition) -> Option<i64> {
+    // The last stable offset is the end a consumer reads to (the high watermark when no
+    // transaction is open).
+    let end = if p.ls_offset >= 0 {
+        p.ls_offset
+    } else {
+        p.hi_offset
+    };
+    let from = [p.app_offset, p.lo_offset].into_iter().find(|&o| o >= 0)?;
+    (end >= 0).then(|| (end - from).max(0))
 }
 
 /// One statistics report.
@@ -123,6 +140,7 @@ impl StatsSnapshot {
                         topic: topic.topic.clone(),
                         partition: p.partition,
                         lag: (p.consumer_lag >= 0).then_some(p.consumer_lag),
+                        unread: unread(p),
                     })
             })
             .collect();
