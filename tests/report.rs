@@ -9,7 +9,7 @@ mod analyze_support;
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use analyze_support::*;
@@ -30,17 +30,7 @@ const CHARTS: [&str; 9] = [
 
 /// Fails the test unless Chromium runs.
 fn require_chromium() {
-    let ok = Command::new("chromium")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    assert!(
-        ok,
-        "chromium is missing: run dev/install-test-deps.sh (Debian's chromium)"
-    );
+    require_tool("chromium", "--version");
 }
 
 /// Headless Chromium on `page` with `mode` (`--screenshot=...` or `--dump-dom`), logging to

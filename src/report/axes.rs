@@ -3,6 +3,8 @@
 //! [`super::charts`].
 
 use chrono::DateTime;
+use plotters::coord::ranged1d::SegmentedCoord;
+use plotters::coord::types::{RangedCoordf64, RangedCoordu32};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
@@ -169,6 +171,46 @@ pub(super) fn top(values: impl Iterator<Item = f64>) -> f64 {
     }
 }
 
+/// A chart over named segments, as [`segmented`] builds it.
+pub(super) type Segmented<'a, 'b> =
+    ChartContext<'a, SVGBackend<'b>, Cartesian2d<SegmentedCoord<RangedCoordu32>, RangedCoordf64>>;
+
+/// A chart with one segment per name, the names under their segments and values from 0 to
+/// `y_top` on the left, its mesh drawn; with `x_desc`, the x axis is described and its grid
+/// drawn (a line over the segments), without it not (bars stand on their own).
+pub(super) fn segmented<'a, 'b>(
+    root: &'a Area<'b>,
+    title: &str,
+    names: &[String],
+    y_top: f64,
+    y_desc: &str,
+    x_desc: Option<&str>,
+) -> Result<Segmented<'a, 'b>, Box<dyn std::error::Error>> {
+    let n = names.len().max(1) as u32;
+    let mut chart = ChartBuilder::on(root)
+        .caption(title, (FONT, 20))
+        .margin(16)
+        .x_label_area_size(40)
+        .y_label_area_size(70)
+        .build_cartesian_2d((0..n - 1).into_segmented(), 0f64..y_top)?;
+    let name_of = |v: &SegmentValue<u32>| match v {
+        SegmentValue::CenterOf(i) => names.get(*i as usize).cloned().unwrap_or_default(),
+        _ => String::new(),
+    };
+    let value_of = |y: &f64| short(*y);
+    let mut mesh = chart.configure_mesh();
+    mesh.x_labels(n as usize + 1)
+        .x_label_formatter(&name_of)
+        .y_label_formatter(&value_of)
+        .y_desc(y_desc);
+    match x_desc {
+        Some(x_desc) => mesh.x_desc(x_desc),
+        None => mesh.disable_x_mesh(),
+    };
+    mesh.draw()?;
+    Ok(chart)
+}
+
 /// Bars over names, with one or two values each (the second drawn beside the first).
 pub(super) fn bars(
     root: &Area<'_>,
@@ -178,24 +220,7 @@ pub(super) fn bars(
     values: &[(&str, Vec<f64>)],
     y_top: f64,
 ) -> Drawn {
-    let n = names.len().max(1) as u32;
-    let mut chart = ChartBuilder::on(root)
-        .caption(title, (FONT, 20))
-        .margin(16)
-        .x_label_area_size(40)
-        .y_label_area_size(70)
-        .build_cartesian_2d((0..n - 1).into_segmented(), 0f64..y_top)?;
-    chart
-        .configure_mesh()
-        .disable_x_mesh()
-        .x_labels(n as usize + 1)
-        .x_label_formatter(&|v| match v {
-            SegmentValue::CenterOf(i) => names.get(*i as usize).cloned().unwrap_or_default(),
-            _ => String::new(),
-        })
-        .y_label_formatter(&|y| short(*y))
-        .y_desc(y_desc)
-        .draw()?;
+    let mut chart = segmented(root, title, names, y_top, y_desc, None)?;
     let halves = values.len() > 1;
     for (k, (label, series)) in values.iter().enumerate() {
         let colour = if k == 0 { BAR } else { SECOND_BAR };

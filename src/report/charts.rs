@@ -8,7 +8,8 @@ use plotters::prelude::*;
 
 pub use super::axes::Chart;
 use super::axes::{
-    bars, draw, legend, short, span, time_lines, top, RightAxis, TimeLine, BAR, CURVE, FONT,
+    bars, draw, legend, segmented, short, span, time_lines, top, RightAxis, TimeLine, BAR, CURVE,
+    FONT,
 };
 use super::curve::RatePoint;
 use super::{ReportError, ReportInput};
@@ -252,24 +253,14 @@ fn delay(input: &ReportInput) -> Result<Chart, ReportError> {
     let y_top = top(series.iter().flat_map(|s| s.1.iter().copied()));
     let caption = "Detection delay: detected cases (customer and pattern) by the event time from their first fraud event to the first alert, per pattern; each bin starts at its label".to_string();
     draw("delay", caption, |root| {
-        let n = names.len().max(1) as u32;
-        let mut chart = ChartBuilder::on(root)
-            .caption("Detection delay", (FONT, 20))
-            .margin(16)
-            .x_label_area_size(40)
-            .y_label_area_size(70)
-            .build_cartesian_2d((0..n - 1).into_segmented(), 0f64..y_top)?;
-        chart
-            .configure_mesh()
-            .x_labels(n as usize + 1)
-            .x_label_formatter(&|v| match v {
-                SegmentValue::CenterOf(i) => names.get(*i as usize).cloned().unwrap_or_default(),
-                _ => String::new(),
-            })
-            .y_label_formatter(&|y| short(*y))
-            .y_desc("cases")
-            .x_desc("delay")
-            .draw()?;
+        let mut chart = segmented(
+            root,
+            "Detection delay",
+            &names,
+            y_top,
+            "cases",
+            Some("delay"),
+        )?;
         for (k, (pattern, counts)) in series.iter().enumerate() {
             let colour = Palette99::pick(k).to_rgba();
             let points: Vec<(SegmentValue<u32>, f64)> = counts
