@@ -10,102 +10,11 @@ mod analyze_support;
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use analyze_support::{backfill, Mock};
 use common::root;
-
-/// How long a dashboard may take to show its figures, and a stopped process to exit: bounds on
-/// a loaded machine, never expectations.
-const WAIT: Duration = Duration::from_secs(120);
-
-/// A tmux server of its own (`tmux -L NAME`), so tests running at once never share sessions;
-/// killed when dropped, and everything in it with it.
-struct Tmux {
-    socket: String,
-}
-
-impl Tmux {
-    /// Runs `command` (a shell command line) in a new detached 120 x 40 session.
-    fn start(socket: &str, command: &str) -> Self {
-        let tmux = Self {
-            socket: format!("sim-dashboard-{socket}-{}", std::process::id()),
-        };
-        let started = tmux
-            .command()
-            .args(["new-session", "-d", "-x", "120", "-y", "40", command])
-            .status()
-            .unwrap_or_else(|e| {
-                panic!("tmux is missing ({e}): run `bash dev/install-test-deps.sh` to install it")
-            });
-        assert!(started.success(), "tmux new-session failed: {started}");
-        tmux
-    }
-
-    /// `tmux -L SOCKET -f /dev/null`: no user configuration changes what is drawn.
-    fn command(&self) -> Command {
-        let mut cmd = Command::new("tmux");
-        cmd.args(["-L", &self.socket, "-f", "/dev/null"]);
-        cmd
-    }
-
-    /// The screen as text.
-    fn capture(&self) -> String {
-        let out = self
-            .command()
-            .args(["capture-pane", "-p"])
-            .output()
-            .expect("tmux capture-pane");
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// Types `keys`.
-    fn send_keys(&self, keys: &str) {
-        let status = self.command().args(["send-keys", keys]).status();
-        assert!(status.is_ok_and(|s| s.success()), "tmux send-keys failed");
-    }
-
-    /// Resizes the session's window, as a person dragging the terminal's corner would.
-    fn resize(&self, width: u16, height: u16) {
-        let status = self
-            .command()
-            .args([
-                "resize-window",
-                "-x",
-                &width.to_string(),
-                "-y",
-                &height.to_string(),
-            ])
-            .status();
-        assert!(
-            status.is_ok_and(|s| s.success()),
-            "tmux resize-window failed"
-        );
-    }
-
-    /// Captures the screen until `ready` accepts it; panics with the last screen after [`WAIT`].
-    fn wait_for(&self, what: &str, ready: impl Fn(&str) -> bool) -> String {
-        let started = Instant::now();
-        loop {
-            let screen = self.capture();
-            if ready(&screen) {
-                return screen;
-            }
-            assert!(
-                started.elapsed() < WAIT,
-                "the screen never showed {what}:\n{screen}"
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = self.command().arg("kill-server").status();
-    }
-}
+use common::tmux::{Tmux, WAIT};
 
 /// A shell command line that runs `sim ARGS` from the project's root with a clean environment
 /// (as `common::sim()` does), then writes its exit status to `status` and keeps the pane open so
@@ -166,7 +75,7 @@ fn run_dashboard_shows_delivery_and_q_stops_with_the_account() {
         "run scripts/hello.rhai --dashboard --seed 1 --set backfill=20 --set rate=600 --sink 'file:{}'",
         sink.display()
     );
-    let tmux = Tmux::start("run", &sim_line(&args, &status));
+    let tmux = Tmux::start("dashboard-run", &sim_line(&args, &status), 120, 40);
     let screen = tmux.wait_for("the dashboard with events delivered and a rate", |s| {
         ["Rate, last minute", "Delivery", "Reloads", "Notices"]
             .iter()
@@ -209,7 +118,7 @@ fn analyze_dashboard_shows_the_analysis_and_q_stops_with_the_summary() {
         "analyze --brokers {} --group dashboard --from-beginning --native-rules-only",
         mock.address
     );
-    let tmux = Tmux::start("analyze", &sim_line(&args, &status));
+    let tmux = Tmux::start("dashboard-analyze", &sim_line(&args, &status), 120, 40);
     let screen = tmux.wait_for("the dashboard with transactions counted", |s| {
         [
             "Events/s",

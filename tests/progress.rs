@@ -7,99 +7,26 @@ mod analyze_support;
 mod common;
 
 use std::path::Path;
-use std::process::Command;
-use std::time::{Duration, Instant};
 
-/// Bound on every wait.
-const WAIT: Duration = Duration::from_secs(120);
+use common::tmux::{Tmux, WAIT};
 
 /// A scenario that makes events fast, so a debug build backfills hundreds of thousands a minute.
 const QUICK: &str = "fn config() { #{ rate: 600.0, peak_factor: 1.0 } }\n\
                      fn event(ctx) { #{ customer_id: `c${ctx.seq % 7}`, n: ctx.seq } }\n";
 
-/// A command running in a detached tmux session of its own (a private server socket), killed
-/// with the server on drop.
-struct Tmux {
-    socket: String,
-}
-
-impl Tmux {
-    /// Runs `args` (sim's, after the binary) from the project's root in a 140×30 terminal, with
-    /// a clean environment; `EXIT=<status>` is printed when it ends, and the pane stays.
-    fn start(name: &str, args: &[&str]) -> Tmux {
-        common::require_tmux();
-        let socket = format!("sim-progress-{name}-{}", std::process::id());
-        let quoted: Vec<String> = args.iter().map(|a| format!("'{a}'")).collect();
-        let line = format!(
-            "cd '{}' && env -i PATH=\"$PATH\" HOME=\"$HOME\" TERM=xterm-256color '{}' {}; \
-             echo EXIT=$?; sleep 600",
-            common::root().display(),
-            env!("CARGO_BIN_EXE_sim"),
-            quoted.join(" ")
-        );
-        let status = Command::new("tmux")
-            .args([
-                "-L",
-                &socket,
-                "new-session",
-                "-d",
-                "-x",
-                "140",
-                "-y",
-                "30",
-                &line,
-            ])
-            .status()
-            .expect("run tmux");
-        assert!(status.success(), "tmux new-session failed");
-        Tmux { socket }
-    }
-
-    /// Types `keys` into the pane (tmux's names: `C-c` is Ctrl-C).
-    fn keys(&self, keys: &str) {
-        let status = Command::new("tmux")
-            .args(["-L", &self.socket, "send-keys", keys])
-            .status()
-            .expect("tmux send-keys");
-        assert!(status.success(), "tmux send-keys {keys} failed");
-    }
-
-    /// What the pane shows now, its blank lines left out.
-    fn capture(&self) -> String {
-        let out = Command::new("tmux")
-            .args(["-L", &self.socket, "capture-pane", "-p"])
-            .output()
-            .expect("tmux capture-pane");
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
-
-    /// Polls the pane until `pred` holds; fails the test with the last capture after [`WAIT`].
-    fn wait_for(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let pane = self.capture();
-            if pred(&pane) {
-                return pane;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the pane never showed {what}; it shows:\n{pane}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .args(["-L", &self.socket, "kill-server"])
-            .status();
-    }
+/// Runs `args` (sim's, after the binary) from the project's root in a 140×30 terminal, with a
+/// clean environment; `EXIT=<status>` is printed when it ends, and the pane stays.
+fn start(name: &str, args: &[&str]) -> Tmux {
+    common::require_tmux();
+    let quoted: Vec<String> = args.iter().map(|a| format!("'{a}'")).collect();
+    let line = format!(
+        "cd '{}' && env -i PATH=\"$PATH\" HOME=\"$HOME\" TERM=xterm-256color '{}' {}; \
+         echo EXIT=$?; sleep 600",
+        common::root().display(),
+        env!("CARGO_BIN_EXE_sim"),
+        quoted.join(" ")
+    );
+    Tmux::start(&format!("progress-{name}"), &line, 140, 30)
 }
 
 /// The done and total of a bar's `DONE/TOTAL unit` in `pane`, if it shows one.
@@ -123,7 +50,7 @@ fn a_backfill_shows_its_bar_halfway_and_clears_it_at_the_end() {
     let dir = tempfile::tempdir().unwrap();
     let script = quick_script(dir.path());
     let out = format!("file:{}", dir.path().join("out.jsonl").display());
-    let tmux = Tmux::start(
+    let tmux = start(
         "backfill",
         &["backfill", &script, "--count", "400000", "--sink", &out],
     );
@@ -155,7 +82,7 @@ fn sim_run_shows_its_backfill_bar_then_the_status_line() {
     let dir = tempfile::tempdir().unwrap();
     let script = quick_script(dir.path());
     let out = format!("file:{}", dir.path().join("out.jsonl").display());
-    let tmux = Tmux::start(
+    let tmux = start(
         "run",
         &[
             "run",
@@ -181,7 +108,7 @@ fn sim_run_shows_its_backfill_bar_then_the_status_line() {
         "the bar is cleared:\n{live}"
     );
     // Ctrl-C, as a person stops it: flushed, the account, exit 0.
-    tmux.keys("C-c");
+    tmux.send_keys("C-c");
     let end = tmux.wait_for("the end", |pane| pane.contains("EXIT="));
     assert!(end.contains("EXIT=0"), "{end}");
 }
@@ -190,7 +117,7 @@ fn sim_run_shows_its_backfill_bar_then_the_status_line() {
 fn analyze_until_idle_shows_how_much_of_the_backlog_is_read() {
     let mock = analyze_support::Mock::start();
     let delivered = analyze_support::backfill(&mock.address, "scripts/darooghe.rhai", 30_000, 3);
-    let tmux = Tmux::start(
+    let tmux = start(
         "analyze",
         &[
             "analyze",

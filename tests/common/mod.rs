@@ -22,6 +22,7 @@ use serde_json::Value;
 
 pub mod http;
 pub mod prometheus;
+pub mod tmux;
 
 /// The project's root: scripts/ and tests/ are found from here.
 pub fn root() -> &'static Path {
