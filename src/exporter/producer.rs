@@ -192,3 +192,25 @@ pub fn producer_readiness(metrics: &Metrics) -> Result<(), String> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_producer_is_ready_once_it_streams_and_every_record_was_answered() {
+        let metrics = Metrics::default();
+        assert_eq!(
+            producer_readiness(&metrics),
+            Err("the scenario is not streaming yet".into())
+        );
+        metrics.set_streaming(true);
+        metrics.delivery.produced();
+        // Sent a moment ago: a broker has milliseconds to answer before it counts as silent.
+        assert_eq!(producer_readiness(&metrics), Ok(()));
+        metrics.delivery.delivered();
+        assert_eq!(producer_readiness(&metrics), Ok(()));
+        metrics.set_streaming(false);
+        assert!(producer_readiness(&metrics).is_err());
+    }
+}
