@@ -45,8 +45,8 @@ impl Shutdown {
         }
     }
 
-    /// Triggers this signal on SIGINT (Ctrl-C) or SIGTERM, then calls `stopping` (to tell the
-    /// person what happens now); a second signal exits at once.
+    /// On SIGINT (Ctrl-C) or SIGTERM, calls `stopping` (to tell the person what happens now)
+    /// and then triggers this signal; a second signal exits at once.
     pub fn on_signals(&self, stopping: impl Fn() + Send + 'static) -> std::io::Result<()> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_io()
@@ -67,9 +67,10 @@ impl Shutdown {
                             _ = term.recv() => {}
                         }
                         if round == 0 {
-                            // Trigger first: if stderr is gone (the reader died), telling fails.
-                            shutdown.trigger();
+                            // Tell first, so the line comes before the account that the
+                            // stop leads to; `stopping` must not panic on a closed stderr.
                             stopping();
+                            shutdown.trigger();
                         } else {
                             std::process::exit(130);
                         }
