@@ -76,8 +76,9 @@ impl Dashboard {
                         restore();
                         std::process::exit(130);
                     }
-                    shutdown.trigger();
+                    // Told first, as after a signal, so the account stays the last line.
                     super::say_stopping();
+                    shutdown.trigger();
                 }
                 // The last figures (the flush's end) stay on screen until the caller drops it.
                 let _ = terminal.draw(&mut draw);
