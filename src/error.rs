@@ -5,6 +5,7 @@
 
 use crate::avro::AvroError;
 use crate::exporter::ExporterError;
+use crate::group::GroupError;
 use crate::pipeline::PipelineError;
 use crate::registry::RegistryError;
 use crate::scenario::ScenarioError;
@@ -37,4 +38,8 @@ pub enum SimError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Metrics(#[from] ExporterError),
+    /// The instance could not join its group (`--group`).
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Group(#[from] GroupError),
 }

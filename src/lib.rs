@@ -53,6 +53,7 @@ pub mod delivery;
 pub mod encode;
 pub mod error;
 pub mod exporter;
+pub mod group;
 pub mod http;
 pub mod kafka;
 pub mod labels;

@@ -31,7 +31,7 @@ const LAYERS: &[&[&str]] = &[
     // The producer's pipeline and the consumer side, side by side.
     &["pipeline", "analyze"],
     // The metrics endpoint, over the producer's figures and the analyzer's.
-    &["exporter"],
+    &["exporter", "group"],
     &["scenario"],
     // The report reads the analyzer's summary, and a scenario for its rate curve.
     &["reload", "check", "report"],

@@ -8,6 +8,7 @@
 //! registry when none is configured) before the sink opens.
 
 mod avro;
+mod group;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,6 +21,7 @@ use crate::broker::{EmbeddedBroker, LogBudget};
 use crate::encode::EventEncoder;
 use crate::error::SimError;
 use crate::exporter::{self, Endpoint, LAST_SCRAPE_WAIT};
+use crate::group::{Change, Identity};
 use crate::kafka::stats::STATISTICS_INTERVAL_MS;
 use crate::metrics::Metrics;
 use crate::pipeline::{BackfillSpec, Pipeline, PipelineError, StreamNotice};
@@ -94,6 +96,18 @@ pub enum Notice {
     Failures(Vec<(String, u64)>),
     /// The run stopped on an error; this is the account of what was accepted before it.
     AccountAfterError(DeliveryAccount),
+    /// This instance joined its group (`--group`): the group's identity, as recorded on its
+    /// coordination topic.
+    GroupJoined {
+        /// The group.
+        group: String,
+        /// Its coordination topic.
+        topic: String,
+        /// What the group is.
+        identity: Identity,
+    },
+    /// A rebalance of the group moved shards to or from this instance.
+    Group(Change),
 }
 
 /// What a finished command reports.
@@ -411,14 +425,21 @@ pub fn run(
     on_reload: ReloadReporter,
     on_background: BackgroundReporter,
 ) -> Result<Outcome, SimError> {
+    let (grouped, group) = group::settle(options, group::Command::Run)?;
+    let options = &grouped;
+    // Each instance would see an edit at another moment, and the group's identity pins the
+    // scenario's files: a group's scenario does not change while it runs.
+    let on_reload = if group.is_some() { None } else { on_reload };
     let prepared = prepare_to_stream(options)?;
     notify(Notice::Seed(prepared.seed));
     let endpoint = serve_metrics(&prepared, &metrics, notify)?;
     let flush = prepared.settings.init_mode == InitMode::Flush;
     let (encoder, registry, evolution) = avro_parts(options, &prepared, notify)?;
+    let (on_background, on_group) = group::share_reporter(on_background);
     let mut open = open_sink(options, &prepared, &metrics, flush, notify, on_background)?;
     open.registry = registry;
     open.sink.stop_on(shutdown);
+    let member = group::join(group, open.sink.as_ref(), &metrics, on_group, notify)?;
     let (count, days) = (prepared.settings.backfill, prepared.settings.backfill_days);
     let now = prepared.now;
     // Started with `now`, before `setup` and the backfill: live time is real time after them.
@@ -445,6 +466,9 @@ pub fn run(
             if let Some(reloads) = reloads {
                 pipeline.accept_reloads(reloads);
             }
+            if let Some(member) = member {
+                pipeline.share_with(Box::new(member));
+            }
             let backfill = (flush && count > 0).then_some(BackfillSpec {
                 arrivals: count,
                 days,
@@ -469,15 +493,19 @@ pub fn backfill(
     notify: &mut dyn FnMut(Notice),
     on_background: BackgroundReporter,
 ) -> Result<Outcome, SimError> {
+    let (grouped, group) = group::settle(options, group::Command::Backfill)?;
+    let options = &grouped;
     let prepared = prepare_to_stream(options)?;
     notify(Notice::Seed(prepared.seed));
     let endpoint = serve_metrics(&prepared, &metrics, notify)?;
     let count = count.unwrap_or(prepared.settings.backfill);
     let days = days.unwrap_or(prepared.settings.backfill_days);
     let (encoder, registry, _) = avro_parts(options, &prepared, notify)?;
+    let (on_background, on_group) = group::share_reporter(on_background);
     let mut open = open_sink(options, &prepared, &metrics, false, notify, on_background)?;
     open.registry = registry;
     open.sink.stop_on(shutdown);
+    let member = group::join(group, open.sink.as_ref(), &metrics, on_group, notify)?;
     let now = prepared.now;
     let policy = OnError::Stop;
     let outcome = with_pipeline(
@@ -488,7 +516,12 @@ pub fn backfill(
         metrics,
         policy,
         notify,
-        |pipeline| pipeline.backfill(now, count, days, shutdown),
+        |pipeline| {
+            if let Some(member) = member {
+                pipeline.share_with(Box::new(member));
+            }
+            pipeline.backfill(now, count, days, shutdown)
+        },
     );
     last_scrape(endpoint, notify);
     outcome

@@ -66,6 +66,23 @@ pub(super) struct CommonArgs {
     /// METRICS_ADDR), e.g. 127.0.0.1:9464 or :9464 for every interface.
     #[arg(long, value_name = "ADDR")]
     metrics: Option<String>,
+    /// `--group` and `--shards`, for the commands that have them.
+    #[arg(skip)]
+    group: Option<GroupArgs>,
+}
+
+/// Flags of the commands that can share a stream with other instances (`run`, `backfill`).
+#[derive(Debug, Args)]
+pub(super) struct GroupArgs {
+    /// Make one stream with every instance started with the same group name (overrides
+    /// SIM_GROUP): each makes a share of the arrivals, handed over through Kafka's consumer group
+    /// protocol. See docs/scaling.md.
+    #[arg(long, value_name = "NAME")]
+    group: Option<String>,
+    /// Shards a group's timeline is cut into, fixed for the group's life (default 64; overrides
+    /// SIM_SHARDS).
+    #[arg(long, value_name = "N")]
+    shards: Option<String>,
 }
 
 pub(super) fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
@@ -111,6 +128,12 @@ pub(super) fn user_input(
 }
 
 impl CommonArgs {
+    /// These flags with a command's `--group` and `--shards`.
+    pub(super) fn grouped(mut self, group: GroupArgs) -> Self {
+        self.group = Some(group);
+        self
+    }
+
     pub(super) fn options(self, script: PathBuf, default_sink: &str) -> Result<Options, CliError> {
         let mut input = user_input(
             self.config,
@@ -130,6 +153,10 @@ impl CommonArgs {
             ),
             ("metrics", self.metrics, "--metrics"),
         ];
+        let (group, shards) = self.group.map_or((None, None), |g| (g.group, g.shards));
+        let more = more
+            .into_iter()
+            .chain([("group", group, "--group"), ("shards", shards, "--shards")]);
         for (key, value, flag) in more {
             if let Some(value) = value {
                 input.flags.push((key.into(), value, flag.into()));

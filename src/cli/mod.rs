@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use crate::check::CheckOptions;
 use crate::settings::split_assignment;
 use crate::shutdown::Shutdown;
-use args::{user_input, CommonArgs};
+use args::{user_input, CommonArgs, GroupArgs};
 use log::{clear_status, Entry};
 use produce::{backfill, run, sample, schema, RunShow, SchemaFormat};
 
@@ -84,6 +84,8 @@ enum Command {
         #[arg(long)]
         dashboard: bool,
         #[command(flatten)]
+        group: GroupArgs,
+        #[command(flatten)]
         common: CommonArgs,
     },
     /// Print N events as JSON lines, as the timeline would make them from --now on.
@@ -110,6 +112,8 @@ enum Command {
         /// The window in days (default: the backfill_days setting, 7).
         #[arg(long)]
         days: Option<f64>,
+        #[command(flatten)]
+        group: GroupArgs,
         #[command(flatten)]
         common: CommonArgs,
     },
@@ -233,13 +237,14 @@ impl Cli {
                 duration,
                 no_reload,
                 dashboard,
+                group,
                 common,
             } => {
                 let show = RunShow {
                     reload: !no_reload,
                     dashboard,
                 };
-                run(script, duration, show, common)
+                run(script, duration, show, common.grouped(group))
             }
             Command::Sample {
                 script,
@@ -250,8 +255,9 @@ impl Cli {
                 script,
                 count,
                 days,
+                group,
                 common,
-            } => backfill(script, count, days, common),
+            } => backfill(script, count, days, common.grouped(group)),
             Command::Check {
                 scripts,
                 count,

@@ -8,6 +8,7 @@ use chrono::SecondsFormat;
 use super::log::{Entry, Level};
 use crate::app::{Notice, Outcome};
 use crate::broker::history::Deletion;
+use crate::group::Change;
 use crate::pipeline::StreamNotice;
 use crate::reload::{ReloadNotice, SchemaChange};
 use crate::sink::DeliveryAccount;
@@ -98,6 +99,23 @@ pub(super) fn print_notice(notice: Notice) {
                 .emit();
         }
         Notice::Stream(notice) => print_stream_notice(notice),
+        Notice::GroupJoined {
+            group,
+            topic,
+            identity,
+        } => Entry::info(
+            "group_joined",
+            format!(
+                "group {group}: joined ({} shards on {topic}, seed {}, scenario {}); shards arrive with the first rebalance",
+                identity.shards, identity.seed, identity.scenario
+            ),
+        )
+        .field("group", group)
+        .field("topic", topic)
+        .field("shards", identity.shards)
+        .field("seed", identity.seed)
+        .emit(),
+        Notice::Group(change) => print_group_change(change),
         Notice::AccountAfterError(account) => print_account(&account, None),
         Notice::Failures(failures) => {
             for (reason, count) in failures {
@@ -110,6 +128,58 @@ pub(super) fn print_notice(notice: Notice) {
                 .emit();
             }
         }
+    }
+}
+
+fn print_group_change(change: Change) {
+    let list = |shards: Vec<u32>| {
+        shards
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    match change {
+        Change::Took(took) => {
+            let count = took.len();
+            let from: Vec<String> = took
+                .iter()
+                .map(|(shard, position)| format!("{shard}@{position}"))
+                .collect();
+            Entry::info(
+                "rebalance",
+                format!(
+                    "rebalance: took on {count} shards (shard@position: {})",
+                    from.join(" ")
+                ),
+            )
+            .field("took", list(took.iter().map(|(s, _)| *s).collect()))
+            .field("count", count)
+            .emit()
+        }
+        Change::Gave(gave) => {
+            let count = gave.len();
+            let unrecorded = gave.iter().filter(|(_, p)| p.is_none()).count();
+            let note = if unrecorded > 0 {
+                format!("; {unrecorded} without a new position recorded: their next owner makes again what was made since the last record")
+            } else {
+                String::new()
+            };
+            Entry::info(
+                "rebalance",
+                format!(
+                    "rebalance: gave up {count} shards ({}){note}",
+                    list(gave.iter().map(|(s, _)| *s).collect())
+                ),
+            )
+            .field("gave", list(gave.iter().map(|(s, _)| *s).collect()))
+            .field("count", count)
+            .field("unrecorded", unrecorded)
+            .emit()
+        }
+        Change::Failed(reason) => Entry::warn("rebalance", format!("rebalance: {reason}"))
+            .field("reason", reason)
+            .emit(),
     }
 }
 

@@ -4,12 +4,14 @@
 //! line reads them to draw its status line (`crate::cli`), and the metrics endpoint
 //! (`crate::exporter`) at each scrape. The library never prints.
 
+mod group;
 mod histogram;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+pub use group::{GroupFigures, GroupSnapshot};
 pub use histogram::{DurationHistogram, HistogramSnapshot, EVENT_SECONDS, LAG_SECONDS};
 
 use crate::kafka::stats::{ClientStats, StatsSnapshot};
@@ -66,6 +68,8 @@ pub struct Metrics {
     pub delivery: Arc<DeliveryCounters>,
     /// How long events take.
     pub timings: Timings,
+    /// A member's figures, when this instance is one of a group (`--group`).
+    pub group: GroupFigures,
 }
 
 impl Metrics {

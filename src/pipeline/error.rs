@@ -38,4 +38,16 @@ pub enum PipelineError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Sink(#[from] SinkError),
+    /// The group this instance makes the timeline with failed it (see [`super::Share`]).
+    #[error("group `{group}`: {message}")]
+    #[diagnostic(
+        code(sim::pipeline::group),
+        help("the shards this instance owned go to the other members of the group; what it made after its last commit is made again")
+    )]
+    Group {
+        /// The group.
+        group: String,
+        /// What failed.
+        message: String,
+    },
 }

@@ -31,6 +31,7 @@ mod error;
 mod failures;
 mod follow_ups;
 mod packed;
+mod share;
 pub mod workers;
 
 pub use coverage::{Coverage, FunctionCoverage};
@@ -38,6 +39,7 @@ pub use error::PipelineError;
 use failures::{is_event_fault, Fallback};
 pub use failures::{RevisionHealth, StreamNotice};
 use follow_ups::FollowUpQueue;
+pub use share::{CatchUp, Ownership, Share};
 use workers::{make_ahead, Job, Made, MakeOptions, Worker};
 
 /// The longest the live loop sleeps before looking at the stop signal again.
@@ -51,6 +53,16 @@ const BATCH: usize = 512;
 pub fn nanos(time: DateTime<Utc>) -> Nanos {
     time.timestamp_nanos_opt().unwrap_or(i64::MAX)
 }
+
+/// In a group, a job's sequence number is its identity: the arrival's place on the timeline, a
+/// follow-up's id without its top bit. Numbers counted in turn would differ from one instance to
+/// another, each making only its share.
+fn shared_seq(job: &Job) -> i64 {
+    (job.id() & i64::MAX as u64) as i64
+}
+
+/// How long a finished member of a group waits between looks at whether the others finished.
+const GROUP_WAIT: Duration = Duration::from_millis(200);
 
 /// A scenario wired to a sink.
 pub struct Pipeline<'s> {
@@ -97,6 +109,23 @@ pub struct Pipeline<'s> {
     report: Option<&'s mut dyn FnMut(StreamNotice)>,
     /// While streaming live, the clock events' deadlines are measured on.
     deadlines: Option<SimClock>,
+    /// This instance's share of a timeline a group makes together (`--group`); `None`: all of it.
+    share: Option<Box<dyn Share + 's>>,
+    /// The timeline being walked, so a shard taken on behind it can be drawn again.
+    walking: Option<Walk>,
+}
+
+/// A timeline as it was started, to draw its arrivals again from the first.
+#[derive(Debug, Clone, Copy)]
+enum Walk {
+    /// `count` arrivals between `start` and `end`.
+    Backfill {
+        start: Nanos,
+        end: Nanos,
+        count: u64,
+    },
+    /// The live timeline from `origin` on.
+    Live { origin: Nanos },
 }
 
 /// The historical part of a stream: `arrivals` arrivals of the timeline over the `days` before
@@ -173,7 +202,16 @@ impl<'s> Pipeline<'s> {
             skipped: 0,
             report: None,
             deadlines: None,
+            share: None,
+            walking: None,
         }
+    }
+
+    /// Makes only this instance's share of the timeline, as one of a group (`--group`): the
+    /// arrivals of the shards `share` owns. An arrival's `ctx.seq` is then its place on the
+    /// timeline (and a follow-up's its identity), the same whichever instance makes it.
+    pub fn share_with(&mut self, share: Box<dyn Share + 's>) {
+        self.share = Some(share);
     }
 
     /// Sets what a failing event does: stop the step with its error (the default), or skip it,
@@ -421,21 +459,44 @@ impl<'s> Pipeline<'s> {
     /// Makes and sends the events of the arrivals at `times` (in order), and of the follow-ups
     /// that fall due among them, until `limit` events are sent. Returns how many were sent.
     fn emit_arrivals(&mut self, times: &[Nanos], limit: u64) -> Result<u64, PipelineError> {
-        let jobs: Vec<Job> = times
+        let first = self.next_arrival;
+        self.next_arrival += times.len() as u64;
+        let arrivals: Vec<(u64, Nanos)> = match &self.share {
+            None => (first..).zip(times.iter().copied()).collect(),
+            Some(share) => {
+                let ownership = share.ownership();
+                (first..)
+                    .zip(times.iter().copied())
+                    .filter(|(id, _)| ownership.owns(*id))
+                    .collect()
+            }
+        };
+        self.emit_jobs(&arrivals, limit)
+    }
+
+    /// Makes and sends the events of `arrivals` (identity and time, in time order), and of the
+    /// follow-ups that fall due among them, until `limit` events are sent.
+    fn emit_jobs(&mut self, arrivals: &[(u64, Nanos)], limit: u64) -> Result<u64, PipelineError> {
+        if self.share.is_some() {
+            self.metrics.group.made(arrivals.len() as u64);
+        }
+        let jobs: Vec<Job> = arrivals
             .iter()
-            .map(|t| {
-                let id = self.next_arrival;
-                self.next_arrival += 1;
-                Job::Arrival {
-                    time_ms: t.div_euclid(1_000_000),
-                    id,
-                }
+            .map(|&(id, t)| Job::Arrival {
+                time_ms: t.div_euclid(1_000_000),
+                id,
             })
             .collect();
+        let times = arrivals.iter().map(|&(_, t)| t);
         let mut options = self.make_options();
         let mut ahead: Vec<Option<Made>> =
             if self.workers.len() > 1 && jobs.len() >= workers::MIN_PARALLEL {
-                make_ahead(&mut self.workers, &jobs, self.next_seq, options)
+                // In turn, without follow-ups falling due between them, they get these numbers.
+                let seqs: Vec<i64> = match self.share {
+                    None => (self.next_seq..).take(jobs.len()).collect(),
+                    Some(_) => jobs.iter().map(shared_seq).collect(),
+                };
+                make_ahead(&mut self.workers, &jobs, &seqs, options)
                     .into_iter()
                     .map(Some)
                     .collect()
@@ -447,11 +508,11 @@ impl<'s> Pipeline<'s> {
         let mut sent = 0;
         let mut again = 0;
         for (i, (job, t)) in jobs.iter().zip(times).enumerate() {
-            sent += self.emit_follow_ups_due(*t, limit - sent, &mut written)?;
+            sent += self.emit_follow_ups_due(t, limit - sent, &mut written)?;
             if sent >= limit {
                 break;
             }
-            let seq = self.take_seq();
+            let seq = self.take_seq(job);
             let made = match ahead.get_mut(i).and_then(Option::take) {
                 Some(made) if made.holds(seq, &written) => made,
                 other => {
@@ -472,7 +533,12 @@ impl<'s> Pipeline<'s> {
         Ok(sent)
     }
 
-    fn take_seq(&mut self) -> i64 {
+    /// The sequence number `job` is made as: the next one, or in a group its own (see
+    /// [`shared_seq`]).
+    fn take_seq(&mut self, job: &Job) -> i64 {
+        if self.share.is_some() {
+            return shared_seq(job);
+        }
         let seq = self.next_seq;
         self.next_seq += 1;
         seq
@@ -561,7 +627,7 @@ impl<'s> Pipeline<'s> {
             return Ok(0);
         };
         let job = Job::FollowUp(scheduled);
-        let seq = self.take_seq();
+        let seq = self.take_seq(&job);
         let options = self.make_options();
         let made = self.workers[0].make(&job, seq, options);
         let sent = self.commit(made, &job, written);
@@ -583,6 +649,106 @@ impl<'s> Pipeline<'s> {
         }
         Ok(sent)
     }
+    /// Serves the group, if this instance is one of one: commits and hands over shards (see
+    /// [`Share::step`]), then makes what the shards taken on behind the timeline still owe.
+    /// Returns the events sent.
+    fn serve_share(&mut self) -> Result<u64, PipelineError> {
+        let next = self.next_arrival;
+        let Some(share) = self.share.as_mut() else {
+            return Ok(0);
+        };
+        let behind = share.step(next)?;
+        self.metrics.group.reached(next);
+        let mut sent = 0;
+        for catch_up in behind {
+            sent += self.catch_up(catch_up)?;
+        }
+        Ok(sent)
+    }
+
+    /// Makes the arrivals of a shard taken on behind the timeline, from its position to where
+    /// the timeline stands, drawing the timeline again from its first arrival.
+    fn catch_up(&mut self, catch_up: CatchUp) -> Result<u64, PipelineError> {
+        let (to, shards) = match &self.share {
+            Some(share) => (self.next_arrival, share.ownership().shards()),
+            None => return Ok(0),
+        };
+        let arrivals: Vec<(u64, Nanos)> = self
+            .redraw(to)?
+            .into_iter()
+            .enumerate()
+            .map(|(id, t)| (id as u64, t))
+            .skip(catch_up.from as usize)
+            .filter(|(id, _)| (id % shards as u64) as u32 == catch_up.shard)
+            .collect();
+        let mut sent = 0;
+        for chunk in arrivals.chunks(BATCH) {
+            sent += self.emit_jobs(chunk, u64::MAX)?;
+        }
+        Ok(sent)
+    }
+
+    /// The first `count` arrival times of the timeline being walked, drawn again.
+    fn redraw(&mut self, count: u64) -> Result<Vec<Nanos>, PipelineError> {
+        let count = count as usize;
+        match self.walking {
+            None => Ok(Vec::new()),
+            Some(Walk::Backfill {
+                start,
+                end,
+                count: all,
+            }) => {
+                let rng = stream_rng(self.seed, Stream::Backfill);
+                let times = self.with_curve(|curve| Backfill::new(curve, start, end, all, rng))?;
+                Ok(times.take(count).collect())
+            }
+            Some(Walk::Live { origin }) => {
+                let mut arrivals = Arrivals::after(origin, stream_rng(self.seed, Stream::Timeline));
+                let mut times = Vec::with_capacity(count);
+                while times.len() < count {
+                    match self.with_curve(|curve| arrivals.next_arrival(curve))? {
+                        Some(t) => times.push(t),
+                        None => break,
+                    }
+                }
+                Ok(times)
+            }
+        }
+    }
+
+    /// After the arrivals of a backfill of `total` (which sent `sent`), in a group: records the
+    /// owned shards' positions (what was made is recorded as made, whether the backfill ended,
+    /// stopped or failed); at the end, stays (taking over the shards of members that left or died
+    /// before the end) until every shard of the group is done, or `shutdown`. Returns the events
+    /// sent in all.
+    fn finish_shares(
+        &mut self,
+        sent: Result<u64, PipelineError>,
+        total: u64,
+        shutdown: &Shutdown,
+    ) -> Result<u64, PipelineError> {
+        let next = self.next_arrival;
+        let Some(share) = self.share.as_mut() else {
+            return sent;
+        };
+        let committed = share.commit(next);
+        let mut sent = sent?;
+        committed?;
+        while !shutdown.is_triggered() {
+            sent += self.serve_share()?;
+            let next = self.next_arrival;
+            let Some(share) = self.share.as_mut() else {
+                break;
+            };
+            share.commit(next)?;
+            if share.all_reached(total)? {
+                break;
+            }
+            shutdown.wait(GROUP_WAIT);
+        }
+        Ok(sent)
+    }
+
     /// Produces the events of `count` historical arrivals over the `days` before `end`, in
     /// virtual time, with the follow-ups that fall due inside the window. Returns the number of
     /// events sent (an arrival may make several, or none).
@@ -597,10 +763,11 @@ impl<'s> Pipeline<'s> {
         let start = end - (days * 86_400e9) as Nanos;
         let rng = stream_rng(self.seed, Stream::Backfill);
         let mut times = self.with_curve(|curve| Backfill::new(curve, start, end, count, rng))?;
+        self.walking = Some(Walk::Backfill { start, end, count });
         self.metrics.start_backfill(count);
         let sent = self.backfill_arrivals(&mut times, shutdown);
         self.metrics.end_backfill();
-        let mut sent = sent?;
+        let mut sent = self.finish_shares(sent, count, shutdown)?;
         if shutdown.is_triggered() {
             return Ok(sent);
         }
@@ -619,6 +786,7 @@ impl<'s> Pipeline<'s> {
         let mut sent = 0;
         let mut batch = Vec::with_capacity(BATCH);
         while !shutdown.is_triggered() {
+            sent += self.serve_share()?;
             batch.clear();
             batch.extend(times.by_ref().take(BATCH));
             if batch.is_empty() {
@@ -704,16 +872,27 @@ impl<'s> Pipeline<'s> {
         shutdown: &Shutdown,
         until: Option<DateTime<Utc>>,
     ) -> Result<u64, PipelineError> {
-        let mut arrivals = Arrivals::after(
-            nanos(clock.start()),
-            stream_rng(self.seed, Stream::Timeline),
-        );
+        // A group's instances walk one timeline, from where the group started it.
+        let origin = match &self.share {
+            Some(share) => share.live_origin(),
+            None => nanos(clock.start()),
+        };
+        let mut arrivals = Arrivals::after(origin, stream_rng(self.seed, Stream::Timeline));
+        self.walking = Some(Walk::Live { origin });
         let until = until.map(nanos).unwrap_or(Nanos::MAX);
         self.metrics.start_live();
         // Live events have deadlines: how late each leaves is measured against the clock.
         self.deadlines = Some(clock.clone());
         let sent = self.live_on(clock, shutdown, &mut arrivals, until);
         self.deadlines = None;
+        let next = self.next_arrival;
+        if let Some(share) = self.share.as_mut() {
+            // What was made is recorded as made, stopped by a signal or by an error alike.
+            let committed = share.commit(next);
+            let sent = sent?;
+            committed?;
+            return Ok(sent);
+        }
         sent
     }
 
@@ -728,6 +907,7 @@ impl<'s> Pipeline<'s> {
         let mut next = self.next_arrival(arrivals)?;
         let mut batch = Vec::with_capacity(BATCH);
         loop {
+            sent += self.serve_share()?;
             let follow_up = self.next_follow_up();
             let due = match (next, follow_up) {
                 (None, None) => break,

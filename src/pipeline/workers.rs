@@ -224,19 +224,19 @@ impl Worker {
 }
 
 /// Makes `jobs` ahead of their turn, split among `workers` in contiguous shares, the first share
-/// on the calling thread. The `i`-th job is made as number `first_seq + i`.
+/// on the calling thread. The `i`-th job is made as number `seqs[i]`.
 pub fn make_ahead(
     workers: &mut [Worker],
     jobs: &[Job],
-    first_seq: i64,
+    seqs: &[i64],
     options: MakeOptions,
 ) -> Vec<Made> {
     let share = jobs.len().div_ceil(workers.len().max(1)).max(1);
     let make_share = |worker: &mut Worker, index: usize, jobs: &[Job]| -> Vec<Made> {
-        let first = first_seq + (index * share) as i64;
+        let first = index * share;
         jobs.iter()
-            .enumerate()
-            .map(|(i, job)| worker.make(job, first + i as i64, options))
+            .zip(&seqs[first..])
+            .map(|(job, &seq)| worker.make(job, seq, options))
             .collect()
     };
     let mut shares = jobs.chunks(share);

@@ -32,7 +32,12 @@ const ENV_NAMES: &[(&str, &str)] = &[
     ("workers", "SIM_WORKERS"),
     ("schema_registry", "SCHEMA_REGISTRY_URL"),
     ("metrics", "METRICS_ADDR"),
+    ("group", "SIM_GROUP"),
+    ("shards", "SIM_SHARDS"),
 ];
+
+/// The most shards a group's timeline may be cut into: partitions of its coordination topic.
+pub const MAX_SHARDS: u32 = 10_000;
 
 /// Keys that are not settings in a script's `config()` map.
 const NON_SETTING_KEYS: &[&str] = &["schema", "name", "description"];
@@ -146,6 +151,10 @@ pub struct Settings {
     pub subject_strategy: SubjectStrategy,
     /// Where the metrics endpoint listens (`--metrics`, `METRICS_ADDR`); `None`: no endpoint.
     pub metrics: Option<ListenAddress>,
+    /// The group this instance makes one stream with (`--group`, `SIM_GROUP`); `None`: alone.
+    pub group: Option<String>,
+    /// Shards a group's timeline is cut into (`--shards`, `SIM_SHARDS`), fixed for its life.
+    pub shards: u32,
     /// librdkafka properties from the `[kafka]` table and `-X`, `-X` last.
     pub kafka: BTreeMap<String, String>,
     /// Every setting as the script sees it.
@@ -276,6 +285,8 @@ fn builtin_defaults() -> Vec<(&'static str, RawValue)> {
         ("embedded_max_bytes", RawValue::Int(0)),
         ("encoding", RawValue::Str("json".into())),
         ("subject_strategy", RawValue::Str("topic".into())),
+        // Fixed for the life of a group: a few per instance the group may grow to.
+        ("shards", RawValue::Int(64)),
     ]
 }
 
@@ -322,6 +333,7 @@ pub fn resolve(input: &UserInput, script: &ScriptDefaults) -> Result<Settings, S
     known.push("brokers".into());
     known.push("schema_registry".into());
     known.push("metrics".into());
+    known.push("group".into());
     known.sort();
     let check_known = |key: &str, origin: &Origin| {
         if known.iter().any(|k| k == key) {
@@ -375,6 +387,7 @@ fn build(
     let brokers = layered.get("brokers");
     let registry = layered.get("schema_registry");
     let metrics = layered.get("metrics");
+    let group = layered.get("group");
     let mut values = BTreeMap::new();
     for (key, sourced) in &layered {
         let declared = script.values.iter().find(|(k, _)| k == key).map(|(_, v)| v);
@@ -413,6 +426,8 @@ fn build(
         metrics: metrics
             .map(|m| checked::listen_address("metrics", m))
             .transpose()?,
+        group: group.map(|g| checked::group("group", g)).transpose()?,
+        shards: checked::between("shards", get("shards"), 1, i64::from(MAX_SHARDS))? as u32,
         kafka,
         values,
     };
@@ -469,7 +484,7 @@ fn typed(
         "max_follow_ups" | "max_remembered" => {
             checked::at_least(key, sourced, 1).map(TypedValue::Int)
         }
-        "partitions" => checked::at_least(key, sourced, 1).map(TypedValue::Int),
+        "partitions" | "shards" => checked::at_least(key, sourced, 1).map(TypedValue::Int),
         "replication" => checked::replication(key, sourced).map(|r| TypedValue::Int(i64::from(r))),
         _ => checked::like(key, sourced, declared.unwrap_or(&sourced.value), limit),
     }
@@ -503,6 +518,22 @@ mod checked {
         }
     }
 
+    pub(super) fn between(
+        key: &str,
+        s: &Sourced,
+        min: i64,
+        max: i64,
+    ) -> Result<i64, SettingsError> {
+        match s.value.as_i64() {
+            Some(i) if (min..=max).contains(&i) => Ok(i),
+            _ => Err(invalid(
+                key,
+                s,
+                &format!("an integer between {min} and {max}"),
+            )),
+        }
+    }
+
     pub(super) fn replication(key: &str, s: &Sourced) -> Result<i32, SettingsError> {
         match s.value.as_i64() {
             Some(i) if i >= 1 || i == -1 => Ok(i as i32),
@@ -529,6 +560,24 @@ mod checked {
             address,
             origin: s.origin.clone(),
         })
+    }
+
+    /// A group name: it names a consumer group and a topic (`sim.<group>.shards`).
+    pub(super) fn group(key: &str, s: &Sourced) -> Result<String, SettingsError> {
+        let name = text(key, s)?;
+        let legal = name.len() <= 200
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+        if legal {
+            Ok(name)
+        } else {
+            Err(invalid(
+                key,
+                s,
+                "a group name: up to 200 of a-z A-Z 0-9 . _ -",
+            ))
+        }
     }
 
     pub(super) fn topic(key: &str, s: &Sourced) -> Result<String, SettingsError> {

@@ -25,7 +25,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, Producer, PurgeConfig, ThreadedProducer};
 
-use super::{DeliveryAccount, DeliveryCounters, Record, Sink, SinkError, KAFKA_HINTS};
+use super::{DeliveryAccount, DeliveryCounters, Record, Settler, Sink, SinkError, KAFKA_HINTS};
 use crate::kafka::stats::ClientStats;
 use crate::kafka::{send_waiting, Cluster, DeliveryContext, GiveUp, Unsent, PRODUCER_DEFAULTS};
 use crate::settings::Origin;
@@ -82,7 +82,8 @@ impl KafkaSinkConfig {
 
 /// Produces records to one topic.
 pub struct KafkaSink {
-    producer: ThreadedProducer<DeliveryContext>,
+    /// Shared with a group's member, which waits on it before committing (see [`Sink::settler`]).
+    producer: Arc<ThreadedProducer<DeliveryContext>>,
     topic: String,
     fixed_headers: Vec<(String, String)>,
     /// Headers of the current revision, rebuilt only when the revision changes.
@@ -125,7 +126,7 @@ impl KafkaSink {
         )?;
         cluster.reach(None, CONNECT_TIMEOUT)?;
         Ok(Self {
-            producer,
+            producer: Arc::new(producer),
             topic: config.topic.clone(),
             headers: (1, headers_for(&config.headers, 1)),
             fixed_headers: config.headers.clone(),
@@ -230,6 +231,11 @@ impl Sink for KafkaSink {
 
     fn failure_reasons(&self) -> Vec<(String, u64)> {
         self.producer.context().failure_reasons()
+    }
+
+    fn settler(&self) -> Option<Settler> {
+        let producer = self.producer.clone();
+        Some(Arc::new(move |timeout| producer.flush(timeout).is_ok()))
     }
 
     /// A stop during an outage then takes seconds, not librdkafka's `message.timeout.ms`: the

@@ -9,6 +9,7 @@ mod kafka;
 mod topic;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use crate::delivery::{DeliveryAccount, DeliveryCounters};
@@ -66,7 +67,17 @@ pub trait Sink {
     /// away): what could not be handed over is then counted failed, not waited for. Sinks that
     /// never wait that long ignore it.
     fn stop_on(&mut self, _stop: &Shutdown) {}
+    /// A handle that waits for everything accepted so far to be delivered, from any thread: what
+    /// a member of a group (`--group`) waits on before it records its shards' positions. `None`
+    /// for sinks that write at once.
+    fn settler(&self) -> Option<Settler> {
+        None
+    }
 }
+
+/// Waits up to the given time for everything a sink accepted so far to be delivered (or failed
+/// for good); `true` when nothing is left outstanding.
+pub type Settler = Arc<dyn Fn(Duration) -> bool + Send + Sync>;
 
 /// A sink that accepts and forgets: for checks and benchmarks of generation alone.
 #[derive(Debug, Default)]
