@@ -144,6 +144,36 @@ impl ProducerCollector {
             "Delivered messages the broker deleted from the start of the topic (size cap or retention).",
             &one(m.deleted()),
         )?;
+        if let Some(group) = m.group.snapshot() {
+            let labels = with(labels, "group", group.name.clone());
+            let gauge = |value: u64| [(labels.clone(), value as f64)];
+            let one = |value: u64| [(labels.clone(), value)];
+            out.gauge(
+                "sim_group_shards",
+                "Shards the group's timeline is cut into (--group).",
+                &gauge(group.shards),
+            )?;
+            out.gauge(
+                "sim_group_shards_owned",
+                "Shards of the group's timeline this instance makes now.",
+                &gauge(group.owned),
+            )?;
+            out.counter(
+                "sim_group_arrivals_made",
+                "Arrivals of the group's timeline this instance made.",
+                &one(group.made),
+            )?;
+            out.gauge(
+                "sim_group_timeline_arrivals",
+                "Arrivals of the group's timeline so far, made by the whole group.",
+                &gauge(group.timeline),
+            )?;
+            out.counter(
+                "sim_group_rebalances",
+                "Rebalances that moved shards to or from this instance.",
+                &one(group.rebalances),
+            )?;
+        }
         client_families(out, labels, m.client_stats().as_ref())
     }
 }

@@ -174,11 +174,7 @@ mod tests {
             shards: 32,
             ..identity()
         };
-        let named: Vec<_> = group
-            .differences(&proposed, Pinned::default())
-            .into_iter()
-            .map(|(what, group, ours)| (what, group, ours))
-            .collect();
+        let named = group.differences(&proposed, Pinned::default());
         assert_eq!(named.len(), 2);
         assert_eq!(named[1], ("shards", "64".into(), "32".into()));
         assert_eq!(Identity::from_json(&group.to_json()), Some(group));

@@ -38,6 +38,10 @@ pub const COMMIT_INTERVAL: Duration = Duration::from_secs(1);
 /// within seconds. `-X session.timeout.ms=...` overrides it.
 pub const SESSION_TIMEOUT_MS: &str = "10000";
 
+/// How long a member that joins waits for its first shards before it starts walking the
+/// timeline anyway (the group may have more members than shards).
+const FIRST_SHARDS_WAIT: Duration = Duration::from_secs(30);
+
 /// How long reading or writing the group's identity may take.
 const IDENTITY_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -266,14 +270,21 @@ impl GroupSpec {
         consumer
             .subscribe(&[&topic])
             .map_err(|e| self.coordination(e))?;
-        Ok(Member {
+        let mut member = Member {
             name: self.name.clone(),
             consumer,
             ownership: Ownership::none(identity.shards),
             origin: identity.now_ms.saturating_mul(1_000_000),
             last_commit: Instant::now(),
             report,
-        })
+        };
+        // Walking the timeline while owning nothing would leave every shard to catch up.
+        let deadline = Instant::now() + FIRST_SHARDS_WAIT;
+        while member.ownership.owned().is_empty() && Instant::now() < deadline {
+            member.serve(0);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(member)
     }
 }
 

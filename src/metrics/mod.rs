@@ -272,8 +272,19 @@ impl Metrics {
             n => format!(", {n} rolled back"),
         };
         let waiting = waiting_note(self.delivery.waiting_for());
+        let group = match self.group.snapshot() {
+            Some(g) => format!(
+                " | group {}: {}/{} shards, {:.0}% of {} arrivals",
+                g.name,
+                g.owned,
+                g.shards,
+                g.share() * 100.0,
+                g.timeline
+            ),
+            None => String::new(),
+        };
         format!(
-            "rate {:.1}/s (target {:.1}/s) | events {} | delivered {}{deleted} | failed {}{errors} | in flight {}{waiting} | follow-ups {} | rev {} ({} reloads, {} rejected{rollbacks})",
+            "rate {:.1}/s (target {:.1}/s) | events {} | delivered {}{deleted} | failed {}{errors} | in flight {}{waiting} | follow-ups {} | rev {} ({} reloads, {} rejected{rollbacks}){group}",
             achieved_per_second,
             self.target_per_second(),
             self.events(),
@@ -319,6 +330,23 @@ mod tests {
         assert_eq!(
             line,
             "rate 9.5/s (target 10.0/s) | events 1 | delivered 1 | failed 0 | in flight 0 | follow-ups 0 | rev 3 (1 reloads, 1 rejected)"
+        );
+    }
+
+    #[test]
+    fn the_status_line_shows_a_member_s_shards_and_share() {
+        let metrics = Metrics::default();
+        assert!(!metrics.status_line(0.0).contains("group"));
+        metrics.group.join("g", 12);
+        metrics.group.rebalanced(4, 0);
+        metrics.group.made(30);
+        metrics.group.reached(120);
+        assert!(
+            metrics
+                .status_line(0.0)
+                .ends_with(" | group g: 4/12 shards, 25% of 120 arrivals"),
+            "{}",
+            metrics.status_line(0.0)
         );
     }
 

@@ -110,7 +110,7 @@ pub struct Pipeline<'s> {
     /// While streaming live, the clock events' deadlines are measured on.
     deadlines: Option<SimClock>,
     /// This instance's share of a timeline a group makes together (`--group`); `None`: all of it.
-    share: Option<Box<dyn Share + 's>>,
+    share: Option<Box<dyn Share>>,
     /// The timeline being walked, so a shard taken on behind it can be drawn again.
     walking: Option<Walk>,
 }
@@ -210,7 +210,7 @@ impl<'s> Pipeline<'s> {
     /// Makes only this instance's share of the timeline, as one of a group (`--group`): the
     /// arrivals of the shards `share` owns. An arrival's `ctx.seq` is then its place on the
     /// timeline (and a follow-up's its identity), the same whichever instance makes it.
-    pub fn share_with(&mut self, share: Box<dyn Share + 's>) {
+    pub fn share_with(&mut self, share: Box<dyn Share>) {
         self.share = Some(share);
     }
 

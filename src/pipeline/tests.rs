@@ -756,3 +756,79 @@ fn a_reloaded_revision_that_fails_rarely_stays_with_its_failures_skipped() {
     assert_eq!(metrics.revision(), 2);
     assert_eq!(metrics.rollbacks(), 0);
 }
+
+/// A group of one member whose shards are given by the test: shard `s` from arrival `from`.
+struct FixedShare {
+    ownership: Ownership,
+    /// Shards to take on, behind the timeline, at the first step after arrival `at`.
+    later: Option<(u64, u32, u64)>,
+    commits: Vec<u64>,
+}
+
+impl Share for FixedShare {
+    fn ownership(&self) -> &Ownership {
+        &self.ownership
+    }
+    fn step(&mut self, next: u64) -> Result<Vec<CatchUp>, PipelineError> {
+        match self.later {
+            Some((at, shard, from)) if next >= at => {
+                self.later = None;
+                self.ownership.take(shard, from);
+                Ok(vec![CatchUp { shard, from }])
+            }
+            _ => Ok(Vec::new()),
+        }
+    }
+    fn commit(&mut self, next: u64) -> Result<(), PipelineError> {
+        self.commits.push(next);
+        Ok(())
+    }
+    fn all_reached(&mut self, _total: u64) -> Result<bool, PipelineError> {
+        Ok(true)
+    }
+    fn live_origin(&self) -> Nanos {
+        0
+    }
+}
+
+#[test]
+fn a_member_makes_its_shards_arrivals_numbered_by_their_place_and_catches_up_a_shard_taken_late() {
+    let mut alone = Recorder::default();
+    pipeline(SEQ_EVENT, &mut alone, &[])
+        .backfill(monday(), 3_000, 1.0, &Shutdown::new())
+        .unwrap();
+    let mut sink = Recorder::default();
+    let mut p = pipeline(SEQ_EVENT, &mut sink, &[]);
+    let mut ownership = Ownership::none(3);
+    ownership.take(0, 0);
+    // Shard 2 is taken on at arrival 1,024, from arrival 700: 700..1024 are made as a catch-up.
+    p.share_with(Box::new(FixedShare {
+        ownership,
+        later: Some((1_024, 2, 700)),
+        commits: Vec::new(),
+    }));
+    p.backfill(monday(), 3_000, 1.0, &Shutdown::new()).unwrap();
+    drop(p);
+    let seqs: Vec<i64> = sink
+        .records
+        .iter()
+        .map(|(_, e)| e["seq"].as_i64().unwrap())
+        .collect();
+    let expected: Vec<i64> = (0..3_000)
+        .filter(|i| i % 3 == 0 || (i % 3 == 2 && *i >= 700))
+        .collect();
+    let mut sorted = seqs.clone();
+    sorted.sort();
+    assert_eq!(
+        sorted, expected,
+        "each owned arrival once, from its shard's hand-over on"
+    );
+    // Each arrival is the event one instance alone makes of it, timestamp included.
+    for (time, event) in &sink.records {
+        let seq = event["seq"].as_i64().unwrap() as usize;
+        assert_eq!(
+            (time, event),
+            (&alone.records[seq].0, &alone.records[seq].1)
+        );
+    }
+}
