@@ -95,8 +95,12 @@ fn oracle_in_background(
 /// prints the recovery times either way (seen with `--nocapture`).
 fn assert_clean(report: &TrialReport) {
     eprintln!(
-        "{}: {}; next delivery after healing {:?}, caught up {:?}",
-        report.fault, report.verdict, report.next_delivery, report.caught_up
+        "{}: {}{}; next delivery after healing {:?}, caught up {:?}",
+        report.fault,
+        report.verdict,
+        report.replayed_note(),
+        report.next_delivery,
+        report.caught_up
     );
     assert!(report.is_clean(), "{}", report.explain());
 }
@@ -213,6 +217,45 @@ fn the_verdict_names_each_kind_of_damage() {
     split[4].partition = 1;
     split[4].offset = 9;
     assert_eq!(judge(&oracle, 5, &split).split_keys, vec!["a"]);
+}
+
+#[test]
+fn only_copies_of_a_retried_batch_are_taken_out_of_the_verdict() {
+    let oracle = small_oracle();
+    let once = Account {
+        produced: 5,
+        delivered: 5,
+        ..Account::default()
+    };
+    // b1 and b2 appended again at the end of partition 1, the one the fault stopped: a batch
+    // librdkafka retried and the broker did not recognise.
+    let mut replayed = faithful(&oracle);
+    replayed.push(held(1, 2, "b", oracle.events()[1].value.clone()));
+    replayed.push(held(1, 3, "b", oracle.events()[3].value.clone()));
+    let mut verdict = judge(&oracle, 5, &replayed);
+    let taken = replayed_retries(&mut verdict, &replayed, &oracle, &once, Some(&[1]));
+    assert_eq!(taken, vec!["b1", "b2"]);
+    assert!(verdict.is_clean(), "{verdict}");
+
+    // Not when sim handed an event to the producer twice, nor for a copy in a partition the
+    // fault did not stop, nor for a copy that is not the event byte for byte.
+    let twice = Account {
+        produced: 6,
+        delivered: 6,
+        ..Account::default()
+    };
+    let mut altered = replayed.clone();
+    altered[6].value = altered[6].value.replace(r#""n":4"#, r#""n":40"#);
+    for (account, stopped, topic) in [
+        (&twice, 1, &replayed),
+        (&once, 0, &replayed),
+        (&once, 1, &altered),
+    ] {
+        let mut verdict = judge(&oracle, 5, topic);
+        let taken = replayed_retries(&mut verdict, topic, &oracle, account, Some(&[stopped]));
+        assert!(taken.is_empty(), "{taken:?}");
+        assert_eq!(verdict.duplicated, vec!["b1", "b2"]);
+    }
 }
 
 #[test]

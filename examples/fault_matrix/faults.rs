@@ -23,6 +23,9 @@ fn row_of(name: String, report: Result<TrialReport, String>) -> Row {
     if !v.is_clean() {
         notes.push(v.to_string());
     }
+    if !report.replayed.is_empty() {
+        notes.push(format!("{}{}", v, report.replayed_note()));
+    }
     // What sim itself said went wrong.
     notes.extend(
         report

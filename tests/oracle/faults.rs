@@ -30,6 +30,13 @@ pub trait Fault {
     fn inject(&mut self) -> Result<(), String>;
     /// Puts it right. A fault that heals by itself (a leader moved, errors used up) does nothing.
     fn heal(&mut self) -> Result<(), String>;
+    /// Whether the broker may append again a Produce request librdkafka retries after this
+    /// fault, though it appended it the first time: the idempotent producer's sequence numbers
+    /// would tell a real broker, but not this one. Then a trial takes such copies out of its
+    /// verdict (see [`super::TrialReport::replayed`]).
+    fn replays_retries(&self) -> bool {
+        false
+    }
 }
 
 /// A three-broker mock cluster in this process; topics made here have replication 3 and
@@ -166,6 +173,15 @@ impl Fault for OnMock<'_> {
             MockFault::LeaderMoved { .. } | MockFault::ProduceErrors { .. } => Ok(()),
         };
         done.map_err(|e| format!("healing {}: {e}", self.name()))
+    }
+
+    /// A broker taken down closes its connections, dropping the answers it had not sent yet to
+    /// Produce requests it had appended; librdkafka sends them again, and the mock cluster
+    /// appends them again: it checks an idempotent producer's sequence numbers only for a
+    /// transactional one (`rd_kafka_mock_validate_records` in librdkafka's `rdkafka_mock.c`
+    /// returns at once without a TransactionalId), so it never drops a retried batch of `sim`.
+    fn replays_retries(&self) -> bool {
+        matches!(self.fault, MockFault::BrokerDown(_))
     }
 }
 

@@ -37,7 +37,9 @@ use std::path::Path;
 pub use account::{account_problems, Account};
 pub use faults::{Fault, MockFault, MockFaults, TansuFault, TansuProcess};
 pub use topic::{read_topic, Held, TopicWatch};
-pub use trial::{run_signalled, run_trial, Pace, Plan, SignalReport, TrialReport, Trigger};
+pub use trial::{
+    replayed_retries, run_signalled, run_trial, Pace, Plan, SignalReport, TrialReport, Trigger,
+};
 pub use verdict::{judge, Verdict};
 
 /// The field that names an event once and for all.

@@ -10,7 +10,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::faults::send_signal;
-use super::{account_problems, judge, read_topic, Account, Fault, Oracle, TopicWatch, Verdict};
+use super::{
+    account_problems, id_of, judge, read_topic, Account, Fault, Held, Oracle, TopicWatch, Verdict,
+};
 
 /// How long reading the topic back may take.
 const READ_TIMEOUT: Duration = Duration::from_secs(120);
@@ -67,8 +69,15 @@ pub struct TrialReport {
     pub stderr: String,
     /// Its final account, if it printed one.
     pub account: Option<Account>,
-    /// The topic against the whole oracle.
+    /// The topic against the whole oracle, without the copies in [`Self::replayed`].
     pub verdict: Verdict,
+    /// Extra copies of events (by id, one entry each) that the broker appended again when
+    /// librdkafka retried a batch it had appended already, after a fault where the broker cannot
+    /// tell (see [`Fault::replays_retries`]). Taken out of the verdict's duplicates only when all
+    /// of them are such: `sim` handed every event of the oracle to the producer exactly once (its
+    /// account says so), each copy is byte for byte the event, in its first copy's partition,
+    /// and that partition is one the fault stopped. Otherwise empty, and the verdict keeps them.
+    pub replayed: Vec<String>,
     /// What the account, the exit status and the topic disagree on, and faults that failed.
     pub problems: Vec<String>,
     /// From the fault healed to the next delivery seen on the partitions it stopped.
@@ -78,7 +87,8 @@ pub struct TrialReport {
 }
 
 impl TrialReport {
-    /// Nothing lost, duplicated, reordered or altered, and the account agrees with all.
+    /// Nothing lost, duplicated (but for [`Self::replayed`]), reordered or altered, and the
+    /// account agrees with all.
     pub fn is_clean(&self) -> bool {
         self.problems.is_empty() && self.verdict.is_clean()
     }
@@ -86,14 +96,23 @@ impl TrialReport {
     /// A summary for a failure message: the verdict, the problems, and `sim`'s standard error.
     pub fn explain(&self) -> String {
         format!(
-            "{}: {} (exit {}; account {:?})\n{}\nsim's stderr:\n{}",
+            "{}: {}{} (exit {}; account {:?})\n{}\nsim's stderr:\n{}",
             self.fault,
             self.verdict,
+            self.replayed_note(),
             self.status,
             self.account,
             self.problems.join("\n"),
             self.stderr
         )
+    }
+
+    /// ` (and N copies of retried batches the broker appended again)`, or nothing.
+    pub fn replayed_note(&self) -> String {
+        match self.replayed.len() {
+            0 => String::new(),
+            n => format!(" (and {n} copies of retried batches the broker appended again)"),
+        }
     }
 }
 
@@ -265,9 +284,24 @@ pub fn run_trial(
     watch.stop();
     let delivered = account.map_or(oracle.len(), |a| a.delivered as usize);
     let held = read_topic(brokers, topic, delivered, READ_TIMEOUT)?;
-    let verdict = judge(oracle, oracle.len(), &held);
+    let mut verdict = judge(oracle, oracle.len(), &held);
+    let replayed = match &account {
+        Some(account) if fault.replays_retries() => replayed_retries(
+            &mut verdict,
+            &held,
+            oracle,
+            account,
+            fault.partitions().as_deref(),
+        ),
+        _ => Vec::new(),
+    };
     match &account {
-        Some(account) => problems.extend(account_problems(account, status, held.len(), true)),
+        Some(account) => problems.extend(account_problems(
+            account,
+            status,
+            held.len() - replayed.len(),
+            true,
+        )),
         None => problems.push(format!("no account line; exit {status}")),
     }
     Ok(TrialReport {
@@ -276,10 +310,49 @@ pub fn run_trial(
         stderr,
         account,
         verdict,
+        replayed,
         problems,
         next_delivery,
         caught_up,
     })
+}
+
+/// Takes the verdict's duplicates out of it, and returns them, when every one is a batch the
+/// broker appended twice because librdkafka retried it (see [`TrialReport::replayed`]): `sim`
+/// handed each event once (`produced` is the oracle's length; an event handed twice would make
+/// it more), and every copy of a duplicated event is the event, byte for byte, in one partition
+/// that the fault stopped (`stopped`; `None`: any). Otherwise leaves the verdict as it is and
+/// returns nothing.
+pub fn replayed_retries(
+    verdict: &mut Verdict,
+    held: &[Held],
+    oracle: &Oracle,
+    account: &Account,
+    stopped: Option<&[i32]>,
+) -> Vec<String> {
+    if verdict.duplicated.is_empty() || account.produced != oracle.len() as u64 {
+        return Vec::new();
+    }
+    let mut partition_of = std::collections::HashMap::new();
+    for message in held {
+        let Some(id) = id_of(&message.value) else {
+            continue;
+        };
+        if !verdict.duplicated.contains(&id) {
+            continue;
+        }
+        let Some(event) = oracle.position(&id).map(|p| &oracle.events()[p]) else {
+            return Vec::new();
+        };
+        let intact =
+            message.value == event.value && message.key.as_deref() == Some(event.key.as_str());
+        let in_stopped = stopped.is_none_or(|p| p.contains(&message.partition));
+        let first = *partition_of.entry(id).or_insert(message.partition);
+        if !intact || !in_stopped || first != message.partition {
+            return Vec::new();
+        }
+    }
+    std::mem::take(&mut verdict.duplicated)
 }
 
 /// What a run stopped by a signal left.
