@@ -143,9 +143,14 @@ fn mock_cluster(group: &str) -> MockCluster<'static, DefaultProducerContext> {
 }
 
 fn member(script: &Path, brokers: &str, group: &str) -> Background {
+    member_with(script, brokers, group, &[])
+}
+
+fn member_with(script: &Path, brokers: &str, group: &str, extra: &[&str]) -> Background {
     Background::start(
         sim()
             .arg("run")
+            .args(extra)
             .arg(script)
             .args(["--brokers", brokers, "--group", group, "--shards", "12"])
             .args(["--seed", "3", "--no-reload", "--workers", "1"])
@@ -278,8 +283,23 @@ fn a_member_that_joins_mid_stream_takes_shards_and_nothing_is_lost_or_doubled() 
         m.wait_for_line("shards", WAIT, |l| l.starts_with("rebalance: took on"));
     }
     std::thread::sleep(Duration::from_secs(3));
-    let late = member(&script, &brokers, "join");
-    late.wait_for_line("shards", WAIT, |l| l.starts_with("rebalance: took on"));
+    let metrics = format!("127.0.0.1:{}", free_port());
+    let late = member_with(&script, &brokers, "join", &["--metrics", &metrics]);
+    let took = late.wait_for_line("shards", WAIT, |l| l.starts_with("rebalance: took on"));
+    // The endpoint shows the shards the newcomer took on.
+    let shards: usize = took
+        .strip_prefix("rebalance: took on ")
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    let scraped = common::http::http_get(&metrics, "/metrics").unwrap().body;
+    let owned = scraped
+        .lines()
+        .find(|l| l.starts_with("sim_group_shards_owned{"))
+        .unwrap_or_else(|| panic!("no sim_group_shards_owned in:\n{scraped}"));
+    assert!(owned.contains(r#"group="join""#), "{owned}");
+    let value: f64 = owned.rsplit(' ').next().unwrap().parse().unwrap();
+    assert_eq!(value as usize, shards, "{owned}");
     std::thread::sleep(Duration::from_secs(4));
     let gave_up = members
         .iter()
@@ -401,4 +421,53 @@ fn a_group_needs_a_broker_every_instance_reaches_and_a_live_only_run() {
         ]),
         &["invalid value `no spaces` for setting `group`"],
     );
+}
+
+/// The share of `messages` that carry a fraud pattern, and the share made in the busiest nine
+/// hours of the day (UTC; the peak hours of the scenario's zone are nine hours).
+fn fraud_and_peak(messages: &[Message]) -> (f64, f64) {
+    let fraud = messages
+        .iter()
+        .filter(|m| m.headers.iter().any(|(k, _)| k == "fraud_pattern"))
+        .count();
+    let mut by_hour = [0usize; 24];
+    for m in messages {
+        by_hour[(m.timestamp.div_euclid(3_600_000)).rem_euclid(24) as usize] += 1;
+    }
+    by_hour.sort_unstable();
+    let busiest: usize = by_hour[15..].iter().sum();
+    let n = messages.len() as f64;
+    (fraud as f64 / n, busiest as f64 / n)
+}
+
+#[test]
+fn darooghe_with_fraud_made_by_a_group_keeps_its_rate_peak_and_fraud_share() {
+    let tansu = Tansu::start();
+    let alone = run(&mut backfill(&darooghe(), &tansu, "alone", 20_000, &[]), WAIT);
+    assert!(alone.status.success(), "{}", alone.stderr);
+    let one = final_account(&alone.stderr).delivered;
+    let mut flags = vec!["--group", "fraud", "--shards", "12"];
+    flags.extend_from_slice(&EAGER);
+    let members: Vec<Background> = (0..3)
+        .map(|_| Background::start(&mut backfill(&darooghe(), &tansu, "together", 20_000, &flags)))
+        .collect();
+    let mut three = 0;
+    for member in members {
+        let (status, stderr) = member.wait(WAIT);
+        assert!(status.success(), "{stderr}");
+        three += final_account(&stderr).delivered;
+    }
+    let alone = python_read(&tansu.address, "alone", 3, one as usize, WAIT);
+    let together = python_read(&tansu.address, "together", 3, three as usize, WAIT);
+    let ((fraud_one, peak_one), (fraud_three, peak_three)) =
+        (fraud_and_peak(&alone), fraud_and_peak(&together));
+    eprintln!(
+        "darooghe with fraud: events {one} alone, {three} by three; fraud share {fraud_one:.4} / \
+         {fraud_three:.4}; busiest nine hours {peak_one:.4} / {peak_three:.4}"
+    );
+    // The arrivals are the same; only what fraud patterns remember differs between members.
+    let ratio = three as f64 / one as f64;
+    assert!((0.97..=1.03).contains(&ratio), "{three} events by three, {one} alone");
+    assert!(fraud_three > 0.0 && (fraud_three / fraud_one - 1.0).abs() < 0.3);
+    assert!((peak_three - peak_one).abs() < 0.02);
 }

@@ -144,6 +144,11 @@ pub(super) fn join(
         .into());
     };
     metrics.group.join(&spec.name, identity.shards);
+    notify(Notice::GroupJoined {
+        group: spec.name.clone(),
+        topic: spec.topic(),
+        identity: identity.clone(),
+    });
     let figures = metrics.clone();
     let member = spec.join(
         &identity,
@@ -157,10 +162,5 @@ pub(super) fn join(
             on_group(Notice::Group(change));
         }),
     )?;
-    notify(Notice::GroupJoined {
-        group: spec.name.clone(),
-        topic: spec.topic(),
-        identity,
-    });
     Ok(Some(member))
 }

@@ -106,7 +106,7 @@ pub(super) fn print_notice(notice: Notice) {
         } => Entry::info(
             "group_joined",
             format!(
-                "group {group}: joined ({} shards on {topic}, seed {}, scenario {}); shards arrive with the first rebalance",
+                "group {group}: joined ({} shards on {topic}, seed {}, scenario {}); waiting for shards",
                 identity.shards, identity.seed, identity.scenario
             ),
         )
