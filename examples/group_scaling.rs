@@ -106,11 +106,7 @@ fn main() -> Result<(), Failure> {
     println!("median of {rounds} rounds of {count} arrivals (darooghe), events/s:");
     for (v, variant) in VARIANTS.iter().enumerate() {
         let rate = median(&mut rates[v]);
-        println!(
-            "  {:<32} {rate:>8.0}  {:.2}x",
-            variant.name,
-            rate / base
-        );
+        println!("  {:<32} {rate:>8.0}  {:.2}x", variant.name, rate / base);
     }
     println!("load at end: {}", uptime());
     Ok(())
@@ -148,7 +144,10 @@ fn measure(
                 .args(["--set", "fraud_rate=0"])
                 .stdout(Stdio::null())
                 .stderr(Stdio::piped());
-            for var in SETTING_VARS.iter().chain(["SIM_WORKERS", "SIM_GROUP"].iter()) {
+            for var in SETTING_VARS
+                .iter()
+                .chain(["SIM_WORKERS", "SIM_GROUP"].iter())
+            {
                 cmd.env_remove(var);
             }
             if variant.group {

@@ -443,13 +443,24 @@ fn fraud_and_peak(messages: &[Message]) -> (f64, f64) {
 #[test]
 fn darooghe_with_fraud_made_by_a_group_keeps_its_rate_peak_and_fraud_share() {
     let tansu = Tansu::start();
-    let alone = run(&mut backfill(&darooghe(), &tansu, "alone", 20_000, &[]), WAIT);
+    let alone = run(
+        &mut backfill(&darooghe(), &tansu, "alone", 20_000, &[]),
+        WAIT,
+    );
     assert!(alone.status.success(), "{}", alone.stderr);
     let one = final_account(&alone.stderr).delivered;
     let mut flags = vec!["--group", "fraud", "--shards", "12"];
     flags.extend_from_slice(&EAGER);
     let members: Vec<Background> = (0..3)
-        .map(|_| Background::start(&mut backfill(&darooghe(), &tansu, "together", 20_000, &flags)))
+        .map(|_| {
+            Background::start(&mut backfill(
+                &darooghe(),
+                &tansu,
+                "together",
+                20_000,
+                &flags,
+            ))
+        })
         .collect();
     let mut three = 0;
     for member in members {
@@ -467,7 +478,10 @@ fn darooghe_with_fraud_made_by_a_group_keeps_its_rate_peak_and_fraud_share() {
     );
     // The arrivals are the same; only what fraud patterns remember differs between members.
     let ratio = three as f64 / one as f64;
-    assert!((0.97..=1.03).contains(&ratio), "{three} events by three, {one} alone");
+    assert!(
+        (0.97..=1.03).contains(&ratio),
+        "{three} events by three, {one} alone"
+    );
     assert!(fraud_three > 0.0 && (fraud_three / fraud_one - 1.0).abs() < 0.3);
     assert!((peak_three - peak_one).abs() < 0.02);
 }

@@ -122,7 +122,11 @@ impl Publisher {
         value: &[u8],
         headers: Option<OwnedHeaders>,
     ) -> Result<(), AnalyzeError> {
-        let mut record = BaseRecord::to(topic).key(key).payload(value);
+        // Numbered like the sink's records, though nothing here waits on their order.
+        let number = self.producer.context().number();
+        let mut record = BaseRecord::with_opaque_to(topic, number)
+            .key(key)
+            .payload(value);
         if let Some(headers) = headers {
             record = record.headers(headers);
         }

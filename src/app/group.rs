@@ -136,7 +136,7 @@ pub(super) fn join(
     let Some(Joined { spec, identity }) = joined else {
         return Ok(None);
     };
-    let Some(settler) = sink.settler() else {
+    let Some(progress) = sink.progress() else {
         return Err(GroupError::NeedsKafka {
             group: spec.name,
             what: "the kafka sink".into(),
@@ -152,7 +152,7 @@ pub(super) fn join(
     let figures = metrics.clone();
     let member = spec.join(
         &identity,
-        settler,
+        progress,
         Box::new(move |change| {
             match &change {
                 Change::Took(shards) => figures.group.rebalanced(shards.len(), 0),

@@ -7,13 +7,17 @@
 //! consumer group `sim.<group>` on that topic with the cooperative-sticky assignor: the
 //! partitions it is assigned are the shards it makes, so joins, leaves and crashes move shards
 //! with Kafka's machinery. A shard's position (the next arrival of it to make) is the group's
-//! committed offset of its partition, recorded every second and at every hand-over, each time
-//! after the sink delivered what it holds: at least once, an instance that dies loses at most
-//! what it made since its last record, which the next owner makes again.
+//! committed offset of its partition. Every second the member marks its positions, and records
+//! them once every record sent before the mark is delivered (the producer numbers records, see
+//! [`crate::sink::Progress`]), so the stream never waits for the producer to drain; at a
+//! hand-over it waits, then records. At least once: an instance that dies costs what it made
+//! since its last record, which the next owner makes again.
 
 pub mod identity;
 mod rebalance;
 
+use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -28,7 +32,7 @@ use rebalance::{Members, FETCH_TIMEOUT};
 
 use crate::pipeline::{CatchUp, Ownership, PipelineError, Share};
 use crate::rate::Nanos;
-use crate::sink::{ensure_topic, Settler, TopicSpec};
+use crate::sink::{ensure_topic, Progress, TopicSpec};
 
 /// How often a member records its shards' positions.
 pub const COMMIT_INTERVAL: Duration = Duration::from_secs(1);
@@ -233,13 +237,13 @@ impl GroupSpec {
             .map_err(|e| self.coordination(format!("cannot record the identity: {e}")))
     }
 
-    /// Joins the consumer group as a member whose sink delivers through `settler`; shards
+    /// Joins the consumer group as a member whose sink delivers as `progress` says; shards
     /// arrive with the first rebalance, at the pipeline's first step. `report` hears of every
     /// rebalance.
     pub fn join(
         &self,
         identity: &Identity,
-        settler: Settler,
+        progress: Arc<dyn Progress>,
         report: Box<dyn FnMut(Change) + Send>,
     ) -> Result<Member, GroupError> {
         let topic = self.topic();
@@ -263,7 +267,7 @@ impl GroupSpec {
         reader.set("enable.auto.commit", "false");
         reader.set("group.id", format!("sim.{}.hand-over-reader", self.name));
         let reader: BaseConsumer = reader.create().map_err(|e| self.coordination(e))?;
-        let members = Members::new(&topic, identity.shards, settler, producer, reader);
+        let members = Members::new(&topic, identity.shards, progress, producer, reader);
         let consumer: BaseConsumer<Members> = config
             .create_with_context(members)
             .map_err(|e| self.coordination(e))?;
@@ -275,7 +279,8 @@ impl GroupSpec {
             consumer,
             ownership: Ownership::none(identity.shards),
             origin: identity.now_ms.saturating_mul(1_000_000),
-            last_commit: Instant::now(),
+            last_mark: Instant::now(),
+            pending: VecDeque::new(),
             report,
         };
         // Walking the timeline while owning nothing would leave every shard to catch up.
@@ -306,7 +311,11 @@ pub struct Member {
     ownership: Ownership,
     /// The live timeline's start, nanoseconds.
     origin: Nanos,
-    last_commit: Instant,
+    /// When the last positions were marked to be recorded.
+    last_mark: Instant,
+    /// Positions to record once every record sent before their mark is delivered, oldest
+    /// first: the stream goes on meanwhile, and nothing waits for the producer to drain.
+    pending: VecDeque<(u64, Vec<(u32, u64)>)>,
     /// Hears of every rebalance.
     report: Box<dyn FnMut(Change) + Send>,
 }
@@ -319,8 +328,9 @@ impl Member {
         }
     }
 
-    /// Serves librdkafka's queue (rebalances run here) and copies what they changed.
-    fn serve(&mut self, next: u64) -> Vec<CatchUp> {
+    /// Serves librdkafka's queue (rebalances run here) and copies what they changed; the shards
+    /// taken on behind `next`, and whether shards moved.
+    fn serve(&mut self, next: u64) -> (Vec<CatchUp>, bool) {
         self.consumer.context().state().next = next;
         let _ = self.consumer.poll(Duration::ZERO);
         let (changes, behind) = {
@@ -331,44 +341,43 @@ impl Member {
                 std::mem::take(&mut state.behind),
             )
         };
+        let moved = !changes.is_empty();
         for change in changes {
             (self.report)(change);
         }
-        behind
-    }
-}
-
-impl Share for Member {
-    fn ownership(&self) -> &Ownership {
-        &self.ownership
+        (behind, moved)
     }
 
-    fn step(&mut self, next: u64) -> Result<Vec<CatchUp>, PipelineError> {
-        let behind = self.serve(next);
-        if self.last_commit.elapsed() >= COMMIT_INTERVAL {
-            self.commit(next)?;
-        }
-        Ok(behind)
-    }
-
-    fn commit(&mut self, next: u64) -> Result<(), PipelineError> {
-        self.last_commit = Instant::now();
-        let positions: Vec<(u32, u64)> = self
-            .ownership
+    /// Each owned shard's position when the timeline's next arrival is `next`.
+    fn positions(&self, next: u64) -> Vec<(u32, u64)> {
+        self.ownership
             .owned()
             .into_iter()
             .filter_map(|s| self.ownership.position(s, next).map(|p| (s, p)))
-            .collect();
-        if positions.is_empty() {
-            return Ok(());
+            .collect()
+    }
+
+    /// Records the newest pending positions whose records are all delivered.
+    fn record_delivered(&mut self) -> Result<(), PipelineError> {
+        let progress = self.consumer.context().progress();
+        let mut ready = None;
+        while self
+            .pending
+            .front()
+            .is_some_and(|(mark, _)| progress.reached(*mark))
+        {
+            ready = self.pending.pop_front();
         }
-        let members = self.consumer.context();
-        if !members.settle() {
-            // Not delivered yet: the last record stands, and the next one tries again.
-            return Ok(());
+        match ready {
+            Some((_, positions)) => self.record(&positions, CommitMode::Async),
+            None => Ok(()),
         }
-        let list = members.positions(&positions);
-        match self.consumer.commit(&list, CommitMode::Sync) {
+    }
+
+    /// Commits `positions` as the group's offsets of their shards' partitions.
+    fn record(&self, positions: &[(u32, u64)], mode: CommitMode) -> Result<(), PipelineError> {
+        let list = self.consumer.context().positions(positions);
+        match self.consumer.commit(&list, mode) {
             Ok(()) => Ok(()),
             // A rebalance under way: the hand-over records the positions itself.
             Err(err)
@@ -385,6 +394,41 @@ impl Share for Member {
             }
             Err(err) => Err(self.failed(format!("cannot record the shards' positions: {err}"))),
         }
+    }
+}
+
+impl Share for Member {
+    fn ownership(&self) -> &Ownership {
+        &self.ownership
+    }
+
+    fn step(&mut self, next: u64) -> Result<Vec<CatchUp>, PipelineError> {
+        let (behind, moved) = self.serve(next);
+        if moved {
+            // Positions marked before shards moved may be behind a hand-over: never recorded.
+            self.pending.clear();
+        }
+        if self.last_mark.elapsed() >= COMMIT_INTERVAL {
+            self.last_mark = Instant::now();
+            let positions = self.positions(next);
+            if !positions.is_empty() {
+                let mark = self.consumer.context().progress().mark();
+                self.pending.push_back((mark, positions));
+            }
+        }
+        self.record_delivered()?;
+        Ok(behind)
+    }
+
+    fn commit(&mut self, next: u64) -> Result<(), PipelineError> {
+        self.pending.clear();
+        self.last_mark = Instant::now();
+        let positions = self.positions(next);
+        if positions.is_empty() || !self.consumer.context().settle() {
+            // Nothing owned, or not delivered in time: the last record stands.
+            return Ok(());
+        }
+        self.record(&positions, CommitMode::Sync)
     }
 
     fn all_reached(&mut self, total: u64) -> Result<bool, PipelineError> {

@@ -14,7 +14,7 @@
 //! (`REBALANCE_IN_PROGRESS`), and so may other brokers. The message needs no group state, and the
 //! next owner starts from the later of the two.
 
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
@@ -23,7 +23,7 @@ use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 
 use crate::pipeline::{CatchUp, Ownership};
-use crate::sink::Settler;
+use crate::sink::Progress;
 
 /// How long a rebalance waits for the sink to deliver what it holds before recording positions.
 pub const SETTLE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -53,7 +53,7 @@ struct HandOver {
 /// The member's view of the group, shared with librdkafka's callbacks.
 pub struct Members {
     topic: String,
-    settler: Settler,
+    progress: Arc<dyn Progress>,
     /// Writes hand-overs.
     producer: BaseProducer,
     /// Reads the last hand-over of a shard taken on (assigned partitions, no group).
@@ -75,17 +75,17 @@ pub struct State {
 
 impl Members {
     /// A member of the group behind coordination topic `topic`, with `shards` shards, whose sink
-    /// delivers through `settler`; `producer` and `reader` write and read hand-overs.
+    /// delivers as `progress` says; `producer` and `reader` write and read hand-overs.
     pub fn new(
         topic: &str,
         shards: u32,
-        settler: Settler,
+        progress: Arc<dyn Progress>,
         producer: BaseProducer,
         reader: BaseConsumer,
     ) -> Self {
         Self {
             topic: topic.to_string(),
-            settler,
+            progress,
             producer,
             reader,
             state: Mutex::new(State {
@@ -109,9 +109,14 @@ impl Members {
         &self.topic
     }
 
+    /// How far the sink's deliveries have come.
+    pub fn progress(&self) -> &dyn Progress {
+        self.progress.as_ref()
+    }
+
     /// Waits for the sink to deliver what it holds; `true` when it did.
     pub fn settle(&self) -> bool {
-        (self.settler)(SETTLE_TIMEOUT)
+        self.progress.settle(SETTLE_TIMEOUT)
     }
 
     /// Positions of `shards` as a list of the coordination topic's partitions.

@@ -4,7 +4,8 @@
 //! [`GiveUp`], stops waiting once a stop is asked for and the queue no longer drains;
 //! [`DeliveryContext`] is the producers' context that counts every delivery report.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -51,7 +52,7 @@ pub enum Unsent {
 /// a send has been waiting ([`DeliveryCounters::waiting_for`]).
 pub fn send_waiting<K, P>(
     producer: &ThreadedProducer<DeliveryContext>,
-    mut record: BaseRecord<'_, K, P>,
+    mut record: BaseRecord<'_, K, P, usize>,
     pause: Duration,
     give_up: Option<GiveUp<'_>>,
 ) -> Result<(), Unsent>
@@ -101,12 +102,42 @@ struct Failures {
     first: Option<String>,
 }
 
+/// Which numbered records are settled (delivered or failed), as a low-water mark: every record
+/// below `low` is, and `above` holds the settled ones beyond it. Deliveries come back in order
+/// within a partition but not across partitions, so `above` stays about as large as what is in
+/// flight.
+#[derive(Debug, Default)]
+struct Settled {
+    low: u64,
+    above: BTreeSet<u64>,
+}
+
+impl Settled {
+    fn settle(&mut self, number: u64) {
+        if number != self.low {
+            self.above.insert(number);
+            return;
+        }
+        self.low += 1;
+        while self.above.remove(&self.low) {
+            self.low += 1;
+        }
+    }
+}
+
 /// A producer's delivery callback: counts every delivery report in [`DeliveryCounters`] and
-/// keeps why failures failed. librdkafka's thread runs it, so it only bumps counters.
+/// keeps why failures failed. librdkafka's thread runs it, so it only bumps counters. Records
+/// are numbered in the order they are sent (the number is each one's delivery opaque); once
+/// asked to ([`DeliveryContext::track_order`]), it also keeps which of them are settled.
 pub struct DeliveryContext {
     counters: Arc<DeliveryCounters>,
     failures: Mutex<Failures>,
     stats: Arc<ClientStats>,
+    /// The number of the next record sent.
+    next: AtomicU64,
+    /// Whether `settled` is kept: only for a member of a group, which records positions by it.
+    tracking: AtomicBool,
+    settled: Mutex<Settled>,
 }
 
 impl DeliveryContext {
@@ -116,6 +147,38 @@ impl DeliveryContext {
             counters,
             failures: Mutex::new(Failures::default()),
             stats: Arc::default(),
+            next: AtomicU64::new(0),
+            tracking: AtomicBool::new(false),
+            settled: Mutex::new(Settled::default()),
+        }
+    }
+
+    /// Numbers a record about to be sent: its delivery opaque.
+    pub fn number(&self) -> usize {
+        self.next.fetch_add(1, Ordering::Relaxed) as usize
+    }
+
+    /// Keeps which records are settled from now on (the ones numbered before count as settled).
+    pub fn track_order(&self) {
+        let mut settled = lock(&self.settled);
+        if !self.tracking.swap(true, Ordering::SeqCst) {
+            settled.low = self.next.load(Ordering::SeqCst);
+        }
+    }
+
+    /// A mark: every record sent so far is numbered below it.
+    pub fn mark(&self) -> u64 {
+        self.next.load(Ordering::SeqCst)
+    }
+
+    /// Whether every record numbered below `mark` is settled (with [`Self::track_order`]).
+    pub fn reached(&self, mark: u64) -> bool {
+        lock(&self.settled).low >= mark
+    }
+
+    fn settle(&self, number: usize) {
+        if self.tracking.load(Ordering::Relaxed) {
+            lock(&self.settled).settle(number as u64);
         }
     }
 
@@ -140,7 +203,8 @@ impl DeliveryContext {
 
     /// Counts a record the producer refused outright: accepted and failed at once, so that
     /// produced = delivered + failed still holds.
-    pub fn refused(&self, unsent: &Unsent) {
+    pub fn refused(&self, unsent: &Unsent, number: usize) {
+        self.settle(number);
         self.counters.produced();
         let kind = match unsent {
             Unsent::Refused(err) => failure_kind(err),
@@ -190,9 +254,11 @@ pub fn failure_kind(err: &KafkaError) -> String {
 }
 
 impl ProducerContext for DeliveryContext {
-    type DeliveryOpaque = ();
+    type DeliveryOpaque = usize;
 
-    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+    fn delivery(&self, result: &DeliveryResult<'_>, number: usize) {
+        // Settled either way: what failed in flight is unaccounted, and counted so.
+        self.settle(number);
         match result {
             Ok(_) => self.counters.delivered(),
             // Failed after it was sent (timed out or purged in flight): the broker may have
@@ -222,8 +288,8 @@ mod tests {
         let counters = Arc::new(DeliveryCounters::default());
         let context = DeliveryContext::new(counters.clone());
         let too_large = KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge);
-        context.refused(&Unsent::Refused(too_large.clone()));
-        context.refused(&Unsent::Stopped);
+        context.refused(&Unsent::Refused(too_large.clone()), context.number());
+        context.refused(&Unsent::Stopped, context.number());
         context.failed("timed out".into(), "message_timed_out");
         context.failed("timed out".into(), "message_timed_out");
         assert_eq!(counters.account().produced, 2);
@@ -253,5 +319,20 @@ mod tests {
         let timed_out = KafkaError::MessageProduction(RDKafkaErrorCode::MessageTimedOut);
         assert_eq!(failure_kind(&timed_out), "message_timed_out");
         assert_eq!(failure_kind(&KafkaError::Canceled), "other");
+    }
+
+    #[test]
+    fn the_low_water_mark_passes_only_what_all_records_before_it_reached() {
+        let context = DeliveryContext::new(Arc::default());
+        context.track_order();
+        let numbers: Vec<usize> = (0..4).map(|_| context.number()).collect();
+        let mark = context.mark();
+        context.settle(numbers[1]);
+        context.settle(numbers[3]);
+        assert!(!context.reached(mark) && !context.reached(1));
+        context.settle(numbers[0]);
+        assert!(context.reached(2) && !context.reached(mark));
+        context.settle(numbers[2]);
+        assert!(context.reached(mark));
     }
 }

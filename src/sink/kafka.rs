@@ -25,7 +25,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, Producer, PurgeConfig, ThreadedProducer};
 
-use super::{DeliveryAccount, DeliveryCounters, Record, Settler, Sink, SinkError, KAFKA_HINTS};
+use super::{DeliveryAccount, DeliveryCounters, Progress, Record, Sink, SinkError, KAFKA_HINTS};
 use crate::kafka::stats::ClientStats;
 use crate::kafka::{send_waiting, Cluster, DeliveryContext, GiveUp, Unsent, PRODUCER_DEFAULTS};
 use crate::settings::Origin;
@@ -170,6 +170,23 @@ impl KafkaSink {
     }
 }
 
+/// The producer's deliveries, by the numbers it gives records.
+struct ProducerProgress(Arc<ThreadedProducer<DeliveryContext>>);
+
+impl Progress for ProducerProgress {
+    fn mark(&self) -> u64 {
+        self.0.context().mark()
+    }
+
+    fn reached(&self, mark: u64) -> bool {
+        self.0.context().reached(mark)
+    }
+
+    fn settle(&self, timeout: Duration) -> bool {
+        self.0.flush(timeout).is_ok()
+    }
+}
+
 impl Sink for KafkaSink {
     fn send(&mut self, record: Record<'_>) -> Result<(), SinkError> {
         if self.headers.0 != record.revision {
@@ -185,7 +202,8 @@ impl Sink for KafkaSink {
                 value: Some(pattern.as_bytes()),
             });
         }
-        let mut message = BaseRecord::to(&self.topic)
+        let number = self.producer.context().number();
+        let mut message = BaseRecord::with_opaque_to(&self.topic, number)
             .payload(record.payload)
             .timestamp(record.timestamp_ms)
             .headers(headers);
@@ -206,7 +224,7 @@ impl Sink for KafkaSink {
             // broker took nothing: accounted as failed, with the reason.
             Err(unsent) => {
                 self.gave_up |= matches!(unsent, Unsent::Stopped);
-                self.producer.context().refused(&unsent);
+                self.producer.context().refused(&unsent, number);
             }
         }
         Ok(())
@@ -233,9 +251,9 @@ impl Sink for KafkaSink {
         self.producer.context().failure_reasons()
     }
 
-    fn settler(&self) -> Option<Settler> {
-        let producer = self.producer.clone();
-        Some(Arc::new(move |timeout| producer.flush(timeout).is_ok()))
+    fn progress(&self) -> Option<Arc<dyn Progress>> {
+        self.producer.context().track_order();
+        Some(Arc::new(ProducerProgress(self.producer.clone())))
     }
 
     /// A stop during an outage then takes seconds, not librdkafka's `message.timeout.ms`: the

@@ -67,17 +67,23 @@ pub trait Sink {
     /// away): what could not be handed over is then counted failed, not waited for. Sinks that
     /// never wait that long ignore it.
     fn stop_on(&mut self, _stop: &Shutdown) {}
-    /// A handle that waits for everything accepted so far to be delivered, from any thread: what
-    /// a member of a group (`--group`) waits on before it records its shards' positions. `None`
-    /// for sinks that write at once.
-    fn settler(&self) -> Option<Settler> {
+    /// How far the sink's deliveries have come, readable from any thread: what a member of a
+    /// group (`--group`) waits on before it records its shards' positions. `None` for sinks that
+    /// write at once.
+    fn progress(&self) -> Option<Arc<dyn Progress>> {
         None
     }
 }
 
-/// Waits up to the given time for everything a sink accepted so far to be delivered (or failed
-/// for good); `true` when nothing is left outstanding.
-pub type Settler = Arc<dyn Fn(Duration) -> bool + Send + Sync>;
+/// How far a sink's deliveries have come.
+pub trait Progress: Send + Sync {
+    /// A mark: every record accepted so far is before it.
+    fn mark(&self) -> u64;
+    /// Whether every record before `mark` was delivered (or failed for good), without waiting.
+    fn reached(&self, mark: u64) -> bool;
+    /// Waits up to `timeout` for everything accepted so far; `true` when nothing is outstanding.
+    fn settle(&self, timeout: Duration) -> bool;
+}
 
 /// A sink that accepts and forgets: for checks and benchmarks of generation alone.
 #[derive(Debug, Default)]
