@@ -16,7 +16,8 @@
 //! nothing.
 //!
 //! ```text
-//! cargo run --release --example group_scaling -- 200000 3
+//! cargo run --release --example group_scaling -- 1000000 3
+//! cargo run --release --example group_scaling -- 300000 9 0,1   # only variants 0 and 1
 //! ```
 
 use std::path::Path;
@@ -85,6 +86,10 @@ fn main() -> Result<(), Failure> {
         .next()
         .map_or(Ok(200_000), |n| n.replace('_', "").parse())?;
     let rounds: usize = args.next().map_or(Ok(3), |n| n.parse())?;
+    let chosen: Vec<usize> = match args.next() {
+        Some(list) => list.split(',').map(str::parse).collect::<Result<_, _>>()?,
+        None => (0..VARIANTS.len()).collect(),
+    };
     println!("load at start: {}", uptime());
     let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let sim = build_sim(&root)?;
@@ -93,8 +98,8 @@ fn main() -> Result<(), Failure> {
     let mut run = 0;
     for round in 0..rounds {
         let mut line = format!("round {}:", round + 1);
-        for k in 0..VARIANTS.len() {
-            let v = (k + round) % VARIANTS.len();
+        for k in 0..chosen.len() {
+            let v = chosen[(k + round) % chosen.len()];
             run += 1;
             let rate = measure(&sim, &script, count, VARIANTS[v], run)?;
             line += &format!(" | {} {rate:.0}", VARIANTS[v].name);
@@ -102,19 +107,15 @@ fn main() -> Result<(), Failure> {
         }
         println!("{line}");
     }
-    let base = median(&mut rates[0]);
+    let base = median(&mut rates[chosen[0]]);
     println!("median of {rounds} rounds of {count} arrivals (darooghe), events/s:");
-    for (v, variant) in VARIANTS.iter().enumerate() {
+    for &v in &chosen {
+        let variant = VARIANTS[v];
         let rate = median(&mut rates[v]);
         println!("  {:<32} {rate:>8.0}  {:.2}x", variant.name, rate / base);
     }
     println!("load at end: {}", uptime());
     Ok(())
-}
-
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
 }
 
 /// One run of `variant` on a fresh mock cluster; its events per second.

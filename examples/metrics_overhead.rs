@@ -88,11 +88,6 @@ fn main() -> Result<(), Failure> {
     Ok(())
 }
 
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
-
 /// Runs the backfill, with the endpoint on `metrics` when given; its events per second.
 fn backfill(
     sim: &Path,

@@ -215,17 +215,43 @@ fn took_on(member: &Background) -> usize {
         .count()
 }
 
-#[test]
-fn a_killed_member_s_shards_move_and_nothing_is_lost() {
+/// Three members of `group` streaming the numbered scenario on a mock cluster, each with shards.
+struct Running {
+    mock: MockCluster<'static, DefaultProducerContext>,
+    brokers: String,
+    script: std::path::PathBuf,
+    members: Vec<Background>,
+    _dir: tempfile::TempDir,
+}
+
+fn three_members(group: &str) -> Running {
     require_python_client();
-    let mock = mock_cluster("crash");
+    let mock = mock_cluster(group);
     let brokers = mock.bootstrap_servers();
     let dir = tempfile::tempdir().unwrap();
     let script = numbered(dir.path());
-    let mut members: Vec<Background> = (0..3).map(|_| member(&script, &brokers, "crash")).collect();
+    let members: Vec<Background> = (0..3).map(|_| member(&script, &brokers, group)).collect();
     for m in &members {
         m.wait_for_line("shards", WAIT, |l| l.starts_with("rebalance: took on"));
     }
+    Running {
+        mock,
+        brokers,
+        script,
+        members,
+        _dir: dir,
+    }
+}
+
+#[test]
+fn a_killed_member_s_shards_move_and_nothing_is_lost() {
+    let Running {
+        mock: _mock,
+        brokers,
+        mut members,
+        _dir,
+        ..
+    } = three_members("crash");
     std::thread::sleep(Duration::from_secs(4));
     let victim = members.remove(0);
     let before: Vec<usize> = members.iter().map(took_on).collect();
@@ -273,15 +299,13 @@ fn a_killed_member_s_shards_move_and_nothing_is_lost() {
 
 #[test]
 fn a_member_that_joins_mid_stream_takes_shards_and_nothing_is_lost_or_doubled() {
-    require_python_client();
-    let mock = mock_cluster("join");
-    let brokers = mock.bootstrap_servers();
-    let dir = tempfile::tempdir().unwrap();
-    let script = numbered(dir.path());
-    let mut members: Vec<Background> = (0..3).map(|_| member(&script, &brokers, "join")).collect();
-    for m in &members {
-        m.wait_for_line("shards", WAIT, |l| l.starts_with("rebalance: took on"));
-    }
+    let Running {
+        mock: _mock,
+        brokers,
+        script,
+        mut members,
+        _dir,
+    } = three_members("join");
     std::thread::sleep(Duration::from_secs(3));
     let metrics = format!("127.0.0.1:{}", free_port());
     let late = member_with(&script, &brokers, "join", &["--metrics", &metrics]);

@@ -107,3 +107,9 @@ pub fn uptime() -> String {
         .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_string())
         .unwrap_or_else(|_| "unknown".into())
 }
+
+/// The median of `values` (sorts them).
+pub fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}

@@ -4,7 +4,7 @@
 //! [`GiveUp`], stops waiting once a stop is asked for and the queue no longer drains;
 //! [`DeliveryContext`] is the producers' context that counts every delivery report.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -103,23 +103,27 @@ struct Failures {
 }
 
 /// Which numbered records are settled (delivered or failed), as a low-water mark: every record
-/// below `low` is, and `above` holds the settled ones beyond it. Deliveries come back in order
-/// within a partition but not across partitions, so `above` stays about as large as what is in
-/// flight.
+/// below `low` is, and `ahead[i]` says whether record `low + i` is. Deliveries come back in order
+/// within a partition but not across partitions, so `ahead` stays about as long as what is in
+/// flight, and a settle costs a store and, now and then, a few pops.
 #[derive(Debug, Default)]
 struct Settled {
     low: u64,
-    above: BTreeSet<u64>,
+    ahead: VecDeque<bool>,
 }
 
 impl Settled {
     fn settle(&mut self, number: u64) {
-        if number != self.low {
-            self.above.insert(number);
+        let Some(index) = number.checked_sub(self.low) else {
             return;
+        };
+        let index = index as usize;
+        if index >= self.ahead.len() {
+            self.ahead.resize(index + 1, false);
         }
-        self.low += 1;
-        while self.above.remove(&self.low) {
+        self.ahead[index] = true;
+        while self.ahead.front() == Some(&true) {
+            self.ahead.pop_front();
             self.low += 1;
         }
     }
