@@ -142,16 +142,23 @@ fn print_group_change(change: Change) {
     match change {
         Change::Took(took) => {
             let count = took.len();
-            let from: Vec<String> = took
-                .iter()
-                .map(|(shard, position)| format!("{shard}@{position}"))
-                .collect();
+            // Shards taken on together usually start at one position: said once.
+            let from = match took.first() {
+                Some(&(_, first)) if took.iter().all(|&(_, p)| p == first) => format!(
+                    "{}, from arrival {first}",
+                    list(took.iter().map(|(s, _)| *s).collect())
+                ),
+                _ => {
+                    let each: Vec<String> = took
+                        .iter()
+                        .map(|(shard, position)| format!("{shard}@{position}"))
+                        .collect();
+                    format!("shard@position: {}", each.join(" "))
+                }
+            };
             Entry::info(
                 "rebalance",
-                format!(
-                    "rebalance: took on {count} shards (shard@position: {})",
-                    from.join(" ")
-                ),
+                format!("rebalance: took on {count} shards ({from})"),
             )
             .field("took", list(took.iter().map(|(s, _)| *s).collect()))
             .field("count", count)
