@@ -621,13 +621,22 @@ fn fifty_reloads_some_broken_some_failing_under_a_broker_fault_keep_every_number
     run.interrupt();
     let (status, stderr) = run.wait(Duration::from_secs(120));
     let account = Account::parse(&stderr).unwrap_or_else(|| panic!("no account:\n{stderr}"));
-    let held = read_topic(
+    let read = read_topic(
         mock.address(),
         "reloads",
         account.delivered as usize,
         Duration::from_secs(120),
     )
     .unwrap_or_else(|e| panic!("{e}"));
+    // The mock cluster appends a retried batch again when the broker it took down had written
+    // it (it checks an idempotent producer's sequence numbers only for transactional ones; see
+    // `Fault::replays_retries`): exact copies, in the same partition, of events it holds. Taken
+    // out here; an event sim sent twice is still caught, as one more delivered than held.
+    let mut seen = std::collections::HashSet::new();
+    let held: Vec<_> = read
+        .into_iter()
+        .filter(|h| seen.insert((h.partition, h.value.clone())))
+        .collect();
     let problems = account_problems(&account, status, held.len(), true);
     assert!(problems.is_empty(), "{problems:?}\n{stderr}");
     // Ten in a row for each version rolled back, and the rare ones.
