@@ -451,3 +451,31 @@ impl Share for Member {
         self.origin
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn group(command: &str) -> Identity {
+        Identity {
+            command: command.into(),
+            scenario: "hello".into(),
+            fingerprint: String::new(),
+            seed: 1,
+            shards: 8,
+            now_ms: 1_000_000,
+            started_ms: 5_000_000,
+        }
+    }
+
+    #[test]
+    fn a_backfill_ends_where_the_group_s_does_and_a_live_clock_runs_on_from_its_start() {
+        let wall = DateTime::from_timestamp_millis(5_060_000).unwrap();
+        assert_eq!(
+            group_now(&group("backfill"), wall).timestamp_millis(),
+            1_000_000
+        );
+        // A minute after the group started, a late instance's clock is a minute past its now.
+        assert_eq!(group_now(&group("run"), wall).timestamp_millis(), 1_060_000);
+    }
+}

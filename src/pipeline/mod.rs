@@ -673,14 +673,9 @@ impl<'s> Pipeline<'s> {
             Some(share) => (self.next_arrival, share.ownership().shards()),
             None => return Ok(0),
         };
-        let arrivals: Vec<(u64, Nanos)> = self
-            .redraw(to)?
-            .into_iter()
-            .enumerate()
-            .map(|(id, t)| (id as u64, t))
-            .skip(catch_up.from as usize)
-            .filter(|(id, _)| (id % shards as u64) as u32 == catch_up.shard)
-            .collect();
+        let wanted =
+            |id: u64| id >= catch_up.from && (id % u64::from(shards)) as u32 == catch_up.shard;
+        let arrivals = self.redraw(to, wanted)?;
         let mut sent = 0;
         for chunk in arrivals.chunks(BATCH) {
             sent += self.emit_jobs(chunk, u64::MAX)?;
@@ -688,30 +683,33 @@ impl<'s> Pipeline<'s> {
         Ok(sent)
     }
 
-    /// The first `count` arrival times of the timeline being walked, drawn again.
-    fn redraw(&mut self, count: u64) -> Result<Vec<Nanos>, PipelineError> {
-        let count = count as usize;
+    /// The arrivals before `to` of the timeline being walked, drawn again from the first, that
+    /// are `wanted` (by identity); only those are kept, so a catch-up after hours of a live
+    /// stream holds one shard's share of the gap, not the whole timeline.
+    fn redraw(
+        &mut self,
+        to: u64,
+        wanted: impl Fn(u64) -> bool,
+    ) -> Result<Vec<(u64, Nanos)>, PipelineError> {
         match self.walking {
             None => Ok(Vec::new()),
-            Some(Walk::Backfill {
-                start,
-                end,
-                count: all,
-            }) => {
+            Some(Walk::Backfill { start, end, count }) => {
                 let rng = stream_rng(self.seed, Stream::Backfill);
-                let times = self.with_curve(|curve| Backfill::new(curve, start, end, all, rng))?;
-                Ok(times.take(count).collect())
+                let times =
+                    self.with_curve(|curve| Backfill::new(curve, start, end, count, rng))?;
+                Ok((0..to).zip(times).filter(|&(id, _)| wanted(id)).collect())
             }
             Some(Walk::Live { origin }) => {
                 let mut arrivals = Arrivals::after(origin, stream_rng(self.seed, Stream::Timeline));
-                let mut times = Vec::with_capacity(count);
-                while times.len() < count {
+                let mut kept = Vec::new();
+                for id in 0..to {
                     match self.with_curve(|curve| arrivals.next_arrival(curve))? {
-                        Some(t) => times.push(t),
+                        Some(t) if wanted(id) => kept.push((id, t)),
+                        Some(_) => {}
                         None => break,
                     }
                 }
-                Ok(times)
+                Ok(kept)
             }
         }
     }

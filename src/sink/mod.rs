@@ -68,8 +68,9 @@ pub trait Sink {
     /// never wait that long ignore it.
     fn stop_on(&mut self, _stop: &Shutdown) {}
     /// How far the sink's deliveries have come, readable from any thread: what a member of a
-    /// group (`--group`) waits on before it records its shards' positions. `None` for sinks that
-    /// write at once.
+    /// group (`--group`) waits on before it records its shards' positions. Asking starts the
+    /// bookkeeping (a Kafka sink keeps which records are settled only from then on), so ask
+    /// before the first record. `None` for sinks that write at once.
     fn progress(&self) -> Option<Arc<dyn Progress>> {
         None
     }
