@@ -265,6 +265,7 @@ fn ceiling_run(
         topic: topic.clone(),
         properties: Default::default(),
         headers: vec![("scenario".into(), "ceiling".into())],
+        transactional_id: None,
     };
     let counters = std::sync::Arc::new(DeliveryCounters::default());
     let mut producer = KafkaSink::connect(&config, counters)?;

@@ -1,11 +1,12 @@
 //! What a group (`--group`) costs and what it buys: `sim backfill scripts/darooghe.rhai
 //! --count N` into librdkafka's mock cluster (the embedded broker's engine, here in this
-//! process, with the group's coordination topic made beforehand), in five variants:
+//! process, with the group's coordination topic made beforehand), in six variants:
 //!
 //! - one plain instance, one worker, and the same in a group of one (the overhead of group mode:
 //!   a poll between batches and a position record every second, after a flush);
 //! - groups of two and three instances, one worker each;
-//! - one plain instance with two workers (the same cores as two instances).
+//! - one plain instance with two workers (the same cores as two instances);
+//! - a group of one with `--exactly-once` (a transaction committed every second: its flush).
 //!
 //! Every figure is the topic's: its high watermarks, sampled every 50 ms, and the messages per
 //! second between the moments it held 30% and 90% of the N events. That leaves out the seconds
@@ -45,38 +46,51 @@ struct Variant {
     instances: usize,
     workers: usize,
     group: bool,
+    exactly_once: bool,
 }
 
-const VARIANTS: [Variant; 5] = [
+const VARIANTS: [Variant; 6] = [
     Variant {
         name: "plain, 1 instance x 1 worker",
         instances: 1,
         workers: 1,
         group: false,
+        exactly_once: false,
     },
     Variant {
         name: "group of 1, 1 worker",
         instances: 1,
         workers: 1,
         group: true,
+        exactly_once: false,
     },
     Variant {
         name: "group of 2, 1 worker each",
         instances: 2,
         workers: 1,
         group: true,
+        exactly_once: false,
     },
     Variant {
         name: "group of 3, 1 worker each",
         instances: 3,
         workers: 1,
         group: true,
+        exactly_once: false,
     },
     Variant {
         name: "plain, 1 instance x 2 workers",
         instances: 1,
         workers: 2,
         group: false,
+        exactly_once: false,
+    },
+    Variant {
+        name: "group of 1, exactly once",
+        instances: 1,
+        workers: 1,
+        group: true,
+        exactly_once: true,
     },
 ];
 
@@ -154,6 +168,9 @@ fn measure(
             if variant.group {
                 cmd.args(["--group", &group]);
                 cmd.args(["-X", "partition.assignment.strategy=roundrobin"]);
+            }
+            if variant.exactly_once {
+                cmd.arg("--exactly-once");
             }
             cmd.spawn()
         })

@@ -203,6 +203,7 @@ fn run(
         topic: TOPIC.into(),
         properties: Default::default(),
         headers: vec![("scenario".into(), "darooghe".into())],
+        transactional_id: None,
     };
     let mut sink = Timed {
         inner: KafkaSink::connect(&config, Arc::new(DeliveryCounters::default()))?,

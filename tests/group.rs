@@ -149,22 +149,25 @@ fn member(script: &Path, brokers: &str, group: &str) -> Background {
 }
 
 fn member_with(script: &Path, brokers: &str, group: &str, extra: &[&str]) -> Background {
-    Background::start(
-        sim()
-            .arg("run")
-            .args(extra)
-            .arg(script)
-            .args(["--brokers", brokers, "--group", group, "--shards", "12"])
-            .args(["--seed", "3", "--no-reload", "--workers", "1"])
-            // Crash detection within seconds.
-            .args([
-                "-X",
-                "session.timeout.ms=6000",
-                "-X",
-                "heartbeat.interval.ms=500",
-            ])
-            .args(EAGER),
-    )
+    Background::start(&mut member_command(script, brokers, group, extra))
+}
+
+fn member_command(script: &Path, brokers: &str, group: &str, extra: &[&str]) -> Command {
+    let mut cmd = sim();
+    cmd.arg("run")
+        .args(extra)
+        .arg(script)
+        .args(["--brokers", brokers, "--group", group, "--shards", "12"])
+        .args(["--seed", "3", "--no-reload", "--workers", "1"])
+        // Crash detection within seconds.
+        .args([
+            "-X",
+            "session.timeout.ms=6000",
+            "-X",
+            "heartbeat.interval.ms=500",
+        ])
+        .args(EAGER);
+    cmd
 }
 
 /// The arrivals read back: how many times each place on the timeline was written.
@@ -274,17 +277,7 @@ fn a_killed_member_s_shards_move_and_nothing_is_lost() {
         .unwrap();
     let victim_stderr = victim.wait(WAIT).1;
     // A survivor takes the dead member's shards on once the group gives up on it.
-    let deadline = Instant::now() + WAIT;
-    while members.iter().map(took_on).collect::<Vec<_>>() == before {
-        assert!(
-            Instant::now() < deadline,
-            "no survivor took the dead member's shards on:\n{}\n{}",
-            members[0].stderr(),
-            members[1].stderr()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let recovery = killed.elapsed();
+    let recovery = shards_moved(&members, &before, killed);
     std::thread::sleep(Duration::from_secs(3));
     let (survivors, printed) = stop_all(members);
     let victim_produced = victim_stderr
@@ -363,6 +356,116 @@ fn a_member_that_joins_mid_stream_takes_shards_and_nothing_is_lost_or_doubled() 
         "join: {} arrivals, lost 0, written twice 0, {gave_up} members gave shards up",
         seen.len()
     );
+}
+
+/// Waits until a survivor took on more shards than `before` says; how long it took.
+fn shards_moved(members: &[Background], before: &[usize], since: Instant) -> Duration {
+    let deadline = Instant::now() + WAIT;
+    while members.iter().map(took_on).collect::<Vec<_>>() == before {
+        assert!(
+            Instant::now() < deadline,
+            "no survivor took the dead member's shards on:\n{}\n{}",
+            members[0].stderr(),
+            members[1].stderr()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    since.elapsed()
+}
+
+/// With `--exactly-once` a crash makes nothing twice: the dead member's shards resume at the
+/// positions its last transaction committed with its events. The member is killed between two
+/// transactions (the test hook pauses it there): librdkafka's mock cluster shows
+/// `read_committed` readers everything (its last stable offset is the high watermark) and
+/// never aborts a dead producer's open transaction, so a kill inside one would leave its events
+/// visible whatever sim does; a real broker aborts it after `transaction.timeout.ms`.
+#[test]
+fn exactly_once_a_killed_member_s_shards_move_and_nothing_is_lost_or_made_twice() {
+    require_python_client();
+    let group = "eos-crash";
+    let _mock = mock_cluster(group);
+    let brokers = _mock.bootstrap_servers();
+    let dir = tempfile::tempdir().unwrap();
+    let script = numbered(dir.path());
+    let eos = ["--exactly-once"];
+    let mut members: Vec<Background> = (0..2)
+        .map(|_| member_with(&script, &brokers, group, &eos))
+        .collect();
+    for m in &members {
+        m.wait_for_line("shards", WAIT, |l| l.starts_with("rebalance: took on"));
+    }
+    // Joins last, so no rebalance waits on it while it is paused.
+    let victim = Background::start(
+        member_command(&script, &brokers, group, &eos).env("SIM_GROUP_PAUSE_AFTER_COMMITS", "3"),
+    );
+    victim.wait_for_line("shards", WAIT, |l| l.starts_with("rebalance: took on"));
+    victim.wait_for_line("the pause", WAIT, |l| {
+        l.contains("paused after 3 transactions")
+    });
+    let before: Vec<usize> = members.iter().map(took_on).collect();
+    let killed = Instant::now();
+    Command::new("kill")
+        .args(["-KILL", &victim.pid().to_string()])
+        .status()
+        .unwrap();
+    victim.wait(WAIT);
+    let recovery = shards_moved(&members, &before, killed);
+    std::thread::sleep(Duration::from_secs(3));
+    let (survivors, printed) = stop_all(std::mem::take(&mut members));
+    assert!(survivors > 0);
+    assert!(
+        !printed.contains("transaction failed"),
+        "a transaction failed:\n{printed}"
+    );
+    let seen = arrivals(&brokers);
+    let last = *seen.keys().last().unwrap();
+    let (lost, twice) = lost_and_twice(&seen, last - STOP_MARGIN);
+    assert!(lost.is_empty(), "arrivals lost: {lost:?}\n{printed}");
+    assert_eq!(twice, 0, "arrivals written twice\n{printed}");
+    eprintln!(
+        "exactly once, crash: {} arrivals, lost 0, written twice 0, shards moved {:.1} s after SIGKILL",
+        seen.len(),
+        recovery.as_secs_f64()
+    );
+}
+
+/// Three `sim backfill --group --exactly-once` write every arrival once, and leave once every
+/// shard's committed position reached the end.
+#[test]
+fn exactly_once_backfills_in_a_group_write_each_arrival_once() {
+    require_python_client();
+    let group = "eos-backfill";
+    let _mock = mock_cluster(group);
+    let brokers = _mock.bootstrap_servers();
+    let dir = tempfile::tempdir().unwrap();
+    let script = numbered(dir.path());
+    let count = 20_000;
+    let members: Vec<Background> = (0..3)
+        .map(|_| {
+            Background::start(
+                sim()
+                    .arg("backfill")
+                    .arg(&script)
+                    .args(["--brokers", &brokers, "--group", group, "--shards", "12"])
+                    .args(["--seed", "5", "--now", NOW, "--count", &count.to_string()])
+                    .args(["--workers", "1", "--exactly-once"])
+                    .args(EAGER),
+            )
+        })
+        .collect();
+    let mut produced = Vec::new();
+    for member in members {
+        let (status, stderr) = member.wait(WAIT);
+        assert_no_panic(&stderr);
+        assert!(status.success(), "{stderr}");
+        produced.push(final_account(&stderr).produced);
+    }
+    let seen = arrivals(&brokers);
+    let (lost, twice) = lost_and_twice(&seen, count);
+    assert!(lost.is_empty(), "arrivals lost: {lost:?}");
+    assert_eq!(twice, 0);
+    assert_eq!(seen.len() as i64, count);
+    eprintln!("exactly once, backfill: {count} arrivals, each once; produced by the members: {produced:?}");
 }
 
 fn refused(cmd: &mut Command, needles: &[&str]) {
@@ -462,6 +565,31 @@ fn a_group_needs_a_broker_every_instance_reaches_and_a_live_only_run() {
             "127.0.0.1:9",
         ]),
         &["invalid value `no spaces` for setting `group`"],
+    );
+    refused(
+        sim()
+            .args(["backfill"])
+            .arg(&hello)
+            .args(["--exactly-once", "--brokers", "127.0.0.1:9"]),
+        &["--exactly-once makes a group's hand-overs exactly once, and this instance is in no group"],
+    );
+}
+
+/// Tansu 0.6 takes no transaction's end (EndTxn): `--exactly-once` stops with the reason, and
+/// nothing it wrote is counted as if it had committed.
+#[test]
+fn exactly_once_on_a_broker_without_transactions_stops_with_a_clear_error() {
+    let tansu = Tansu::start();
+    let hello = root().join("scripts/hello.rhai");
+    refused(
+        &mut backfill(
+            &hello,
+            &tansu,
+            "t",
+            2000,
+            &["--group", "ge", "--shards", "4", "--exactly-once"],
+        ),
+        &["a transaction failed", "EndTxn"],
     );
 }
 

@@ -28,6 +28,7 @@ fn messages_carry_scenario_revision_and_fraud_pattern_headers() {
         topic: topic.name.clone(),
         properties: BTreeMap::new(),
         headers: vec![("scenario".into(), "darooghe".into())],
+        transactional_id: None,
     };
     let mut sink = KafkaSink::connect(&config, Arc::new(DeliveryCounters::default())).unwrap();
     let sent = [

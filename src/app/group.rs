@@ -53,6 +53,9 @@ pub(super) fn settle(
     let configured = configure(options)?;
     let settings = &configured.settings;
     let Some(name) = settings.group.clone() else {
+        if settings.exactly_once {
+            return Err(GroupError::ExactlyOnceAlone.into());
+        }
         return Ok((options.clone(), None));
     };
     let needs = |what: &str| GroupError::NeedsKafka {
@@ -90,6 +93,7 @@ pub(super) fn settle(
         shards: settings.shards,
         now_ms: options.now.unwrap_or(wall).timestamp_millis(),
         started_ms: wall.timestamp_millis(),
+        exactly_once: settings.exactly_once,
     };
     let spec = GroupSpec {
         name,
@@ -153,11 +157,12 @@ pub(super) fn join(
     let member = spec.join(
         &identity,
         progress,
+        sink.transactions(),
         Box::new(move |change| {
             match &change {
                 Change::Took(shards) => figures.group.rebalanced(shards.len(), 0),
                 Change::Gave(shards) => figures.group.rebalanced(0, shards.len()),
-                Change::Failed(_) => {}
+                Change::Failed(_) | Change::Paused(_) => {}
             }
             on_group(Notice::Group(change));
         }),

@@ -181,6 +181,7 @@ fn open_sink(
                 topic: settings.topic.clone(),
                 properties: settings.kafka.clone(),
                 headers: vec![("scenario".into(), prepared.scenario.name().to_string())],
+                transactional_id: crate::group::transactional_id(settings),
             };
             let broker = match &settings.brokers {
                 Some(brokers) => {

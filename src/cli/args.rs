@@ -83,6 +83,11 @@ pub(super) struct GroupArgs {
     /// SIM_SHARDS).
     #[arg(long, value_name = "N")]
     shards: Option<String>,
+    /// Commit a group's events and shard positions in Kafka transactions, so a hand-over or a
+    /// crash makes nothing twice for `read_committed` readers (overrides SIM_EXACTLY_ONCE; needs
+    /// --group and a broker with transactions).
+    #[arg(long)]
+    exactly_once: bool,
 }
 
 pub(super) fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
@@ -153,10 +158,18 @@ impl CommonArgs {
             ),
             ("metrics", self.metrics, "--metrics"),
         ];
-        let (group, shards) = self.group.map_or((None, None), |g| (g.group, g.shards));
-        let more = more
-            .into_iter()
-            .chain([("group", group, "--group"), ("shards", shards, "--shards")]);
+        let (group, shards, exactly_once) = self.group.map_or((None, None, None), |g| {
+            (
+                g.group,
+                g.shards,
+                g.exactly_once.then(|| "true".to_string()),
+            )
+        });
+        let more = more.into_iter().chain([
+            ("group", group, "--group"),
+            ("shards", shards, "--shards"),
+            ("exactly_once", exactly_once, "--exactly-once"),
+        ]);
         for (key, value, flag) in more {
             if let Some(value) = value {
                 input.flags.push((key.into(), value, flag.into()));

@@ -187,6 +187,14 @@ fn print_group_change(change: Change) {
         Change::Failed(reason) => Entry::warn("rebalance", format!("rebalance: {reason}"))
             .field("reason", reason)
             .emit(),
+        Change::Paused(after) => Entry::warn(
+            "group",
+            format!(
+                "paused after {after} transactions ({}), until killed",
+                crate::group::PAUSE_HOOK
+            ),
+        )
+        .emit(),
     }
 }
 

@@ -19,6 +19,8 @@ use crate::settings::TypedValue;
 const PER_INSTANCE: &[&str] = &[
     "brokers",
     "embedded_max_bytes",
+    // Compared on its own, by name (see `Identity::differences`).
+    "exactly_once",
     "group",
     "metrics",
     "on_error",
@@ -45,6 +47,10 @@ pub struct Identity {
     /// The wall clock when the group started, milliseconds since the epoch: an instance that
     /// joins later sets its clock as far past `now_ms` as the wall clock is past this.
     pub started_ms: i64,
+    /// Whether the group commits in transactions (`--exactly-once`): one member that does not
+    /// would make the group's guarantee at least once.
+    #[serde(default)]
+    pub exactly_once: bool,
 }
 
 /// What an instance pinned on its command line; the rest it takes from the group.
@@ -80,6 +86,11 @@ impl Identity {
             "shards",
             self.shards.to_string(),
             proposed.shards.to_string(),
+        );
+        differ(
+            "exactly once",
+            self.exactly_once.to_string(),
+            proposed.exactly_once.to_string(),
         );
         if pinned.seed {
             differ("seed", self.seed.to_string(), proposed.seed.to_string());
@@ -141,6 +152,7 @@ mod tests {
             shards: 64,
             now_ms: 1_000,
             started_ms: 2_000,
+            exactly_once: false,
         }
     }
 
@@ -172,12 +184,17 @@ mod tests {
         let proposed = Identity {
             fingerprint: "def".into(),
             shards: 32,
+            exactly_once: true,
             ..identity()
         };
         let named = group.differences(&proposed, Pinned::default());
-        assert_eq!(named.len(), 2);
+        assert_eq!(named.len(), 3);
         assert_eq!(named[1], ("shards", "64".into(), "32".into()));
-        assert_eq!(Identity::from_json(&group.to_json()), Some(group));
+        assert_eq!(named[2], ("exactly once", "false".into(), "true".into()));
+        assert_eq!(Identity::from_json(&group.to_json()), Some(group.clone()));
+        // Recorded before `exactly_once` was: read as at least once.
+        let older = br#"{"command":"backfill","scenario":"hello","fingerprint":"abc","seed":7,"shards":64,"now_ms":1000,"started_ms":2000}"#;
+        assert_eq!(Identity::from_json(older), Some(group));
     }
 
     #[test]

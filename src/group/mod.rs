@@ -12,6 +12,12 @@
 //! [`crate::sink::Progress`]), so the stream never waits for the producer to drain; at a
 //! hand-over it waits, then records. At least once: an instance that dies costs what it made
 //! since its last record, which the next owner makes again.
+//!
+//! With `--exactly-once` the sink writes in Kafka transactions, and every second (and at each
+//! hand-over) the member commits the open transaction with its shards' positions in it, as
+//! messages on their partitions and as the group's offsets. What a dead instance made after its
+//! last commit is in a transaction the broker aborts, invisible to `read_committed` readers;
+//! the next owner makes it again from the committed positions: exactly once.
 
 pub mod identity;
 mod rebalance;
@@ -32,7 +38,7 @@ use rebalance::{Members, FETCH_TIMEOUT};
 
 use crate::pipeline::{CatchUp, Ownership, PipelineError, Share};
 use crate::rate::Nanos;
-use crate::sink::{ensure_topic, Progress, TopicSpec};
+use crate::sink::{ensure_topic, Progress, TopicSpec, Transactions};
 
 /// How often a member records its shards' positions.
 pub const COMMIT_INTERVAL: Duration = Duration::from_secs(1);
@@ -48,6 +54,23 @@ const FIRST_SHARDS_WAIT: Duration = Duration::from_secs(30);
 
 /// How long reading or writing the group's identity may take.
 const IDENTITY_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Test hook: after this many transactions (`--exactly-once`) the member stops working, between
+/// two transactions, and sleeps until it is killed. librdkafka's mock cluster never aborts a dead
+/// producer's open transaction (a real broker does, after `transaction.timeout.ms`), so the crash
+/// test kills a member with none open (see `tests/group.rs`).
+pub const PAUSE_HOOK: &str = "SIM_GROUP_PAUSE_AFTER_COMMITS";
+
+/// The `transactional.id` of an instance's producer with `--exactly-once` (`None` without, or
+/// outside a group): unique to the instance, since a member the group replaced is fenced by the
+/// group's generation (the offsets each transaction commits), not by its id.
+pub fn transactional_id(settings: &crate::settings::Settings) -> Option<String> {
+    let group = settings.group.as_ref().filter(|_| settings.exactly_once)?;
+    Some(format!(
+        "sim.{group}.{}",
+        uuid::Builder::from_random_bytes(rand::random()).into_uuid()
+    ))
+}
 
 /// Why an instance could not join its group.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
@@ -88,6 +111,15 @@ pub enum GroupError {
         /// The group.
         group: String,
     },
+    /// `--exactly-once` outside a group.
+    #[error(
+        "--exactly-once makes a group's hand-overs exactly once, and this instance is in no group"
+    )]
+    #[diagnostic(
+        code(sim::group::exactly_once_alone),
+        help("add --group NAME and --brokers; one instance alone hands nothing over, and its events are written once unless the broker fails")
+    )]
+    ExactlyOnceAlone,
     /// The coordination topic could not be set up or read.
     #[error("group `{group}`: {reason}")]
     #[diagnostic(code(sim::group::coordination))]
@@ -237,13 +269,14 @@ impl GroupSpec {
             .map_err(|e| self.coordination(format!("cannot record the identity: {e}")))
     }
 
-    /// Joins the consumer group as a member whose sink delivers as `progress` says; shards
-    /// arrive with the first rebalance, at the pipeline's first step. `report` hears of every
-    /// rebalance.
+    /// Joins the consumer group as a member whose sink delivers as `progress` says, in
+    /// `transactions` with `--exactly-once`; shards arrive with the first rebalance, at the
+    /// pipeline's first step. `report` hears of every rebalance.
     pub fn join(
         &self,
         identity: &Identity,
         progress: Arc<dyn Progress>,
+        transactions: Option<Arc<dyn Transactions>>,
         report: Box<dyn FnMut(Change) + Send>,
     ) -> Result<Member, GroupError> {
         let topic = self.topic();
@@ -266,8 +299,18 @@ impl GroupSpec {
         let mut reader = self.client.clone();
         reader.set("enable.auto.commit", "false");
         reader.set("group.id", format!("sim.{}.hand-over-reader", self.name));
+        reader.set("enable.partition.eof", "true");
+        // Positions an aborted transaction wrote were never reached.
+        reader.set("isolation.level", "read_committed");
         let reader: BaseConsumer = reader.create().map_err(|e| self.coordination(e))?;
-        let members = Members::new(&topic, identity.shards, progress, producer, reader);
+        let members = Members::new(
+            &topic,
+            identity.shards,
+            progress,
+            transactions,
+            producer,
+            reader,
+        );
         let consumer: BaseConsumer<Members> = config
             .create_with_context(members)
             .map_err(|e| self.coordination(e))?;
@@ -282,6 +325,8 @@ impl GroupSpec {
             last_mark: Instant::now(),
             pending: VecDeque::new(),
             report,
+            transactions: 0,
+            pause_after: std::env::var(PAUSE_HOOK).ok().and_then(|n| n.parse().ok()),
         };
         // Walking the timeline while owning nothing would leave every shard to catch up.
         let deadline = Instant::now() + FIRST_SHARDS_WAIT;
@@ -318,6 +363,10 @@ pub struct Member {
     pending: VecDeque<(u64, Vec<(u32, u64)>)>,
     /// Hears of every rebalance.
     report: Box<dyn FnMut(Change) + Send>,
+    /// Transactions committed between batches (`--exactly-once`).
+    transactions: u64,
+    /// The test hook's count of transactions ([`PAUSE_HOOK`]).
+    pause_after: Option<u64>,
 }
 
 impl Member {
@@ -374,6 +423,33 @@ impl Member {
         }
     }
 
+    /// With `--exactly-once`: commits the open transaction with every owned shard's position
+    /// when the timeline's next arrival is `next`.
+    fn commit_transaction(&mut self, next: u64, mode: CommitMode) -> Result<(), PipelineError> {
+        let positions = self.positions(next);
+        self.consumer
+            .context()
+            .commit_transaction(&self.consumer, &positions, mode)
+            .map_err(|err| {
+                self.failed(format!(
+                    "a transaction failed ({err}): what this instance made since its last commit is invisible to read_committed readers, and the next owners of its shards make it again"
+                ))
+            })?;
+        self.transactions += 1;
+        Ok(())
+    }
+
+    /// The test hook: once [`PAUSE_HOOK`] transactions are committed, sleep until killed.
+    fn pause_if_hooked(&mut self) {
+        let Some(after) = self.pause_after.filter(|&after| self.transactions >= after) else {
+            return;
+        };
+        (self.report)(Change::Paused(after));
+        loop {
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    }
+
     /// Commits `positions` as the group's offsets of their shards' partitions.
     fn record(&self, positions: &[(u32, u64)], mode: CommitMode) -> Result<(), PipelineError> {
         let list = self.consumer.context().positions(positions);
@@ -408,6 +484,14 @@ impl Share for Member {
             // Positions marked before shards moved may be behind a hand-over: never recorded.
             self.pending.clear();
         }
+        if self.consumer.context().transactional() {
+            if self.last_mark.elapsed() >= COMMIT_INTERVAL {
+                self.last_mark = Instant::now();
+                self.commit_transaction(next, CommitMode::Async)?;
+                self.pause_if_hooked();
+            }
+            return Ok(behind);
+        }
         if self.last_mark.elapsed() >= COMMIT_INTERVAL {
             self.last_mark = Instant::now();
             let positions = self.positions(next);
@@ -423,6 +507,9 @@ impl Share for Member {
     fn commit(&mut self, next: u64) -> Result<(), PipelineError> {
         self.pending.clear();
         self.last_mark = Instant::now();
+        if self.consumer.context().transactional() {
+            return self.commit_transaction(next, CommitMode::Sync);
+        }
         let positions = self.positions(next);
         if positions.is_empty() || !self.consumer.context().settle() {
             // Nothing owned, or not delivered in time: the last record stands.
@@ -465,6 +552,7 @@ mod tests {
             shards: 8,
             now_ms: 1_000_000,
             started_ms: 5_000_000,
+            exactly_once: false,
         }
     }
 

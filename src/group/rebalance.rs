@@ -13,6 +13,10 @@
 //! gives shards up during a rebalance; librdkafka's mock cluster refuses it
 //! (`REBALANCE_IN_PROGRESS`), and so may other brokers. The message needs no group state, and the
 //! next owner starts from the later of the two.
+//!
+//! With `--exactly-once` the sink writes in transactions, and the hand-over is a commit of the
+//! open transaction: the events made so far, every owned shard's position message, and the
+//! group's offsets, visible to `read_committed` readers together or not at all.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -23,7 +27,7 @@ use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 
 use crate::pipeline::{CatchUp, Ownership};
-use crate::sink::Progress;
+use crate::sink::{Extra, Progress, Transactions};
 
 /// How long a rebalance waits for the sink to deliver what it holds before recording positions.
 pub const SETTLE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -41,6 +45,9 @@ pub enum Change {
     Gave(Vec<(u32, Option<u64>)>),
     /// The group protocol failed.
     Failed(String),
+    /// The test hook stopped the member after this many transactions (see
+    /// `super::PAUSE_HOOK`).
+    Paused(u64),
 }
 
 /// A hand-over, as a message on the shard's partition of the coordination topic.
@@ -54,6 +61,8 @@ struct HandOver {
 pub struct Members {
     topic: String,
     progress: Arc<dyn Progress>,
+    /// The sink's transactions, with `--exactly-once`.
+    transactions: Option<Arc<dyn Transactions>>,
     /// Writes hand-overs.
     producer: BaseProducer,
     /// Reads the last hand-over of a shard taken on (assigned partitions, no group).
@@ -75,17 +84,20 @@ pub struct State {
 
 impl Members {
     /// A member of the group behind coordination topic `topic`, with `shards` shards, whose sink
-    /// delivers as `progress` says; `producer` and `reader` write and read hand-overs.
+    /// delivers as `progress` says, in `transactions` when it has them; `producer` and `reader`
+    /// write and read hand-overs (the reader reads only what committed transactions wrote).
     pub fn new(
         topic: &str,
         shards: u32,
         progress: Arc<dyn Progress>,
+        transactions: Option<Arc<dyn Transactions>>,
         producer: BaseProducer,
         reader: BaseConsumer,
     ) -> Self {
         Self {
             topic: topic.to_string(),
             progress,
+            transactions,
             producer,
             reader,
             state: Mutex::new(State {
@@ -119,6 +131,48 @@ impl Members {
         self.progress.settle(SETTLE_TIMEOUT)
     }
 
+    /// Whether the sink writes in transactions (`--exactly-once`).
+    pub fn transactional(&self) -> bool {
+        self.transactions.is_some()
+    }
+
+    /// With `--exactly-once`: commits the open transaction with `positions` (every owned shard's,
+    /// since the transaction holds every event made since the last commit) as position messages
+    /// and as the group's offsets, then records the offsets outside it too (a broker may not keep
+    /// a transaction's offsets, as librdkafka's mock cluster does not). Without, nothing.
+    pub fn commit_transaction(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        positions: &[(u32, u64)],
+        mode: CommitMode,
+    ) -> Result<(), String> {
+        let Some(transactions) = &self.transactions else {
+            return Ok(());
+        };
+        let payloads: Vec<(i32, Vec<u8>)> = positions
+            .iter()
+            .map(|&(shard, position)| {
+                let payload = serde_json::to_vec(&HandOver { position }).unwrap_or_default();
+                (shard as i32, payload)
+            })
+            .collect();
+        let extra: Vec<Extra<'_>> = payloads
+            .iter()
+            .map(|(partition, payload)| Extra {
+                topic: &self.topic,
+                partition: *partition,
+                payload,
+            })
+            .collect();
+        let offsets = self.positions(positions);
+        transactions.commit(&extra, &offsets, consumer.group_metadata().as_ref())?;
+        if offsets.count() > 0 {
+            // Refused during a rebalance by some brokers: the position messages stand for it.
+            let _ = consumer.commit(&offsets, mode);
+        }
+        Ok(())
+    }
+
     /// Positions of `shards` as a list of the coordination topic's partitions.
     pub fn positions(&self, shards: &[(u32, u64)]) -> TopicPartitionList {
         let mut list = TopicPartitionList::new();
@@ -142,19 +196,38 @@ impl Members {
         if shards.is_empty() {
             return;
         }
-        let positions: Vec<(u32, u64)> = {
+        // Every owned shard's position, the ones given up among them.
+        let owned: Vec<(u32, u64)> = {
             let mut state = self.state();
             let next = state.next;
-            let positions = shards
-                .iter()
-                .filter_map(|&s| state.ownership.position(s, next).map(|p| (s, p)))
+            let owned = state
+                .ownership
+                .owned()
+                .into_iter()
+                .filter_map(|s| state.ownership.position(s, next).map(|p| (s, p)))
                 .collect();
             for &shard in &shards {
                 state.ownership.give_up(shard);
             }
-            positions
+            owned
         };
-        let recorded = if positions.is_empty() {
+        let positions: Vec<(u32, u64)> = owned
+            .iter()
+            .filter(|(s, _)| shards.contains(s))
+            .copied()
+            .collect();
+        let recorded = if self.transactional() {
+            // The transaction holds the events of the shards kept too: their positions go with it.
+            match self.commit_transaction(consumer, &owned, CommitMode::Sync) {
+                Ok(()) => true,
+                Err(err) => {
+                    self.state().changes.push(Change::Failed(format!(
+                        "the transaction handing shards over failed ({err}): their next owner makes again what was made since the last commit"
+                    )));
+                    false
+                }
+            }
+        } else if positions.is_empty() {
             false
         } else if !self.settle() {
             self.state().changes.push(Change::Failed(
@@ -202,29 +275,55 @@ impl Members {
             .map_err(|err| err.to_string())
     }
 
-    /// The position in the last hand-over message of `shard`, if any.
+    /// The furthest position in the hand-over messages of `shard` that committed (or were
+    /// written outside transactions), if any: the last few messages are read first, then more.
     fn last_hand_over(&self, shard: u32) -> Option<u64> {
         let (low, high) = self
             .reader
             .fetch_watermarks(&self.topic, shard as i32, FETCH_TIMEOUT)
             .ok()?;
-        if high <= low {
-            return None;
+        // Transaction markers and aborted messages take offsets too.
+        let mut window = 16;
+        loop {
+            let from = high.saturating_sub(window).max(low);
+            if from >= high {
+                return None;
+            }
+            if let Some(position) = self.read_hand_overs(shard, from) {
+                return Some(position);
+            }
+            if from == low {
+                return None;
+            }
+            window = window.saturating_mul(8);
         }
+    }
+
+    /// The furthest position in the hand-over messages of `shard` from offset `from` to the
+    /// partition's end (its last stable offset).
+    fn read_hand_overs(&self, shard: u32, from: i64) -> Option<u64> {
         let mut list = TopicPartitionList::new();
-        list.add_partition_offset(&self.topic, shard as i32, Offset::Offset(high - 1))
+        list.add_partition_offset(&self.topic, shard as i32, Offset::Offset(from))
             .ok()?;
         self.reader.assign(&list).ok()?;
+        let mut furthest = None;
         let deadline = std::time::Instant::now() + FETCH_TIMEOUT;
         while std::time::Instant::now() < deadline {
-            if let Some(Ok(message)) = self.reader.poll(Duration::from_millis(100)) {
-                // Partition 0 starts with the group's identity, which is no hand-over.
-                return serde_json::from_slice::<HandOver>(message.payload()?)
-                    .ok()
-                    .map(|h| h.position);
+            match self.reader.poll(Duration::from_millis(100)) {
+                Some(Ok(message)) => {
+                    // Partition 0 starts with the group's identity, which is no hand-over.
+                    let handed = message
+                        .payload()
+                        .and_then(|p| serde_json::from_slice::<HandOver>(p).ok());
+                    if let Some(handed) = handed {
+                        furthest = furthest.max(Some(handed.position));
+                    }
+                }
+                Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => break,
+                Some(Err(_)) | None => {}
             }
         }
-        None
+        furthest
     }
 
     fn take_on(&self, consumer: &BaseConsumer<Self>, partitions: &TopicPartitionList) {

@@ -157,6 +157,10 @@ impl DeliveryContext {
         }
     }
 
+    /// The delivery opaque of a record that is no event (a shard's position committed in a
+    /// transaction): neither counted nor numbered.
+    pub const NOT_AN_EVENT: usize = usize::MAX;
+
     /// Numbers a record about to be sent: its delivery opaque.
     pub fn number(&self) -> usize {
         self.next.fetch_add(1, Ordering::Relaxed) as usize
@@ -261,6 +265,9 @@ impl ProducerContext for DeliveryContext {
     type DeliveryOpaque = usize;
 
     fn delivery(&self, result: &DeliveryResult<'_>, number: usize) {
+        if number == Self::NOT_AN_EVENT {
+            return;
+        }
         // Settled either way: what failed in flight is unaccounted, and counted so.
         self.settle(number);
         match result {

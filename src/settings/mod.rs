@@ -34,6 +34,7 @@ const ENV_NAMES: &[(&str, &str)] = &[
     ("metrics", "METRICS_ADDR"),
     ("group", "SIM_GROUP"),
     ("shards", "SIM_SHARDS"),
+    ("exactly_once", "SIM_EXACTLY_ONCE"),
 ];
 
 /// The most shards a group's timeline may be cut into: partitions of its coordination topic.
@@ -155,6 +156,9 @@ pub struct Settings {
     pub group: Option<String>,
     /// Shards a group's timeline is cut into (`--shards`, `SIM_SHARDS`), fixed for its life.
     pub shards: u32,
+    /// A group's events and shard positions are committed in Kafka transactions
+    /// (`--exactly-once`, `SIM_EXACTLY_ONCE`): a hand-over makes nothing twice.
+    pub exactly_once: bool,
     /// librdkafka properties from the `[kafka]` table and `-X`, `-X` last.
     pub kafka: BTreeMap<String, String>,
     /// Every setting as the script sees it.
@@ -287,6 +291,7 @@ fn builtin_defaults() -> Vec<(&'static str, RawValue)> {
         ("subject_strategy", RawValue::Str("topic".into())),
         // Fixed for the life of a group: a few per instance the group may grow to.
         ("shards", RawValue::Int(64)),
+        ("exactly_once", RawValue::Bool(false)),
     ]
 }
 
@@ -428,6 +433,7 @@ fn build(
             .transpose()?,
         group: group.map(|g| checked::group("group", g)).transpose()?,
         shards: checked::between("shards", get("shards"), 1, i64::from(MAX_SHARDS))? as u32,
+        exactly_once: checked::boolean("exactly_once", get("exactly_once"))?,
         kafka,
         values,
     };
@@ -486,6 +492,7 @@ fn typed(
         }
         "partitions" | "shards" => checked::at_least(key, sourced, 1).map(TypedValue::Int),
         "replication" => checked::replication(key, sourced).map(|r| TypedValue::Int(i64::from(r))),
+        "exactly_once" => checked::boolean(key, sourced).map(TypedValue::Bool),
         _ => checked::like(key, sourced, declared.unwrap_or(&sourced.value), limit),
     }
 }
@@ -543,6 +550,12 @@ mod checked {
                 "a replication factor of at least 1 (or -1 for the broker's default)",
             )),
         }
+    }
+
+    pub(super) fn boolean(key: &str, s: &Sourced) -> Result<bool, SettingsError> {
+        s.value
+            .as_bool()
+            .ok_or_else(|| invalid(key, s, "true or false"))
     }
 
     pub(super) fn text(key: &str, s: &Sourced) -> Result<String, SettingsError> {

@@ -22,10 +22,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
+use rdkafka::consumer::ConsumerGroupMetadata;
+use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, Producer, PurgeConfig, ThreadedProducer};
+use rdkafka::TopicPartitionList;
 
-use super::{DeliveryAccount, DeliveryCounters, Progress, Record, Sink, SinkError, KAFKA_HINTS};
+use super::{
+    DeliveryAccount, DeliveryCounters, Extra, Progress, Record, Sink, SinkError, Transactions,
+    KAFKA_HINTS,
+};
 use crate::kafka::stats::ClientStats;
 use crate::kafka::{send_waiting, Cluster, DeliveryContext, GiveUp, Unsent, PRODUCER_DEFAULTS};
 use crate::settings::Origin;
@@ -42,6 +48,13 @@ const STOP_GRACE: Duration = Duration::from_secs(2);
 const FLUSH_SLICE: Duration = Duration::from_millis(100);
 /// librdkafka's default `message.timeout.ms`.
 const DEFAULT_MESSAGE_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// `transaction.timeout.ms` of `--exactly-once`, lower than librdkafka's default (60 s): the
+/// broker aborts a dead member's open transaction after it, and until then `read_committed`
+/// readers of the partitions it wrote wait. A member commits every second.
+pub const TRANSACTION_TIMEOUT_MS: &str = "20000";
+/// How long registering the transactional producer, or one commit, may take.
+const TRANSACTION_CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How long librdkafka keeps trying a message before failing it: `message.timeout.ms` (or its
 /// alias `delivery.timeout.ms`) of the user's properties, librdkafka's default otherwise.
@@ -65,6 +78,9 @@ pub struct KafkaSinkConfig {
     pub properties: BTreeMap<String, String>,
     /// Headers on every message, e.g. the scenario's name.
     pub headers: Vec<(String, String)>,
+    /// With `--exactly-once`: the producer's `transactional.id`, and every record is sent in a
+    /// transaction a group's member commits (see [`Sink::transactions`]).
+    pub transactional_id: Option<String>,
 }
 
 impl KafkaSinkConfig {
@@ -76,7 +92,14 @@ impl KafkaSinkConfig {
 
     /// The librdkafka configuration: defaults, then the user's properties.
     pub fn client_config(&self) -> ClientConfig {
-        self.cluster().config(PRODUCER_DEFAULTS)
+        let mut config = self.cluster().config(PRODUCER_DEFAULTS);
+        if let Some(id) = &self.transactional_id {
+            config.set("transactional.id", id);
+            if config.get("transaction.timeout.ms").is_none() {
+                config.set("transaction.timeout.ms", TRANSACTION_TIMEOUT_MS);
+            }
+        }
+        config
     }
 }
 
@@ -95,6 +118,8 @@ pub struct KafkaSink {
     gave_up: bool,
     /// How long librdkafka keeps trying a message (`message.timeout.ms`).
     message_timeout: Duration,
+    /// Every record is sent in a transaction (`--exactly-once`), one of which is open.
+    transactional: bool,
 }
 
 fn headers_for(fixed: &[(String, String)], revision: u64) -> OwnedHeaders {
@@ -125,6 +150,21 @@ impl KafkaSink {
             DeliveryContext::new(counters.clone()),
         )?;
         cluster.reach(None, CONNECT_TIMEOUT)?;
+        let transactional = config.transactional_id.is_some();
+        if transactional {
+            let failed = |what| {
+                move |err: rdkafka::error::KafkaError| SinkError::Transaction {
+                    what,
+                    reason: err.to_string(),
+                }
+            };
+            producer
+                .init_transactions(TRANSACTION_CALL_TIMEOUT)
+                .map_err(failed("registering the transactional producer"))?;
+            producer
+                .begin_transaction()
+                .map_err(failed("beginning the first transaction"))?;
+        }
         Ok(Self {
             producer: Arc::new(producer),
             topic: config.topic.clone(),
@@ -134,6 +174,7 @@ impl KafkaSink {
             stop: None,
             gave_up: false,
             message_timeout: message_timeout(&config.properties),
+            transactional,
         })
     }
 
@@ -187,6 +228,54 @@ impl Progress for ProducerProgress {
     }
 }
 
+/// The transactions of a transactional producer, committed by a group's member between batches
+/// (on the thread that sends, so no record is sent while one commits).
+struct ProducerTransactions(Arc<ThreadedProducer<DeliveryContext>>);
+
+impl ProducerTransactions {
+    fn end(
+        &self,
+        extra: &[Extra<'_>],
+        offsets: &TopicPartitionList,
+        group: Option<&ConsumerGroupMetadata>,
+    ) -> Result<(), KafkaError> {
+        for record in extra {
+            let message = BaseRecord::<(), [u8], usize>::with_opaque_to(
+                record.topic,
+                DeliveryContext::NOT_AN_EVENT,
+            )
+            .partition(record.partition)
+            .payload(record.payload);
+            send_waiting(&self.0, message, QUEUE_FULL_PAUSE, None).map_err(
+                |unsent| match unsent {
+                    Unsent::Refused(err) => err,
+                    Unsent::Stopped => KafkaError::Canceled,
+                },
+            )?;
+        }
+        if let Some(group) = group.filter(|_| offsets.count() > 0) {
+            self.0
+                .send_offsets_to_transaction(offsets, group, TRANSACTION_CALL_TIMEOUT)?;
+        }
+        self.0.commit_transaction(TRANSACTION_CALL_TIMEOUT)
+    }
+}
+
+impl Transactions for ProducerTransactions {
+    fn commit(
+        &self,
+        extra: &[Extra<'_>],
+        offsets: &TopicPartitionList,
+        group: Option<&ConsumerGroupMetadata>,
+    ) -> Result<(), String> {
+        if let Err(err) = self.end(extra, offsets, group) {
+            let _ = self.0.abort_transaction(TRANSACTION_CALL_TIMEOUT);
+            return Err(err.to_string());
+        }
+        self.0.begin_transaction().map_err(|err| err.to_string())
+    }
+}
+
 impl Sink for KafkaSink {
     fn send(&mut self, record: Record<'_>) -> Result<(), SinkError> {
         if self.headers.0 != record.revision {
@@ -235,15 +324,29 @@ impl Sink for KafkaSink {
         // up sooner would fail messages a fault that heals would have delivered. A stop still
         // ends the wait once nothing drains (see `flush`).
         let timeout = timeout.max(self.message_timeout + Duration::from_secs(5));
-        if !self.flush(timeout) {
+        let flushed = self.flush(timeout);
+        if !flushed {
             // Whatever is still queued or in flight fails now, through its delivery report.
             self.producer
                 .purge(PurgeConfig::default().queue().inflight());
+        }
+        let mut committed = Ok(());
+        if self.transactional {
+            // What was sent since the member's last commit (follow-ups after a backfill's end).
+            committed = if flushed {
+                self.producer.commit_transaction(TRANSACTION_CALL_TIMEOUT)
+            } else {
+                self.producer.abort_transaction(TRANSACTION_CALL_TIMEOUT)
+            };
         }
         let deadline = Instant::now() + Duration::from_secs(5);
         while self.counters.account().in_flight() > 0 && Instant::now() < deadline {
             self.producer.poll(Duration::from_millis(50));
         }
+        committed.map_err(|err| SinkError::Transaction {
+            what: "committing the last transaction",
+            reason: err.to_string(),
+        })?;
         Ok(self.counters.account())
     }
 
@@ -254,6 +357,11 @@ impl Sink for KafkaSink {
     fn progress(&self) -> Option<Arc<dyn Progress>> {
         self.producer.context().track_order();
         Some(Arc::new(ProducerProgress(self.producer.clone())))
+    }
+
+    fn transactions(&self) -> Option<Arc<dyn Transactions>> {
+        self.transactional
+            .then(|| Arc::new(ProducerTransactions(self.producer.clone())) as Arc<dyn Transactions>)
     }
 
     /// A stop during an outage then takes seconds, not librdkafka's `message.timeout.ms`: the

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 pub use crate::delivery::{DeliveryAccount, DeliveryCounters};
 pub use json_lines::JsonLinesSink;
-pub use kafka::{KafkaSink, KafkaSinkConfig};
+pub use kafka::{KafkaSink, KafkaSinkConfig, TRANSACTION_TIMEOUT_MS};
 pub use topic::{ensure_topic, TopicSpec};
 
 use crate::kafka::{ErrorHints, KafkaClientError};
@@ -74,6 +74,38 @@ pub trait Sink {
     fn progress(&self) -> Option<Arc<dyn Progress>> {
         None
     }
+    /// The sink's transactions, when it writes in them (`--exactly-once`): a group's member
+    /// commits its shards' positions in the same transaction as the events they cover. `None`
+    /// for sinks that do not.
+    fn transactions(&self) -> Option<Arc<dyn Transactions>> {
+        None
+    }
+}
+
+/// A record a transaction adds at its commit, beside the events: a shard's position.
+#[derive(Debug, Clone, Copy)]
+pub struct Extra<'a> {
+    /// Its topic.
+    pub topic: &'a str,
+    /// Its partition.
+    pub partition: i32,
+    /// Its value.
+    pub payload: &'a [u8],
+}
+
+/// A sink that writes in transactions: what it sent since the last commit becomes visible to
+/// `read_committed` readers with the commit, or never.
+pub trait Transactions: Send + Sync {
+    /// Commits the open transaction: the records sent since the last commit, `extra`, and
+    /// `offsets` as the committed offsets of the consumer group `group` (its metadata fences a
+    /// member the group has replaced). Then begins the next transaction. On an error the
+    /// transaction is aborted, none of it visible, and no transaction is open.
+    fn commit(
+        &self,
+        extra: &[Extra<'_>],
+        offsets: &rdkafka::TopicPartitionList,
+        group: Option<&rdkafka::consumer::ConsumerGroupMetadata>,
+    ) -> Result<(), String>;
 }
 
 /// How far a sink's deliveries have come.
@@ -150,6 +182,19 @@ pub enum SinkError {
         /// The topic.
         topic: String,
         /// Why.
+        reason: String,
+    },
+    /// A transaction of `--exactly-once` failed: the producer could not be registered, or the
+    /// last transaction not committed.
+    #[error("--exactly-once: {what} failed: {reason}")]
+    #[diagnostic(
+        code(sim::sink::transaction),
+        help("exactly once needs brokers with Kafka transactions (Apache Kafka, Redpanda, ...); without --exactly-once a group hands shards over at least once")
+    )]
+    Transaction {
+        /// What was tried.
+        what: &'static str,
+        /// librdkafka's reason.
         reason: String,
     },
     /// The embedded broker could not start.
