@@ -222,14 +222,6 @@ fn stop_all(members: Vec<Background>) -> (u64, String) {
 /// same instant); everything before must be there.
 const STOP_MARGIN: i64 = 200;
 
-fn took_on(member: &Background) -> usize {
-    member
-        .stderr()
-        .lines()
-        .filter(|l| l.starts_with("rebalance: took on"))
-        .count()
-}
-
 /// Three members of `group` streaming the numbered scenario on a mock cluster, each with shards.
 struct Running {
     mock: MockCluster<'static, DefaultProducerContext>,
@@ -269,7 +261,6 @@ fn a_killed_member_s_shards_move_and_nothing_is_lost() {
     } = three_members("crash");
     std::thread::sleep(Duration::from_secs(4));
     let victim = members.remove(0);
-    let before: Vec<usize> = members.iter().map(took_on).collect();
     let killed = Instant::now();
     Command::new("kill")
         .args(["-KILL", &victim.pid().to_string()])
@@ -277,7 +268,7 @@ fn a_killed_member_s_shards_move_and_nothing_is_lost() {
         .unwrap();
     let victim_stderr = victim.wait(WAIT).1;
     // A survivor takes the dead member's shards on once the group gives up on it.
-    let recovery = shards_moved(&members, &before, killed);
+    let recovery = shards_moved(&members, killed);
     std::thread::sleep(Duration::from_secs(3));
     let (survivors, printed) = stop_all(members);
     let victim_produced = victim_stderr
@@ -358,19 +349,59 @@ fn a_member_that_joins_mid_stream_takes_shards_and_nothing_is_lost_or_doubled() 
     );
 }
 
-/// Waits until a survivor took on more shards than `before` says; how long it took.
-fn shards_moved(members: &[Background], before: &[usize], since: Instant) -> Duration {
+/// The shards `member` owns, from its rebalance notices: `took on N shards (0 3 6, from
+/// arrival P)` or `(shard@position: 6@787 3@705)`, and `gave up N shards (0 3)`.
+fn owned(member: &Background) -> std::collections::BTreeSet<u32> {
+    let mut owned = std::collections::BTreeSet::new();
+    for line in member.stderr().lines() {
+        let Some(list) = line
+            .split_once('(')
+            .and_then(|(_, rest)| rest.split_once(')'))
+            .map(|(list, _)| list)
+        else {
+            continue;
+        };
+        let shards: Vec<u32> = match list.strip_prefix("shard@position:") {
+            Some(pairs) => pairs
+                .split_whitespace()
+                .filter_map(|p| p.split('@').next()?.parse().ok())
+                .collect(),
+            None => list
+                .split(", from")
+                .next()
+                .unwrap_or_default()
+                .split_whitespace()
+                .filter_map(|s| s.parse().ok())
+                .collect(),
+        };
+        if line.starts_with("rebalance: took on") {
+            owned.extend(shards);
+        } else if line.starts_with("rebalance: gave up") {
+            for shard in shards {
+                owned.remove(&shard);
+            }
+        }
+    }
+    owned
+}
+
+/// Waits until the survivors own every one of the 12 shards between them (the dead member's
+/// moved); how long that took from `since`.
+fn shards_moved(members: &[Background], since: Instant) -> Duration {
     let deadline = Instant::now() + WAIT;
-    while members.iter().map(took_on).collect::<Vec<_>>() == before {
+    loop {
+        let together: std::collections::BTreeSet<u32> = members.iter().flat_map(owned).collect();
+        if together.len() == 12 {
+            return since.elapsed();
+        }
         assert!(
             Instant::now() < deadline,
-            "no survivor took the dead member's shards on:\n{}\n{}",
+            "the survivors own {together:?}, not every shard:\n{}\n{}",
             members[0].stderr(),
             members[1].stderr()
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    since.elapsed()
 }
 
 /// With `--exactly-once` a crash makes nothing twice: the dead member's shards resume at the
@@ -402,14 +433,13 @@ fn exactly_once_a_killed_member_s_shards_move_and_nothing_is_lost_or_made_twice(
     victim.wait_for_line("the pause", WAIT, |l| {
         l.contains("paused after 3 transactions")
     });
-    let before: Vec<usize> = members.iter().map(took_on).collect();
     let killed = Instant::now();
     Command::new("kill")
         .args(["-KILL", &victim.pid().to_string()])
         .status()
         .unwrap();
     victim.wait(WAIT);
-    let recovery = shards_moved(&members, &before, killed);
+    let recovery = shards_moved(&members, killed);
     std::thread::sleep(Duration::from_secs(3));
     let (survivors, printed) = stop_all(std::mem::take(&mut members));
     assert!(survivors > 0);
