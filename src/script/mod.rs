@@ -16,6 +16,7 @@ pub(crate) mod calls;
 mod context;
 mod convert;
 mod error;
+mod fast;
 mod follow_up;
 pub mod imports;
 mod memory;
@@ -98,6 +99,9 @@ pub struct Scenario {
     scope: Scope<'static>,
     /// The per-event calls, with the function-resolution cache they share (see `calls.rs`).
     calls: calls::EventCalls,
+    /// `event(ctx)` compiled, when it can be (see `fast/`); the interpreter makes the events
+    /// otherwise, and those the fast path gives up.
+    fast: Option<fast::FastPath>,
 }
 
 /// What an event did besides returning events: the memory it read and wrote, the follow-ups it
@@ -365,6 +369,7 @@ impl Scenario {
         handles.follow_ups.set_targets(targets);
         let modules: Vec<&rhai::Module> = modules.iter().map(|m| &**m).collect();
         let calls = calls::EventCalls::new(&engine, &ast, &modules);
+        let fast = fast::FastPath::build(&ast, handles.rng.clone(), handles.seq_read.clone());
         let rate_arity = [2, 1].into_iter().find(|&arity| defines("rate", arity));
         let check_arity = [2, 1].into_iter().find(|&arity| defines("check", arity));
         Ok(Self {
@@ -388,6 +393,7 @@ impl Scenario {
             avro_schema: None,
             scope: Scope::new(),
             calls,
+            fast,
         })
     }
 
@@ -668,6 +674,13 @@ impl Scenario {
     pub fn arrival(&mut self, time_ms: INT, seq: INT, id: u64) -> Result<Dynamic, ScriptError> {
         self.start(id);
         let ctx = self.context(time_ms, seq);
+        if let Some(fast) = &self.fast {
+            match fast.event(ctx.clone()) {
+                Ok(result) => return self.checked_events("event", result),
+                // Given up: the interpreter makes the event from the same draws.
+                Err(fast::Bail) => self.start(id),
+            }
+        }
         let result = self.call_per_event("event", ctx, None)?;
         self.checked_events("event", result)
     }

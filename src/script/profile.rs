@@ -365,6 +365,8 @@ impl Scenario {
         );
         // The per-event calls' runtime state holds the debugger: made anew to have one.
         self.calls.restart(&self.engine, &self.ast);
+        // The profiler watches the interpreter: every event goes through it.
+        self.fast = None;
         let dir = Self::script_dir(&self.source);
         let mut files = HashMap::new();
         files.insert(None, (self.source.path.clone(), self.source.text.clone()));

@@ -1,0 +1,67 @@
+//! The fast path of `event(ctx)`: the script's functions compiled, once, from Rhai's syntax tree
+//! into a tree of Rust closures' worth of nodes whose variables are slots, whose calls are
+//! resolved, and whose helpers (`rand_int`, `pick`, `uuid`, ...) are called directly, so an
+//! event skips Rhai's per-node dispatch, scope searches, function resolution and argument copies.
+//!
+//! It covers what events are mostly made of: `let`, `if`, `return`, literals, maps, arrays,
+//! string interpolation, arithmetic and comparisons on numbers and strings, property and index
+//! reads of maps, the frozen state and `ctx`, the script's own functions and the common helpers.
+//! A function using anything else (loops, closures, modules, memory, follow-ups, ...) is not
+//! compiled, and neither is any function that calls it; `event` then runs on Rhai as before.
+//!
+//! The interpreter stays the reference. Whenever the fast path meets a value it does not handle,
+//! or anything that would be an error (a bad argument, an overflow, a size or depth limit), it
+//! gives the event up ([`Bail`]) before anything left the worker: the event's random stream
+//! is rewound and Rhai makes the event from the start, so the same draws give the same event,
+//! and an error is Rhai's own error, with its position. Nothing the fast path does is visible
+//! beside its result: the helpers it calls draw random numbers and read, nothing else.
+
+mod compile;
+mod eval;
+mod natives;
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use rhai::{Dynamic, AST};
+
+use super::api::SharedRng;
+use super::context::EventContext;
+
+use compile::Compiled;
+
+/// The fast path gave the event up: the interpreter makes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bail;
+
+/// A scenario's compiled functions, with the handles its helpers draw from and report to.
+pub struct FastPath {
+    compiled: Compiled,
+    /// The index of `event(ctx)` among the compiled functions.
+    event: usize,
+    rng: SharedRng,
+    seq_read: Arc<AtomicBool>,
+}
+
+impl FastPath {
+    /// Compiles the functions of `ast` that can be; `None` when `event(ctx)` cannot be.
+    pub fn build(ast: &AST, rng: SharedRng, seq_read: Arc<AtomicBool>) -> Option<Self> {
+        let compiled = Compiled::from_ast(ast);
+        let event = compiled.runnable("event", 1)?;
+        Some(Self {
+            compiled,
+            event,
+            rng,
+            seq_read,
+        })
+    }
+
+    /// Runs `event(ctx)`: what it returned, or [`Bail`] for the interpreter to make the event.
+    pub fn event(&self, ctx: EventContext) -> Result<Dynamic, Bail> {
+        let mut run = eval::Run::new(&self.compiled, &self.rng, &self.seq_read);
+        run.call(self.event, vec![Dynamic::from(ctx)])
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,289 @@
+//! The helpers and operators the fast path calls directly. Each does what the function Rhai
+//! would resolve for the same arguments does, drawing from the same generator the same way (see
+//! `api.rs` and `pool.rs`); for arguments it does not handle, or that would be an error, it
+//! gives the event up to the interpreter ([`Bail`]).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use rand::Rng;
+use rhai::{Array, Dynamic, ImmutableString, FLOAT, INT};
+
+use super::super::api::SharedRng;
+use super::super::limits;
+use super::super::pool::{read, Pool};
+use super::Bail;
+use crate::sync::lock;
+
+/// A native function the fast path knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Native {
+    /// `a + b`.
+    Add,
+    /// `a - b`.
+    Sub,
+    /// `a * b`.
+    Mul,
+    /// `a / b`.
+    Div,
+    /// `a % b`.
+    Rem,
+    /// `-a`.
+    Neg,
+    /// `!a`.
+    Not,
+    /// `a == b`.
+    Eq,
+    /// `a != b`.
+    Ne,
+    /// `a < b`.
+    Lt,
+    /// `a <= b`.
+    Le,
+    /// `a > b`.
+    Gt,
+    /// `a >= b`.
+    Ge,
+    /// `rand_float()`.
+    RandFloat,
+    /// `rand_float(lo, hi)`.
+    RandFloatIn,
+    /// `rand_int(lo, hi)`.
+    RandInt,
+    /// `chance(p)`.
+    Chance,
+    /// `uuid()`.
+    Uuid,
+    /// `iso8601(ms)`.
+    Iso8601,
+    /// `items.pick()`, on an array or a pool of the state.
+    Pick,
+    /// `x.round()`.
+    Round,
+    /// `x.floor()`.
+    Floor,
+    /// `x.ceiling()`.
+    Ceiling,
+    /// `x.to_int()`.
+    ToInt,
+    /// `x.to_float()`.
+    ToFloat,
+}
+
+/// The native `name` with `arity` arguments (for a method, the object counts), if known.
+pub fn resolve(name: &str, arity: usize) -> Option<Native> {
+    Some(match (name, arity) {
+        ("+", 2) => Native::Add,
+        ("-", 2) => Native::Sub,
+        ("*", 2) => Native::Mul,
+        ("/", 2) => Native::Div,
+        ("%", 2) => Native::Rem,
+        ("-", 1) => Native::Neg,
+        ("!", 1) => Native::Not,
+        ("==", 2) => Native::Eq,
+        ("!=", 2) => Native::Ne,
+        ("<", 2) => Native::Lt,
+        ("<=", 2) => Native::Le,
+        (">", 2) => Native::Gt,
+        (">=", 2) => Native::Ge,
+        ("rand_float", 0) => Native::RandFloat,
+        ("rand_float", 2) => Native::RandFloatIn,
+        ("rand_int", 2) => Native::RandInt,
+        ("chance", 1) => Native::Chance,
+        ("uuid", 0) => Native::Uuid,
+        ("iso8601", 1) => Native::Iso8601,
+        ("pick", 1) => Native::Pick,
+        ("round", 1) => Native::Round,
+        ("floor", 1) => Native::Floor,
+        ("ceiling", 1) => Native::Ceiling,
+        ("to_int", 1) => Native::ToInt,
+        ("to_float", 1) => Native::ToFloat,
+        _ => return None,
+    })
+}
+
+/// Two numbers: both integers, or as floats when either is a float.
+enum Pair {
+    Ints(INT, INT),
+    Floats(FLOAT, FLOAT),
+}
+
+fn pair(a: &Dynamic, b: &Dynamic) -> Option<Pair> {
+    match (a.as_int(), b.as_int()) {
+        (Ok(x), Ok(y)) => Some(Pair::Ints(x, y)),
+        _ => Some(Pair::Floats(float(a)?, float(b)?)),
+    }
+}
+
+/// An integer or a float, as a float.
+fn float(value: &Dynamic) -> Option<FLOAT> {
+    value
+        .as_float()
+        .ok()
+        .or_else(|| value.as_int().ok().map(|i| i as FLOAT))
+}
+
+fn string(value: &Dynamic) -> Option<ImmutableString> {
+    value.read_lock::<ImmutableString>().map(|s| s.clone())
+}
+
+/// Calls `native` on `args` (already evaluated, in order).
+pub fn call(native: Native, args: &mut [Dynamic], rng: &SharedRng) -> Result<Dynamic, Bail> {
+    value(native, args, rng).ok_or(Bail)
+}
+
+/// What [`call`] gives, `None` to give up.
+fn value(native: Native, args: &mut [Dynamic], rng: &SharedRng) -> Option<Dynamic> {
+    match (native, &mut *args) {
+        (Native::Add, [a, b]) => add(a, b),
+        (Native::Sub, [a, b]) => match pair(a, b) {
+            Some(Pair::Ints(x, y)) => x.checked_sub(y).map(Dynamic::from_int),
+            Some(Pair::Floats(x, y)) => Some(Dynamic::from_float(x - y)),
+            None => None,
+        },
+        (Native::Mul, [a, b]) => match pair(a, b) {
+            Some(Pair::Ints(x, y)) => x.checked_mul(y).map(Dynamic::from_int),
+            Some(Pair::Floats(x, y)) => Some(Dynamic::from_float(x * y)),
+            None => None,
+        },
+        (Native::Div, [a, b]) => match pair(a, b) {
+            Some(Pair::Ints(x, y)) => x.checked_div(y).map(Dynamic::from_int),
+            Some(Pair::Floats(x, y)) => Some(Dynamic::from_float(x / y)),
+            None => None,
+        },
+        (Native::Rem, [a, b]) => match pair(a, b) {
+            Some(Pair::Ints(x, y)) => x.checked_rem(y).map(Dynamic::from_int),
+            Some(Pair::Floats(x, y)) => Some(Dynamic::from_float(x % y)),
+            None => None,
+        },
+        (Native::Neg, [a]) => match (a.as_int(), a.as_float()) {
+            (Ok(x), _) => x.checked_neg().map(Dynamic::from_int),
+            (_, Ok(x)) => Some(Dynamic::from_float(-x)),
+            _ => None,
+        },
+        (Native::Not, [a]) => a.as_bool().ok().map(|b| Dynamic::from_bool(!b)),
+        (Native::Eq, [a, b]) => equal(a, b).map(Dynamic::from_bool),
+        (Native::Ne, [a, b]) => equal(a, b).map(|e| Dynamic::from_bool(!e)),
+        (Native::Lt, [a, b]) => compare(a, b).map(|o| Dynamic::from_bool(o.is_lt())),
+        (Native::Le, [a, b]) => compare(a, b).map(|o| Dynamic::from_bool(o.is_le())),
+        (Native::Gt, [a, b]) => compare(a, b).map(|o| Dynamic::from_bool(o.is_gt())),
+        (Native::Ge, [a, b]) => compare(a, b).map(|o| Dynamic::from_bool(o.is_ge())),
+        (Native::RandFloat, []) => Some(Dynamic::from_float(lock(rng).random())),
+        (Native::RandFloatIn, [lo, hi]) => {
+            let (lo, hi) = (float(lo)?, float(hi)?);
+            (lo.partial_cmp(&hi) == Some(std::cmp::Ordering::Less))
+                .then(|| Dynamic::from_float(lock(rng).random_range(lo..hi)))
+        }
+        (Native::RandInt, [lo, hi]) => match (lo.as_int(), hi.as_int()) {
+            (Ok(lo), Ok(hi)) if lo <= hi => {
+                Some(Dynamic::from_int(lock(rng).random_range(lo..=hi)))
+            }
+            _ => None,
+        },
+        (Native::Chance, [p]) => {
+            let p = float(p)?;
+            Some(Dynamic::from_bool(lock(rng).random_bool(p.clamp(0.0, 1.0))))
+        }
+        (Native::Uuid, []) => {
+            let bytes: [u8; 16] = lock(rng).random();
+            let text = uuid::Builder::from_random_bytes(bytes)
+                .into_uuid()
+                .hyphenated()
+                .to_string();
+            Some(Dynamic::from(text))
+        }
+        (Native::Iso8601, [ms]) => {
+            let ms = ms.as_int().ok()?;
+            chrono::DateTime::from_timestamp_millis(ms)
+                .map(|t| Dynamic::from(t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)))
+        }
+        (Native::Pick, [items]) => pick(items, rng),
+        (Native::Round, [x]) => x.as_float().ok().map(|x| Dynamic::from_float(x.round())),
+        (Native::Floor, [x]) => x.as_float().ok().map(|x| Dynamic::from_float(x.floor())),
+        (Native::Ceiling, [x]) => x.as_float().ok().map(|x| Dynamic::from_float(x.ceil())),
+        (Native::ToInt, [x]) => match (x.as_int(), x.as_float()) {
+            (Ok(i), _) => Some(Dynamic::from_int(i)),
+            // Rhai refuses a float out of the integers' range.
+            (_, Ok(f)) if f <= INT::MAX as FLOAT && f >= INT::MIN as FLOAT => {
+                Some(Dynamic::from_int(f.trunc() as INT))
+            }
+            _ => None,
+        },
+        (Native::ToFloat, [x]) => match (x.as_int(), x.as_float()) {
+            (Ok(i), _) => Some(Dynamic::from_float(i as FLOAT)),
+            (_, Ok(f)) => Some(Dynamic::from_float(f)),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// `a + b`: numbers, or two strings (within the sandbox's string size).
+fn add(a: &Dynamic, b: &Dynamic) -> Option<Dynamic> {
+    if let (Some(x), Some(y)) = (string(a), string(b)) {
+        if x.len() + y.len() > limits::STRING_SIZE {
+            return None;
+        }
+        return Some(Dynamic::from(x + y));
+    }
+    match pair(a, b)? {
+        Pair::Ints(x, y) => x.checked_add(y).map(Dynamic::from_int),
+        Pair::Floats(x, y) => Some(Dynamic::from_float(x + y)),
+    }
+}
+
+/// `a == b` for the types whose equality the fast path knows; `None` for the rest.
+fn equal(a: &Dynamic, b: &Dynamic) -> Option<bool> {
+    if a.is_unit() && b.is_unit() {
+        return Some(true);
+    }
+    if let (Ok(x), Ok(y)) = (a.as_bool(), b.as_bool()) {
+        return Some(x == y);
+    }
+    if let (Some(x), Some(y)) = (string(a), string(b)) {
+        return Some(x == y);
+    }
+    if let Some(pair) = pair(a, b) {
+        return Some(match pair {
+            Pair::Ints(x, y) => x == y,
+            Pair::Floats(x, y) => x == y,
+        });
+    }
+    // Values of two types Rhai has no `==` for (a map and `()`) are not equal; characters
+    // and strings, and two values of one other type, are left to the interpreter.
+    let plain = |v: &Dynamic| !v.is_char() && !v.is_string();
+    (a.type_id() != b.type_id() && plain(a) && plain(b)).then_some(false)
+}
+
+/// The order of two numbers or two strings.
+fn compare(a: &Dynamic, b: &Dynamic) -> Option<std::cmp::Ordering> {
+    if let (Some(x), Some(y)) = (string(a), string(b)) {
+        return Some(x.as_str().cmp(y.as_str()));
+    }
+    match pair(a, b)? {
+        Pair::Ints(x, y) => Some(x.cmp(&y)),
+        // Rhai compares floats with `<` and `>`; a NaN compares false either way.
+        Pair::Floats(x, y) => x.partial_cmp(&y),
+    }
+}
+
+/// `items.pick()`: one element of an array or a pool, uniformly, as `api.rs` and `pool.rs` draw.
+fn pick(items: &Dynamic, rng: &SharedRng) -> Option<Dynamic> {
+    if let Some(pool) = items.read_lock::<Pool>() {
+        if pool.is_empty() {
+            return None;
+        }
+        let index = lock(rng).random_range(0..pool.len());
+        return Some(read(&pool.items()[index]));
+    }
+    let array = items.read_lock::<Array>()?;
+    if array.is_empty() {
+        return None;
+    }
+    let index = lock(rng).random_range(0..array.len());
+    Some(array[index].clone())
+}
+
+/// Marks that the event read `ctx.seq` (see `context.rs`).
+pub fn seq_read(flag: &AtomicBool) {
+    flag.store(true, Ordering::Relaxed);
+}

@@ -1,0 +1,125 @@
+//! The fast path against the interpreter: the same events, draw for draw, and the
+//! interpreter's own errors for what the fast path gives up.
+
+use std::path::Path;
+
+use super::super::tests::set_up;
+use super::super::Scenario;
+use crate::encode::EventEncoder;
+
+/// `count` events of `scenario` as JSON lines, or the error of the first that failed.
+fn events(scenario: &mut Scenario, count: i64) -> Vec<String> {
+    let mut lines = Vec::new();
+    for seq in 0..count {
+        let time = 1_700_000_000_000 + seq * 997;
+        match scenario.event(time, seq) {
+            Ok(event) if event.is_map() => {
+                let mut encoder = EventEncoder::new("customer_id");
+                let _ = encoder.encode(&event.cast::<rhai::Map>(), seq);
+                lines.push(String::from_utf8_lossy(&encoder.payload).into_owned());
+            }
+            Ok(other) => lines.push(format!("{other:?}")),
+            Err(err) => lines.push(format!("{:?}", miette::Report::new(err))),
+        }
+    }
+    lines
+}
+
+/// Runs `source` with the fast path and without; asserts the same events, and returns whether
+/// the fast path compiled `event`.
+fn same_either_way(source: &str, count: i64) -> bool {
+    let (mut fast, _) = set_up(source, 7, &[]);
+    let compiled = fast.fast.is_some();
+    let (mut interpreted, _) = set_up(source, 7, &[]);
+    interpreted.fast = None;
+    let a = events(&mut fast, count);
+    let b = events(&mut interpreted, count);
+    for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+        assert_eq!(x, y, "event {i} differs");
+    }
+    compiled
+}
+
+#[test]
+fn the_seed_port_is_compiled_and_makes_the_interpreter_s_events() {
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/seed_port.rhai"),
+    )
+    .unwrap();
+    assert!(same_either_way(&text, 2000));
+}
+
+#[test]
+fn operators_and_reads_give_what_the_interpreter_gives() {
+    let source = r#"
+        fn config() { #{ rate_x: 2.5, names: ["a", "b"] } }
+        fn setup(ctx) { #{ table: #{ a: 1, b: #{ deep: [1, 2, 3] } }, list: [10, 20, 30] } }
+        fn half(x) { if x > 3 { return x / 2; } x * 2 }
+        fn event(ctx) {
+            let i = rand_int(-5, 5);
+            let f = rand_float(-1, 1);
+            let s = `k${i}-${i < 0}`;
+            let l = ctx.state.list;
+            #{
+                customer_id: s + "!",
+                a: i + 1, b: i - 2.5, c: i * 3, d: f / 3.0, e: 7 % 3, g: -f, h: !(i > 0),
+                cmp: [i < 1, i <= 1, i > 1, i >= 1, i == 1, i != 1, 1 == 1.0, "a" < "b"],
+                unit: () == (), map_vs_unit: ctx.state.table != (),
+                deep: ctx.state.table.b.deep[-1], missing: ctx.state.table.nope, first: l[0],
+                rounded: (f * 100.0).round(), floor: f.floor(), ceil: f.ceiling(),
+                int: (f * 1000.0).to_int(), float: i.to_float(), same: i.to_int(),
+                half: half(i), both: i > 0 && f > 0.0, either: i > 0 || f > 0.0,
+                coalesce: ctx.state.table.nope ?? "fallback",
+                pick: ["x", "y", "z"].pick(), chance: chance(0.3), id: uuid(),
+                at: iso8601(ctx.time), setting: ctx.settings.rate_x, seq: ctx.seq,
+            }
+        }
+    "#;
+    assert!(same_either_way(source, 500));
+}
+
+#[test]
+fn what_the_fast_path_gives_up_the_interpreter_makes_or_refuses_the_same_way() {
+    // An overflow, a division by zero and a bad range, every few events: Rhai's errors.
+    let source = r#"
+        fn event(ctx) {
+            let k = rand_int(0, 9);
+            let x = if k == 0 { 9223372036854775807 + k + 1 } else if k == 1 { 5 / (k - 1) } else { k };
+            let y = if k == 2 { rand_int(5, 1) } else { 0 };
+            #{ customer_id: "c", x: x, y: y, s: `${[1, 2]}` }
+        }
+    "#;
+    assert!(same_either_way(source, 200));
+}
+
+#[test]
+fn functions_with_loops_closures_or_modules_are_left_to_the_interpreter() {
+    let looping = r#"
+        fn event(ctx) { let total = 0; for i in 0..3 { total += i; } #{ customer_id: "c", total: total } }
+    "#;
+    assert!(!same_either_way(looping, 20));
+    let calls_a_loop = r#"
+        fn sum() { let t = 0; for i in 0..3 { t += i; } t }
+        fn event(ctx) { #{ customer_id: "c", total: sum(), r: rand_int(0, 9) } }
+    "#;
+    assert!(!same_either_way(calls_a_loop, 20));
+    let closure = r#"
+        fn event(ctx) { #{ customer_id: "c", x: [1, 2].map(|v| v * rand_int(0, 9)) } }
+    "#;
+    assert!(!same_either_way(closure, 20));
+}
+
+#[test]
+fn a_runaway_recursion_is_stopped_by_the_interpreter_s_limit() {
+    let source = r#"
+        fn down(n) { down(n + 1) }
+        fn event(ctx) { #{ customer_id: "c", x: down(0) } }
+    "#;
+    let (mut scenario, _) = set_up(source, 7, &[]);
+    assert!(scenario.fast.is_some());
+    let err = format!(
+        "{:?}",
+        miette::Report::new(scenario.event(0, 0).unwrap_err())
+    );
+    assert!(err.contains("Stack overflow"), "{err}");
+}
