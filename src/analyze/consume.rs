@@ -55,6 +55,12 @@ const ORPHAN_WAIT: Duration = Duration::from_secs(30);
 /// scrape is at most this stale, seldom enough that scoring the rules costs the loop nothing.
 const FIGURES_INTERVAL: Duration = Duration::from_millis(250);
 
+/// How often librdkafka reports on a consumer reading a backlog to its end (`--until-idle`)
+/// while it is observed: five times a second, so the bar's total (what is left to read) comes
+/// within a fifth of a second of the partitions' assignment. A report of a few partitions costs
+/// the client a few microseconds.
+const BACKLOG_STATISTICS_INTERVAL_MS: &str = "200";
+
 /// The group member's configuration: offsets committed by hand, after the effects are recorded
 /// (see [`super::group`]); the user's properties over all of it. `observed`: a metrics endpoint
 /// reads librdkafka's statistics (lag, broker states), so they are asked for unless the user set
@@ -77,7 +83,11 @@ fn consumer_config(options: &AnalyzeOptions, observed: bool) -> ClientConfig {
         // Read only committed input: an aborted producer's messages are not transactions.
         defaults.push(("isolation.level", "read_committed"));
     }
-    if options.live_view || observed {
+    if options.until_idle && observed {
+        // A backlog read to its end may take a second or two: its progress bar is drawn from
+        // these reports, and at one a second it would show late or not at all.
+        defaults.push(("statistics.interval.ms", BACKLOG_STATISTICS_INTERVAL_MS));
+    } else if options.live_view || observed {
         defaults.push(("statistics.interval.ms", STATISTICS_INTERVAL_MS));
     }
     options.cluster().config(&defaults)
@@ -182,7 +192,7 @@ fn run_with(
         .then(|| Recovery::new(cluster.config(&[]), options.group.clone()));
     let consumer: BaseConsumer<GroupContext> = cluster.create(
         &consumer_config(options, observed),
-        GroupContext::new(&options.topic, publisher, recovery, figures.client_stats()),
+        GroupContext::new(&options.topic, publisher, recovery, figures.clone()),
     )?;
     consumer
         .subscribe(&[&options.topic])

@@ -14,6 +14,8 @@ use std::sync::{Arc, Mutex};
 
 use super::analyzer::Analyzer;
 use super::window::Lateness;
+use rdkafka::statistics::Statistics;
+
 use crate::kafka::stats::{ClientStats, StatsSnapshot};
 use crate::sync::lock;
 
@@ -110,6 +112,8 @@ pub struct AnalyzeFigures {
     events: AtomicU64,
     poison: AtomicU64,
     client: Arc<ClientStats>,
+    /// The latest statistics report with the events read when it came.
+    read_at_report: Mutex<Option<(StatsSnapshot, u64)>>,
     snapshot: Mutex<FiguresSnapshot>,
 }
 
@@ -142,6 +146,20 @@ impl AnalyzeFigures {
     /// The consumer's latest statistics report, if one came.
     pub fn latest_stats(&self) -> Option<StatsSnapshot> {
         self.client.latest()
+    }
+
+    /// Records librdkafka's report of the consumer with the events read so far. The consumer's
+    /// context records it from the run loop's own poll, between two messages, so the count
+    /// agrees with the offsets the report gives as read.
+    pub fn record_stats(&self, statistics: &Statistics) {
+        let snapshot = StatsSnapshot::from_statistics(statistics);
+        *lock(&self.read_at_report) = Some((snapshot.clone(), self.events()));
+        self.client.keep(snapshot);
+    }
+
+    /// The latest statistics report and the events read when it came, if one came.
+    pub fn latest_stats_with_events(&self) -> Option<(StatsSnapshot, u64)> {
+        lock(&self.read_at_report).clone()
     }
 
     /// The figures the run loop last published.

@@ -26,10 +26,10 @@ use rdkafka::statistics::Statistics;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use super::batch::{PartitionBatch, Pending};
+use super::figures::AnalyzeFigures;
 use super::progress::Recovery;
 use super::publish::Publisher;
 use super::{AnalyzeError, PROGRESS_TOPIC};
-use crate::kafka::stats::ClientStats;
 use crate::sync::lock;
 
 /// How long a request for the group's committed offsets may take.
@@ -60,20 +60,20 @@ pub struct GroupContext {
     pub(super) lag: Mutex<BTreeMap<i32, i64>>,
     /// Exactly once: how to read the progress records back.
     recovery: Option<Recovery>,
-    /// librdkafka's latest statistics report, for the metrics endpoint (lag per partition,
-    /// whether a broker is up).
-    client_stats: Arc<ClientStats>,
+    /// Where librdkafka's statistics reports are recorded, for the metrics endpoint (lag per
+    /// partition, whether a broker is up) and the progress bar (what is left to read).
+    figures: Arc<AnalyzeFigures>,
 }
 
 impl GroupContext {
     /// The context of a member reading `topic`, publishing with `publisher` when there are
     /// outputs, resuming with `recovery` in exactly-once mode, and recording librdkafka's
-    /// statistics in `client_stats`.
+    /// statistics in `figures`.
     pub fn new(
         topic: &str,
         publisher: Option<Publisher>,
         recovery: Option<Recovery>,
-        client_stats: Arc<ClientStats>,
+        figures: Arc<AnalyzeFigures>,
     ) -> Self {
         Self {
             topic: topic.to_string(),
@@ -82,7 +82,7 @@ impl GroupContext {
             membership: Mutex::new(Membership::default()),
             lag: Mutex::new(BTreeMap::new()),
             recovery,
-            client_stats,
+            figures,
         }
     }
 
@@ -291,8 +291,9 @@ pub fn commit(consumer: &BaseConsumer<GroupContext>) -> Result<(), AnalyzeError>
 
 impl ClientContext for GroupContext {
     fn stats(&self, statistics: Statistics) {
-        // Only called when statistics.interval.ms is set: by the live view or --metrics.
-        self.client_stats.record(&statistics);
+        // Only called when statistics.interval.ms is set: by the live view, --metrics or the
+        // progress bar.
+        self.figures.record_stats(&statistics);
         let Some(topic) = statistics.topics.get(&self.topic) else {
             return;
         };

@@ -5,7 +5,6 @@
 //! own, like the status line, and only where the status line would be: not when standard error
 //! is piped or logs are JSON.
 
-use std::cell::Cell;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -72,22 +71,14 @@ pub(super) fn show_backfill(metrics: &Metrics, stop: &Shutdown) {
 /// Draws `sim analyze --until-idle`'s bar: events consumed, out of those and what librdkafka
 /// last reported still unread, until `stop`.
 pub(super) fn show_consumed(figures: &AnalyzeFigures, stop: &Shutdown) {
-    // What is left to read is as of librdkafka's last report, up to a second old: the total is
-    // what was consumed when the report was first seen plus what it left unread, not today's
-    // count plus an old remainder (which counts the second's events twice).
-    let seen: Cell<Option<(Instant, u64)>> = Cell::new(None);
+    // What is left to read is as of librdkafka's last report, up to a fifth of a second old: the
+    // total is what was read when the report came plus what it left unread, not today's count
+    // plus an old remainder (which would count the events read since twice).
     let progress = || {
-        let stats = figures.latest_stats()?;
+        let (stats, read_at_report) = figures.latest_stats_with_events()?;
         let unread: i64 = stats.partitions.iter().filter_map(|p| p.unread).sum();
         let done = figures.events();
-        let at_report = match seen.get() {
-            Some((taken, at)) if taken == stats.taken => at,
-            _ => {
-                seen.set(Some((stats.taken, done)));
-                done
-            }
-        };
-        Some((done, (at_report + unread.max(0) as u64).max(done)))
+        Some((done, (read_at_report + unread.max(0) as u64).max(done)))
     };
     draw(
         &Work {

@@ -170,7 +170,12 @@ pub struct ClientStats {
 impl ClientStats {
     /// Keeps `stats` as the latest report.
     pub fn record(&self, stats: &Statistics) {
-        *lock(&self.latest) = Some(StatsSnapshot::from_statistics(stats));
+        self.keep(StatsSnapshot::from_statistics(stats));
+    }
+
+    /// Keeps `snapshot`, a report already read, as the latest.
+    pub fn keep(&self, snapshot: StatsSnapshot) {
+        *lock(&self.latest) = Some(snapshot);
     }
 
     /// The latest report, if one came.

@@ -56,9 +56,18 @@ impl Mock {
         Self { cluster, address }
     }
 
+    /// A one-broker mock cluster whose transactions topic has 3 partitions.
     pub fn start() -> Self {
+        Self::with_partitions(3)
+    }
+
+    /// A one-broker mock cluster whose transactions topic has `partitions` partitions. The mock
+    /// keeps about 5 MB per partition (some 9,500 darooghe events) and deletes the oldest beyond.
+    pub fn with_partitions(partitions: i32) -> Self {
         let cluster = MockCluster::new(1).expect("start the mock cluster");
-        cluster.create_topic(TOPIC, 3, 1).expect("create the topic");
+        cluster
+            .create_topic(TOPIC, partitions, 1)
+            .expect("create the topic");
         let address = cluster.bootstrap_servers();
         Self { cluster, address }
     }
