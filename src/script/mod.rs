@@ -15,6 +15,7 @@ mod api;
 pub(crate) mod calls;
 mod context;
 mod convert;
+mod draws;
 mod error;
 mod fast;
 mod follow_up;

@@ -25,8 +25,9 @@ pub enum Node {
     Return(Box<Node>),
     /// An array literal.
     Array(Vec<Node>),
-    /// A map literal: the keys (a template with every key) and each entry's value in order.
-    Map(rhai::Map, Vec<(Identifier, Node)>),
+    /// A map literal: a template with every key, each entry's value in the order written, and
+    /// for each key of the template in its (sorted) order, which entry gives its value.
+    Map(rhai::Map, Vec<Node>, Vec<usize>),
     /// A string with `${...}` parts.
     Interpolated(Vec<Node>),
     /// `value.name`.
@@ -43,7 +44,39 @@ pub enum Node {
     Or(Vec<Node>),
     /// `a ?? b ?? ...`.
     Coalesce(Vec<Node>),
+    /// `switch value { case => .., _ => default }` with constant cases and no conditions: each
+    /// case under Rhai's hash of its value (see [`switch_hash`]).
+    Switch(Box<Node>, HashMap<u64, Node>, Box<Node>),
 }
+
+/// Rhai's hash of a `switch` value (`calc_switch_value_hash`, not exported): the value hashed
+/// with ahash's default hasher, which is Rhai's when no hashing seed is configured.
+pub fn switch_hash(value: &Dynamic) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = ahash::AHasher::default();
+    value.hash(&mut hasher);
+    hasher.finish()
+}
+
+/// Whether [`switch_hash`] agrees with Rhai's own hashes, read off a switch Rhai compiled; if
+/// not (another Rhai, a hashing seed), no `switch` is compiled.
+static HASHES_AGREE: std::sync::LazyLock<bool> = std::sync::LazyLock::new(|| {
+    let Ok(ast) = rhai::Engine::new().compile(r#"fn f(x) { switch x { "probe" => 1, 7 => 2 } }"#)
+    else {
+        return false;
+    };
+    let mut agree = false;
+    ast.walk(&mut |path: &[ASTNode]| {
+        if let Some(ASTNode::Stmt(Stmt::Switch(switch, _))) = path.last() {
+            let cases = &switch.1.cases;
+            agree = cases.len() == 2
+                && cases.contains_key(&switch_hash(&Dynamic::from("probe")))
+                && cases.contains_key(&switch_hash(&Dynamic::from_int(7)));
+        }
+        true
+    });
+    agree
+});
 
 /// One compiled script function.
 #[derive(Debug)]
@@ -148,10 +181,14 @@ fn bodies(ast: &AST) -> HashMap<usize, Vec<Stmt>> {
     ast.walk(&mut |path: &[ASTNode]| {
         if let [ASTNode::Stmt(stmt)] = path {
             let at = stmt.position();
-            if let Some(i) = ranges
+            // The innermost body holding it: a closure's body lies inside its function's.
+            let holder = ranges
                 .iter()
-                .position(|&(start, end)| !at.is_none() && start <= at && at <= end)
-            {
+                .enumerate()
+                .filter(|(_, &(start, end))| !at.is_none() && start <= at && at <= end)
+                .max_by_key(|(_, &(start, _))| start)
+                .map(|(i, _)| i);
+            if let Some(i) = holder {
                 bodies.entry(i).or_default().push((*stmt).clone());
             }
         }
@@ -213,6 +250,33 @@ impl Compiler<'_> {
                 self.scopes.last_mut()?.push(var.0.name.to_string());
                 Some(Node::Let(slot, Box::new(value)))
             }
+            Stmt::Switch(switch, _) => {
+                let (value, collection) = &**switch;
+                if !collection.ranges.is_empty() || !*HASHES_AGREE {
+                    return None;
+                }
+                let mut cases = HashMap::new();
+                for (&hash, list) in &collection.cases {
+                    // One unconditional block a value: a case with `if` is left to Rhai.
+                    let [index] = list.blocks.as_slice() else {
+                        return None;
+                    };
+                    let case = collection.expressions.get(*index)?;
+                    if !matches!(case.lhs, Expr::BoolConstant(true, _)) {
+                        return None;
+                    }
+                    cases.insert(hash, self.expr(&case.rhs)?);
+                }
+                let default = match collection.def_case {
+                    Some(index) => self.expr(&collection.expressions.get(index)?.rhs)?,
+                    None => Node::Const(Dynamic::UNIT),
+                };
+                Some(Node::Switch(
+                    Box::new(self.expr(value)?),
+                    cases,
+                    Box::new(default),
+                ))
+            }
             // `throw` is a return with the break flag: left to the interpreter.
             Stmt::Return(value, flags, _) if !flags.intersects(ASTFlags::BREAK) => {
                 Some(Node::Return(Box::new(match value {
@@ -244,9 +308,18 @@ impl Compiler<'_> {
                 let template: BTreeMap<Identifier, Dynamic> = template.clone();
                 let values = entries
                     .iter()
-                    .map(|(ident, value)| Some((ident.name.as_str().into(), self.expr(value)?)))
+                    .map(|(_, value)| self.expr(value))
                     .collect::<Option<Vec<_>>>()?;
-                Some(Node::Map(template, values))
+                // Each key's entry: the last one written with it, as Rhai's assignments leave it.
+                let order = template
+                    .keys()
+                    .map(|key| {
+                        entries
+                            .iter()
+                            .rposition(|(ident, _)| ident.name == key.as_str())
+                    })
+                    .collect::<Option<Vec<_>>>()?;
+                Some(Node::Map(template, values, order))
             }
             Expr::Variable(var, _, _) if var.2.is_empty() => Some(Node::Var(self.lookup(&var.1)?)),
             Expr::Stmt(block) => self.block(block.statements()),

@@ -1,5 +1,6 @@
 //! Running compiled [`Node`]s: one frame of slots per call, values as Rhai's `Dynamic`.
 
+use std::borrow::Cow;
 use std::sync::atomic::AtomicBool;
 
 use rhai::{Array, Dynamic, ImmutableString, Map, INT};
@@ -9,9 +10,12 @@ use super::super::context::EventContext;
 use super::super::limits;
 use super::super::pool::Pool;
 use super::super::state::StateMap;
-use super::compile::{Compiled, Node};
-use super::natives;
+use super::compile::{switch_hash, Compiled, Node};
+use super::natives::{self, Native};
 use super::Bail;
+
+/// How deep script calls may nest on the fast path, well within the sandbox's limit.
+const MAX_DEPTH: usize = 16;
 
 /// Why a node's evaluation stopped early.
 enum Flow {
@@ -56,8 +60,9 @@ impl<'a> Run<'a> {
     pub fn call(&mut self, index: usize, mut args: Vec<Dynamic>) -> Result<Dynamic, Bail> {
         let function = &self.compiled.functions[index];
         let body = function.body.as_ref().ok_or(Bail)?;
-        // The interpreter reports a runaway recursion, with its limit and position.
-        if self.depth >= limits::CALL_DEPTH {
+        // Deeper calls are the interpreter's: it reports a runaway recursion, with its limit
+        // and position, and a thread's stack holds its 64 levels where it might not hold ours.
+        if self.depth >= MAX_DEPTH {
             return Err(Bail);
         }
         self.depth += 1;
@@ -113,13 +118,15 @@ impl<'a> Run<'a> {
                     .collect();
                 Ok(Dynamic::from_array(items))
             }
-            Node::Map(template, entries) => {
+            Node::Map(template, entries, order) => {
+                let mut values = Vec::with_capacity(entries.len());
+                for value in entries {
+                    values.push(self.eval(value, frame)?.flatten());
+                }
+                // The template's slots in key order, filled without a look-up each.
                 let mut map = template.clone();
-                for (key, value) in entries {
-                    let value = self.eval(value, frame)?.flatten();
-                    if let Some(slot) = map.get_mut(key) {
-                        *slot = value;
-                    }
+                for (slot, &entry) in map.values_mut().zip(order) {
+                    *slot = std::mem::take(&mut values[entry]);
                 }
                 Ok(Dynamic::from_map(map))
             }
@@ -133,19 +140,24 @@ impl<'a> Run<'a> {
                 }
                 Ok(Dynamic::from(text))
             }
-            Node::Property(base, name) => {
-                let base = self.eval(base, frame)?;
-                self.property(&base, name)
-            }
+            Node::Property(base, name) => self.property_of(base, name, frame),
             Node::Index(base, index) => {
-                let base = self.eval(base, frame)?;
+                if let Node::Var(_) | Node::Const(_) = **base {
+                    // Borrowed after the index: reading it has no effect.
+                    let index = self.eval(index, frame)?;
+                    let base = self.value(base, frame)?;
+                    return index_of(&base, &index);
+                }
+                let base = match &**base {
+                    Node::Property(inner, name) => self.property_of(inner, name, frame)?,
+                    other => self.eval(other, frame)?,
+                };
                 let index = self.eval(index, frame)?;
                 index_of(&base, &index)
             }
             Node::Native(native, args) => {
                 self.count()?;
-                let mut args = self.eval_all(args, frame)?;
-                Ok(natives::call(*native, &mut args, self.rng)?)
+                self.native(*native, args, frame)
             }
             Node::Script(index, args) => {
                 self.count()?;
@@ -176,6 +188,15 @@ impl<'a> Run<'a> {
                 }
                 Ok(Dynamic::FALSE)
             }
+            Node::Switch(value, cases, default) => {
+                let value = self.eval(value, frame)?;
+                // Rhai looks a value up by its hash; the fast path takes the plain kinds only.
+                if !(value.is_string() || value.is_int() || value.is_bool() || value.is_char()) {
+                    return Err(Flow::Bail);
+                }
+                let chosen = cases.get(&switch_hash(&value)).unwrap_or(default);
+                self.eval(chosen, frame)
+            }
             Node::Coalesce(operands) => {
                 let mut value = Dynamic::UNIT;
                 for operand in operands {
@@ -187,6 +208,69 @@ impl<'a> Run<'a> {
                 Ok(value)
             }
         }
+    }
+
+    /// A node's value, borrowed when it is a variable or a constant (no copy).
+    fn value<'f>(
+        &mut self,
+        node: &'f Node,
+        frame: &'f mut [Dynamic],
+    ) -> Result<Cow<'f, Dynamic>, Flow> {
+        match node {
+            Node::Var(slot) => Ok(Cow::Borrowed(&frame[*slot])),
+            Node::Const(value) => Ok(Cow::Borrowed(value)),
+            _ => self.eval(node, frame).map(Cow::Owned),
+        }
+    }
+
+    /// Calls a native with its arguments borrowed where they are variables or constants. The
+    /// others are evaluated first, in order: reading a variable or a constant has no effect, so
+    /// the draws happen as they would in the order written.
+    fn native(&mut self, native: Native, args: &[Node], frame: &mut [Dynamic]) -> Step {
+        let borrowed = |node: &Node| matches!(node, Node::Var(_) | Node::Const(_));
+        if args.len() > 3 {
+            let values = self.eval_all(args, frame)?;
+            let refs: Vec<&Dynamic> = values.iter().collect();
+            return Ok(natives::call(native, &refs, self.rng)?);
+        }
+        let mut owned: [Dynamic; 3] = Default::default();
+        for (i, arg) in args.iter().enumerate() {
+            if !borrowed(arg) {
+                owned[i] = self.eval(arg, frame)?;
+            }
+        }
+        let frame = &*frame;
+        let mut refs: [&Dynamic; 3] = [&owned[0], &owned[1], &owned[2]];
+        for (i, arg) in args.iter().enumerate() {
+            match arg {
+                Node::Var(slot) => refs[i] = &frame[*slot],
+                Node::Const(value) => refs[i] = value,
+                _ => {}
+            }
+        }
+        Ok(natives::call(native, &refs[..args.len()], self.rng)?)
+    }
+
+    /// `base.name`; for `ctx.state.name` and `ctx.settings.name`, without a copy of the state.
+    fn property_of(&mut self, base: &Node, name: &ImmutableString, frame: &mut [Dynamic]) -> Step {
+        if let Node::Property(inner, first) = base {
+            if matches!(first.as_str(), "state" | "settings") {
+                let inner = self.value(inner, frame)?;
+                if let Some(ctx) = inner.read_lock::<EventContext>() {
+                    let holder = if first.as_str() == "state" {
+                        &ctx.state
+                    } else {
+                        &ctx.settings
+                    };
+                    return self.property(holder, name);
+                }
+                let inner = inner.into_owned();
+                let base = self.property(&inner, first)?;
+                return self.property(&base, name);
+            }
+        }
+        let base = self.value(base, frame)?;
+        self.property(&base, name)
     }
 
     /// `base.name` on a map, a map of the state or `ctx`.

@@ -72,6 +72,11 @@ fn operators_and_reads_give_what_the_interpreter_gives() {
                 coalesce: ctx.state.table.nope ?? "fallback",
                 pick: ["x", "y", "z"].pick(), chance: chance(0.3), id: uuid(),
                 at: iso8601(ctx.time), setting: ctx.settings.rate_x, seq: ctx.seq,
+                switched: switch i { 1 => "one", -5 => "minus five", 0 => { let z = i * 2; z } _ => "other" },
+                by_name: switch s { "k1-false" => 1, _ => 2 }, no_default: switch f > 0.0 { true => 1 },
+                weighted: pick_weighted(#{ a: 1, b: 3 }), weighted_item: pick_weighted([7, 8], [1, 2]),
+                normal: normal(0, 1), log_normal: log_normal(1.0, 0.5), expo: exponential(2),
+                near: jitter(35.7, 51.4, 2), ln: (f + 2.0).ln(), abs: i.abs(),
             }
         }
     "#;
@@ -122,4 +127,39 @@ fn a_runaway_recursion_is_stopped_by_the_interpreter_s_limit() {
         miette::Report::new(scenario.event(0, 0).unwrap_err())
     );
     assert!(err.contains("Stack overflow"), "{err}");
+}
+
+#[test]
+fn every_shipped_scenario_makes_the_same_events_with_the_fast_path_or_without() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts");
+    let mut compiled = Vec::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "rhai") {
+            continue;
+        }
+        let load = || {
+            let mut scenario = Scenario::load(&path).unwrap();
+            let defaults = scenario.config().unwrap();
+            let settings =
+                crate::settings::resolve(&crate::settings::UserInput::default(), &defaults)
+                    .unwrap();
+            scenario.setup(&settings, 11, 0).unwrap();
+            scenario
+        };
+        let (mut fast, mut interpreted) = (load(), load());
+        if fast.fast.is_some() {
+            compiled.push(path.file_name().unwrap().to_string_lossy().into_owned());
+        }
+        interpreted.fast = None;
+        assert_eq!(
+            events(&mut fast, 300),
+            events(&mut interpreted, 300),
+            "{}",
+            path.display()
+        );
+    }
+    // The scenarios written without loops, closures or modules in `event` run compiled.
+    assert!(compiled.contains(&"hello.rhai".to_string()), "{compiled:?}");
+    eprintln!("compiled: {compiled:?}");
 }
