@@ -370,7 +370,18 @@ impl Scenario {
         handles.follow_ups.set_targets(targets);
         let modules: Vec<&rhai::Module> = modules.iter().map(|m| &**m).collect();
         let calls = calls::EventCalls::new(&engine, &ast, &modules);
-        let fast = fast::FastPath::build(&ast, handles.rng.clone(), handles.seq_read.clone());
+        // The modules' syntax trees, compiled again from their texts for the fast path.
+        let module_asts: Vec<(String, AST)> = imports
+            .iter()
+            .filter_map(|m| Some((m.import.alias.clone(), engine.compile(&*m.text).ok()?)))
+            .collect();
+        let fast = fast::FastPath::build(
+            &ast,
+            &module_asts,
+            handles.rng.clone(),
+            handles.memory.clone(),
+            handles.seq_read.clone(),
+        );
         let rate_arity = [2, 1].into_iter().find(|&arity| defines("rate", arity));
         let check_arity = [2, 1].into_iter().find(|&arity| defines("check", arity));
         Ok(Self {
@@ -675,11 +686,16 @@ impl Scenario {
     pub fn arrival(&mut self, time_ms: INT, seq: INT, id: u64) -> Result<Dynamic, ScriptError> {
         self.start(id);
         let ctx = self.context(time_ms, seq);
-        if let Some(fast) = &self.fast {
+        if let Some(fast) = &mut self.fast {
             match fast.event(ctx.clone()) {
                 Ok(result) => return self.checked_events("event", result),
                 // Given up: the interpreter makes the event from the same draws.
-                Err(fast::Bail) => self.start(id),
+                Err(fast::Bail) => {
+                    if !fast.pays() {
+                        self.fast = None;
+                    }
+                    self.start(id);
+                }
             }
         }
         let result = self.call_per_event("event", ctx, None)?;

@@ -5,13 +5,12 @@ use std::sync::atomic::AtomicBool;
 
 use rhai::{Array, Dynamic, ImmutableString, Map, INT};
 
-use super::super::api::SharedRng;
 use super::super::context::EventContext;
 use super::super::limits;
 use super::super::pool::Pool;
 use super::super::state::StateMap;
 use super::compile::{switch_hash, Compiled, Node};
-use super::natives::{self, Native};
+use super::natives::{self, Helpers, Native};
 use super::Bail;
 
 /// How deep script calls may nest on the fast path, well within the sandbox's limit.
@@ -23,6 +22,10 @@ enum Flow {
     Bail,
     /// `return value`: ends the function.
     Return(Dynamic),
+    /// `break`: ends the loop.
+    Break,
+    /// `continue`: ends the iteration.
+    Continue,
 }
 
 impl From<Bail> for Flow {
@@ -36,7 +39,7 @@ type Step = Result<Dynamic, Flow>;
 /// One event's run: the budget it has and where it draws from.
 pub struct Run<'a> {
     compiled: &'a Compiled,
-    rng: &'a SharedRng,
+    helpers: &'a Helpers,
     seq_read: &'a AtomicBool,
     /// Calls in progress.
     depth: usize,
@@ -45,11 +48,11 @@ pub struct Run<'a> {
 }
 
 impl<'a> Run<'a> {
-    /// A run of `compiled` drawing from `rng`, raising `seq_read` when `ctx.seq` is read.
-    pub fn new(compiled: &'a Compiled, rng: &'a SharedRng, seq_read: &'a AtomicBool) -> Self {
+    /// A run of `compiled` with `helpers`, raising `seq_read` when `ctx.seq` is read.
+    pub fn new(compiled: &'a Compiled, helpers: &'a Helpers, seq_read: &'a AtomicBool) -> Self {
         Self {
             compiled,
-            rng,
+            helpers,
             seq_read,
             depth: 0,
             operations: 0,
@@ -71,7 +74,7 @@ impl<'a> Run<'a> {
         self.depth -= 1;
         match result {
             Ok(value) | Err(Flow::Return(value)) => Ok(value),
-            Err(Flow::Bail) => Err(Bail),
+            Err(Flow::Bail | Flow::Break | Flow::Continue) => Err(Bail),
         }
     }
 
@@ -188,6 +191,65 @@ impl<'a> Run<'a> {
                 }
                 Ok(Dynamic::FALSE)
             }
+            Node::Assign(slot, value) => {
+                frame[*slot] = self.eval(value, frame)?.flatten();
+                Ok(Dynamic::UNIT)
+            }
+            Node::SetProperty(slot, name, value) => {
+                let value = self.eval(value, frame)?.flatten();
+                // A constant, or anything but a plain map, is the interpreter's to refuse or set.
+                if frame[*slot].is_read_only() {
+                    return Err(Flow::Bail);
+                }
+                let mut map = frame[*slot].write_lock::<Map>().ok_or(Flow::Bail)?;
+                if map.len() >= limits::MAP_SIZE && !map.contains_key(name.as_str()) {
+                    return Err(Flow::Bail);
+                }
+                map.insert(name.as_str().into(), value);
+                Ok(Dynamic::UNIT)
+            }
+            Node::ForEach(item, counter, items, body) => {
+                let items = self.eval(items, frame)?;
+                let values: Vec<Dynamic> = if let Some(pool) = items.read_lock::<Pool>() {
+                    pool.items().iter().map(super::super::pool::read).collect()
+                } else if let Some(array) = items.read_lock::<Array>() {
+                    array.clone()
+                } else {
+                    return Err(Flow::Bail);
+                };
+                for (i, value) in values.into_iter().enumerate() {
+                    frame[*item] = value;
+                    if self.iteration(*counter, i, body, frame)? {
+                        break;
+                    }
+                }
+                Ok(Dynamic::UNIT)
+            }
+            Node::ForRange(item, counter, bounds, inclusive, body) => {
+                let lo = self
+                    .eval(&bounds.0, frame)?
+                    .as_int()
+                    .map_err(|_| Flow::Bail)?;
+                let hi = self
+                    .eval(&bounds.1, frame)?
+                    .as_int()
+                    .map_err(|_| Flow::Bail)?;
+                let hi = if *inclusive {
+                    hi.checked_add(1).ok_or(Flow::Bail)?
+                } else {
+                    hi
+                };
+                for (i, value) in (lo..hi).enumerate() {
+                    frame[*item] = Dynamic::from_int(value);
+                    if self.iteration(*counter, i, body, frame)? {
+                        break;
+                    }
+                }
+                Ok(Dynamic::UNIT)
+            }
+            Node::Throw => Err(Flow::Bail),
+            Node::Break => Err(Flow::Break),
+            Node::Continue => Err(Flow::Continue),
             Node::Switch(value, cases, default) => {
                 let value = self.eval(value, frame)?;
                 // Rhai looks a value up by its hash; the fast path takes the plain kinds only.
@@ -207,6 +269,26 @@ impl<'a> Run<'a> {
                 }
                 Ok(value)
             }
+        }
+    }
+
+    /// One iteration of a loop's body, counted against the operations budget; whether the loop
+    /// ends (`break`).
+    fn iteration(
+        &mut self,
+        counter: Option<usize>,
+        index: usize,
+        body: &Node,
+        frame: &mut [Dynamic],
+    ) -> Result<bool, Flow> {
+        self.count()?;
+        if let Some(counter) = counter {
+            frame[counter] = Dynamic::from_int(index as INT);
+        }
+        match self.eval(body, frame) {
+            Ok(_) | Err(Flow::Continue) => Ok(false),
+            Err(Flow::Break) => Ok(true),
+            Err(other) => Err(other),
         }
     }
 
@@ -231,7 +313,7 @@ impl<'a> Run<'a> {
         if args.len() > 3 {
             let values = self.eval_all(args, frame)?;
             let refs: Vec<&Dynamic> = values.iter().collect();
-            return Ok(natives::call(native, &refs, self.rng)?);
+            return Ok(natives::call(native, &refs, self.helpers)?);
         }
         let mut owned: [Dynamic; 3] = Default::default();
         for (i, arg) in args.iter().enumerate() {
@@ -248,7 +330,7 @@ impl<'a> Run<'a> {
                 _ => {}
             }
         }
-        Ok(natives::call(native, &refs[..args.len()], self.rng)?)
+        Ok(natives::call(native, &refs[..args.len()], self.helpers)?)
     }
 
     /// `base.name`; for `ctx.state.name` and `ctx.settings.name`, without a copy of the state.

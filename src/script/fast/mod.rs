@@ -27,6 +27,7 @@ use rhai::{Dynamic, AST};
 
 use super::api::SharedRng;
 use super::context::EventContext;
+use super::memory::Memory;
 
 use compile::Compiled;
 
@@ -39,27 +40,51 @@ pub struct FastPath {
     compiled: Compiled,
     /// The index of `event(ctx)` among the compiled functions.
     event: usize,
-    rng: SharedRng,
+    helpers: natives::Helpers,
     seq_read: Arc<AtomicBool>,
+    /// Events run, and events given up, since the fast path started.
+    runs: u64,
+    bails: u64,
 }
 
+/// After this many events, a fast path that gave up more than a quarter of them is turned off:
+/// its events would be made twice, for nothing.
+const TRIAL_EVENTS: u64 = 200;
+
 impl FastPath {
-    /// Compiles the functions of `ast` that can be; `None` when `event(ctx)` cannot be.
-    pub fn build(ast: &AST, rng: SharedRng, seq_read: Arc<AtomicBool>) -> Option<Self> {
-        let compiled = Compiled::from_ast(ast);
+    /// Compiles the functions of the script `ast` and of the `modules` it imports (by alias)
+    /// that can be; `None` when `event(ctx)` cannot be.
+    pub fn build(
+        ast: &AST,
+        modules: &[(String, AST)],
+        rng: SharedRng,
+        memory: Memory,
+        seq_read: Arc<AtomicBool>,
+    ) -> Option<Self> {
+        let compiled = Compiled::from_ast(ast, modules);
         let event = compiled.runnable("event", 1)?;
         Some(Self {
             compiled,
             event,
-            rng,
+            helpers: natives::Helpers { rng, memory },
             seq_read,
+            runs: 0,
+            bails: 0,
         })
     }
 
     /// Runs `event(ctx)`: what it returned, or [`Bail`] for the interpreter to make the event.
-    pub fn event(&self, ctx: EventContext) -> Result<Dynamic, Bail> {
-        let mut run = eval::Run::new(&self.compiled, &self.rng, &self.seq_read);
-        run.call(self.event, vec![Dynamic::from(ctx)])
+    pub fn event(&mut self, ctx: EventContext) -> Result<Dynamic, Bail> {
+        let mut run = eval::Run::new(&self.compiled, &self.helpers, &self.seq_read);
+        let result = run.call(self.event, vec![Dynamic::from(ctx)]);
+        self.runs += 1;
+        self.bails += u64::from(result.is_err());
+        result
+    }
+
+    /// Whether the fast path pays: false once it gave up too many events to be worth trying.
+    pub fn pays(&self) -> bool {
+        self.runs < TRIAL_EVENTS || self.bails * 4 <= self.runs
     }
 }
 

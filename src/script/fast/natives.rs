@@ -10,6 +10,7 @@ use rhai::{Array, Dynamic, ImmutableString, Map, FLOAT, INT};
 use super::super::api::SharedRng;
 use super::super::draws;
 use super::super::limits;
+use super::super::memory::Memory;
 use super::super::pool::Pool;
 use super::Bail;
 
@@ -72,6 +73,8 @@ pub enum Native {
     Ln,
     /// `x.abs()`.
     Abs,
+    /// `recall(key)`: what the scenario's memory holds under `key`.
+    Recall,
     /// `x.round()`.
     Round,
     /// `x.floor()`.
@@ -115,6 +118,7 @@ pub fn resolve(name: &str, arity: usize) -> Option<Native> {
         ("jitter", 3) => Native::Jitter,
         ("ln", 1) => Native::Ln,
         ("abs", 1) => Native::Abs,
+        ("recall", 1) => Native::Recall,
         ("round", 1) => Native::Round,
         ("floor", 1) => Native::Floor,
         ("ceiling", 1) => Native::Ceiling,
@@ -150,12 +154,21 @@ fn string(value: &Dynamic) -> Option<ImmutableString> {
 }
 
 /// Calls `native` on `args` (already evaluated, in order).
-pub fn call(native: Native, args: &[&Dynamic], rng: &SharedRng) -> Result<Dynamic, Bail> {
-    value(native, args, rng).ok_or(Bail)
+pub fn call(native: Native, args: &[&Dynamic], helpers: &Helpers) -> Result<Dynamic, Bail> {
+    value(native, args, helpers).ok_or(Bail)
+}
+
+/// What the helpers draw from and read: the scenario's generator and memory.
+pub struct Helpers {
+    /// The generator.
+    pub rng: SharedRng,
+    /// The memory (`remember`, `recall`).
+    pub memory: Memory,
 }
 
 /// What [`call`] gives, `None` to give up.
-fn value(native: Native, args: &[&Dynamic], rng: &SharedRng) -> Option<Dynamic> {
+fn value(native: Native, args: &[&Dynamic], helpers: &Helpers) -> Option<Dynamic> {
+    let rng = &helpers.rng;
     match (native, args) {
         (Native::Add, [a, b]) => add(a, b),
         (Native::Sub, [a, b]) => match pair(a, b) {
@@ -217,6 +230,10 @@ fn value(native: Native, args: &[&Dynamic], rng: &SharedRng) -> Option<Dynamic> 
             &*weights.read_lock::<Array>()?,
         )),
         (Native::Jitter, [lat, lng, km]) => ok(draws::jitter(rng, lat, lng, km)),
+        (Native::Recall, [key]) => {
+            let key = key.read_lock::<ImmutableString>()?.clone();
+            Some(helpers.memory.recall(key))
+        }
         (Native::Ln, [x]) => x.as_float().ok().map(|x| Dynamic::from_float(x.ln())),
         (Native::Abs, [x]) => match (x.as_int(), x.as_float()) {
             (Ok(i), _) => i.checked_abs().map(Dynamic::from_int),
