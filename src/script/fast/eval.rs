@@ -91,6 +91,9 @@ impl<'a> Run<'a> {
     }
 
     fn eval(&mut self, node: &Node, frame: &mut [Dynamic]) -> Step {
+        // Every node counts, so the fast path never finishes what the interpreter, counting
+        // its own way, would stop as too many operations: it gives up first.
+        self.count()?;
         match node {
             Node::Const(value) => Ok(value.clone()),
             Node::Var(slot) => Ok(frame[*slot].clone()),
@@ -158,12 +161,8 @@ impl<'a> Run<'a> {
                 let index = self.eval(index, frame)?;
                 index_of(&base, &index)
             }
-            Node::Native(native, args) => {
-                self.count()?;
-                self.native(*native, args, frame)
-            }
+            Node::Native(native, args) => self.native(*native, args, frame),
             Node::Script(index, args) => {
-                self.count()?;
                 let args = self.eval_all(args, frame)?;
                 Ok(self.call(*index, args)?)
             }
