@@ -25,6 +25,16 @@ fn events(scenario: &mut Scenario, count: i64) -> Vec<String> {
     lines
 }
 
+/// The error of the first event of `source`, whose `event` the fast path compiled.
+fn compiled_event_error(source: &str) -> String {
+    let (mut scenario, _) = set_up(source, 7, &[]);
+    assert!(scenario.fast.is_some());
+    format!(
+        "{:?}",
+        miette::Report::new(scenario.event(0, 0).unwrap_err())
+    )
+}
+
 /// Runs `source` with the fast path and without; asserts the same events, and returns whether
 /// the fast path compiled `event`.
 fn same_either_way(source: &str, count: i64) -> bool {
@@ -163,12 +173,7 @@ fn a_runaway_recursion_is_stopped_by_the_interpreter_s_limit() {
         fn down(n) { down(n + 1) }
         fn event(ctx) { #{ customer_id: "c", x: down(0) } }
     "#;
-    let (mut scenario, _) = set_up(source, 7, &[]);
-    assert!(scenario.fast.is_some());
-    let err = format!(
-        "{:?}",
-        miette::Report::new(scenario.event(0, 0).unwrap_err())
-    );
+    let err = compiled_event_error(source);
     assert!(err.contains("Stack overflow"), "{err}");
 }
 
@@ -219,11 +224,6 @@ fn a_loop_over_the_operations_budget_is_stopped_as_the_interpreter_stops_it() {
             #{ customer_id: "c", total: total }
         }
     "#;
-    let (mut scenario, _) = set_up(source, 7, &[]);
-    assert!(scenario.fast.is_some());
-    let err = format!(
-        "{:?}",
-        miette::Report::new(scenario.event(0, 0).unwrap_err())
-    );
+    let err = compiled_event_error(source);
     assert!(err.contains("operations"), "{err}");
 }
