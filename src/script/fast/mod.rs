@@ -14,7 +14,8 @@
 //! gives the event up ([`Bail`]) before anything left the worker: the event's random stream
 //! is rewound and Rhai makes the event from the start, so the same draws give the same event,
 //! and an error is Rhai's own error, with its position. Nothing the fast path does is visible
-//! beside its result: the helpers it calls draw random numbers and read, nothing else.
+//! beside its result: the helpers it calls draw random numbers, read the memory and schedule
+//! follow-ups, and what an event given up scheduled is dropped before the interpreter runs it.
 
 mod compile;
 mod eval;
@@ -27,6 +28,7 @@ use rhai::{Dynamic, AST};
 
 use super::api::SharedRng;
 use super::context::EventContext;
+use super::follow_up::FollowUps;
 use super::memory::Memory;
 
 use compile::Compiled;
@@ -59,6 +61,7 @@ impl FastPath {
         modules: &[(String, AST)],
         rng: SharedRng,
         memory: Memory,
+        follow_ups: FollowUps,
         seq_read: Arc<AtomicBool>,
     ) -> Option<Self> {
         let compiled = Compiled::from_ast(ast, modules);
@@ -66,7 +69,11 @@ impl FastPath {
         Some(Self {
             compiled,
             event,
-            helpers: natives::Helpers { rng, memory },
+            helpers: natives::Helpers {
+                rng,
+                memory,
+                follow_ups,
+            },
             seq_read,
             runs: 0,
             bails: 0,
@@ -75,8 +82,24 @@ impl FastPath {
 
     /// Runs `event(ctx)`: what it returned, or [`Bail`] for the interpreter to make the event.
     pub fn event(&mut self, ctx: EventContext) -> Result<Dynamic, Bail> {
+        self.run(self.event, vec![Dynamic::from(ctx)])
+    }
+
+    /// Runs the follow-up `function(ctx, data)` the same way, if the script's `function` with two
+    /// parameters is compiled; [`Bail`] otherwise.
+    pub fn follow_up(
+        &mut self,
+        function: &str,
+        ctx: EventContext,
+        data: Dynamic,
+    ) -> Result<Dynamic, Bail> {
+        let index = self.compiled.runnable(function, 2).ok_or(Bail)?;
+        self.run(index, vec![Dynamic::from(ctx), data])
+    }
+
+    fn run(&mut self, index: usize, args: Vec<Dynamic>) -> Result<Dynamic, Bail> {
         let mut run = eval::Run::new(&self.compiled, &self.helpers, &self.seq_read);
-        let result = run.call(self.event, vec![Dynamic::from(ctx)]);
+        let result = run.call(index, args);
         self.runs += 1;
         self.bails += u64::from(result.is_err());
         result

@@ -8,7 +8,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use rhai::{Array, Dynamic, ImmutableString, Map, FLOAT, INT};
 
 use super::super::api::SharedRng;
+use super::super::context::EventContext;
 use super::super::draws;
+use super::super::follow_up::FollowUps;
 use super::super::limits;
 use super::super::memory::Memory;
 use super::super::pool::Pool;
@@ -75,6 +77,8 @@ pub enum Native {
     Abs,
     /// `recall(key)`: what the scenario's memory holds under `key`.
     Recall,
+    /// `follow_up(ctx, delay_ms, "function", data)`: schedules a later call.
+    FollowUp,
     /// `x.round()`.
     Round,
     /// `x.floor()`.
@@ -119,6 +123,7 @@ pub fn resolve(name: &str, arity: usize) -> Option<Native> {
         ("ln", 1) => Native::Ln,
         ("abs", 1) => Native::Abs,
         ("recall", 1) => Native::Recall,
+        ("follow_up", 4) => Native::FollowUp,
         ("round", 1) => Native::Round,
         ("floor", 1) => Native::Floor,
         ("ceiling", 1) => Native::Ceiling,
@@ -164,6 +169,8 @@ pub struct Helpers {
     pub rng: SharedRng,
     /// The memory (`remember`, `recall`).
     pub memory: Memory,
+    /// The calls scheduled (`follow_up`).
+    pub follow_ups: FollowUps,
 }
 
 /// What [`call`] gives, `None` to give up.
@@ -233,6 +240,20 @@ fn value(native: Native, args: &[&Dynamic], helpers: &Helpers) -> Option<Dynamic
         (Native::Recall, [key]) => {
             let key = key.read_lock::<ImmutableString>()?.clone();
             Some(helpers.memory.recall(key))
+        }
+        (Native::FollowUp, [ctx, delay, function, data]) => {
+            let ctx = ctx.read_lock::<EventContext>()?;
+            let delay = match (delay.as_int(), delay.as_float()) {
+                (Ok(ms), _) => ms,
+                (_, Ok(ms)) if ms.is_finite() => ms.round() as INT,
+                _ => return None,
+            };
+            let function = function.read_lock::<ImmutableString>()?.clone();
+            helpers
+                .follow_ups
+                .schedule(&ctx, delay, function, (*data).clone())
+                .ok()
+                .map(|()| Dynamic::UNIT)
         }
         (Native::Ln, [x]) => x.as_float().ok().map(|x| Dynamic::from_float(x.ln())),
         (Native::Abs, [x]) => match (x.as_int(), x.as_float()) {

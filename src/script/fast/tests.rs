@@ -227,3 +227,59 @@ fn a_loop_over_the_operations_budget_is_stopped_as_the_interpreter_stops_it() {
     let err = compiled_event_error(source);
     assert!(err.contains("operations"), "{err}");
 }
+
+/// The events and follow-ups of `count` arrivals of `scenario`, every follow-up run at once.
+fn with_follow_ups(scenario: &mut Scenario, count: i64) -> Vec<String> {
+    let mut lines = Vec::new();
+    for seq in 0..count {
+        lines.extend(events_from(scenario, seq, |s| {
+            s.event(1_700_000_000_000 + seq, seq)
+        }));
+        let effects = scenario.take_effects();
+        for (k, mut scheduled) in effects.scheduled.into_iter().enumerate() {
+            scheduled.id = 1_000_000 + seq as u64 * 10 + k as u64;
+            lines.extend(events_from(scenario, seq, |s| s.follow_up(scheduled, seq)));
+            scenario.take_effects();
+        }
+    }
+    lines
+}
+
+fn events_from(
+    scenario: &mut Scenario,
+    seq: i64,
+    make: impl FnOnce(&mut Scenario) -> Result<rhai::Dynamic, crate::script::ScriptError>,
+) -> Vec<String> {
+    match make(scenario) {
+        Ok(event) if event.is_map() => {
+            let mut encoder = EventEncoder::new("customer_id");
+            let _ = encoder.encode(&event.cast::<rhai::Map>(), seq);
+            vec![String::from_utf8_lossy(&encoder.payload).into_owned()]
+        }
+        Ok(other) => vec![format!("{other:?}")],
+        Err(err) => vec![format!("{:?}", miette::Report::new(err))],
+    }
+}
+
+#[test]
+fn follow_ups_run_compiled_and_make_the_interpreter_s_events() {
+    let source = r#"
+        fn later(ctx, data) {
+            #{ customer_id: data.c, n: data.n + rand_int(0, 9), at: iso8601(ctx.time), id: uuid() }
+        }
+        fn odd(x) { [x].map(|v| v * rand_int(1, 9)) }
+        fn event(ctx) {
+            if rand_float() < 0.5 { follow_up(ctx, 60000, "later", #{ c: `c${ctx.seq}`, n: ctx.seq }); }
+            // One event in ten is given up after scheduling: its call must not be scheduled twice.
+            let extra = if rand_int(0, 9) == 0 { odd(1) } else { [] };
+            #{ customer_id: "c", r: rand_int(0, 99), extra: extra }
+        }
+    "#;
+    let (mut fast, _) = set_up(source, 7, &[]);
+    let (mut interpreted, _) = set_up(source, 7, &[]);
+    interpreted.fast = None;
+    let a = with_follow_ups(&mut fast, 200);
+    assert!(a.len() > 250, "{} lines", a.len());
+    assert_eq!(a, with_follow_ups(&mut interpreted, 200));
+    assert!(fast.fast.is_some(), "the fast path gave up");
+}
