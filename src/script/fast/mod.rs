@@ -1,13 +1,15 @@
-//! The fast path of `event(ctx)`: the script's functions compiled, once, from Rhai's syntax tree
-//! into a tree of Rust closures' worth of nodes whose variables are slots, whose calls are
-//! resolved, and whose helpers (`rand_int`, `pick`, `uuid`, ...) are called directly, so an
-//! event skips Rhai's per-node dispatch, scope searches, function resolution and argument copies.
+//! The fast path of `event(ctx)` and of follow-ups: the functions of the script and of the
+//! modules it imports, compiled once from Rhai's syntax tree into nodes whose variables are
+//! frame slots, whose calls are resolved, and whose helpers (`rand_int`, `pick`, `uuid`, ...) are
+//! called directly, so an event skips Rhai's per-node dispatch, scope searches, function
+//! resolution and argument copies.
 //!
-//! It covers what events are mostly made of: `let`, `if`, `return`, literals, maps, arrays,
-//! string interpolation, arithmetic and comparisons on numbers and strings, property and index
-//! reads of maps, the frozen state and `ctx`, the script's own functions and the common helpers.
-//! A function using anything else (loops, closures, modules, memory, follow-ups, ...) is not
-//! compiled, and neither is any function that calls it; `event` then runs on Rhai as before.
+//! It covers what events are mostly made of (docs/scripting.md lists it): `let`, assignments,
+//! `if`, `switch`, `for`, `return`, literals, maps, arrays, interpolation, operators on numbers
+//! and strings, reads of maps, arrays, pools, the frozen state and `ctx`, the script's and its
+//! modules' functions and the common helpers. A function using anything else (a closure,
+//! `while`, `remember`, a string method, ...) is not compiled: an event whose path reaches it is
+//! given up, and a fast path that gives up too many events turns itself off.
 //!
 //! The interpreter stays the reference. Whenever the fast path meets a value it does not handle,
 //! or anything that would be an error (a bad argument, an overflow, a size or depth limit), it
