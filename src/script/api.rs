@@ -5,21 +5,16 @@
 //! them on its own), and report misuse (an empty array, a negative weight) as script errors at the
 //! call site. `docs/scripting.md` mirrors this list.
 
-use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Datelike, Timelike, Utc};
 use chrono_tz::Tz;
 use rhai::{Array, Dynamic, Engine, EvalAltResult, Map, Variant, FLOAT, INT};
 
 use super::draws;
-use crate::rng::SimRng;
 
 type Fallible<T> = Result<T, Box<EvalAltResult>>;
 
-/// The generator shared by every helper of one engine. A mutex rather than a `RefCell` because
-/// the engine is built with Rhai's `sync` feature, so that a new version of a script can be
-/// compiled and set up on another thread while the old one keeps streaming.
-pub type SharedRng = Arc<Mutex<SimRng>>;
+pub use super::draws::SharedRng;
 
 fn fail<T>(message: impl Into<String>) -> Fallible<T> {
     Err(message.into().into())

@@ -1,5 +1,6 @@
-//! What the random helpers do, once: the functions registered for scripts (`api.rs`, `pool.rs`)
-//! and the fast path (`fast/`) both call these, so a draw is the same whoever makes the event.
+//! What the random helpers do, once: the functions registered for scripts (`api.rs`) and the
+//! fast path (`fast/`) both call these, so a draw is the same whoever makes the event. (The
+//! draws from pools are in `pool.rs`, beside the pool.)
 //!
 //! Numbers come as `Dynamic` where a helper takes either an integer or a float; misuse (an empty
 //! array, a negative weight) is an error message, which Rhai reports at the call site.
@@ -8,9 +9,13 @@ use rand::Rng;
 use rand_distr::{Distribution, Exp, LogNormal, Normal};
 use rhai::{Array, Dynamic, EvalAltResult, Map, FLOAT, INT};
 
-use super::api::SharedRng;
-use super::pool::{read, Pool};
+use crate::rng::SimRng;
 use crate::sync::lock;
+
+/// The generator shared by every helper of one engine. A mutex rather than a `RefCell` because
+/// the engine is built with Rhai's `sync` feature, so that a new version of a script can be
+/// compiled and set up on another thread while the old one keeps streaming.
+pub type SharedRng = std::sync::Arc<std::sync::Mutex<SimRng>>;
 
 /// A helper's result, or the error Rhai reports for it.
 pub type Fallible<T> = Result<T, Box<EvalAltResult>>;
@@ -97,32 +102,6 @@ pub fn pick(rng: &SharedRng, items: &Array) -> Fallible<Dynamic> {
     }
     let index = lock(rng).random_range(0..items.len());
     Ok(items[index].clone())
-}
-
-/// `pool.pick()`: one element of a pool of the state, uniformly.
-pub fn pick_pool(rng: &SharedRng, pool: &Pool) -> Fallible<Dynamic> {
-    if pool.is_empty() {
-        return fail("pick: the pool is empty");
-    }
-    let index = lock(rng).random_range(0..pool.len());
-    Ok(read(&pool.items()[index]))
-}
-
-/// `pool.pick_zipf(s)`: an element by Zipf popularity, the k-th with probability proportional
-/// to 1 / k^s.
-pub fn pick_zipf(rng: &SharedRng, pool: &Pool, s: &Dynamic) -> Fallible<Dynamic> {
-    let s = s
-        .as_float()
-        .or_else(|_| s.as_int().map(|i| i as f64))
-        .map_err(|t| format!("pick_zipf: exponent must be a number, got {t}"))?;
-    if pool.is_empty() {
-        return fail("pick_zipf: the pool is empty");
-    }
-    let zipf =
-        rand_distr::Zipf::new(pool.len() as f64, s).map_err(|e| format!("pick_zipf: {e}"))?;
-    let rank: f64 = Distribution::sample(&zipf, &mut *lock(rng));
-    let rank = (rank as usize).clamp(1, pool.len());
-    Ok(read(&pool.items()[rank - 1]))
 }
 
 /// `pick_weighted(#{ key: weight, ... })`: a key, with probability proportional to its weight.

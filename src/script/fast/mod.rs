@@ -28,8 +28,8 @@ use std::sync::Arc;
 
 use rhai::{Dynamic, AST};
 
-use super::api::SharedRng;
 use super::context::EventContext;
+use super::draws::SharedRng;
 use super::follow_up::FollowUps;
 use super::memory::Memory;
 

@@ -7,13 +7,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use rhai::{Array, Dynamic, ImmutableString, Map, FLOAT, INT};
 
-use super::super::api::SharedRng;
 use super::super::context::EventContext;
-use super::super::draws;
+use super::super::draws::{self, SharedRng};
 use super::super::follow_up::FollowUps;
 use super::super::limits;
 use super::super::memory::Memory;
-use super::super::pool::Pool;
+use super::super::pool::{self, Pool};
 use super::Bail;
 
 /// A native function the fast path knows.
@@ -223,11 +222,11 @@ fn value(native: Native, args: &[&Dynamic], helpers: &Helpers) -> Option<Dynamic
         (Native::Iso8601, [ms]) => ok(draws::iso8601(ms.as_int().ok()?)),
         (Native::Pick, [items]) => {
             if let Some(pool) = items.read_lock::<Pool>() {
-                return ok(draws::pick_pool(rng, &pool));
+                return ok(pool::pick_pool(rng, &pool));
             }
             ok(draws::pick(rng, &*items.read_lock::<Array>()?))
         }
-        (Native::PickZipf, [pool, s]) => ok(draws::pick_zipf(rng, &*pool.read_lock::<Pool>()?, s)),
+        (Native::PickZipf, [pool, s]) => ok(pool::pick_zipf(rng, &*pool.read_lock::<Pool>()?, s)),
         (Native::PickWeighted, [weights]) => {
             ok(draws::pick_weighted_key(rng, &*weights.read_lock::<Map>()?))
         }
