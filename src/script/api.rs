@@ -5,7 +5,6 @@
 //! them on its own), and report misuse (an empty array, a negative weight) as script errors at the
 //! call site. `docs/scripting.md` mirrors this list.
 
-
 use chrono::{DateTime, Datelike, Timelike, Utc};
 use chrono_tz::Tz;
 use rhai::{Array, Dynamic, Engine, EvalAltResult, Map, Variant, FLOAT, INT};
