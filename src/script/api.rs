@@ -5,39 +5,18 @@
 //! them on its own), and report misuse (an empty array, a negative weight) as script errors at the
 //! call site. `docs/scripting.md` mirrors this list.
 
-use std::sync::{Arc, Mutex};
-
 use chrono::{DateTime, Datelike, Timelike, Utc};
 use chrono_tz::Tz;
-use rand::Rng;
-use rand_distr::{Distribution, Exp, LogNormal, Normal};
 use rhai::{Array, Dynamic, Engine, EvalAltResult, Map, Variant, FLOAT, INT};
 
-use crate::rng::SimRng;
-use crate::sync::lock;
+use super::draws;
 
 type Fallible<T> = Result<T, Box<EvalAltResult>>;
 
-/// The generator shared by every helper of one engine. A mutex rather than a `RefCell` because
-/// the engine is built with Rhai's `sync` feature, so that a new version of a script can be
-/// compiled and set up on another thread while the old one keeps streaming.
-pub type SharedRng = Arc<Mutex<SimRng>>;
+pub use super::draws::SharedRng;
 
 fn fail<T>(message: impl Into<String>) -> Fallible<T> {
     Err(message.into().into())
-}
-
-/// A number argument given as an integer or a float.
-fn number(value: &Dynamic, helper: &str) -> Fallible<FLOAT> {
-    value
-        .as_float()
-        .or_else(|_| value.as_int().map(|i| i as FLOAT))
-        .or_else(|_| {
-            fail(format!(
-                "{helper}: expected a number, got {}",
-                value.type_name()
-            ))
-        })
 }
 
 /// Registers `f` under `name` with a `Dynamic` parameter (which reports a non-number with the
@@ -156,142 +135,54 @@ pub fn register(engine: &mut Engine, rng: &SharedRng) {
 fn register_draws(engine: &mut Engine, rng: &SharedRng) {
     // rand_float() -> a float in [0, 1).
     let r = rng.clone();
-    engine.register_fn("rand_float", move || -> FLOAT { lock(&r).random() });
+    engine.register_fn("rand_float", move || -> FLOAT { draws::rand_float(&r) });
     // rand_float(lo, hi) -> a float in [lo, hi).
     let r = rng.clone();
-    numeric2(
-        engine,
-        "rand_float",
-        move |lo: Dynamic, hi: Dynamic| -> Fallible<FLOAT> {
-            let (lo, hi) = (number(&lo, "rand_float")?, number(&hi, "rand_float")?);
-            if lo.partial_cmp(&hi) != Some(std::cmp::Ordering::Less) {
-                return fail(format!("rand_float: need lo < hi, got {lo} and {hi}"));
-            }
-            Ok(lock(&r).random_range(lo..hi))
-        },
-    );
+    numeric2(engine, "rand_float", move |lo: Dynamic, hi: Dynamic| {
+        draws::rand_float_in(&r, &lo, &hi)
+    });
     // rand_int(lo, hi) -> an integer in [lo, hi], both ends included.
     let r = rng.clone();
-    engine.register_fn("rand_int", move |lo: INT, hi: INT| -> Fallible<INT> {
-        if lo > hi {
-            return fail(format!("rand_int: need lo <= hi, got {lo} and {hi}"));
-        }
-        Ok(lock(&r).random_range(lo..=hi))
+    engine.register_fn("rand_int", move |lo: INT, hi: INT| {
+        draws::rand_int(&r, lo, hi)
     });
     // chance(p) -> true with probability p.
     let r = rng.clone();
-    numeric1(engine, "chance", move |p: Dynamic| -> Fallible<bool> {
-        let p = number(&p, "chance")?;
-        Ok(lock(&r).random_bool(p.clamp(0.0, 1.0)))
-    });
+    numeric1(engine, "chance", move |p: Dynamic| draws::chance(&r, &p));
     // normal(mean, sd) -> a normal draw.
     let r = rng.clone();
-    numeric2(
-        engine,
-        "normal",
-        move |mean: Dynamic, sd: Dynamic| -> Fallible<FLOAT> {
-            let (mean, sd) = (number(&mean, "normal")?, number(&sd, "normal")?);
-            let dist = Normal::new(mean, sd).or_else(|e| fail(format!("normal: {e}")))?;
-            Ok(dist.sample(&mut *lock(&r)))
-        },
-    );
+    numeric2(engine, "normal", move |mean: Dynamic, sd: Dynamic| {
+        draws::normal(&r, &mean, &sd)
+    });
     // log_normal(mu, sigma) -> exp of a normal(mu, sigma) draw; its median is exp(mu).
     let r = rng.clone();
-    numeric2(
-        engine,
-        "log_normal",
-        move |mu: Dynamic, sigma: Dynamic| -> Fallible<FLOAT> {
-            let (mu, sigma) = (number(&mu, "log_normal")?, number(&sigma, "log_normal")?);
-            let dist = LogNormal::new(mu, sigma).or_else(|e| fail(format!("log_normal: {e}")))?;
-            Ok(dist.sample(&mut *lock(&r)))
-        },
-    );
+    numeric2(engine, "log_normal", move |mu: Dynamic, sigma: Dynamic| {
+        draws::log_normal(&r, &mu, &sigma)
+    });
     // exponential(rate) -> an exponential draw with mean 1 / rate.
     let r = rng.clone();
-    numeric1(
-        engine,
-        "exponential",
-        move |rate: Dynamic| -> Fallible<FLOAT> {
-            let rate = number(&rate, "exponential")?;
-            let dist = Exp::new(rate).or_else(|e| fail(format!("exponential: {e}")))?;
-            Ok(dist.sample(&mut *lock(&r)))
-        },
-    );
+    numeric1(engine, "exponential", move |rate: Dynamic| {
+        draws::exponential(&r, &rate)
+    });
     // uuid() -> a version-4 UUID string from the seeded generator.
     let r = rng.clone();
-    engine.register_fn("uuid", move || -> String {
-        let bytes: [u8; 16] = lock(&r).random();
-        uuid::Builder::from_random_bytes(bytes)
-            .into_uuid()
-            .hyphenated()
-            .to_string()
-    });
+    engine.register_fn("uuid", move || -> String { draws::uuid(&r) });
 }
 
 fn register_choices(engine: &mut Engine, rng: &SharedRng) {
     // pick(array) -> one element, uniformly. Method style (`pool.pick()`) avoids copying the array.
     let r = rng.clone();
-    engine.register_fn("pick", move |items: &mut Array| -> Fallible<Dynamic> {
-        if items.is_empty() {
-            return fail("pick: the array is empty");
-        }
-        let index = lock(&r).random_range(0..items.len());
-        Ok(items[index].clone())
-    });
-    // pick_weighted(#{name: weight, ...}) -> a key, with probability proportional to its weight.
+    engine.register_fn("pick", move |items: &mut Array| draws::pick(&r, items));
+    // pick_weighted(#{ key: weight, ... }) -> a key, with probability proportional to its weight.
     let r = rng.clone();
-    engine.register_fn(
-        "pick_weighted",
-        move |weights: &mut Map| -> Fallible<String> {
-            let mut total = 0.0;
-            for (key, weight) in weights.iter() {
-                let weight = number(weight, "pick_weighted")?;
-                if weight.is_nan() || weight < 0.0 || weight.is_infinite() {
-                    return fail(format!("pick_weighted: weight of `{key}` is {weight}"));
-                }
-                total += weight;
-            }
-            if total <= 0.0 {
-                return fail("pick_weighted: the weights add up to zero");
-            }
-            let mut target = lock(&r).random_range(0.0..total);
-            let mut last = None;
-            for (key, weight) in weights.iter() {
-                let weight = number(weight, "pick_weighted")?;
-                if weight > 0.0 {
-                    last = Some(key);
-                    if target < weight {
-                        return Ok(key.to_string());
-                    }
-                    target -= weight;
-                }
-            }
-            // Rounding can leave `target` a hair past the last weight.
-            Ok(last.map(ToString::to_string).unwrap_or_default())
-        },
-    );
+    engine.register_fn("pick_weighted", move |weights: &mut Map| {
+        draws::pick_weighted_key(&r, weights)
+    });
     // pick_weighted(items, weights) -> an item, with probability proportional to its weight.
     let r = rng.clone();
-    engine.register_fn(
-        "pick_weighted",
-        move |items: &mut Array, weights: Array| -> Fallible<Dynamic> {
-            if items.len() != weights.len() || items.is_empty() {
-                return fail(format!(
-                    "pick_weighted: {} items but {} weights",
-                    items.len(),
-                    weights.len()
-                ));
-            }
-            let weights: Vec<FLOAT> = weights
-                .iter()
-                .map(|w| number(w, "pick_weighted"))
-                .collect::<Fallible<_>>()?;
-            let index = rand_distr::weighted::WeightedIndex::new(&weights)
-                .or_else(|e| fail(format!("pick_weighted: {e}")))?
-                .sample(&mut *lock(&r));
-            Ok(items[index].clone())
-        },
-    );
+    engine.register_fn("pick_weighted", move |items: &mut Array, weights: Array| {
+        draws::pick_weighted_item(&r, items, &weights)
+    });
 }
 
 fn utc(ms: INT) -> Fallible<DateTime<Utc>> {
@@ -306,10 +197,7 @@ fn zone(name: &str) -> Fallible<Tz> {
 
 fn register_time(engine: &mut Engine) {
     // iso8601(ms) -> "2024-01-15T10:30:45.123Z", UTC with millisecond precision.
-    engine.register_fn("iso8601", |ms: INT| -> Fallible<String> {
-        // The RFC 3339 writer, not `format`: it does not parse a format string per call.
-        Ok(utc(ms)?.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-    });
+    engine.register_fn("iso8601", draws::iso8601);
     // hour_of(ms) -> the UTC hour 0-23; hour_of(ms, "Asia/Tehran") -> the local hour.
     engine.register_fn("hour_of", |ms: INT| -> Fallible<INT> {
         Ok(utc(ms)?.hour() as INT)
@@ -363,19 +251,6 @@ fn register_geo(engine: &mut Engine, rng: &SharedRng) {
     numeric3(
         engine,
         "jitter",
-        move |lat: Dynamic, lng: Dynamic, km: Dynamic| -> Fallible<Map> {
-            let (lat, lng) = (number(&lat, "jitter")?, number(&lng, "jitter")?);
-            let km = number(&km, "jitter")?;
-            let mut rng = lock(&r);
-            let distance = km * rng.random::<f64>().sqrt();
-            let bearing = rng.random_range(0.0..std::f64::consts::TAU);
-            let dlat = distance / 111.32 * bearing.cos();
-            let dlng = distance / (111.32 * lat.to_radians().cos().max(1e-6)) * bearing.sin();
-            let round = |x: f64| (x * 10_000.0).round() / 10_000.0;
-            let mut point = Map::new();
-            point.insert("lat".into(), Dynamic::from_float(round(lat + dlat)));
-            point.insert("lng".into(), Dynamic::from_float(round(lng + dlng)));
-            Ok(point)
-        },
+        move |lat: Dynamic, lng: Dynamic, km: Dynamic| draws::jitter(&r, &lat, &lng, &km),
     );
 }

@@ -42,12 +42,23 @@ impl FollowUps {
         std::mem::take(&mut *crate::sync::lock(&self.queue))
     }
 
+    /// How many calls are scheduled and not yet taken.
+    pub(super) fn len(&self) -> usize {
+        crate::sync::lock(&self.queue).len()
+    }
+
+    /// Drops the calls scheduled after the first `len`: those of an event the fast path gave
+    /// up, which the interpreter schedules again.
+    pub(super) fn truncate(&self, len: usize) {
+        crate::sync::lock(&self.queue).truncate(len);
+    }
+
     /// Names the functions a follow-up may call, once the script is compiled.
     pub fn set_targets(&self, targets: BTreeSet<String>) {
         let _ = self.targets.set(targets);
     }
 
-    fn schedule(
+    pub(super) fn schedule(
         &self,
         ctx: &EventContext,
         delay_ms: INT,

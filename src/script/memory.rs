@@ -145,7 +145,7 @@ impl Memory {
         self.read_store().is_empty()
     }
 
-    fn recall(&self, key: ImmutableString) -> Dynamic {
+    pub(super) fn recall(&self, key: ImmutableString) -> Dynamic {
         let mut journal = self.journal();
         if let Some(written) = journal.writes.get(&key) {
             return written.clone().unwrap_or(Dynamic::UNIT);

@@ -15,6 +15,7 @@ mod api;
 pub(crate) mod calls;
 mod context;
 mod convert;
+mod draws;
 mod error;
 mod fast;
 mod follow_up;
@@ -369,7 +370,19 @@ impl Scenario {
         handles.follow_ups.set_targets(targets);
         let modules: Vec<&rhai::Module> = modules.iter().map(|m| &**m).collect();
         let calls = calls::EventCalls::new(&engine, &ast, &modules);
-        let fast = fast::FastPath::build(&ast, handles.rng.clone(), handles.seq_read.clone());
+        // The modules' syntax trees, compiled again from their texts for the fast path.
+        let module_asts: Vec<(String, AST)> = imports
+            .iter()
+            .filter_map(|m| Some((m.import.alias.clone(), engine.compile(&*m.text).ok()?)))
+            .collect();
+        let fast = fast::FastPath::build(
+            &ast,
+            &module_asts,
+            handles.rng.clone(),
+            handles.memory.clone(),
+            handles.follow_ups.clone(),
+            handles.seq_read.clone(),
+        );
         let rate_arity = [2, 1].into_iter().find(|&arity| defines("rate", arity));
         let check_arity = [2, 1].into_iter().find(|&arity| defines("check", arity));
         Ok(Self {
@@ -674,11 +687,12 @@ impl Scenario {
     pub fn arrival(&mut self, time_ms: INT, seq: INT, id: u64) -> Result<Dynamic, ScriptError> {
         self.start(id);
         let ctx = self.context(time_ms, seq);
-        if let Some(fast) = &self.fast {
+        let queued = self.follow_ups.len();
+        if let Some(fast) = &mut self.fast {
             match fast.event(ctx.clone()) {
                 Ok(result) => return self.checked_events("event", result),
                 // Given up: the interpreter makes the event from the same draws.
-                Err(fast::Bail) => self.start(id),
+                Err(fast::Bail) => self.restart_after_bail(id, queued),
             }
         }
         let result = self.call_per_event("event", ctx, None)?;
@@ -690,8 +704,26 @@ impl Scenario {
         self.start(scheduled.id);
         let ctx = self.context(scheduled.at_ms, seq);
         let function = scheduled.function.to_string();
+        let queued = self.follow_ups.len();
+        if let Some(fast) = &mut self.fast {
+            match fast.follow_up(&function, ctx.clone(), scheduled.data.clone()) {
+                Ok(result) => return self.checked_events(&function, result),
+                Err(fast::Bail) => self.restart_after_bail(scheduled.id, queued),
+            }
+        }
         let result = self.call_per_event(&function, ctx, Some(scheduled.data))?;
         self.checked_events(&function, result)
+    }
+
+    /// After the fast path gave an event up: turns it off if it does not pay, drops the calls
+    /// the event scheduled past the first `queued`, and rewinds the event's random stream for
+    /// the interpreter.
+    fn restart_after_bail(&mut self, id: u64, queued: usize) {
+        if self.fast.as_ref().is_some_and(|fast| !fast.pays()) {
+            self.fast = None;
+        }
+        self.follow_ups.truncate(queued);
+        self.start(id);
     }
 
     fn checked_events(&self, function: &str, result: Dynamic) -> Result<Dynamic, ScriptError> {

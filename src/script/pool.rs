@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use rhai::{Dynamic, Engine, EvalAltResult, FnPtr, NativeCallContext, FLOAT, INT};
 
-use super::api::SharedRng;
+use super::draws::SharedRng;
 use super::limits;
 
 type Fallible<T> = Result<T, Box<EvalAltResult>>;
@@ -200,6 +200,32 @@ fn equal(context: &NativeCallContext, a: &Dynamic, b: &Dynamic) -> bool {
         .unwrap_or(false)
 }
 
+/// `pool.pick()`: one element of a pool of the state, uniformly.
+pub(crate) fn pick_pool(rng: &SharedRng, pool: &Pool) -> Fallible<Dynamic> {
+    if pool.is_empty() {
+        return Err("pick: the pool is empty".into());
+    }
+    let index = rand::Rng::random_range(&mut *crate::sync::lock(rng), 0..pool.len());
+    Ok(read(&pool.items()[index]))
+}
+
+/// `pool.pick_zipf(s)`: an element by Zipf popularity, the k-th with probability proportional
+/// to 1 / k^s.
+pub(crate) fn pick_zipf(rng: &SharedRng, pool: &Pool, s: &Dynamic) -> Fallible<Dynamic> {
+    let s = s
+        .as_float()
+        .or_else(|_| s.as_int().map(|i| i as f64))
+        .map_err(|t| format!("pick_zipf: exponent must be a number, got {t}"))?;
+    if pool.is_empty() {
+        return Err("pick_zipf: the pool is empty".into());
+    }
+    let zipf =
+        rand_distr::Zipf::new(pool.len() as f64, s).map_err(|e| format!("pick_zipf: {e}"))?;
+    let rank: f64 = rand_distr::Distribution::sample(&zipf, &mut *crate::sync::lock(rng));
+    let rank = (rank as usize).clamp(1, pool.len());
+    Ok(read(&pool.items()[rank - 1]))
+}
+
 /// A copy of `value`, read out of a pool or the state: a frozen map or array (stored read-only,
 /// see `state.rs`) stays read-only, since a clone of a `Dynamic` is read-write; so Rhai refuses to
 /// change it where it sits (`ctx.state.list.push(x)`) instead of changing a copy that is thrown
@@ -302,20 +328,7 @@ pub fn register(engine: &mut Engine, rng: &SharedRng, counter: &PoolCounter) {
     // pool.pick_zipf(s) -> an element by Zipf popularity: the k-th with probability
     // proportional to 1 / k^s (s = 1: the first is twice as popular as the second).
     let r = rng.clone();
-    let pick_zipf = move |pool: Pool, s: Dynamic| -> Fallible<Dynamic> {
-        let s = s
-            .as_float()
-            .or_else(|_| s.as_int().map(|i| i as f64))
-            .map_err(|t| format!("pick_zipf: exponent must be a number, got {t}"))?;
-        if pool.is_empty() {
-            return Err("pick_zipf: the pool is empty".into());
-        }
-        let zipf =
-            rand_distr::Zipf::new(pool.len() as f64, s).map_err(|e| format!("pick_zipf: {e}"))?;
-        let rank: f64 = rand_distr::Distribution::sample(&zipf, &mut *crate::sync::lock(&r));
-        let rank = (rank as usize).clamp(1, pool.len());
-        Ok(read(&pool.items[rank - 1]))
-    };
+    let pick_zipf = move |pool: Pool, s: Dynamic| -> Fallible<Dynamic> { pick_zipf(&r, &pool, &s) };
     // With a float and an integer exponent as well: an exact match is found by Rhai's first
     // look-up (see `api::numeric1`).
     let f = pick_zipf.clone();
@@ -325,11 +338,5 @@ pub fn register(engine: &mut Engine, rng: &SharedRng, counter: &PoolCounter) {
     engine.register_fn("pick_zipf", pick_zipf);
     // pool.pick() -> one element, uniformly.
     let r = rng.clone();
-    engine.register_fn("pick", move |pool: Pool| -> Fallible<Dynamic> {
-        if pool.is_empty() {
-            return Err("pick: the pool is empty".into());
-        }
-        let index = rand::Rng::random_range(&mut *crate::sync::lock(&r), 0..pool.len());
-        Ok(read(&pool.items[index]))
-    });
+    engine.register_fn("pick", move |pool: Pool| pick_pool(&r, &pool));
 }

@@ -25,8 +25,9 @@ pub enum Node {
     Return(Box<Node>),
     /// An array literal.
     Array(Vec<Node>),
-    /// A map literal: the keys (a template with every key) and each entry's value in order.
-    Map(rhai::Map, Vec<(Identifier, Node)>),
+    /// A map literal: a template with every key, each entry's value in the order written, and
+    /// for each key of the template in its (sorted) order, which entry gives its value.
+    Map(rhai::Map, Vec<Node>, Vec<usize>),
     /// A string with `${...}` parts.
     Interpolated(Vec<Node>),
     /// `value.name`.
@@ -43,7 +44,53 @@ pub enum Node {
     Or(Vec<Node>),
     /// `a ?? b ?? ...`.
     Coalesce(Vec<Node>),
+    /// `name = value` on a variable: its slot.
+    Assign(usize, Box<Node>),
+    /// `name.key = value` on a variable holding a map: its slot.
+    SetProperty(usize, ImmutableString, Box<Node>),
+    /// `for item, counter in items { body }`: the slots of the item and the counter.
+    ForEach(usize, Option<usize>, Box<Node>, Box<Node>),
+    /// `for i, counter in lo..hi { body }` (`..=`: `hi` included).
+    ForRange(usize, Option<usize>, Box<(Node, Node)>, bool, Box<Node>),
+    /// `throw`: the interpreter throws it, with its position.
+    Throw,
+    /// `break`.
+    Break,
+    /// `continue`.
+    Continue,
+    /// `switch value { case => .., _ => default }` with constant cases and no conditions: each
+    /// case under Rhai's hash of its value (see [`switch_hash`]).
+    Switch(Box<Node>, HashMap<u64, Node>, Box<Node>),
 }
+
+/// Rhai's hash of a `switch` value (`calc_switch_value_hash`, not exported): the value hashed
+/// with ahash's default hasher, which is Rhai's when no hashing seed is configured.
+pub fn switch_hash(value: &Dynamic) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = ahash::AHasher::default();
+    value.hash(&mut hasher);
+    hasher.finish()
+}
+
+/// Whether [`switch_hash`] agrees with Rhai's own hashes, read off a switch Rhai compiled; if
+/// not (another Rhai, a hashing seed), no `switch` is compiled.
+static HASHES_AGREE: std::sync::LazyLock<bool> = std::sync::LazyLock::new(|| {
+    let Ok(ast) = rhai::Engine::new().compile(r#"fn f(x) { switch x { "probe" => 1, 7 => 2 } }"#)
+    else {
+        return false;
+    };
+    let mut agree = false;
+    ast.walk(&mut |path: &[ASTNode]| {
+        if let Some(ASTNode::Stmt(Stmt::Switch(switch, _))) = path.last() {
+            let cases = &switch.1.cases;
+            agree = cases.len() == 2
+                && cases.contains_key(&switch_hash(&Dynamic::from("probe")))
+                && cases.contains_key(&switch_hash(&Dynamic::from_int(7)));
+        }
+        true
+    });
+    agree
+});
 
 /// One compiled script function.
 #[derive(Debug)]
@@ -54,85 +101,90 @@ pub struct Function {
     pub params: usize,
     /// Slots its frame needs.
     pub slots: usize,
-    /// Its body; `None` when it could not be compiled.
+    /// Its body; `None` when it could not be compiled (a call to it gives the event up).
     pub body: Option<Node>,
-    /// The script functions it calls.
-    calls: Vec<usize>,
+    /// Whether it is the main script's (not an imported module's).
+    main: bool,
 }
 
-/// The compiled functions of one script.
+/// The compiled functions of a script and of the modules it imports.
 #[derive(Debug)]
 pub struct Compiled {
     /// Every script function, compiled or not, by index.
     pub functions: Vec<Function>,
-    /// Whether each function and everything it calls is compiled.
-    runnable: Vec<bool>,
 }
 
+/// The functions of one file (the script or a module) by name and arity.
+type Names = HashMap<(String, usize), usize>;
+
 impl Compiled {
-    /// Compiles every function of `ast` that can be.
-    pub fn from_ast(ast: &AST) -> Self {
-        let defs: Vec<_> = ast.iter_fn_def().collect();
-        let mut index: HashMap<(String, usize), usize> = HashMap::new();
-        for (i, def) in defs.iter().enumerate() {
-            index.insert((def.name.to_string(), def.params.len()), i);
+    /// Compiles every function of the script `ast`, and of the `modules` it imports (each with
+    /// the alias the script calls it by), that can be.
+    pub fn from_ast(ast: &AST, modules: &[(String, AST)]) -> Self {
+        let files: Vec<&AST> = std::iter::once(ast)
+            .chain(modules.iter().map(|(_, m)| m))
+            .collect();
+        // Each file's functions, numbered across the files; private ones are not callable by
+        // a module's name.
+        let mut names: Vec<Names> = Vec::new();
+        let mut public: Vec<Names> = Vec::new();
+        let mut next = 0;
+        for file in &files {
+            let mut own = Names::new();
+            let mut open = Names::new();
+            for def in file.iter_fn_def() {
+                let key = (def.name.to_string(), def.params.len());
+                if !matches!(def.access, rhai::FnAccess::Private) {
+                    open.insert(key.clone(), next);
+                }
+                own.insert(key, next);
+                next += 1;
+            }
+            names.push(own);
+            public.push(open);
         }
-        let bodies = bodies(ast);
-        let functions = defs
+        let aliases: HashMap<&str, &Names> = modules
             .iter()
-            .enumerate()
-            .map(|(i, def)| {
+            .map(|(alias, _)| alias.as_str())
+            .zip(public.iter().skip(1))
+            .collect();
+        let mut functions = Vec::with_capacity(next);
+        for (f, file) in files.iter().enumerate() {
+            let bodies = bodies(file);
+            for (i, def) in file.iter_fn_def().enumerate() {
                 let mut compiler = Compiler {
-                    functions: &index,
+                    functions: &names[f],
+                    // A module's functions do not see the script's modules.
+                    modules: if f == 0 {
+                        aliases.clone()
+                    } else {
+                        HashMap::new()
+                    },
                     scopes: vec![def.params.iter().map(|p| p.to_string()).collect()],
                     slots: def.params.len(),
-                    calls: Vec::new(),
+                    loops: 0,
                 };
-                let usable = def.this_type.is_none();
                 let body = bodies
                     .get(&i)
-                    .filter(|_| usable)
+                    .filter(|_| def.this_type.is_none())
                     .and_then(|statements| compiler.block(statements));
-                Function {
+                functions.push(Function {
                     name: def.name.clone(),
                     params: def.params.len(),
                     slots: compiler.slots,
                     body,
-                    calls: compiler.calls,
-                }
-            })
-            .collect();
-        let mut compiled = Self {
-            runnable: Vec::new(),
-            functions,
-        };
-        compiled.runnable = compiled.closure();
-        compiled
+                    main: f == 0,
+                });
+            }
+        }
+        Self { functions }
     }
 
-    /// The index of `name` with `arity` parameters, if it and everything it calls is compiled.
+    /// The index of the script's own function `name` with `arity` parameters, if compiled.
     pub fn runnable(&self, name: &str, arity: usize) -> Option<usize> {
         self.functions
             .iter()
-            .position(|f| f.name == name && f.params == arity)
-            .filter(|&i| self.runnable[i])
-    }
-
-    /// Which functions are compiled along with everything they call, transitively.
-    fn closure(&self) -> Vec<bool> {
-        let mut runnable: Vec<bool> = self.functions.iter().map(|f| f.body.is_some()).collect();
-        loop {
-            let mut changed = false;
-            for (i, function) in self.functions.iter().enumerate() {
-                if runnable[i] && function.calls.iter().any(|&c| !runnable[c]) {
-                    runnable[i] = false;
-                    changed = true;
-                }
-            }
-            if !changed {
-                return runnable;
-            }
-        }
+            .position(|f| f.main && f.name == name && f.params == arity && f.body.is_some())
     }
 }
 
@@ -148,10 +200,14 @@ fn bodies(ast: &AST) -> HashMap<usize, Vec<Stmt>> {
     ast.walk(&mut |path: &[ASTNode]| {
         if let [ASTNode::Stmt(stmt)] = path {
             let at = stmt.position();
-            if let Some(i) = ranges
+            // The innermost body holding it: a closure's body lies inside its function's.
+            let holder = ranges
                 .iter()
-                .position(|&(start, end)| !at.is_none() && start <= at && at <= end)
-            {
+                .enumerate()
+                .filter(|(_, &(start, end))| !at.is_none() && start <= at && at <= end)
+                .max_by_key(|(_, &(start, _))| start)
+                .map(|(i, _)| i);
+            if let Some(i) = holder {
                 bodies.entry(i).or_default().push((*stmt).clone());
             }
         }
@@ -162,13 +218,16 @@ fn bodies(ast: &AST) -> HashMap<usize, Vec<Stmt>> {
 
 /// Compiles one function.
 struct Compiler<'a> {
-    /// The script's functions by name and arity.
-    functions: &'a HashMap<(String, usize), usize>,
+    /// The functions of the file being compiled, by name and arity.
+    functions: &'a Names,
+    /// The public functions of each module the file may call, by alias.
+    modules: HashMap<&'a str, &'a Names>,
     /// The names in scope, innermost last; a name's slot is its place in the frame.
     scopes: Vec<Vec<String>>,
     /// Slots used so far.
     slots: usize,
-    calls: Vec<usize>,
+    /// Loops around the statement being compiled (`break` needs one).
+    loops: usize,
 }
 
 impl Compiler<'_> {
@@ -213,15 +272,146 @@ impl Compiler<'_> {
                 self.scopes.last_mut()?.push(var.0.name.to_string());
                 Some(Node::Let(slot, Box::new(value)))
             }
-            // `throw` is a return with the break flag: left to the interpreter.
-            Stmt::Return(value, flags, _) if !flags.intersects(ASTFlags::BREAK) => {
-                Some(Node::Return(Box::new(match value {
-                    Some(expr) => self.expr(expr)?,
+            Stmt::Switch(switch, _) => {
+                let (value, collection) = &**switch;
+                if !collection.ranges.is_empty() || !*HASHES_AGREE {
+                    return None;
+                }
+                let mut cases = HashMap::new();
+                for (&hash, list) in &collection.cases {
+                    // One unconditional block a value: a case with `if` is left to Rhai.
+                    let [index] = list.blocks.as_slice() else {
+                        return None;
+                    };
+                    let case = collection.expressions.get(*index)?;
+                    if !matches!(case.lhs, Expr::BoolConstant(true, _)) {
+                        return None;
+                    }
+                    cases.insert(hash, self.expr(&case.rhs)?);
+                }
+                let default = match collection.def_case {
+                    Some(index) => self.expr(&collection.expressions.get(index)?.rhs)?,
                     None => Node::Const(Dynamic::UNIT),
-                })))
+                };
+                Some(Node::Switch(
+                    Box::new(self.expr(value)?),
+                    cases,
+                    Box::new(default),
+                ))
+            }
+            Stmt::Assignment(assignment) => self.assignment(&assignment.0, &assignment.1),
+            Stmt::For(header, _) => self.for_loop(&header.0, header.1.as_ref(), &header.2),
+            // `break value` belongs to `loop`, which is not compiled.
+            Stmt::BreakLoop(None, flags, _) if self.loops > 0 => {
+                Some(if flags.intersects(ASTFlags::BREAK) {
+                    Node::Break
+                } else {
+                    Node::Continue
+                })
+            }
+            // `throw` is a return with the break flag: the interpreter throws it.
+            Stmt::Return(_, flags, _) if flags.intersects(ASTFlags::BREAK) => Some(Node::Throw),
+            Stmt::Return(value, _, _) => Some(Node::Return(Box::new(match value {
+                Some(expr) => self.expr(expr)?,
+                None => Node::Const(Dynamic::UNIT),
+            }))),
+            _ => None,
+        }
+    }
+
+    /// `target = value` or `target op= value`, on a variable or a property of one.
+    fn assignment(&mut self, op: &rhai::OpAssignment, target: &rhai::BinaryExpr) -> Option<Node> {
+        let value = self.expr(&target.rhs)?;
+        // `x op= v` is `x = x op v`: the variable is read when the operator runs.
+        let with_op = |current: Node, value: Node| -> Option<Node> {
+            match op.get_op_assignment_info() {
+                Some((.., syntax)) => Some(Node::Native(
+                    natives::resolve(syntax, 2)?,
+                    vec![current, value],
+                )),
+                None => Some(value),
+            }
+        };
+        match &target.lhs {
+            Expr::Variable(var, _, _) if var.2.is_empty() => {
+                let slot = self.lookup(&var.1)?;
+                Some(Node::Assign(
+                    slot,
+                    Box::new(with_op(Node::Var(slot), value)?),
+                ))
+            }
+            Expr::Dot(chain, _, _) => {
+                let (Expr::Variable(var, _, _), Expr::Property(property, _)) =
+                    (&chain.lhs, &chain.rhs)
+                else {
+                    return None;
+                };
+                if !var.2.is_empty() {
+                    return None;
+                }
+                let slot = self.lookup(&var.1)?;
+                let name = property.2.clone();
+                let current = Node::Property(Box::new(Node::Var(slot)), name.clone());
+                Some(Node::SetProperty(
+                    slot,
+                    name,
+                    Box::new(with_op(current, value)?),
+                ))
             }
             _ => None,
         }
+    }
+
+    /// `for item in items { .. }` or `for (item, counter) in items { .. }`.
+    fn for_loop(
+        &mut self,
+        item: &rhai::Ident,
+        counter: Option<&rhai::Ident>,
+        flow: &rhai::FlowControl,
+    ) -> Option<Node> {
+        let range = match &flow.expr {
+            Expr::FnCall(call, _)
+                if call.namespace.is_empty()
+                    && call.args.len() == 2
+                    && matches!(call.name.as_str(), ".." | "..=") =>
+            {
+                let bounds = (self.expr(&call.args[0])?, self.expr(&call.args[1])?);
+                Some((bounds, call.name.as_str() == "..="))
+            }
+            _ => None,
+        };
+        let items = match range {
+            None => Some(self.expr(&flow.expr)?),
+            Some(_) => None,
+        };
+        // The item and the counter live in a scope of their own around the body.
+        self.scopes.push(Vec::new());
+        let declare = |compiler: &mut Self, name: &str| {
+            let slot = compiler.slots;
+            compiler.slots += 1;
+            compiler.scopes.last_mut()?.push(name.to_string());
+            Some(slot)
+        };
+        let item_slot = declare(self, &item.name);
+        let counter_slot = match counter {
+            Some(counter) => Some(declare(self, &counter.name)?),
+            None => None,
+        };
+        self.loops += 1;
+        let body = self.block(flow.body.statements());
+        self.loops -= 1;
+        let scope = self.scopes.pop().unwrap_or_default();
+        if let Some(outer) = self.scopes.last_mut() {
+            outer.extend(scope.into_iter().map(|_| String::new()));
+        }
+        let (item_slot, body) = (item_slot?, Box::new(body?));
+        Some(match (range, items) {
+            (Some((bounds, inclusive)), _) => {
+                Node::ForRange(item_slot, counter_slot, Box::new(bounds), inclusive, body)
+            }
+            (None, Some(items)) => Node::ForEach(item_slot, counter_slot, Box::new(items), body),
+            (None, None) => return None,
+        })
     }
 
     fn exprs(&mut self, exprs: &[Expr]) -> Option<Vec<Node>> {
@@ -244,9 +434,18 @@ impl Compiler<'_> {
                 let template: BTreeMap<Identifier, Dynamic> = template.clone();
                 let values = entries
                     .iter()
-                    .map(|(ident, value)| Some((ident.name.as_str().into(), self.expr(value)?)))
+                    .map(|(_, value)| self.expr(value))
                     .collect::<Option<Vec<_>>>()?;
-                Some(Node::Map(template, values))
+                // Each key's entry: the last one written with it, as Rhai's assignments leave it.
+                let order = template
+                    .keys()
+                    .map(|key| {
+                        entries
+                            .iter()
+                            .rposition(|(ident, _)| ident.name == key.as_str())
+                    })
+                    .collect::<Option<Vec<_>>>()?;
+                Some(Node::Map(template, values, order))
             }
             Expr::Variable(var, _, _) if var.2.is_empty() => Some(Node::Var(self.lookup(&var.1)?)),
             Expr::Stmt(block) => self.block(block.statements()),
@@ -312,14 +511,23 @@ impl Compiler<'_> {
     }
 
     fn call(&mut self, call: &FnCallExpr) -> Option<Node> {
-        if !call.namespace.is_empty() || call.capture_parent_scope {
+        if call.capture_parent_scope {
             return None;
         }
         let args = self.exprs(&call.args)?;
-        // Operators are never the script's; other names are the script's first, as in Rhai.
+        if !call.namespace.is_empty() {
+            // `alias::name(..)`: a public function of an imported module.
+            let namespace = &call.namespace;
+            if namespace.to_string() != namespace.root() {
+                return None;
+            }
+            let module = self.modules.get(namespace.root())?;
+            let index = *module.get(&(call.name.to_string(), args.len()))?;
+            return Some(Node::Script(index, args));
+        }
+        // Operators are never the script's; other names are the file's own first, as in Rhai.
         if call.op_token.is_none() {
             if let Some(index) = self.script_function(&call.name, args.len()) {
-                self.calls.push(index);
                 return Some(Node::Script(index, args));
             }
         }

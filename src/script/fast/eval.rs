@@ -1,17 +1,20 @@
 //! Running compiled [`Node`]s: one frame of slots per call, values as Rhai's `Dynamic`.
 
+use std::borrow::Cow;
 use std::sync::atomic::AtomicBool;
 
 use rhai::{Array, Dynamic, ImmutableString, Map, INT};
 
-use super::super::api::SharedRng;
 use super::super::context::EventContext;
 use super::super::limits;
 use super::super::pool::Pool;
 use super::super::state::StateMap;
-use super::compile::{Compiled, Node};
-use super::natives;
+use super::compile::{switch_hash, Compiled, Node};
+use super::natives::{self, Helpers, Native};
 use super::Bail;
+
+/// How deep script calls may nest on the fast path, well within the sandbox's limit.
+const MAX_DEPTH: usize = 16;
 
 /// Why a node's evaluation stopped early.
 enum Flow {
@@ -19,6 +22,10 @@ enum Flow {
     Bail,
     /// `return value`: ends the function.
     Return(Dynamic),
+    /// `break`: ends the loop.
+    Break,
+    /// `continue`: ends the iteration.
+    Continue,
 }
 
 impl From<Bail> for Flow {
@@ -32,7 +39,7 @@ type Step = Result<Dynamic, Flow>;
 /// One event's run: the budget it has and where it draws from.
 pub struct Run<'a> {
     compiled: &'a Compiled,
-    rng: &'a SharedRng,
+    helpers: &'a Helpers,
     seq_read: &'a AtomicBool,
     /// Calls in progress.
     depth: usize,
@@ -41,11 +48,11 @@ pub struct Run<'a> {
 }
 
 impl<'a> Run<'a> {
-    /// A run of `compiled` drawing from `rng`, raising `seq_read` when `ctx.seq` is read.
-    pub fn new(compiled: &'a Compiled, rng: &'a SharedRng, seq_read: &'a AtomicBool) -> Self {
+    /// A run of `compiled` with `helpers`, raising `seq_read` when `ctx.seq` is read.
+    pub fn new(compiled: &'a Compiled, helpers: &'a Helpers, seq_read: &'a AtomicBool) -> Self {
         Self {
             compiled,
-            rng,
+            helpers,
             seq_read,
             depth: 0,
             operations: 0,
@@ -56,8 +63,9 @@ impl<'a> Run<'a> {
     pub fn call(&mut self, index: usize, mut args: Vec<Dynamic>) -> Result<Dynamic, Bail> {
         let function = &self.compiled.functions[index];
         let body = function.body.as_ref().ok_or(Bail)?;
-        // The interpreter reports a runaway recursion, with its limit and position.
-        if self.depth >= limits::CALL_DEPTH {
+        // Deeper calls are the interpreter's: it reports a runaway recursion, with its limit
+        // and position, and a thread's stack holds its 64 levels where it might not hold ours.
+        if self.depth >= MAX_DEPTH {
             return Err(Bail);
         }
         self.depth += 1;
@@ -66,7 +74,7 @@ impl<'a> Run<'a> {
         self.depth -= 1;
         match result {
             Ok(value) | Err(Flow::Return(value)) => Ok(value),
-            Err(Flow::Bail) => Err(Bail),
+            Err(Flow::Bail | Flow::Break | Flow::Continue) => Err(Bail),
         }
     }
 
@@ -83,6 +91,9 @@ impl<'a> Run<'a> {
     }
 
     fn eval(&mut self, node: &Node, frame: &mut [Dynamic]) -> Step {
+        // Every node counts, so the fast path never finishes what the interpreter, counting
+        // its own way, would stop as too many operations: it gives up first.
+        self.count()?;
         match node {
             Node::Const(value) => Ok(value.clone()),
             Node::Var(slot) => Ok(frame[*slot].clone()),
@@ -113,13 +124,15 @@ impl<'a> Run<'a> {
                     .collect();
                 Ok(Dynamic::from_array(items))
             }
-            Node::Map(template, entries) => {
+            Node::Map(template, entries, order) => {
+                let mut values = Vec::with_capacity(entries.len());
+                for value in entries {
+                    values.push(self.eval(value, frame)?.flatten());
+                }
+                // The template's slots in key order, filled without a look-up each.
                 let mut map = template.clone();
-                for (key, value) in entries {
-                    let value = self.eval(value, frame)?.flatten();
-                    if let Some(slot) = map.get_mut(key) {
-                        *slot = value;
-                    }
+                for (slot, &entry) in map.values_mut().zip(order) {
+                    *slot = std::mem::take(&mut values[entry]);
                 }
                 Ok(Dynamic::from_map(map))
             }
@@ -133,22 +146,23 @@ impl<'a> Run<'a> {
                 }
                 Ok(Dynamic::from(text))
             }
-            Node::Property(base, name) => {
-                let base = self.eval(base, frame)?;
-                self.property(&base, name)
-            }
+            Node::Property(base, name) => self.property_of(base, name, frame),
             Node::Index(base, index) => {
-                let base = self.eval(base, frame)?;
+                if let Node::Var(_) | Node::Const(_) = **base {
+                    // Borrowed after the index: reading it has no effect.
+                    let index = self.eval(index, frame)?;
+                    let base = self.value(base, frame)?;
+                    return index_of(&base, &index);
+                }
+                let base = match &**base {
+                    Node::Property(inner, name) => self.property_of(inner, name, frame)?,
+                    other => self.eval(other, frame)?,
+                };
                 let index = self.eval(index, frame)?;
                 index_of(&base, &index)
             }
-            Node::Native(native, args) => {
-                self.count()?;
-                let mut args = self.eval_all(args, frame)?;
-                Ok(natives::call(*native, &mut args, self.rng)?)
-            }
+            Node::Native(native, args) => self.native(*native, args, frame),
             Node::Script(index, args) => {
-                self.count()?;
                 let args = self.eval_all(args, frame)?;
                 Ok(self.call(*index, args)?)
             }
@@ -176,6 +190,74 @@ impl<'a> Run<'a> {
                 }
                 Ok(Dynamic::FALSE)
             }
+            Node::Assign(slot, value) => {
+                frame[*slot] = self.eval(value, frame)?.flatten();
+                Ok(Dynamic::UNIT)
+            }
+            Node::SetProperty(slot, name, value) => {
+                let value = self.eval(value, frame)?.flatten();
+                // A constant, or anything but a plain map, is the interpreter's to refuse or set.
+                if frame[*slot].is_read_only() {
+                    return Err(Flow::Bail);
+                }
+                let mut map = frame[*slot].write_lock::<Map>().ok_or(Flow::Bail)?;
+                if map.len() >= limits::MAP_SIZE && !map.contains_key(name.as_str()) {
+                    return Err(Flow::Bail);
+                }
+                map.insert(name.as_str().into(), value);
+                Ok(Dynamic::UNIT)
+            }
+            Node::ForEach(item, counter, items, body) => {
+                let items = self.eval(items, frame)?;
+                let values: Vec<Dynamic> = if let Some(pool) = items.read_lock::<Pool>() {
+                    pool.items().iter().map(super::super::pool::read).collect()
+                } else if let Some(array) = items.read_lock::<Array>() {
+                    array.clone()
+                } else {
+                    return Err(Flow::Bail);
+                };
+                for (i, value) in values.into_iter().enumerate() {
+                    frame[*item] = value;
+                    if self.iteration(*counter, i, body, frame)? {
+                        break;
+                    }
+                }
+                Ok(Dynamic::UNIT)
+            }
+            Node::ForRange(item, counter, bounds, inclusive, body) => {
+                let lo = self
+                    .eval(&bounds.0, frame)?
+                    .as_int()
+                    .map_err(|_| Flow::Bail)?;
+                let hi = self
+                    .eval(&bounds.1, frame)?
+                    .as_int()
+                    .map_err(|_| Flow::Bail)?;
+                let hi = if *inclusive {
+                    hi.checked_add(1).ok_or(Flow::Bail)?
+                } else {
+                    hi
+                };
+                for (i, value) in (lo..hi).enumerate() {
+                    frame[*item] = Dynamic::from_int(value);
+                    if self.iteration(*counter, i, body, frame)? {
+                        break;
+                    }
+                }
+                Ok(Dynamic::UNIT)
+            }
+            Node::Throw => Err(Flow::Bail),
+            Node::Break => Err(Flow::Break),
+            Node::Continue => Err(Flow::Continue),
+            Node::Switch(value, cases, default) => {
+                let value = self.eval(value, frame)?;
+                // Rhai looks a value up by its hash; the fast path takes the plain kinds only.
+                if !(value.is_string() || value.is_int() || value.is_bool() || value.is_char()) {
+                    return Err(Flow::Bail);
+                }
+                let chosen = cases.get(&switch_hash(&value)).unwrap_or(default);
+                self.eval(chosen, frame)
+            }
             Node::Coalesce(operands) => {
                 let mut value = Dynamic::UNIT;
                 for operand in operands {
@@ -187,6 +269,89 @@ impl<'a> Run<'a> {
                 Ok(value)
             }
         }
+    }
+
+    /// One iteration of a loop's body, counted against the operations budget; whether the loop
+    /// ends (`break`).
+    fn iteration(
+        &mut self,
+        counter: Option<usize>,
+        index: usize,
+        body: &Node,
+        frame: &mut [Dynamic],
+    ) -> Result<bool, Flow> {
+        self.count()?;
+        if let Some(counter) = counter {
+            frame[counter] = Dynamic::from_int(index as INT);
+        }
+        match self.eval(body, frame) {
+            Ok(_) | Err(Flow::Continue) => Ok(false),
+            Err(Flow::Break) => Ok(true),
+            Err(other) => Err(other),
+        }
+    }
+
+    /// A node's value, borrowed when it is a variable or a constant (no copy).
+    fn value<'f>(
+        &mut self,
+        node: &'f Node,
+        frame: &'f mut [Dynamic],
+    ) -> Result<Cow<'f, Dynamic>, Flow> {
+        match node {
+            Node::Var(slot) => Ok(Cow::Borrowed(&frame[*slot])),
+            Node::Const(value) => Ok(Cow::Borrowed(value)),
+            _ => self.eval(node, frame).map(Cow::Owned),
+        }
+    }
+
+    /// Calls a native with its arguments borrowed where they are variables or constants. The
+    /// others are evaluated first, in order: reading a variable or a constant has no effect, so
+    /// the draws happen as they would in the order written.
+    fn native(&mut self, native: Native, args: &[Node], frame: &mut [Dynamic]) -> Step {
+        let borrowed = |node: &Node| matches!(node, Node::Var(_) | Node::Const(_));
+        if args.len() > 3 {
+            let values = self.eval_all(args, frame)?;
+            let refs: Vec<&Dynamic> = values.iter().collect();
+            return Ok(natives::call(native, &refs, self.helpers)?);
+        }
+        let mut owned: [Dynamic; 3] = Default::default();
+        for (i, arg) in args.iter().enumerate() {
+            if !borrowed(arg) {
+                owned[i] = self.eval(arg, frame)?;
+            }
+        }
+        let frame = &*frame;
+        let mut refs: [&Dynamic; 3] = [&owned[0], &owned[1], &owned[2]];
+        for (i, arg) in args.iter().enumerate() {
+            match arg {
+                Node::Var(slot) => refs[i] = &frame[*slot],
+                Node::Const(value) => refs[i] = value,
+                _ => {}
+            }
+        }
+        Ok(natives::call(native, &refs[..args.len()], self.helpers)?)
+    }
+
+    /// `base.name`; for `ctx.state.name` and `ctx.settings.name`, without a copy of the state.
+    fn property_of(&mut self, base: &Node, name: &ImmutableString, frame: &mut [Dynamic]) -> Step {
+        if let Node::Property(inner, first) = base {
+            if matches!(first.as_str(), "state" | "settings") {
+                let inner = self.value(inner, frame)?;
+                if let Some(ctx) = inner.read_lock::<EventContext>() {
+                    let holder = if first.as_str() == "state" {
+                        &ctx.state
+                    } else {
+                        &ctx.settings
+                    };
+                    return self.property(holder, name);
+                }
+                let inner = inner.into_owned();
+                let base = self.property(&inner, first)?;
+                return self.property(&base, name);
+            }
+        }
+        let base = self.value(base, frame)?;
+        self.property(&base, name)
     }
 
     /// `base.name` on a map, a map of the state or `ctx`.

@@ -1,20 +1,23 @@
-//! The fast path of `event(ctx)`: the script's functions compiled, once, from Rhai's syntax tree
-//! into a tree of Rust closures' worth of nodes whose variables are slots, whose calls are
-//! resolved, and whose helpers (`rand_int`, `pick`, `uuid`, ...) are called directly, so an
-//! event skips Rhai's per-node dispatch, scope searches, function resolution and argument copies.
+//! The fast path of `event(ctx)` and of follow-ups: the functions of the script and of the
+//! modules it imports, compiled once from Rhai's syntax tree into nodes whose variables are
+//! frame slots, whose calls are resolved, and whose helpers (`rand_int`, `pick`, `uuid`, ...) are
+//! called directly, so an event skips Rhai's per-node dispatch, scope searches, function
+//! resolution and argument copies.
 //!
-//! It covers what events are mostly made of: `let`, `if`, `return`, literals, maps, arrays,
-//! string interpolation, arithmetic and comparisons on numbers and strings, property and index
-//! reads of maps, the frozen state and `ctx`, the script's own functions and the common helpers.
-//! A function using anything else (loops, closures, modules, memory, follow-ups, ...) is not
-//! compiled, and neither is any function that calls it; `event` then runs on Rhai as before.
+//! It covers what events are mostly made of (docs/scripting.md lists it): `let`, assignments,
+//! `if`, `switch`, `for`, `return`, literals, maps, arrays, interpolation, operators on numbers
+//! and strings, reads of maps, arrays, pools, the frozen state and `ctx`, the script's and its
+//! modules' functions and the common helpers. A function using anything else (a closure,
+//! `while`, `remember`, a string method, ...) is not compiled: an event whose path reaches it is
+//! given up, and a fast path that gives up too many events turns itself off.
 //!
 //! The interpreter stays the reference. Whenever the fast path meets a value it does not handle,
 //! or anything that would be an error (a bad argument, an overflow, a size or depth limit), it
 //! gives the event up ([`Bail`]) before anything left the worker: the event's random stream
 //! is rewound and Rhai makes the event from the start, so the same draws give the same event,
 //! and an error is Rhai's own error, with its position. Nothing the fast path does is visible
-//! beside its result: the helpers it calls draw random numbers and read, nothing else.
+//! beside its result: the helpers it calls draw random numbers, read the memory and schedule
+//! follow-ups, and what an event given up scheduled is dropped before the interpreter runs it.
 
 mod compile;
 mod eval;
@@ -25,8 +28,10 @@ use std::sync::Arc;
 
 use rhai::{Dynamic, AST};
 
-use super::api::SharedRng;
 use super::context::EventContext;
+use super::draws::SharedRng;
+use super::follow_up::FollowUps;
+use super::memory::Memory;
 
 use compile::Compiled;
 
@@ -39,27 +44,72 @@ pub struct FastPath {
     compiled: Compiled,
     /// The index of `event(ctx)` among the compiled functions.
     event: usize,
-    rng: SharedRng,
+    helpers: natives::Helpers,
     seq_read: Arc<AtomicBool>,
+    /// Events run, and events given up, since the fast path started.
+    runs: u64,
+    bails: u64,
 }
 
+/// After this many events, a fast path that gave up more than a quarter of them is turned off:
+/// its events would be made twice, for nothing.
+const TRIAL_EVENTS: u64 = 200;
+
 impl FastPath {
-    /// Compiles the functions of `ast` that can be; `None` when `event(ctx)` cannot be.
-    pub fn build(ast: &AST, rng: SharedRng, seq_read: Arc<AtomicBool>) -> Option<Self> {
-        let compiled = Compiled::from_ast(ast);
+    /// Compiles the functions of the script `ast` and of the `modules` it imports (by alias)
+    /// that can be; `None` when `event(ctx)` cannot be.
+    pub fn build(
+        ast: &AST,
+        modules: &[(String, AST)],
+        rng: SharedRng,
+        memory: Memory,
+        follow_ups: FollowUps,
+        seq_read: Arc<AtomicBool>,
+    ) -> Option<Self> {
+        let compiled = Compiled::from_ast(ast, modules);
         let event = compiled.runnable("event", 1)?;
         Some(Self {
             compiled,
             event,
-            rng,
+            helpers: natives::Helpers {
+                rng,
+                memory,
+                follow_ups,
+            },
             seq_read,
+            runs: 0,
+            bails: 0,
         })
     }
 
     /// Runs `event(ctx)`: what it returned, or [`Bail`] for the interpreter to make the event.
-    pub fn event(&self, ctx: EventContext) -> Result<Dynamic, Bail> {
-        let mut run = eval::Run::new(&self.compiled, &self.rng, &self.seq_read);
-        run.call(self.event, vec![Dynamic::from(ctx)])
+    pub fn event(&mut self, ctx: EventContext) -> Result<Dynamic, Bail> {
+        self.run(self.event, vec![Dynamic::from(ctx)])
+    }
+
+    /// Runs the follow-up `function(ctx, data)` the same way, if the script's `function` with two
+    /// parameters is compiled; [`Bail`] otherwise.
+    pub fn follow_up(
+        &mut self,
+        function: &str,
+        ctx: EventContext,
+        data: Dynamic,
+    ) -> Result<Dynamic, Bail> {
+        let index = self.compiled.runnable(function, 2).ok_or(Bail)?;
+        self.run(index, vec![Dynamic::from(ctx), data])
+    }
+
+    fn run(&mut self, index: usize, args: Vec<Dynamic>) -> Result<Dynamic, Bail> {
+        let mut run = eval::Run::new(&self.compiled, &self.helpers, &self.seq_read);
+        let result = run.call(index, args);
+        self.runs += 1;
+        self.bails += u64::from(result.is_err());
+        result
+    }
+
+    /// Whether the fast path pays: false once it gave up too many events to be worth trying.
+    pub fn pays(&self) -> bool {
+        self.runs < TRIAL_EVENTS || self.bails * 4 <= self.runs
     }
 }
 

@@ -5,14 +5,15 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use rand::Rng;
-use rhai::{Array, Dynamic, ImmutableString, FLOAT, INT};
+use rhai::{Array, Dynamic, ImmutableString, Map, FLOAT, INT};
 
-use super::super::api::SharedRng;
+use super::super::context::EventContext;
+use super::super::draws::{self, SharedRng};
+use super::super::follow_up::FollowUps;
 use super::super::limits;
-use super::super::pool::{read, Pool};
+use super::super::memory::Memory;
+use super::super::pool::{self, Pool};
 use super::Bail;
-use crate::sync::lock;
 
 /// A native function the fast path knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +58,26 @@ pub enum Native {
     Iso8601,
     /// `items.pick()`, on an array or a pool of the state.
     Pick,
+    /// `pool.pick_zipf(s)`.
+    PickZipf,
+    /// `pick_weighted(#{ key: weight })`, or `pick_weighted(items, weights)`.
+    PickWeighted,
+    /// `normal(mean, sd)`.
+    Normal,
+    /// `log_normal(mu, sigma)`.
+    LogNormal,
+    /// `exponential(rate)`.
+    Exponential,
+    /// `jitter(lat, lng, km)`.
+    Jitter,
+    /// `x.ln()`.
+    Ln,
+    /// `x.abs()`.
+    Abs,
+    /// `recall(key)`: what the scenario's memory holds under `key`.
+    Recall,
+    /// `follow_up(ctx, delay_ms, "function", data)`: schedules a later call.
+    FollowUp,
     /// `x.round()`.
     Round,
     /// `x.floor()`.
@@ -92,6 +113,16 @@ pub fn resolve(name: &str, arity: usize) -> Option<Native> {
         ("uuid", 0) => Native::Uuid,
         ("iso8601", 1) => Native::Iso8601,
         ("pick", 1) => Native::Pick,
+        ("pick_zipf", 2) => Native::PickZipf,
+        ("pick_weighted", 1 | 2) => Native::PickWeighted,
+        ("normal", 2) => Native::Normal,
+        ("log_normal", 2) => Native::LogNormal,
+        ("exponential", 1) => Native::Exponential,
+        ("jitter", 3) => Native::Jitter,
+        ("ln", 1) => Native::Ln,
+        ("abs", 1) => Native::Abs,
+        ("recall", 1) => Native::Recall,
+        ("follow_up", 4) => Native::FollowUp,
         ("round", 1) => Native::Round,
         ("floor", 1) => Native::Floor,
         ("ceiling", 1) => Native::Ceiling,
@@ -127,13 +158,24 @@ fn string(value: &Dynamic) -> Option<ImmutableString> {
 }
 
 /// Calls `native` on `args` (already evaluated, in order).
-pub fn call(native: Native, args: &mut [Dynamic], rng: &SharedRng) -> Result<Dynamic, Bail> {
-    value(native, args, rng).ok_or(Bail)
+pub fn call(native: Native, args: &[&Dynamic], helpers: &Helpers) -> Result<Dynamic, Bail> {
+    value(native, args, helpers).ok_or(Bail)
+}
+
+/// What the helpers draw from and read: the scenario's generator and memory.
+pub struct Helpers {
+    /// The generator.
+    pub rng: SharedRng,
+    /// The memory (`remember`, `recall`).
+    pub memory: Memory,
+    /// The calls scheduled (`follow_up`).
+    pub follow_ups: FollowUps,
 }
 
 /// What [`call`] gives, `None` to give up.
-fn value(native: Native, args: &mut [Dynamic], rng: &SharedRng) -> Option<Dynamic> {
-    match (native, &mut *args) {
+fn value(native: Native, args: &[&Dynamic], helpers: &Helpers) -> Option<Dynamic> {
+    let rng = &helpers.rng;
+    match (native, args) {
         (Native::Add, [a, b]) => add(a, b),
         (Native::Sub, [a, b]) => match pair(a, b) {
             Some(Pair::Ints(x, y)) => x.checked_sub(y).map(Dynamic::from_int),
@@ -167,36 +209,57 @@ fn value(native: Native, args: &mut [Dynamic], rng: &SharedRng) -> Option<Dynami
         (Native::Le, [a, b]) => compare(a, b).map(|o| Dynamic::from_bool(o.is_le())),
         (Native::Gt, [a, b]) => compare(a, b).map(|o| Dynamic::from_bool(o.is_gt())),
         (Native::Ge, [a, b]) => compare(a, b).map(|o| Dynamic::from_bool(o.is_ge())),
-        (Native::RandFloat, []) => Some(Dynamic::from_float(lock(rng).random())),
-        (Native::RandFloatIn, [lo, hi]) => {
-            let (lo, hi) = (float(lo)?, float(hi)?);
-            (lo.partial_cmp(&hi) == Some(std::cmp::Ordering::Less))
-                .then(|| Dynamic::from_float(lock(rng).random_range(lo..hi)))
+        (Native::RandFloat, []) => Some(Dynamic::from_float(draws::rand_float(rng))),
+        (Native::RandFloatIn, [lo, hi]) => ok(draws::rand_float_in(rng, lo, hi)),
+        (Native::RandInt, [lo, hi]) => {
+            ok(draws::rand_int(rng, lo.as_int().ok()?, hi.as_int().ok()?))
         }
-        (Native::RandInt, [lo, hi]) => match (lo.as_int(), hi.as_int()) {
-            (Ok(lo), Ok(hi)) if lo <= hi => {
-                Some(Dynamic::from_int(lock(rng).random_range(lo..=hi)))
+        (Native::Chance, [p]) => ok(draws::chance(rng, p)),
+        (Native::Normal, [mean, sd]) => ok(draws::normal(rng, mean, sd)),
+        (Native::LogNormal, [mu, sigma]) => ok(draws::log_normal(rng, mu, sigma)),
+        (Native::Exponential, [rate]) => ok(draws::exponential(rng, rate)),
+        (Native::Uuid, []) => Some(Dynamic::from(draws::uuid(rng))),
+        (Native::Iso8601, [ms]) => ok(draws::iso8601(ms.as_int().ok()?)),
+        (Native::Pick, [items]) => {
+            if let Some(pool) = items.read_lock::<Pool>() {
+                return ok(pool::pick_pool(rng, &pool));
             }
+            ok(draws::pick(rng, &*items.read_lock::<Array>()?))
+        }
+        (Native::PickZipf, [pool, s]) => ok(pool::pick_zipf(rng, &*pool.read_lock::<Pool>()?, s)),
+        (Native::PickWeighted, [weights]) => {
+            ok(draws::pick_weighted_key(rng, &*weights.read_lock::<Map>()?))
+        }
+        (Native::PickWeighted, [items, weights]) => ok(draws::pick_weighted_item(
+            rng,
+            &*items.read_lock::<Array>()?,
+            &*weights.read_lock::<Array>()?,
+        )),
+        (Native::Jitter, [lat, lng, km]) => ok(draws::jitter(rng, lat, lng, km)),
+        (Native::Recall, [key]) => {
+            let key = key.read_lock::<ImmutableString>()?.clone();
+            Some(helpers.memory.recall(key))
+        }
+        (Native::FollowUp, [ctx, delay, function, data]) => {
+            let ctx = ctx.read_lock::<EventContext>()?;
+            let delay = match (delay.as_int(), delay.as_float()) {
+                (Ok(ms), _) => ms,
+                (_, Ok(ms)) if ms.is_finite() => ms.round() as INT,
+                _ => return None,
+            };
+            let function = function.read_lock::<ImmutableString>()?.clone();
+            helpers
+                .follow_ups
+                .schedule(&ctx, delay, function, (*data).clone())
+                .ok()
+                .map(|()| Dynamic::UNIT)
+        }
+        (Native::Ln, [x]) => x.as_float().ok().map(|x| Dynamic::from_float(x.ln())),
+        (Native::Abs, [x]) => match (x.as_int(), x.as_float()) {
+            (Ok(i), _) => i.checked_abs().map(Dynamic::from_int),
+            (_, Ok(f)) => Some(Dynamic::from_float(f.abs())),
             _ => None,
         },
-        (Native::Chance, [p]) => {
-            let p = float(p)?;
-            Some(Dynamic::from_bool(lock(rng).random_bool(p.clamp(0.0, 1.0))))
-        }
-        (Native::Uuid, []) => {
-            let bytes: [u8; 16] = lock(rng).random();
-            let text = uuid::Builder::from_random_bytes(bytes)
-                .into_uuid()
-                .hyphenated()
-                .to_string();
-            Some(Dynamic::from(text))
-        }
-        (Native::Iso8601, [ms]) => {
-            let ms = ms.as_int().ok()?;
-            chrono::DateTime::from_timestamp_millis(ms)
-                .map(|t| Dynamic::from(t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)))
-        }
-        (Native::Pick, [items]) => pick(items, rng),
         (Native::Round, [x]) => x.as_float().ok().map(|x| Dynamic::from_float(x.round())),
         (Native::Floor, [x]) => x.as_float().ok().map(|x| Dynamic::from_float(x.floor())),
         (Native::Ceiling, [x]) => x.as_float().ok().map(|x| Dynamic::from_float(x.ceil())),
@@ -266,21 +329,9 @@ fn compare(a: &Dynamic, b: &Dynamic) -> Option<std::cmp::Ordering> {
     }
 }
 
-/// `items.pick()`: one element of an array or a pool, uniformly, as `api.rs` and `pool.rs` draw.
-fn pick(items: &Dynamic, rng: &SharedRng) -> Option<Dynamic> {
-    if let Some(pool) = items.read_lock::<Pool>() {
-        if pool.is_empty() {
-            return None;
-        }
-        let index = lock(rng).random_range(0..pool.len());
-        return Some(read(&pool.items()[index]));
-    }
-    let array = items.read_lock::<Array>()?;
-    if array.is_empty() {
-        return None;
-    }
-    let index = lock(rng).random_range(0..array.len());
-    Some(array[index].clone())
+/// A helper's value, `None` when it failed (the interpreter then reports the error).
+fn ok<T: rhai::Variant + Clone>(result: draws::Fallible<T>) -> Option<Dynamic> {
+    result.ok().map(Dynamic::from)
 }
 
 /// Marks that the event read `ctx.seq` (see `context.rs`).

@@ -25,6 +25,16 @@ fn events(scenario: &mut Scenario, count: i64) -> Vec<String> {
     lines
 }
 
+/// The error of the first event of `source`, whose `event` the fast path compiled.
+fn compiled_event_error(source: &str) -> String {
+    let (mut scenario, _) = set_up(source, 7, &[]);
+    assert!(scenario.fast.is_some());
+    format!(
+        "{:?}",
+        miette::Report::new(scenario.event(0, 0).unwrap_err())
+    )
+}
+
 /// Runs `source` with the fast path and without; asserts the same events, and returns whether
 /// the fast path compiled `event`.
 fn same_either_way(source: &str, count: i64) -> bool {
@@ -72,6 +82,11 @@ fn operators_and_reads_give_what_the_interpreter_gives() {
                 coalesce: ctx.state.table.nope ?? "fallback",
                 pick: ["x", "y", "z"].pick(), chance: chance(0.3), id: uuid(),
                 at: iso8601(ctx.time), setting: ctx.settings.rate_x, seq: ctx.seq,
+                switched: switch i { 1 => "one", -5 => "minus five", 0 => { let z = i * 2; z } _ => "other" },
+                by_name: switch s { "k1-false" => 1, _ => 2 }, no_default: switch f > 0.0 { true => 1 },
+                weighted: pick_weighted(#{ a: 1, b: 3 }), weighted_item: pick_weighted([7, 8], [1, 2]),
+                normal: normal(0, 1), log_normal: log_normal(1.0, 0.5), expo: exponential(2),
+                near: jitter(35.7, 51.4, 2), ln: (f + 2.0).ln(), abs: i.abs(),
             }
         }
     "#;
@@ -93,20 +108,63 @@ fn what_the_fast_path_gives_up_the_interpreter_makes_or_refuses_the_same_way() {
 }
 
 #[test]
-fn functions_with_loops_closures_or_modules_are_left_to_the_interpreter() {
-    let looping = r#"
-        fn event(ctx) { let total = 0; for i in 0..3 { total += i; } #{ customer_id: "c", total: total } }
+fn loops_and_assignments_run_compiled() {
+    let source = r#"
+        fn setup(ctx) { #{ chances: [0.1, 0.2, 0.3], names: ["a", "b", "c"] } }
+        fn choose(plan, r) {
+            let i = 0;
+            for c in plan.chances {
+                if r < c { return plan.names[i]; }
+                r -= c;
+                i += 1;
+            }
+            ()
+        }
+        fn event(ctx) {
+            let total = 0;
+            for i in 0..rand_int(0, 5) { if i == 3 { continue; } total += i; }
+            for (x, n) in [10, 20, 30] { if n == 2 { break; } total = total + x; }
+            for k in 1..=2 { total *= k; }
+            let e = #{ customer_id: "c", total: total, chosen: choose(ctx.state, rand_float()) };
+            e.extra = total % 4;
+            e.total += 1;
+            e
+        }
     "#;
-    assert!(!same_either_way(looping, 20));
-    let calls_a_loop = r#"
-        fn sum() { let t = 0; for i in 0..3 { t += i; } t }
-        fn event(ctx) { #{ customer_id: "c", total: sum(), r: rand_int(0, 9) } }
+    assert!(same_either_way(source, 300));
+}
+
+#[test]
+fn a_call_the_fast_path_cannot_make_gives_up_only_the_events_that_reach_it() {
+    // The closure is the interpreter's; `event` is compiled, and gives up when it calls `odd`.
+    let source = r#"
+        fn odd(x) { [x].map(|v| v * rand_int(1, 9)) }
+        fn event(ctx) {
+            let k = rand_int(0, 9);
+            #{ customer_id: "c", k: k, odd: if k == 0 { odd(k) } else { [] } }
+        }
     "#;
-    assert!(!same_either_way(calls_a_loop, 20));
+    assert!(same_either_way(source, 300));
+    // A function the fast path cannot compile at all leaves `event` to the interpreter.
     let closure = r#"
         fn event(ctx) { #{ customer_id: "c", x: [1, 2].map(|v| v * rand_int(0, 9)) } }
     "#;
     assert!(!same_either_way(closure, 20));
+}
+
+#[test]
+fn a_fast_path_that_gives_up_most_events_is_turned_off() {
+    let source = r#"
+        fn odd(x) { [x].map(|v| v * rand_int(1, 9)) }
+        fn event(ctx) { #{ customer_id: "c", odd: odd(1) } }
+    "#;
+    assert!(same_either_way(source, 300));
+    let (mut scenario, _) = set_up(source, 7, &[]);
+    events(&mut scenario, 300);
+    assert!(
+        scenario.fast.is_none(),
+        "still on after giving up every event"
+    );
 }
 
 #[test]
@@ -115,11 +173,113 @@ fn a_runaway_recursion_is_stopped_by_the_interpreter_s_limit() {
         fn down(n) { down(n + 1) }
         fn event(ctx) { #{ customer_id: "c", x: down(0) } }
     "#;
-    let (mut scenario, _) = set_up(source, 7, &[]);
-    assert!(scenario.fast.is_some());
-    let err = format!(
-        "{:?}",
-        miette::Report::new(scenario.event(0, 0).unwrap_err())
-    );
+    let err = compiled_event_error(source);
     assert!(err.contains("Stack overflow"), "{err}");
+}
+
+#[test]
+fn every_shipped_scenario_makes_the_same_events_with_the_fast_path_or_without() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts");
+    let mut compiled = Vec::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "rhai") {
+            continue;
+        }
+        let load = || {
+            let mut scenario = Scenario::load(&path).unwrap();
+            let defaults = scenario.config().unwrap();
+            let settings =
+                crate::settings::resolve(&crate::settings::UserInput::default(), &defaults)
+                    .unwrap();
+            scenario.setup(&settings, 11, 0).unwrap();
+            scenario
+        };
+        let (mut fast, mut interpreted) = (load(), load());
+        interpreted.fast = None;
+        assert_eq!(
+            events(&mut fast, 300),
+            events(&mut interpreted, 300),
+            "{}",
+            path.display()
+        );
+        if fast.fast.is_some() {
+            compiled.push(path.file_name().unwrap().to_string_lossy().into_owned());
+        }
+    }
+    // Still on after 300 events: the fast path made most of them.
+    for name in ["hello.rhai", "darooghe.rhai"] {
+        assert!(compiled.contains(&name.to_string()), "{compiled:?}");
+    }
+    eprintln!("compiled: {compiled:?}");
+}
+
+#[test]
+fn a_loop_over_the_operations_budget_is_stopped_as_the_interpreter_stops_it() {
+    // About 400,000 iterations: under a million on a count of calls alone, over it on Rhai's.
+    let source = r#"
+        fn event(ctx) {
+            let total = 0;
+            for i in 0..400000 { total += i; }
+            #{ customer_id: "c", total: total }
+        }
+    "#;
+    let err = compiled_event_error(source);
+    assert!(err.contains("operations"), "{err}");
+}
+
+/// The events and follow-ups of `count` arrivals of `scenario`, every follow-up run at once.
+fn with_follow_ups(scenario: &mut Scenario, count: i64) -> Vec<String> {
+    let mut lines = Vec::new();
+    for seq in 0..count {
+        lines.extend(events_from(scenario, seq, |s| {
+            s.event(1_700_000_000_000 + seq, seq)
+        }));
+        let effects = scenario.take_effects();
+        for (k, mut scheduled) in effects.scheduled.into_iter().enumerate() {
+            scheduled.id = 1_000_000 + seq as u64 * 10 + k as u64;
+            lines.extend(events_from(scenario, seq, |s| s.follow_up(scheduled, seq)));
+            scenario.take_effects();
+        }
+    }
+    lines
+}
+
+fn events_from(
+    scenario: &mut Scenario,
+    seq: i64,
+    make: impl FnOnce(&mut Scenario) -> Result<rhai::Dynamic, crate::script::ScriptError>,
+) -> Vec<String> {
+    match make(scenario) {
+        Ok(event) if event.is_map() => {
+            let mut encoder = EventEncoder::new("customer_id");
+            let _ = encoder.encode(&event.cast::<rhai::Map>(), seq);
+            vec![String::from_utf8_lossy(&encoder.payload).into_owned()]
+        }
+        Ok(other) => vec![format!("{other:?}")],
+        Err(err) => vec![format!("{:?}", miette::Report::new(err))],
+    }
+}
+
+#[test]
+fn follow_ups_run_compiled_and_make_the_interpreter_s_events() {
+    let source = r#"
+        fn later(ctx, data) {
+            #{ customer_id: data.c, n: data.n + rand_int(0, 9), at: iso8601(ctx.time), id: uuid() }
+        }
+        fn odd(x) { [x].map(|v| v * rand_int(1, 9)) }
+        fn event(ctx) {
+            if rand_float() < 0.5 { follow_up(ctx, 60000, "later", #{ c: `c${ctx.seq}`, n: ctx.seq }); }
+            // One event in ten is given up after scheduling: its call must not be scheduled twice.
+            let extra = if rand_int(0, 9) == 0 { odd(1) } else { [] };
+            #{ customer_id: "c", r: rand_int(0, 99), extra: extra }
+        }
+    "#;
+    let (mut fast, _) = set_up(source, 7, &[]);
+    let (mut interpreted, _) = set_up(source, 7, &[]);
+    interpreted.fast = None;
+    let a = with_follow_ups(&mut fast, 200);
+    assert!(a.len() > 250, "{} lines", a.len());
+    assert_eq!(a, with_follow_ups(&mut interpreted, 200));
+    assert!(fast.fast.is_some(), "the fast path gave up");
 }

@@ -1,0 +1,178 @@
+//! What the random helpers do, once: the functions registered for scripts (`api.rs`) and the
+//! fast path (`fast/`) both call these, so a draw is the same whoever makes the event. (The
+//! draws from pools are in `pool.rs`, beside the pool.)
+//!
+//! Numbers come as `Dynamic` where a helper takes either an integer or a float; misuse (an empty
+//! array, a negative weight) is an error message, which Rhai reports at the call site.
+
+use rand::Rng;
+use rand_distr::{Distribution, Exp, LogNormal, Normal};
+use rhai::{Array, Dynamic, EvalAltResult, Map, FLOAT, INT};
+
+use crate::rng::SimRng;
+use crate::sync::lock;
+
+/// The generator shared by every helper of one engine. A mutex rather than a `RefCell` because
+/// the engine is built with Rhai's `sync` feature, so that a new version of a script can be
+/// compiled and set up on another thread while the old one keeps streaming.
+pub type SharedRng = std::sync::Arc<std::sync::Mutex<SimRng>>;
+
+/// A helper's result, or the error Rhai reports for it.
+pub type Fallible<T> = Result<T, Box<EvalAltResult>>;
+
+fn fail<T>(message: impl Into<String>) -> Fallible<T> {
+    Err(message.into().into())
+}
+
+/// A number argument given as an integer or a float.
+pub fn number(value: &Dynamic, helper: &str) -> Fallible<FLOAT> {
+    value
+        .as_float()
+        .or_else(|_| value.as_int().map(|i| i as FLOAT))
+        .or_else(|_| {
+            fail(format!(
+                "{helper}: expected a number, got {}",
+                value.type_name()
+            ))
+        })
+}
+
+/// `rand_float()`: a float in [0, 1).
+pub fn rand_float(rng: &SharedRng) -> FLOAT {
+    lock(rng).random()
+}
+
+/// `rand_float(lo, hi)`: a float in [lo, hi).
+pub fn rand_float_in(rng: &SharedRng, lo: &Dynamic, hi: &Dynamic) -> Fallible<FLOAT> {
+    let (lo, hi) = (number(lo, "rand_float")?, number(hi, "rand_float")?);
+    if lo.partial_cmp(&hi) != Some(std::cmp::Ordering::Less) {
+        return fail(format!("rand_float: need lo < hi, got {lo} and {hi}"));
+    }
+    Ok(lock(rng).random_range(lo..hi))
+}
+
+/// `rand_int(lo, hi)`: an integer in [lo, hi], both ends included.
+pub fn rand_int(rng: &SharedRng, lo: INT, hi: INT) -> Fallible<INT> {
+    if lo > hi {
+        return fail(format!("rand_int: need lo <= hi, got {lo} and {hi}"));
+    }
+    Ok(lock(rng).random_range(lo..=hi))
+}
+
+/// `chance(p)`: true with probability p.
+pub fn chance(rng: &SharedRng, p: &Dynamic) -> Fallible<bool> {
+    let p = number(p, "chance")?;
+    Ok(lock(rng).random_bool(p.clamp(0.0, 1.0)))
+}
+
+/// `normal(mean, sd)`: a normal draw.
+pub fn normal(rng: &SharedRng, mean: &Dynamic, sd: &Dynamic) -> Fallible<FLOAT> {
+    let (mean, sd) = (number(mean, "normal")?, number(sd, "normal")?);
+    let dist = Normal::new(mean, sd).or_else(|e| fail(format!("normal: {e}")))?;
+    Ok(dist.sample(&mut *lock(rng)))
+}
+
+/// `log_normal(mu, sigma)`: exp of a normal(mu, sigma) draw; its median is exp(mu).
+pub fn log_normal(rng: &SharedRng, mu: &Dynamic, sigma: &Dynamic) -> Fallible<FLOAT> {
+    let (mu, sigma) = (number(mu, "log_normal")?, number(sigma, "log_normal")?);
+    let dist = LogNormal::new(mu, sigma).or_else(|e| fail(format!("log_normal: {e}")))?;
+    Ok(dist.sample(&mut *lock(rng)))
+}
+
+/// `exponential(rate)`: an exponential draw with mean 1 / rate.
+pub fn exponential(rng: &SharedRng, rate: &Dynamic) -> Fallible<FLOAT> {
+    let rate = number(rate, "exponential")?;
+    let dist = Exp::new(rate).or_else(|e| fail(format!("exponential: {e}")))?;
+    Ok(dist.sample(&mut *lock(rng)))
+}
+
+/// `uuid()`: a version-4 UUID string from the seeded generator.
+pub fn uuid(rng: &SharedRng) -> String {
+    let bytes: [u8; 16] = lock(rng).random();
+    uuid::Builder::from_random_bytes(bytes)
+        .into_uuid()
+        .hyphenated()
+        .to_string()
+}
+
+/// `array.pick()`: one element, uniformly.
+pub fn pick(rng: &SharedRng, items: &Array) -> Fallible<Dynamic> {
+    if items.is_empty() {
+        return fail("pick: the array is empty");
+    }
+    let index = lock(rng).random_range(0..items.len());
+    Ok(items[index].clone())
+}
+
+/// `pick_weighted(#{ key: weight, ... })`: a key, with probability proportional to its weight.
+pub fn pick_weighted_key(rng: &SharedRng, weights: &Map) -> Fallible<String> {
+    let mut total = 0.0;
+    for (key, weight) in weights.iter() {
+        let weight = number(weight, "pick_weighted")?;
+        if weight.is_nan() || weight < 0.0 || weight.is_infinite() {
+            return fail(format!("pick_weighted: weight of `{key}` is {weight}"));
+        }
+        total += weight;
+    }
+    if total <= 0.0 {
+        return fail("pick_weighted: the weights add up to zero");
+    }
+    let mut target = lock(rng).random_range(0.0..total);
+    let mut last = None;
+    for (key, weight) in weights.iter() {
+        let weight = number(weight, "pick_weighted")?;
+        if weight > 0.0 {
+            last = Some(key);
+            if target < weight {
+                return Ok(key.to_string());
+            }
+            target -= weight;
+        }
+    }
+    // Rounding can leave `target` a hair past the last weight.
+    Ok(last.map(ToString::to_string).unwrap_or_default())
+}
+
+/// `pick_weighted(items, weights)`: an item, with probability proportional to its weight.
+pub fn pick_weighted_item(rng: &SharedRng, items: &Array, weights: &Array) -> Fallible<Dynamic> {
+    if items.len() != weights.len() || items.is_empty() {
+        return fail(format!(
+            "pick_weighted: {} items but {} weights",
+            items.len(),
+            weights.len()
+        ));
+    }
+    let weights: Vec<FLOAT> = weights
+        .iter()
+        .map(|w| number(w, "pick_weighted"))
+        .collect::<Fallible<_>>()?;
+    let index = rand_distr::weighted::WeightedIndex::new(&weights)
+        .or_else(|e| fail(format!("pick_weighted: {e}")))?
+        .sample(&mut *lock(rng));
+    Ok(items[index].clone())
+}
+
+/// `jitter(lat, lng, km)`: a point uniformly within `km` of the given one, rounded to 4
+/// decimals (about 10 m), as `#{lat, lng}`.
+pub fn jitter(rng: &SharedRng, lat: &Dynamic, lng: &Dynamic, km: &Dynamic) -> Fallible<Map> {
+    let (lat, lng) = (number(lat, "jitter")?, number(lng, "jitter")?);
+    let km = number(km, "jitter")?;
+    let mut rng = lock(rng);
+    let distance = km * rng.random::<f64>().sqrt();
+    let bearing = rng.random_range(0.0..std::f64::consts::TAU);
+    let dlat = distance / 111.32 * bearing.cos();
+    let dlng = distance / (111.32 * lat.to_radians().cos().max(1e-6)) * bearing.sin();
+    let round = |x: f64| (x * 10_000.0).round() / 10_000.0;
+    let mut point = Map::new();
+    point.insert("lat".into(), Dynamic::from_float(round(lat + dlat)));
+    point.insert("lng".into(), Dynamic::from_float(round(lng + dlng)));
+    Ok(point)
+}
+
+/// `iso8601(ms)`: "2024-01-15T10:30:45.123Z", UTC with millisecond precision.
+pub fn iso8601(ms: INT) -> Fallible<String> {
+    let time = chrono::DateTime::from_timestamp_millis(ms)
+        .map_or_else(|| fail(format!("time {ms} is out of range")), Ok)?;
+    // The RFC 3339 writer, not `format`: it does not parse a format string per call.
+    Ok(time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+}
