@@ -155,7 +155,11 @@ impl Memory {
         value.unwrap_or(Dynamic::UNIT)
     }
 
-    fn remember(&self, key: ImmutableString, value: Option<Dynamic>) -> Result<(), String> {
+    pub(super) fn remember(
+        &self,
+        key: ImmutableString,
+        value: Option<Dynamic>,
+    ) -> Result<(), String> {
         let mut journal = self.journal();
         if value.is_some() && !journal.writes.contains_key(&key) {
             let store = self.read_store();

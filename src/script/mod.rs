@@ -716,13 +716,15 @@ impl Scenario {
     }
 
     /// After the fast path gave an event up: turns it off if it does not pay, drops the calls
-    /// the event scheduled past the first `queued`, and rewinds the event's random stream for
-    /// the interpreter.
+    /// the event scheduled past the first `queued` and what it wrote to the memory, and rewinds
+    /// the event's random stream for the interpreter.
     fn restart_after_bail(&mut self, id: u64, queued: usize) {
         if self.fast.as_ref().is_some_and(|fast| !fast.pays()) {
             self.fast = None;
         }
         self.follow_ups.truncate(queued);
+        // Dropped, not committed: `start` would commit a journal left behind.
+        drop(self.memory.take_journal());
         self.start(id);
     }
 

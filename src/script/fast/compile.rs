@@ -2,11 +2,13 @@
 //! are resolved to a compiled function or a native helper, and anything else is refused (the
 //! function is then left to the interpreter).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use rhai::{ASTFlags, ASTNode, Dynamic, Expr, FnCallExpr, Identifier, ImmutableString, Stmt, AST};
+use rhai::{
+    ASTFlags, ASTNode, Dynamic, Expr, FnCallExpr, Identifier, ImmutableString, Position, Stmt, AST,
+};
 
-use super::natives::{self, Native};
+use super::natives::{self, Mutator, Native};
 
 /// A compiled expression or statement.
 #[derive(Debug, Clone)]
@@ -48,6 +50,12 @@ pub enum Node {
     Assign(usize, Box<Node>),
     /// `name.key = value` on a variable holding a map: its slot.
     SetProperty(usize, ImmutableString, Box<Node>),
+    /// `name.method(args)` or `name.key.method(args)` with a method that changes the variable
+    /// (`push`, `sort`): its slot, the key, the method and its arguments.
+    Mutate(usize, Option<ImmutableString>, Mutator, Vec<Node>),
+    /// `items.map(closure)` or `items.filter(closure)`: the items, the closure's function and
+    /// the values it captured (its first arguments, before the item).
+    Each(Each, Box<Node>, usize, Vec<Node>),
     /// `for item, counter in items { body }`: the slots of the item and the counter.
     ForEach(usize, Option<usize>, Box<Node>, Box<Node>),
     /// `for i, counter in lo..hi { body }` (`..=`: `hi` included).
@@ -61,6 +69,15 @@ pub enum Node {
     /// `switch value { case => .., _ => default }` with constant cases and no conditions: each
     /// case under Rhai's hash of its value (see [`switch_hash`]).
     Switch(Box<Node>, HashMap<u64, Node>, Box<Node>),
+}
+
+/// What [`Node::Each`] makes of its items.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Each {
+    /// `map`: each item's value.
+    Map,
+    /// `filter`: the items for which the closure is true.
+    Filter,
 }
 
 /// Rhai's hash of a `switch` value (`calc_switch_value_hash`, not exported): the value hashed
@@ -105,6 +122,9 @@ pub struct Function {
     pub body: Option<Node>,
     /// Whether it is the main script's (not an imported module's).
     main: bool,
+    /// The slots its body assigns to or changes: a closure that changes what it captured is
+    /// left to the interpreter, where the capture is shared with the enclosing function.
+    pub written: BTreeSet<usize>,
 }
 
 /// The compiled functions of a script and of the modules it imports.
@@ -163,6 +183,7 @@ impl Compiled {
                     scopes: vec![def.params.iter().map(|p| p.to_string()).collect()],
                     slots: def.params.len(),
                     loops: 0,
+                    written: BTreeSet::new(),
                 };
                 let body = bodies
                     .get(&i)
@@ -174,6 +195,7 @@ impl Compiled {
                     slots: compiler.slots,
                     body,
                     main: f == 0,
+                    written: compiler.written,
                 });
             }
         }
@@ -200,11 +222,20 @@ fn bodies(ast: &AST) -> HashMap<usize, Vec<Stmt>> {
     ast.walk(&mut |path: &[ASTNode]| {
         if let [ASTNode::Stmt(stmt)] = path {
             let at = stmt.position();
-            // The innermost body holding it: a closure's body lies inside its function's.
+            // The innermost body holding it: a closure's body lies inside its function's. A
+            // closure written as one expression (`|c| c.km`) has no end: its one statement
+            // starts where its body does.
+            let holds = |start: Position, end: Position| {
+                if end.is_none() {
+                    at == start
+                } else {
+                    start <= at && at <= end
+                }
+            };
             let holder = ranges
                 .iter()
                 .enumerate()
-                .filter(|(_, &(start, end))| !at.is_none() && start <= at && at <= end)
+                .filter(|(_, &(start, end))| !at.is_none() && holds(start, end))
                 .max_by_key(|(_, &(start, _))| start)
                 .map(|(i, _)| i);
             if let Some(i) = holder {
@@ -228,6 +259,8 @@ struct Compiler<'a> {
     slots: usize,
     /// Loops around the statement being compiled (`break` needs one).
     loops: usize,
+    /// The slots assigned to or changed so far.
+    written: BTreeSet<usize>,
 }
 
 impl Compiler<'_> {
@@ -335,6 +368,7 @@ impl Compiler<'_> {
         match &target.lhs {
             Expr::Variable(var, _, _) if var.2.is_empty() => {
                 let slot = self.lookup(&var.1)?;
+                self.written.insert(slot);
                 Some(Node::Assign(
                     slot,
                     Box::new(with_op(Node::Var(slot), value)?),
@@ -350,6 +384,7 @@ impl Compiler<'_> {
                     return None;
                 }
                 let slot = self.lookup(&var.1)?;
+                self.written.insert(slot);
                 let name = property.2.clone();
                 let current = Node::Property(Box::new(Node::Var(slot)), name.clone());
                 Some(Node::SetProperty(
@@ -451,6 +486,9 @@ impl Compiler<'_> {
             Expr::Stmt(block) => self.block(block.statements()),
             Expr::FnCall(call, _) => self.call(call),
             Expr::Dot(chain, _, _) => {
+                if let Some(mutate) = self.mutation(&chain.lhs, &chain.rhs) {
+                    return mutate;
+                }
                 let base = self.expr(&chain.lhs)?;
                 self.chain(base, &chain.rhs)
             }
@@ -458,11 +496,51 @@ impl Compiler<'_> {
                 Box::new(self.expr(&index.lhs)?),
                 Box::new(self.expr(&index.rhs)?),
             )),
+            // `items[i].rest`: the chain after the index starts with the index itself.
+            Expr::Index(index, _, _) => {
+                let base = self.expr(&index.lhs)?;
+                self.after_index(base, &index.rhs)
+            }
             Expr::And(operands, _) => Some(Node::And(self.exprs(operands)?)),
             Expr::Or(operands, _) => Some(Node::Or(self.exprs(operands)?)),
             Expr::Coalesce(operands, _) => Some(Node::Coalesce(self.exprs(operands)?)),
             _ => None,
         }
+    }
+
+    /// `variable.method(..)` or `variable.key.method(..)` with a method that changes what it is
+    /// called on: `None` for any other chain, `Some(None)` for one that cannot be compiled.
+    fn mutation(&mut self, base: &Expr, rest: &Expr) -> Option<Option<Node>> {
+        let Expr::Variable(var, _, _) = base else {
+            return None;
+        };
+        let (key, call) = match rest {
+            Expr::MethodCall(call, _) => (None, call),
+            Expr::Dot(chain, _, _) => match (&chain.lhs, &chain.rhs) {
+                (Expr::Property(property, _), Expr::MethodCall(call, _)) => {
+                    (Some(property.2.clone()), call)
+                }
+                _ => return None,
+            },
+            _ => return None,
+        };
+        let mutator = Mutator::resolve(&call.name, call.args.len())?;
+        // The script's own function of that name is called with `this` bound: the interpreter's.
+        if !var.2.is_empty()
+            || self
+                .script_function(&call.name, call.args.len() + 1)
+                .is_some()
+            || self.script_function(&call.name, call.args.len()).is_some()
+        {
+            return Some(None);
+        }
+        let compiled = || -> Option<Node> {
+            let slot = self.lookup(&var.1)?;
+            self.written.insert(slot);
+            let args = self.exprs(&call.args)?;
+            Some(Node::Mutate(slot, key, mutator, args))
+        };
+        Some(compiled())
     }
 
     /// The rest of a property chain (`.a.b[i].f()`) applied to `base`.
@@ -480,7 +558,38 @@ impl Compiler<'_> {
                     Box::new(self.expr(&index.rhs)?),
                 ))
             }
+            // `base.a[i].rest`.
+            Expr::Index(index, _, _) => {
+                let step = self.step(base, &index.lhs)?;
+                self.after_index(step, &index.rhs)
+            }
             _ => self.step(base, rest),
+        }
+    }
+
+    /// `base[i]` and the chain after it, as Rhai nests them: `rest` is the index followed by
+    /// the rest of the chain (`.name..`, or another index).
+    fn after_index(&mut self, base: Node, rest: &Expr) -> Option<Node> {
+        let indexed = |compiler: &mut Self, at: &Expr| -> Option<Node> {
+            Some(Node::Index(Box::new(base), Box::new(compiler.expr(at)?)))
+        };
+        match rest {
+            Expr::Dot(chain, _, _) => {
+                let step = indexed(self, &chain.lhs)?;
+                self.chain(step, &chain.rhs)
+            }
+            Expr::Index(index, flags, _) => {
+                let step = indexed(self, &index.lhs)?;
+                if flags.intersects(ASTFlags::BREAK) {
+                    Some(Node::Index(
+                        Box::new(step),
+                        Box::new(self.expr(&index.rhs)?),
+                    ))
+                } else {
+                    self.after_index(step, &index.rhs)
+                }
+            }
+            _ => None,
         }
     }
 
@@ -497,6 +606,15 @@ impl Compiler<'_> {
                 {
                     return None;
                 }
+                let each = match call.name.as_str() {
+                    "map" => Some(Each::Map),
+                    "filter" => Some(Each::Filter),
+                    _ => None,
+                };
+                if let (Some(each), [closure]) = (each, call.args.as_slice()) {
+                    let (function, captured) = self.closure(closure)?;
+                    return Some(Node::Each(each, Box::new(base), function, captured));
+                }
                 let native = natives::resolve(&call.name, call.args.len() + 1)?;
                 let mut args = vec![base];
                 args.extend(self.exprs(&call.args)?);
@@ -504,6 +622,44 @@ impl Compiler<'_> {
             }
             _ => None,
         }
+    }
+
+    /// A closure: `|x| ..` (a function pointer to an anonymous function) or, when it captures
+    /// variables, the block Rhai makes of it (`Share` the variables, then `curry` the pointer
+    /// with them). Its function (taking the captured values, then the item) and the captured
+    /// values.
+    fn closure(&mut self, expr: &Expr) -> Option<(usize, Vec<Node>)> {
+        let pointer = |expr: &Expr| -> Option<ImmutableString> {
+            let Expr::DynamicConstant(value, _) = expr else {
+                return None;
+            };
+            let pointer = value.read_lock::<rhai::FnPtr>()?;
+            (pointer.curry().is_empty() && !pointer.is_curried()).then(|| pointer.fn_name().into())
+        };
+        if let Some(name) = pointer(expr) {
+            return Some((self.script_function(&name, 1)?, Vec::new()));
+        }
+        let Expr::Stmt(block) = expr else {
+            return None;
+        };
+        let curry = match block.statements() {
+            [Stmt::Share(_), Stmt::FnCall(curry, _)] => curry,
+            [Stmt::Share(_), Stmt::Expr(call)] => match &**call {
+                Expr::FnCall(curry, _) => curry,
+                _ => return None,
+            },
+            _ => return None,
+        };
+        if curry.name != "curry" || !curry.namespace.is_empty() {
+            return None;
+        }
+        let (first, variables) = curry.args.split_first()?;
+        let name = pointer(first)?;
+        if !variables.iter().all(|v| matches!(v, Expr::Variable(..))) {
+            return None;
+        }
+        let captured = self.exprs(variables)?;
+        Some((self.script_function(&name, variables.len() + 1)?, captured))
     }
 
     fn script_function(&self, name: &str, arity: usize) -> Option<usize> {

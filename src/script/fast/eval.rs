@@ -9,7 +9,7 @@ use super::super::context::EventContext;
 use super::super::limits;
 use super::super::pool::Pool;
 use super::super::state::StateMap;
-use super::compile::{switch_hash, Compiled, Node};
+use super::compile::{switch_hash, Compiled, Each, Node};
 use super::natives::{self, Helpers, Native};
 use super::Bail;
 
@@ -207,6 +207,26 @@ impl<'a> Run<'a> {
                 map.insert(name.as_str().into(), value);
                 Ok(Dynamic::UNIT)
             }
+            Node::Mutate(slot, key, mutator, args) => {
+                let args = self.eval_all(args, frame)?;
+                let target = &mut frame[*slot];
+                // A constant, or anything but a plain map, is the interpreter's to refuse.
+                if target.is_read_only() {
+                    return Err(Flow::Bail);
+                }
+                let value = match key {
+                    None => mutator.apply(target, args),
+                    Some(key) => {
+                        let mut map = target.write_lock::<Map>().ok_or(Flow::Bail)?;
+                        let field = map.get_mut(key.as_str()).ok_or(Flow::Bail)?;
+                        mutator.apply(field, args)
+                    }
+                };
+                value.ok_or(Flow::Bail)
+            }
+            Node::Each(each, items, function, captured) => {
+                self.each(*each, items, *function, captured, frame)
+            }
             Node::ForEach(item, counter, items, body) => {
                 let items = self.eval(items, frame)?;
                 let values: Vec<Dynamic> = if let Some(pool) = items.read_lock::<Pool>() {
@@ -269,6 +289,56 @@ impl<'a> Run<'a> {
                 Ok(value)
             }
         }
+    }
+
+    /// `items.map(closure)` or `items.filter(closure)`, on an array or a pool of the state.
+    fn each(
+        &mut self,
+        each: Each,
+        items: &Node,
+        function: usize,
+        captured: &[Node],
+        frame: &mut [Dynamic],
+    ) -> Step {
+        let items = self.eval(items, frame)?;
+        // The state's pools take `map` and `filter` in a variable's copy only: on the state
+        // itself the interpreter refuses them.
+        if items.is_read_only() {
+            return Err(Flow::Bail);
+        }
+        let captured = self.eval_all(captured, frame)?;
+        // What the closure captured is shared with the enclosing function in Rhai: a closure
+        // that changes it is the interpreter's.
+        let written = &self.compiled.functions[function].written;
+        if (0..captured.len()).any(|slot| written.contains(&slot)) {
+            return Err(Flow::Bail);
+        }
+        let values: Vec<Dynamic> = if let Some(pool) = items.read_lock::<Pool>() {
+            pool.items().iter().map(super::super::pool::read).collect()
+        } else if let Some(array) = items.read_lock::<Array>() {
+            array.clone()
+        } else {
+            return Err(Flow::Bail);
+        };
+        let mut out = Array::with_capacity(values.len());
+        for item in values {
+            let mut args = captured.clone();
+            args.push(item.clone());
+            let value = self.call(function, args)?;
+            match each {
+                Each::Map => out.push(value),
+                // Rhai keeps an item when the closure says `true`; anything else is not kept.
+                Each::Filter => {
+                    if value.as_bool().map_err(|_| Flow::Bail)? {
+                        out.push(item);
+                    }
+                }
+            }
+        }
+        if !natives::sizes_within_limits(&out) {
+            return Err(Flow::Bail);
+        }
+        Ok(Dynamic::from_array(out))
     }
 
     /// One iteration of a loop's body, counted against the operations budget; whether the loop

@@ -16,7 +16,7 @@ use super::super::pool::{self, Pool};
 use super::Bail;
 
 /// A native function the fast path knows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 pub enum Native {
     /// `a + b`.
     Add,
@@ -88,6 +88,111 @@ pub enum Native {
     ToInt,
     /// `x.to_float()`.
     ToFloat,
+    /// `items.contains(value)` (and `value in items`): an array's item, a map's key, a
+    /// string's substring.
+    Contains,
+    /// `x.is_empty()`, of an array, a map or a string.
+    IsEmpty,
+    /// `x.len()`, of an array, a map or a string.
+    Len,
+    /// `a ** b`, of a float to a float or to an integer.
+    Pow,
+    /// `sin`, `cos`, `asin`, `sqrt` and `to_radians` of a float.
+    Float(fn(FLOAT) -> FLOAT),
+    /// `remember(key, value)`: keeps `value` in the scenario's memory.
+    Remember,
+    /// `forget(key)`: drops what the memory holds under `key`.
+    Forget,
+}
+
+/// A method that changes the variable it is called on (`list.push(x)`, `list.sort()`), or the
+/// property of one (`record.list.push(x)`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mutator {
+    /// `array.push(item)`.
+    Push,
+    /// `array.sort()`, of integers or of strings.
+    Sort,
+}
+
+impl Mutator {
+    /// The method `name` with `arity` arguments besides its object, if known.
+    pub fn resolve(name: &str, arity: usize) -> Option<Self> {
+        match (name, arity) {
+            ("push", 1) => Some(Self::Push),
+            ("sort", 0) => Some(Self::Sort),
+            _ => None,
+        }
+    }
+
+    /// Applies the method to `target`, a plain value (not a constant, not of the state); `None`
+    /// for a value it does not handle, or a change the sandbox's limits would refuse.
+    pub fn apply(self, target: &mut Dynamic, args: Vec<Dynamic>) -> Option<Dynamic> {
+        if target.is_read_only() {
+            return None;
+        }
+        let mut array = target.write_lock::<Array>()?;
+        match (self, <[Dynamic; 1]>::try_from(args)) {
+            (Self::Push, Ok([item])) => {
+                array.push(item.flatten());
+                // Rhai checks the sizes of what a method changed; the totals of the array
+                // (and whatever it holds) stay within the limits, or the interpreter reports it.
+                sizes_within_limits(&array).then_some(Dynamic::UNIT)
+            }
+            (Self::Sort, Err(args)) if args.is_empty() => {
+                if array.iter().all(Dynamic::is_int) {
+                    array.sort_by_key(|item| item.as_int().unwrap_or_default());
+                } else if array.iter().all(Dynamic::is_string) {
+                    let mut keyed: Vec<(ImmutableString, Dynamic)> = array
+                        .drain(..)
+                        .map(|item| (string(&item).unwrap_or_default(), item))
+                        .collect();
+                    keyed.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
+                    array.extend(keyed.into_iter().map(|(_, item)| item));
+                } else {
+                    return None;
+                }
+                Some(Dynamic::UNIT)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Whether the arrays, maps and strings in `items` (counted through, as Rhai counts them) are
+/// within the sandbox's limits.
+pub fn sizes_within_limits(items: &Array) -> bool {
+    let mut totals = Sizes::default();
+    totals.array(items);
+    totals.arrays <= limits::ARRAY_SIZE
+        && totals.maps <= limits::MAP_SIZE
+        && totals.strings <= limits::STRING_SIZE
+}
+
+/// Items of arrays, entries of maps and bytes of strings, counted through a value.
+#[derive(Default)]
+struct Sizes {
+    arrays: usize,
+    maps: usize,
+    strings: usize,
+}
+
+impl Sizes {
+    fn array(&mut self, items: &Array) {
+        self.arrays += items.len();
+        items.iter().for_each(|item| self.value(item));
+    }
+
+    fn value(&mut self, value: &Dynamic) {
+        if let Some(items) = value.read_lock::<Array>() {
+            self.array(&items);
+        } else if let Some(map) = value.read_lock::<Map>() {
+            self.maps += map.len();
+            map.values().for_each(|item| self.value(item));
+        } else if let Some(text) = value.read_lock::<ImmutableString>() {
+            self.strings += text.len();
+        }
+    }
 }
 
 /// The native `name` with `arity` arguments (for a method, the object counts), if known.
@@ -128,6 +233,17 @@ pub fn resolve(name: &str, arity: usize) -> Option<Native> {
         ("ceiling", 1) => Native::Ceiling,
         ("to_int", 1) => Native::ToInt,
         ("to_float", 1) => Native::ToFloat,
+        ("**", 2) => Native::Pow,
+        ("sin", 1) => Native::Float(FLOAT::sin),
+        ("cos", 1) => Native::Float(FLOAT::cos),
+        ("asin", 1) => Native::Float(FLOAT::asin),
+        ("sqrt", 1) => Native::Float(FLOAT::sqrt),
+        ("to_radians", 1) => Native::Float(FLOAT::to_radians),
+        ("contains", 2) => Native::Contains,
+        ("is_empty", 1) => Native::IsEmpty,
+        ("len", 1) => Native::Len,
+        ("remember", 2) => Native::Remember,
+        ("forget", 1) => Native::Forget,
         _ => return None,
     })
 }
@@ -276,12 +392,40 @@ fn value(native: Native, args: &[&Dynamic], helpers: &Helpers) -> Option<Dynamic
             (_, Ok(f)) => Some(Dynamic::from_float(f)),
             _ => None,
         },
+        (Native::Pow, [x, y]) => match (x.as_float(), y.as_int(), y.as_float()) {
+            // Rhai raises a float to an integer power with `powi`, refusing one beyond an i32.
+            (Ok(x), Ok(y), _) => i32::try_from(y)
+                .ok()
+                .map(|y| Dynamic::from_float(x.powi(y))),
+            (Ok(x), _, Ok(y)) => Some(Dynamic::from_float(x.powf(y))),
+            _ => None,
+        },
+        (Native::Float(f), [x]) => x.as_float().ok().map(|x| Dynamic::from_float(f(x))),
+        (Native::Contains, [items, value]) => contains(items, value).map(Dynamic::from_bool),
+        (Native::IsEmpty, [x]) => length(x).map(|n| Dynamic::from_bool(n == 0)),
+        (Native::Len, [x]) => length(x).map(|n| Dynamic::from_int(n as INT)),
+        (Native::Remember, [key, value]) => {
+            let key = key.read_lock::<ImmutableString>()?.clone();
+            let value = (*value).clone().flatten();
+            helpers.memory.remember(key, Some(value)).ok()?;
+            Some(Dynamic::UNIT)
+        }
+        (Native::Forget, [key]) => {
+            let key = key.read_lock::<ImmutableString>()?.clone();
+            // Forgetting adds no key, so it cannot break the memory's cap.
+            let _ = helpers.memory.remember(key, None);
+            Some(Dynamic::UNIT)
+        }
         _ => None,
     }
 }
 
-/// `a + b`: numbers, or two strings (within the sandbox's string size).
+/// `a + b`: numbers, two strings or two arrays (within the sandbox's sizes).
 fn add(a: &Dynamic, b: &Dynamic) -> Option<Dynamic> {
+    if let (Some(x), Some(y)) = (a.read_lock::<Array>(), b.read_lock::<Array>()) {
+        let joined: Array = x.iter().chain(y.iter()).cloned().collect();
+        return sizes_within_limits(&joined).then(|| Dynamic::from_array(joined));
+    }
     if let (Some(x), Some(y)) = (string(a), string(b)) {
         if x.len() + y.len() > limits::STRING_SIZE {
             return None;
@@ -294,10 +438,40 @@ fn add(a: &Dynamic, b: &Dynamic) -> Option<Dynamic> {
     }
 }
 
+/// `items.contains(value)`: an array's item (by `==`), a map's key, a string's substring; `None`
+/// for anything else, or an item whose equality with `value` the fast path does not know.
+fn contains(items: &Dynamic, value: &Dynamic) -> Option<bool> {
+    if let Some(array) = items.read_lock::<Array>() {
+        for item in array.iter() {
+            if equal(item, value)? {
+                return Some(true);
+            }
+        }
+        return Some(false);
+    }
+    if let Some(map) = items.read_lock::<Map>() {
+        return Some(map.contains_key(string(value)?.as_str()));
+    }
+    let text = items.read_lock::<ImmutableString>()?;
+    Some(text.contains(string(value)?.as_str()))
+}
+
+/// The length of an array, a map or a string (in characters, as Rhai counts it).
+fn length(value: &Dynamic) -> Option<usize> {
+    if let Some(array) = value.read_lock::<Array>() {
+        return Some(array.len());
+    }
+    if let Some(map) = value.read_lock::<Map>() {
+        return Some(map.len());
+    }
+    Some(value.read_lock::<ImmutableString>()?.chars().count())
+}
+
 /// `a == b` for the types whose equality the fast path knows; `None` for the rest.
 fn equal(a: &Dynamic, b: &Dynamic) -> Option<bool> {
-    if a.is_unit() && b.is_unit() {
-        return Some(true);
+    if a.is_unit() || b.is_unit() {
+        // Rhai has no `==` between `()` and another type: such values are not equal.
+        return Some(a.is_unit() && b.is_unit());
     }
     if let (Ok(x), Ok(y)) = (a.as_bool(), b.as_bool()) {
         return Some(x == y);
