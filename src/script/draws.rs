@@ -7,7 +7,7 @@
 
 use rand::Rng;
 use rand_distr::{Distribution, Exp, LogNormal, Normal};
-use rhai::{Array, Dynamic, EvalAltResult, Map, FLOAT, INT};
+use rhai::{Array, Dynamic, EvalAltResult, ImmutableString, Map, FLOAT, INT};
 
 use crate::rng::SimRng;
 use crate::sync::lock;
@@ -104,8 +104,20 @@ pub fn pick(rng: &SharedRng, items: &Array) -> Fallible<Dynamic> {
     Ok(items[index].clone())
 }
 
-/// `pick_weighted(#{ key: weight, ... })`: a key, with probability proportional to its weight.
+/// `pick_weighted(#{ key: weight })`: a key, with probability proportional to its weight.
 pub fn pick_weighted_key(rng: &SharedRng, weights: &Map) -> Fallible<String> {
+    let total = weights_total(weights)?;
+    let entries = weights
+        .iter()
+        .map(|(key, weight)| (key, number(weight, "pick_weighted").unwrap_or(0.0)));
+    Ok(weighted_draw(rng, entries, total)
+        .map(ToString::to_string)
+        .unwrap_or_default())
+}
+
+/// The sum of a `pick_weighted` map's weights, or the error of a weight that is not a finite
+/// number of at least zero, or of weights that add up to zero.
+fn weights_total(weights: &Map) -> Fallible<FLOAT> {
     let mut total = 0.0;
     for (key, weight) in weights.iter() {
         let weight = number(weight, "pick_weighted")?;
@@ -117,20 +129,61 @@ pub fn pick_weighted_key(rng: &SharedRng, weights: &Map) -> Fallible<String> {
     if total <= 0.0 {
         return fail("pick_weighted: the weights add up to zero");
     }
+    Ok(total)
+}
+
+/// One draw from `entries` (an item and its weight, in order) whose weights add up to `total`.
+fn weighted_draw<T>(
+    rng: &SharedRng,
+    entries: impl Iterator<Item = (T, FLOAT)>,
+    total: FLOAT,
+) -> Option<T> {
     let mut target = lock(rng).random_range(0.0..total);
     let mut last = None;
-    for (key, weight) in weights.iter() {
-        let weight = number(weight, "pick_weighted")?;
+    for (item, weight) in entries {
         if weight > 0.0 {
-            last = Some(key);
             if target < weight {
-                return Ok(key.to_string());
+                return Some(item);
             }
             target -= weight;
+            last = Some(item);
         }
     }
     // Rounding can leave `target` a hair past the last weight.
-    Ok(last.map(ToString::to_string).unwrap_or_default())
+    last
+}
+
+/// A `pick_weighted(#{ key: weight })` whose map is a constant of the script: its keys and
+/// weights read once, so a draw neither copies the map nor makes a new string. It draws as
+/// [`pick_weighted_key`] does.
+#[derive(Debug, Clone)]
+pub struct WeightTable {
+    keys: Vec<ImmutableString>,
+    weights: Vec<FLOAT>,
+    total: FLOAT,
+}
+
+impl WeightTable {
+    /// The table of `weights`, or the error `pick_weighted` would report for them.
+    pub fn of(weights: &Map) -> Fallible<Self> {
+        let total = weights_total(weights)?;
+        Ok(Self {
+            keys: weights.keys().map(|key| key.as_str().into()).collect(),
+            weights: weights
+                .values()
+                .map(|weight| number(weight, "pick_weighted").unwrap_or(0.0))
+                .collect(),
+            total,
+        })
+    }
+
+    /// A key, with probability proportional to its weight.
+    pub fn pick(&self, rng: &SharedRng) -> ImmutableString {
+        let entries = self.keys.iter().zip(self.weights.iter().copied());
+        weighted_draw(rng, entries, self.total)
+            .cloned()
+            .unwrap_or_default()
+    }
 }
 
 /// `pick_weighted(items, weights)`: an item, with probability proportional to its weight.

@@ -8,6 +8,7 @@ use rhai::{
     ASTFlags, ASTNode, Dynamic, Expr, FnCallExpr, Identifier, ImmutableString, Position, Stmt, AST,
 };
 
+use super::super::draws::WeightTable;
 use super::natives::{self, Mutator, Native};
 
 /// A compiled expression or statement.
@@ -53,6 +54,8 @@ pub enum Node {
     /// `name.method(args)` or `name.key.method(args)` with a method that changes the variable
     /// (`push`, `sort`): its slot, the key, the method and its arguments.
     Mutate(usize, Option<ImmutableString>, Mutator, Vec<Node>),
+    /// `pick_weighted(#{ .. })` of a constant map: its table, read once.
+    PickWeighted(Box<WeightTable>),
     /// `items.map(closure)` or `items.filter(closure)`: the items, the closure's function and
     /// the values it captured (its first arguments, before the item).
     Each(Each, Box<Node>, usize, Vec<Node>),
@@ -688,6 +691,29 @@ impl Compiler<'_> {
             }
         }
         let native = natives::resolve(&call.name, args.len())?;
+        if let (Native::PickWeighted, [weights]) = (native, args.as_slice()) {
+            if let Some(table) = constant_map(weights).and_then(|m| WeightTable::of(&m).ok()) {
+                return Some(Node::PickWeighted(Box::new(table)));
+            }
+        }
         Some(Node::Native(native, args))
+    }
+}
+
+/// The map a node always gives: a constant, or a literal of constants.
+fn constant_map(node: &Node) -> Option<rhai::Map> {
+    match node {
+        Node::Const(value) => value.read_lock::<rhai::Map>().map(|map| map.clone()),
+        Node::Map(template, values, order) => {
+            let mut map = template.clone();
+            for (slot, &entry) in map.values_mut().zip(order) {
+                let Node::Const(value) = &values[entry] else {
+                    return None;
+                };
+                *slot = value.clone();
+            }
+            Some(map)
+        }
+        _ => None,
     }
 }

@@ -224,6 +224,7 @@ impl<'a> Run<'a> {
                 };
                 value.ok_or(Flow::Bail)
             }
+            Node::PickWeighted(table) => Ok(Dynamic::from(table.pick(&self.helpers.rng))),
             Node::Each(each, items, function, captured) => {
                 self.each(*each, items, *function, captured, frame)
             }
