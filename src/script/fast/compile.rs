@@ -56,6 +56,9 @@ pub enum Node {
     Mutate(usize, Option<ImmutableString>, Mutator, Vec<Node>),
     /// `pick_weighted(#{ .. })` of a constant map: its table, read once.
     PickWeighted(Box<WeightTable>),
+    /// A variable read for the last time, as the function's value: its slot, moved out of the
+    /// frame (the frame ends with the call) instead of copied.
+    Take(usize),
     /// `items.map(closure)` or `items.filter(closure)`: the items, the closure's function and
     /// the values it captured (its first arguments, before the item).
     Each(Each, Box<Node>, usize, Vec<Node>),
@@ -191,7 +194,8 @@ impl Compiled {
                 let body = bodies
                     .get(&i)
                     .filter(|_| def.this_type.is_none())
-                    .and_then(|statements| compiler.block(statements));
+                    .and_then(|statements| compiler.block(statements))
+                    .map(moved_at_the_end);
                 functions.push(Function {
                     name: def.name.clone(),
                     params: def.params.len(),
@@ -697,6 +701,65 @@ impl Compiler<'_> {
             }
         }
         Some(Node::Native(native, args))
+    }
+}
+
+/// A function's body with the variables it gives back moved rather than copied: those that are
+/// its value (the last statement, through `if` and `switch`) and those `return` gives. The
+/// frame ends with the call, so a map built in a variable and returned (an event) is not copied
+/// once more on its way out.
+fn moved_at_the_end(body: Node) -> Node {
+    match body {
+        Node::Var(slot) => Node::Take(slot),
+        Node::Block(mut statements) => {
+            if let Some(last) = statements.pop() {
+                statements.push(moved_at_the_end(last));
+            }
+            Node::Block(statements.into_iter().map(moved_in_returns).collect())
+        }
+        Node::If(condition, then, otherwise) => Node::If(
+            condition,
+            Box::new(moved_at_the_end(*then)),
+            Box::new(moved_at_the_end(*otherwise)),
+        ),
+        Node::Switch(value, cases, default) => Node::Switch(
+            value,
+            cases
+                .into_iter()
+                .map(|(hash, case)| (hash, moved_at_the_end(case)))
+                .collect(),
+            Box::new(moved_at_the_end(*default)),
+        ),
+        other => moved_in_returns(other),
+    }
+}
+
+/// `return variable` anywhere in a statement's blocks, `if`s and loops becomes a move.
+fn moved_in_returns(node: Node) -> Node {
+    match node {
+        Node::Return(value) => match *value {
+            Node::Var(slot) => Node::Return(Box::new(Node::Take(slot))),
+            other => Node::Return(Box::new(other)),
+        },
+        Node::Block(statements) => {
+            Node::Block(statements.into_iter().map(moved_in_returns).collect())
+        }
+        Node::If(condition, then, otherwise) => Node::If(
+            condition,
+            Box::new(moved_in_returns(*then)),
+            Box::new(moved_in_returns(*otherwise)),
+        ),
+        Node::ForEach(item, counter, items, body) => {
+            Node::ForEach(item, counter, items, Box::new(moved_in_returns(*body)))
+        }
+        Node::ForRange(item, counter, bounds, inclusive, body) => Node::ForRange(
+            item,
+            counter,
+            bounds,
+            inclusive,
+            Box::new(moved_in_returns(*body)),
+        ),
+        other => other,
     }
 }
 

@@ -97,6 +97,7 @@ impl<'a> Run<'a> {
         match node {
             Node::Const(value) => Ok(value.clone()),
             Node::Var(slot) => Ok(frame[*slot].clone()),
+            Node::Take(slot) => Ok(std::mem::take(&mut frame[*slot])),
             Node::Let(slot, value) => {
                 frame[*slot] = self.eval(value, frame)?.flatten();
                 Ok(Dynamic::UNIT)
@@ -163,8 +164,13 @@ impl<'a> Run<'a> {
             }
             Node::Native(native, args) => self.native(*native, args, frame),
             Node::Script(index, args) => {
-                let args = self.eval_all(args, frame)?;
-                Ok(self.call(*index, args)?)
+                // The callee's frame, its arguments first, made at its size at once.
+                let slots = self.compiled.functions[*index].slots.max(args.len());
+                let mut callee = Vec::with_capacity(slots);
+                for arg in args {
+                    callee.push(self.eval(arg, frame)?);
+                }
+                Ok(self.call(*index, callee)?)
             }
             Node::And(operands) => {
                 for operand in operands {
