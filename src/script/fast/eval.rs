@@ -235,14 +235,7 @@ impl<'a> Run<'a> {
                 self.each(*each, items, *function, captured, frame)
             }
             Node::ForEach(item, counter, items, body) => {
-                let items = self.eval(items, frame)?;
-                let values: Vec<Dynamic> = if let Some(pool) = items.read_lock::<Pool>() {
-                    pool.items().iter().map(super::super::pool::read).collect()
-                } else if let Some(array) = items.read_lock::<Array>() {
-                    array.clone()
-                } else {
-                    return Err(Flow::Bail);
-                };
+                let values = items_of(&self.eval(items, frame)?)?;
                 for (i, value) in values.into_iter().enumerate() {
                     frame[*item] = value;
                     if self.iteration(*counter, i, body, frame)? {
@@ -320,13 +313,7 @@ impl<'a> Run<'a> {
         if (0..captured.len()).any(|slot| written.contains(&slot)) {
             return Err(Flow::Bail);
         }
-        let values: Vec<Dynamic> = if let Some(pool) = items.read_lock::<Pool>() {
-            pool.items().iter().map(super::super::pool::read).collect()
-        } else if let Some(array) = items.read_lock::<Array>() {
-            array.clone()
-        } else {
-            return Err(Flow::Bail);
-        };
+        let values = items_of(&items)?;
         let mut out = Array::with_capacity(values.len());
         for item in values {
             let mut args = captured.clone();
@@ -453,6 +440,16 @@ impl<'a> Run<'a> {
         }
         Err(Flow::Bail)
     }
+}
+
+/// The items of an array, or of a pool of the state (each read as the pool gives it), to loop
+/// over while the body may change the variable that held them.
+fn items_of(items: &Dynamic) -> Result<Vec<Dynamic>, Flow> {
+    if let Some(pool) = items.read_lock::<Pool>() {
+        return Ok(pool.items().iter().map(super::super::pool::read).collect());
+    }
+    let array = items.read_lock::<Array>().ok_or(Flow::Bail)?;
+    Ok(array.clone())
 }
 
 /// `base[index]`: a map (of the state or not) by key, an array or a pool by position (a
