@@ -55,6 +55,11 @@ fn darooghe_reports_per_core_speed_and_its_functions_with_modules() {
     assert!(one["events_per_second"].as_f64().unwrap() > 0.0, "{one}");
     assert!(one["micros_per_event"].as_f64().unwrap() > 0.0, "{one}");
     assert_eq!(report["workers"]["workers"], 2);
+    // darooghe runs compiled, every event of the one-worker run (warm-up included).
+    let fast = &report["fast_path"];
+    assert_eq!(fast["state"], "on", "{fast}");
+    assert_eq!(fast["given_up"], 0, "{fast}");
+    assert!(fast["events"].as_u64().unwrap() >= 1600, "{fast}");
     let split = &report["split"];
     let share = split["script_share"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&share), "{split}");
@@ -115,6 +120,10 @@ fn the_text_report_names_speeds_functions_and_lines() {
     assert!(said.contains("1 worker:"), "{said}");
     assert!(said.contains("2 workers:"), "{said}");
     assert!(said.contains("µs/event"), "{said}");
+    assert!(
+        said.contains("fast path: on, 0 of ") && said.contains(" events given up"),
+        "{said}"
+    );
     assert!(
         said.contains("functions, the most self time first"),
         "{said}"
@@ -229,4 +238,24 @@ fn bad_flags_are_refused_clearly() {
     let workers = sim_bench(&["scripts/hello.rhai", "--workers", "many"]);
     assert!(!workers.status.success());
     assert!(workers.stderr.contains("workers"), "{}", workers.stderr);
+}
+
+#[test]
+fn a_script_the_fast_path_does_not_cover_is_reported_as_interpreted() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("looping.rhai");
+    std::fs::write(
+        &script,
+        "fn event(ctx) { let n = 0; while n < 3 { n += 1; } #{ customer_id: `c${n}` } }\n",
+    )
+    .unwrap();
+    let report = bench_json(&script.display().to_string(), &["--no-profile"]);
+    assert_eq!(report["fast_path"]["state"], "not_compiled");
+    let text = sim_bench(&[&script.display().to_string(), "-n", "300", "--no-profile"]);
+    assert!(
+        text.stderr
+            .contains("fast path: off, event(ctx) uses what it does not cover"),
+        "{}",
+        text.stderr
+    );
 }

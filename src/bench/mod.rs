@@ -66,6 +66,8 @@ pub fn bench(options: &Options, spec: &BenchSpec) -> Result<BenchReport, SimErro
         options,
     };
     let (one_core, scenario) = runner.timed(prepared.scenario, &mut sink, 1, spec)?;
+    // Read before the profiled run, which goes through the interpreter.
+    let fast_path = scenario.fast_path();
     let count = one_core.events;
     let spec = BenchSpec {
         measure: Measure::Events(count),
@@ -88,6 +90,7 @@ pub fn bench(options: &Options, spec: &BenchSpec) -> Result<BenchReport, SimErro
         seed,
         one_core,
         many,
+        fast_path,
         profiled,
     ))
 }

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::Profiled;
+use crate::script::FastPathUse;
 
 /// The speed of one measured run.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
@@ -85,6 +86,8 @@ pub struct BenchReport {
     pub one_core: Speed,
     /// The `workers` setting's count, when more than one.
     pub workers: Option<Speed>,
+    /// How the one-worker run made its events (warm-up included): compiled, or interpreted.
+    pub fast_path: FastPathUse,
     /// Script against engine, when profiled.
     pub split: Option<ScriptShare>,
     /// Events the profiled run made (0 when not profiled).
@@ -109,12 +112,14 @@ fn share(part: Duration, whole: Duration) -> f64 {
 }
 
 impl BenchReport {
-    /// The report of the runs: `one_core`, `workers` and the profiled run.
+    /// The report of the runs: `one_core`, `workers` (with how events were made, `fast_path`)
+    /// and the profiled run.
     pub fn new(
         script: PathBuf,
         seed: u64,
         one_core: Speed,
         workers: Option<Speed>,
+        fast_path: FastPathUse,
         profiled: Option<Profiled>,
     ) -> Self {
         let mut report = Self {
@@ -122,6 +127,7 @@ impl BenchReport {
             seed,
             one_core,
             workers,
+            fast_path,
             split: None,
             profiled_events: 0,
             profiled_micros_per_event: 0.0,

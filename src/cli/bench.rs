@@ -12,6 +12,7 @@ use super::args::{parse_time, user_input};
 use super::{CliError, Format};
 use crate::bench::{bench as run_bench, BenchReport, BenchSpec, Measure, Speed, PROFILE_EVENTS};
 use crate::scenario::Options;
+use crate::script::FastPathUse;
 use crate::sink::SinkSpec;
 
 /// The flags of `sim bench`.
@@ -130,6 +131,25 @@ fn print_speed(speed: &Speed, one_core: &Speed) {
     );
 }
 
+/// Whether the script ran compiled (docs/scripting.md, "The fast path"), and how often it gave
+/// an event up to the interpreter: a scenario made mostly by the interpreter is several times
+/// slower, and the profile below shows what it runs.
+fn print_fast_path(fast_path: FastPathUse) {
+    match fast_path {
+        FastPathUse::On { events, given_up } => say!(
+            "  fast path: on, {} of {events} events given up to the interpreter ({})",
+            given_up,
+            percent(given_up as f64 / events.max(1) as f64)
+        ),
+        FastPathUse::TurnedOff { events, given_up } => say!(
+            "  fast path: turned off after giving up {given_up} of its first {events} events; the interpreter makes them"
+        ),
+        FastPathUse::NotCompiled => say!(
+            "  fast path: off, event(ctx) uses what it does not cover (docs/scripting.md, \"The fast path\"); the interpreter makes every event"
+        ),
+    }
+}
+
 fn percent(share: f64) -> String {
     format!("{:.1}%", share * 100.0)
 }
@@ -145,6 +165,7 @@ fn print_report(report: &BenchReport, top: usize) {
     if let Some(many) = &report.workers {
         print_speed(many, &report.one_core);
     }
+    print_fast_path(report.fast_path);
     if let Some(split) = &report.split {
         say!(
             "  one core's time: script {:.2} µs/event ({}), engine (timeline, JSON, scheduling) {:.2} µs/event",

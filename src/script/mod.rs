@@ -103,6 +103,32 @@ pub struct Scenario {
     /// `event(ctx)` compiled, when it can be (see `fast/`); the interpreter makes the events
     /// otherwise, and those the fast path gives up.
     fast: Option<fast::FastPath>,
+    /// Events run and given up when the fast path was turned off (it gave up too many).
+    fast_turned_off: Option<(u64, u64)>,
+}
+
+/// How a scenario's events are made (see `fast/`): `sim bench` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case", tag = "state")]
+pub enum FastPathUse {
+    /// `event(ctx)` runs compiled: `events` run so far, `given_up` of them made again by the
+    /// interpreter.
+    On {
+        /// Events run on the fast path.
+        events: u64,
+        /// Of those, events it gave up.
+        given_up: u64,
+    },
+    /// It was compiled but gave up more than a quarter of its first events, and was turned off.
+    TurnedOff {
+        /// Events run on the fast path before it was turned off.
+        events: u64,
+        /// Of those, events it gave up.
+        given_up: u64,
+    },
+    /// `event(ctx)` uses something the fast path does not cover: the interpreter makes every
+    /// event.
+    NotCompiled,
 }
 
 /// What an event did besides returning events: the memory it read and wrote, the follow-ups it
@@ -407,6 +433,7 @@ impl Scenario {
             scope: Scope::new(),
             calls,
             fast,
+            fast_turned_off: None,
         })
     }
 
@@ -651,6 +678,18 @@ impl Scenario {
         self.seq_read.store(false, Ordering::Relaxed);
     }
 
+    /// How this scenario's events were made: on the fast path or by the interpreter.
+    pub fn fast_path(&self) -> FastPathUse {
+        match (&self.fast, self.fast_turned_off) {
+            (Some(fast), _) => {
+                let (events, given_up) = fast.counts();
+                FastPathUse::On { events, given_up }
+            }
+            (None, Some((events, given_up))) => FastPathUse::TurnedOff { events, given_up },
+            (None, None) => FastPathUse::NotCompiled,
+        }
+    }
+
     /// What the event just made did besides returning events (see [`Effects`]); the pipeline
     /// commits its memory journal with [`Scenario::commit`] when its turn comes.
     pub fn take_effects(&mut self) -> Effects {
@@ -719,8 +758,8 @@ impl Scenario {
     /// the event scheduled past the first `queued` and what it wrote to the memory, and rewinds
     /// the event's random stream for the interpreter.
     fn restart_after_bail(&mut self, id: u64, queued: usize) {
-        if self.fast.as_ref().is_some_and(|fast| !fast.pays()) {
-            self.fast = None;
+        if let Some(fast) = self.fast.take_if(|fast| !fast.pays()) {
+            self.fast_turned_off = Some(fast.counts());
         }
         self.follow_ups.truncate(queued);
         // Dropped, not committed: `start` would commit a journal left behind.

@@ -107,6 +107,11 @@ impl FastPath {
         result
     }
 
+    /// Events run on it, and of those given up to the interpreter, since it started.
+    pub fn counts(&self) -> (u64, u64) {
+        (self.runs, self.bails)
+    }
+
     /// Whether the fast path pays: false once it gave up too many events to be worth trying.
     pub fn pays(&self) -> bool {
         self.runs < TRIAL_EVENTS || self.bails * 4 <= self.runs
