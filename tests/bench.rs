@@ -246,7 +246,7 @@ fn a_script_the_fast_path_does_not_cover_is_reported_as_interpreted() {
     let script = dir.path().join("looping.rhai");
     std::fs::write(
         &script,
-        "fn event(ctx) { let n = 0; while n < 3 { n += 1; } #{ customer_id: `c${n}` } }\n",
+        "fn event(ctx) { let n = 0; do { n += 1; } while n < 3; #{ customer_id: `c${n}` } }\n",
     )
     .unwrap();
     let report = bench_json(&script.display().to_string(), &["--no-profile"]);

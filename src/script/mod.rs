@@ -17,6 +17,7 @@ mod context;
 mod convert;
 mod draws;
 mod error;
+pub mod event_view;
 mod fast;
 mod follow_up;
 pub mod imports;
@@ -37,6 +38,7 @@ use rhai::{CallFnOptions, Dynamic, Engine, FuncArgs, Map, Position, Scope, AST, 
 pub use api::HELPERS;
 pub use context::EventContext;
 pub use error::{ScriptError, ScriptErrorKind, SourceFile};
+pub use fast::{Bail, FastFunction};
 pub use follow_up::Scheduled;
 use imports::ModuleSource;
 pub use memory::{Journal, Memory};

@@ -9,12 +9,11 @@
 //!   minute) and `high_value` (3 of a customer's last 10 above 1,000,000 rials).
 //! - [`script`]: rules a user writes in Rhai (`fn detect(event, history)`), loaded from a folder
 //!   and hot-reloaded.
-//! - [`event`]: the transaction as a Rhai rule sees it, a read-only handle on its map.
+//! - [`EventView`]: the transaction as a Rhai rule sees it, a read-only handle on its map.
 //! - [`pool`]: the rules on several cores, customers split between worker threads, the verdicts
 //!   put back in the order one core gives them.
 //! - [`watch`]: the rules folder over a run: loaded at start, watched, reloaded on a save.
 
-pub mod event;
 pub mod native;
 pub mod pool;
 pub mod script;
@@ -25,6 +24,7 @@ use std::collections::{HashMap, VecDeque};
 use serde::Serialize;
 
 use super::transaction::{Position, Transaction};
+pub use crate::script::event_view::EventView;
 use crate::script::ScriptError;
 
 /// Previous transactions of a customer kept for the rules.
@@ -35,9 +35,11 @@ pub const HISTORY: usize = 20;
 pub struct Seen {
     /// The decoded transaction.
     pub tx: Transaction,
-    /// The whole event as Rhai rules see it (its map with `_time`, event time in ms, added);
-    /// only when Rhai rules are loaded (building it costs more than the native rules together).
-    pub event: Option<event::EventView>,
+    /// The whole event as Rhai rules see it (its map with `_time`, event time in ms, added), an
+    /// [`EventView`] in a shared `Dynamic`, so that putting it into a rule's history copies no
+    /// more than a reference count; only when Rhai rules are loaded (building it costs more than
+    /// the native rules together).
+    pub event: Option<rhai::Dynamic>,
 }
 
 /// What a rule found: why, and which events (the current one and earlier ones) triggered it.
@@ -171,7 +173,7 @@ impl Detector {
         let event = if self.scripts.is_empty() {
             None
         } else {
-            script::event_view(tx, payload)
+            script::event_view(tx, payload).map(|view| rhai::Dynamic::from(view).into_shared())
         };
         let seen = Seen {
             tx: tx.clone(),

@@ -300,7 +300,12 @@ mod tests {
         let rules: std::collections::BTreeSet<&str> = one.iter().map(|a| a.rule.as_str()).collect();
         assert_eq!(
             rules.into_iter().collect::<Vec<_>>(),
-            vec!["high_value", "impossible_travel", "velocity"]
+            vec![
+                "card_testing",
+                "high_value",
+                "impossible_travel",
+                "velocity"
+            ]
         );
         // The customers are split between the workers, so their alerts interleave: given back
         // worker by worker, or as they finish, the order would differ.

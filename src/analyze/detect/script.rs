@@ -3,7 +3,7 @@
 //! Every `*.rhai` file of the rules folder (`scripts/detect/` by default) is a rule named after
 //! its file stem. The engine calls `detect(event, history)` for each transaction: `event` is the
 //! whole event (every JSON field) plus `_time` (event time, milliseconds since the epoch), read
-//! through a handle that behaves as the map (see [`super::event`]), `history` an array of the
+//! through a handle that behaves as the map (see [`EventView`]), `history` an array of the
 //! customer's previous events (same shape), oldest first, at most [`super::HISTORY`]. It returns:
 //!
 //! | returns | means |
@@ -24,11 +24,11 @@ use std::sync::Arc;
 
 use rhai::{Array, Dynamic, Engine, Map, Position, AST};
 
-use super::event::{self, EventView};
 use super::{Finding, Rule, Seen};
 use crate::analyze::transaction::{Position as Place, Transaction};
 use crate::script::calls::EventCalls;
-use crate::script::{sandboxed_engine, ScriptError, ScriptErrorKind, SourceFile};
+use crate::script::event_view::{self, EventView};
+use crate::script::{sandboxed_engine, FastFunction, ScriptError, ScriptErrorKind, SourceFile};
 
 /// The contract function of a detection rule.
 pub const CONTRACT: &str = "detect";
@@ -36,7 +36,7 @@ pub const CONTRACT: &str = "detect";
 /// The sandboxed engine rules run on: the scenarios' sandbox (see [`sandboxed_engine`]).
 fn build_engine(dir: &Path) -> Engine {
     let mut engine = sandboxed_engine(dir, CONTRACT);
-    event::register(&mut engine);
+    event_view::register(&mut engine);
     engine
 }
 
@@ -48,6 +48,9 @@ pub struct ScriptRule {
     source: SourceFile,
     /// The calls' runtime state and function-resolution cache.
     calls: EventCalls,
+    /// `detect` compiled for the fast path, when it can be: a call it gives up is made again
+    /// on the interpreter.
+    fast: Option<FastFunction>,
 }
 
 impl ScriptRule {
@@ -69,12 +72,14 @@ impl ScriptRule {
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| "rule".into());
         let calls = Self::calls(&engine, &ast, text);
+        let fast = FastFunction::build(&ast, CONTRACT, 2);
         Ok(Self {
             name,
             engine,
             ast,
             source,
             calls,
+            fast,
         })
     }
 
@@ -93,7 +98,17 @@ impl ScriptRule {
             ast: self.ast.clone(),
             source: self.source.clone(),
             calls: Self::calls(&self.engine, &self.ast, &self.source.text),
+            fast: FastFunction::build(&self.ast, CONTRACT, 2),
         }
+    }
+
+    /// Calls run on the fast path and, of those, given up to the interpreter; `None` when
+    /// `detect` is not compiled or the fast path turned itself off.
+    pub fn fast_path(&self) -> Option<(u64, u64)> {
+        self.fast
+            .as_ref()
+            .filter(|fast| fast.pays())
+            .map(FastFunction::counts)
     }
 
     fn interpret(
@@ -162,7 +177,24 @@ impl Rule for ScriptRule {
         event: &Seen,
         history: &VecDeque<Seen>,
     ) -> Result<Option<Finding>, ScriptError> {
-        let view = |s: &Seen| s.event.clone().map_or(Dynamic::UNIT, Dynamic::from);
+        if let Some(fast) = self.fast.as_mut().filter(|fast| fast.pays()) {
+            // The shared handles themselves: the fast path reads an event and never writes it
+            // (a write gives the call up).
+            let shared = |s: &Seen| s.event.clone().unwrap_or(Dynamic::UNIT);
+            let past: Array = history.iter().map(shared).collect();
+            // A rule has no effects: a call the fast path gives up is made again below.
+            if let Ok(result) = fast.call(vec![shared(event), Dynamic::from_array(past)]) {
+                return self.interpret(result, event, history);
+            }
+        }
+        // A handle of its own for each event: a rule that writes a field (`event.amount = 0`)
+        // copies the map, and the write stays in its call.
+        let view = |s: &Seen| {
+            s.event
+                .as_ref()
+                .and_then(|shared| shared.read_lock::<EventView>().map(|v| v.clone()))
+                .map_or(Dynamic::UNIT, Dynamic::from)
+        };
         let past: Array = history.iter().map(view).collect();
         // Shared, so that passing it into the call copies a pointer, not the array; it is made
         // afresh for each call, so a rule that changes it changes nothing outside its call.
@@ -194,9 +226,7 @@ pub fn is_detection_rule(path: &Path) -> bool {
 /// The event as rules see it, its map with `_time` added, or `None` when the value is not a JSON
 /// object.
 pub fn event_view(tx: &Transaction, payload: &[u8]) -> Option<EventView> {
-    let mut map = serde_json::from_slice::<Dynamic>(payload)
-        .ok()?
-        .try_cast::<Map>()?;
+    let mut map = event_view::json_map(payload)?;
     map.insert("_time".into(), Dynamic::from_int(tx.time_ms));
     Some(EventView::new(map))
 }
@@ -331,8 +361,9 @@ impl ScriptRules {
     }
 }
 
-/// Deterministic sample events for checking a rule: a few customers paying in two cities, with
-/// bursts of small online payments and large ones, one every 7 seconds of event time.
+/// Deterministic sample events for checking a rule, one every 7 seconds of event time: a few
+/// customers paying small and large amounts in three cities, and every 40 events a card tester's
+/// run of 8 small online payments cashed out with 2 large ones.
 pub fn sample_events(count: u64) -> Vec<(Transaction, Vec<u8>)> {
     let amounts = [5_000, 30_000, 150_000, 900_000, 1_500_000, 3_000_000];
     let methods = ["online", "pos", "mobile", "nfc"];
@@ -341,14 +372,28 @@ pub fn sample_events(count: u64) -> Vec<(Transaction, Vec<u8>)> {
         .map(|i| {
             let n = i as usize;
             let (lat, lng) = places[(n / 3) % places.len()];
+            let probing = n % 40 >= 30;
             let tx = Transaction {
                 transaction_id: format!("check-{i}"),
-                customer_id: format!("cust_{}", n % 4),
+                customer_id: if probing {
+                    "cust_tester".into()
+                } else {
+                    format!("cust_{}", n % 4)
+                },
                 merchant_id: format!("merch_{}", n % 5),
                 category: "retail".into(),
-                method: methods[n % methods.len()].into(),
+                method: if probing {
+                    "online"
+                } else {
+                    methods[n % methods.len()]
+                }
+                .into(),
                 status: if n % 11 == 0 { "declined" } else { "approved" }.into(),
-                amount: amounts[(n * 7) % amounts.len()],
+                amount: match n % 40 {
+                    30..=37 => 20_000,
+                    38 | 39 => 2_500_000,
+                    _ => amounts[(n * 7) % amounts.len()],
+                },
                 time_ms: 1_705_312_800_000 + i as i64 * 7_000,
                 pattern: None,
                 position: Place { partition: 0, offset: i as i64 },
@@ -486,6 +531,80 @@ mod tests {
             let (events, failures) = check_rule(&path, 300).unwrap();
             assert_eq!((events, failures), (300, vec![]), "{rule}");
         }
+    }
+
+    /// The alerts `rules` give over `count` sample events, and each rule's fast path counts.
+    fn alerts_of(
+        rules: ScriptRules,
+        count: u64,
+    ) -> (Vec<super::super::Alert>, Vec<Option<(u64, u64)>>) {
+        let mut detector = Detector::new(rules);
+        let mut alerts = Vec::new();
+        for (tx, payload) in sample_events(count) {
+            let verdict = detector.observe(&tx, &payload);
+            assert!(verdict.errors.is_empty(), "{:?}", verdict.errors);
+            alerts.extend(verdict.alerts);
+        }
+        let fast = detector
+            .scripts_mut()
+            .rules_mut()
+            .map(|rule| rule.fast_path())
+            .collect();
+        (alerts, fast)
+    }
+
+    #[test]
+    fn the_shipped_rules_run_compiled_and_give_the_interpreter_s_alerts() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/detect");
+        let (fast, counts) = alerts_of(ScriptRules::load(&dir).unwrap().0, 3000);
+        let mut interpreted = ScriptRules::load(&dir).unwrap().0;
+        for rule in interpreted.rules_mut() {
+            rule.fast = None;
+        }
+        let (slow, _) = alerts_of(interpreted, 3000);
+        assert_eq!(fast, slow);
+        for rule in ["card_testing", "impossible_travel"] {
+            assert!(fast.iter().any(|a| a.rule == rule), "{rule} never fired");
+        }
+        // Every call of both rules made on the fast path, none given up.
+        assert_eq!(counts, vec![Some((3000, 0)), Some((3000, 0))]);
+    }
+
+    #[test]
+    fn a_rule_calling_a_scenario_helper_gets_the_interpreter_s_error() {
+        // Rules have Rhai's functions only; the fast path knows `rand_int` from scenarios, and
+        // must not run it for a rule.
+        let dir = tempfile::tempdir().unwrap();
+        let path = rule_file(
+            dir.path(),
+            "random.rhai",
+            "fn detect(event, history) { rand_int(1, 6) > 5 }",
+        );
+        let mut detector = Detector::new(ScriptRules::single(&path).unwrap());
+        let (tx, payload) = &sample_events(1)[0];
+        let mut verdict = detector.observe(tx, payload);
+        assert_eq!(verdict.errors.len(), 1);
+        let error = format!("{:?}", miette::Report::new(verdict.errors.remove(0).1));
+        assert!(error.contains("rand_int"), "{error}");
+    }
+
+    #[test]
+    fn a_rule_that_writes_a_field_changes_nothing_outside_its_call() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = rule_file(
+            dir.path(),
+            "writes.rhai",
+            r#"
+            fn detect(event, history) {
+                let before = history.filter(|past| past.amount == 0).len();
+                event.amount = 0;
+                if before > 0 { "a write leaked into the history" }
+            }"#,
+        );
+        let (alerts, counts) = alerts_of(ScriptRules::single(&path).unwrap(), 50);
+        assert!(alerts.iter().all(|a| a.rule != "writes"), "{alerts:?}");
+        // The write is the interpreter's: every call was given up by the fast path.
+        assert_eq!(counts, vec![Some((50, 50))]);
     }
 
     #[test]

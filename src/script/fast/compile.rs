@@ -66,6 +66,8 @@ pub enum Node {
     ForEach(usize, Option<usize>, Box<Node>, Box<Node>),
     /// `for i, counter in lo..hi { body }` (`..=`: `hi` included).
     ForRange(usize, Option<usize>, Box<(Node, Node)>, bool, Box<Node>),
+    /// `while condition { body }`.
+    While(Box<Node>, Box<Node>),
     /// `throw`: the interpreter throws it, with its position.
     Throw,
     /// `break`.
@@ -115,6 +117,17 @@ static HASHES_AGREE: std::sync::LazyLock<bool> = std::sync::LazyLock::new(|| {
     agree
 });
 
+/// Which native functions a script's engine has, so which calls the fast path may make itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Vocabulary {
+    /// A scenario's: Rhai's own functions and the simulator's helpers (`rand_int`, `pick`,
+    /// `uuid`, `remember`, ...).
+    Scenario,
+    /// Rhai's own functions only, as a detection rule's engine has: a call to a helper is left
+    /// to the interpreter, which reports it as the unknown function it is there.
+    Rhai,
+}
+
 /// One compiled script function.
 #[derive(Debug)]
 pub struct Function {
@@ -146,7 +159,7 @@ type Names = HashMap<(String, usize), usize>;
 impl Compiled {
     /// Compiles every function of the script `ast`, and of the `modules` it imports (each with
     /// the alias the script calls it by), that can be.
-    pub fn from_ast(ast: &AST, modules: &[(String, AST)]) -> Self {
+    pub fn from_ast(ast: &AST, modules: &[(String, AST)], vocabulary: Vocabulary) -> Self {
         let files: Vec<&AST> = std::iter::once(ast)
             .chain(modules.iter().map(|(_, m)| m))
             .collect();
@@ -190,6 +203,7 @@ impl Compiled {
                     slots: def.params.len(),
                     loops: 0,
                     written: BTreeSet::new(),
+                    vocabulary,
                 };
                 let body = bodies
                     .get(&i)
@@ -268,9 +282,18 @@ struct Compiler<'a> {
     loops: usize,
     /// The slots assigned to or changed so far.
     written: BTreeSet<usize>,
+    /// The natives the script's engine has.
+    vocabulary: Vocabulary,
 }
 
 impl Compiler<'_> {
+    /// The native `name` with `arity` arguments, if the fast path knows it and the script's
+    /// engine has it.
+    fn native(&self, name: &str, arity: usize) -> Option<Native> {
+        natives::resolve(name, arity)
+            .filter(|native| self.vocabulary == Vocabulary::Scenario || !native.is_helper())
+    }
+
     fn lookup(&self, name: &str) -> Option<usize> {
         // Slots are handed out in order, so a name's slot is its index counting every scope.
         let mut base = self.slots;
@@ -341,6 +364,16 @@ impl Compiler<'_> {
             }
             Stmt::Assignment(assignment) => self.assignment(&assignment.0, &assignment.1),
             Stmt::For(header, _) => self.for_loop(&header.0, header.1.as_ref(), &header.2),
+            // `while true` and `loop` may `break` with a value: not compiled.
+            Stmt::While(flow, _)
+                if !matches!(flow.expr, Expr::Unit(_) | Expr::BoolConstant(true, _)) =>
+            {
+                let condition = self.expr(&flow.expr)?;
+                self.loops += 1;
+                let body = self.block(flow.body.statements());
+                self.loops -= 1;
+                Some(Node::While(Box::new(condition), Box::new(body?)))
+            }
             // `break value` belongs to `loop`, which is not compiled.
             Stmt::BreakLoop(None, flags, _) if self.loops > 0 => {
                 Some(if flags.intersects(ASTFlags::BREAK) {
@@ -622,7 +655,7 @@ impl Compiler<'_> {
                     let (function, captured) = self.closure(closure)?;
                     return Some(Node::Each(each, Box::new(base), function, captured));
                 }
-                let native = natives::resolve(&call.name, call.args.len() + 1)?;
+                let native = self.native(&call.name, call.args.len() + 1)?;
                 let mut args = vec![base];
                 args.extend(self.exprs(&call.args)?);
                 Some(Node::Native(native, args))
@@ -694,7 +727,7 @@ impl Compiler<'_> {
                 return Some(Node::Script(index, args));
             }
         }
-        let native = natives::resolve(&call.name, args.len())?;
+        let native = self.native(&call.name, args.len())?;
         if let (Native::PickWeighted, [weights]) = (native, args.as_slice()) {
             if let Some(table) = constant_map(weights).and_then(|m| WeightTable::of(&m).ok()) {
                 return Some(Node::PickWeighted(Box::new(table)));
@@ -759,6 +792,7 @@ fn moved_in_returns(node: Node) -> Node {
             inclusive,
             Box::new(moved_in_returns(*body)),
         ),
+        Node::While(condition, body) => Node::While(condition, Box::new(moved_in_returns(*body))),
         other => other,
     }
 }

@@ -6,6 +6,7 @@ use std::sync::atomic::AtomicBool;
 use rhai::{Array, Dynamic, ImmutableString, Map, INT};
 
 use super::super::context::EventContext;
+use super::super::event_view::EventView;
 use super::super::limits;
 use super::super::pool::Pool;
 use super::super::state::StateMap;
@@ -266,6 +267,18 @@ impl<'a> Run<'a> {
                 }
                 Ok(Dynamic::UNIT)
             }
+            Node::While(condition, body) => {
+                while self
+                    .eval(condition, frame)?
+                    .as_bool()
+                    .map_err(|_| Flow::Bail)?
+                {
+                    if self.iteration(None, 0, body, frame)? {
+                        break;
+                    }
+                }
+                Ok(Dynamic::UNIT)
+            }
             Node::Throw => Err(Flow::Bail),
             Node::Break => Err(Flow::Break),
             Node::Continue => Err(Flow::Continue),
@@ -441,6 +454,9 @@ impl<'a> Run<'a> {
         if let Some(map) = base.read_lock::<Map>() {
             return Ok(map.get(name.as_str()).cloned().unwrap_or(Dynamic::UNIT));
         }
+        if let Some(event) = base.read_lock::<EventView>() {
+            return Ok(event.get(name));
+        }
         Err(Flow::Bail)
     }
 }
@@ -464,6 +480,9 @@ fn index_of(base: &Dynamic, index: &Dynamic) -> Step {
         }
         if let Some(map) = base.read_lock::<Map>() {
             return Ok(map.get(key.as_str()).cloned().unwrap_or(Dynamic::UNIT));
+        }
+        if let Some(event) = base.read_lock::<EventView>() {
+            return Ok(event.get(&key));
         }
         return Err(Flow::Bail);
     }
@@ -500,6 +519,10 @@ fn append(text: &mut String, part: &Dynamic) -> Result<(), Flow> {
         text.push(c);
     } else if let Ok(b) = part.as_bool() {
         text.push_str(if b { "true" } else { "false" });
+    } else if part.is_float() {
+        // A float's `Display` is Rhai's own `to_string` of it (`FloatWrapper`): `3.0`, `1e-7`.
+        use std::fmt::Write;
+        write!(text, "{part}").map_err(|_| Flow::Bail)?;
     } else {
         return Err(Flow::Bail);
     }

@@ -1,14 +1,14 @@
-//! The fast path of `event(ctx)` and of follow-ups: the functions of the script and of the
+//! The fast path of `event(ctx)`, of follow-ups and of detection rules ([`FastFunction`]): the functions of the script and of the
 //! modules it imports, compiled once from Rhai's syntax tree into nodes whose variables are
 //! frame slots, whose calls are resolved, and whose helpers (`rand_int`, `pick`, `uuid`, ...) are
 //! called directly, so an event skips Rhai's per-node dispatch, scope searches, function
 //! resolution and argument copies.
 //!
 //! It covers what events are mostly made of (docs/scripting.md lists it): `let`, assignments,
-//! `if`, `switch`, `for`, `return`, literals, maps, arrays, interpolation, operators on numbers
+//! `if`, `switch`, `for`, `while`, `return`, literals, maps, arrays, interpolation, operators on numbers
 //! and strings, reads of maps, arrays, pools, the frozen state and `ctx`, the script's and its
-//! modules' functions and the common helpers. A function using anything else (a closure,
-//! `while`, `remember`, a string method, ...) is not compiled: an event whose path reaches it is
+//! modules' functions and the common helpers. A function using anything else (`loop`, `do`, a
+//! string method, ...) is not compiled: an event whose path reaches it is
 //! given up, and a fast path that gives up too many events turns itself off.
 //!
 //! The interpreter stays the reference. Whenever the fast path meets a value it does not handle,
@@ -33,7 +33,7 @@ use super::draws::SharedRng;
 use super::follow_up::FollowUps;
 use super::memory::Memory;
 
-use compile::Compiled;
+use compile::{Compiled, Vocabulary};
 
 /// The fast path gave the event up: the interpreter makes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,9 +46,26 @@ pub struct FastPath {
     event: usize,
     helpers: natives::Helpers,
     seq_read: Arc<AtomicBool>,
-    /// Events run, and events given up, since the fast path started.
+    trial: Trial,
+}
+
+/// Calls run on a fast path, and calls given up, since it started.
+#[derive(Debug, Default)]
+struct Trial {
     runs: u64,
     bails: u64,
+}
+
+impl Trial {
+    fn record<T>(&mut self, result: &Result<T, Bail>) {
+        self.runs += 1;
+        self.bails += u64::from(result.is_err());
+    }
+
+    /// Whether it pays: false once it gave up more than a quarter of [`TRIAL_EVENTS`] or more.
+    fn pays(&self) -> bool {
+        self.runs < TRIAL_EVENTS || self.bails * 4 <= self.runs
+    }
 }
 
 /// After this many events, a fast path that gave up more than a quarter of them is turned off:
@@ -66,7 +83,7 @@ impl FastPath {
         follow_ups: FollowUps,
         seq_read: Arc<AtomicBool>,
     ) -> Option<Self> {
-        let compiled = Compiled::from_ast(ast, modules);
+        let compiled = Compiled::from_ast(ast, modules, Vocabulary::Scenario);
         let event = compiled.runnable("event", 1)?;
         Some(Self {
             compiled,
@@ -77,8 +94,7 @@ impl FastPath {
                 follow_ups,
             },
             seq_read,
-            runs: 0,
-            bails: 0,
+            trial: Trial::default(),
         })
     }
 
@@ -102,19 +118,71 @@ impl FastPath {
     fn run(&mut self, index: usize, args: Vec<Dynamic>) -> Result<Dynamic, Bail> {
         let mut run = eval::Run::new(&self.compiled, &self.helpers, &self.seq_read);
         let result = run.call(index, args);
-        self.runs += 1;
-        self.bails += u64::from(result.is_err());
+        self.trial.record(&result);
         result
     }
 
     /// Events run on it, and of those given up to the interpreter, since it started.
     pub fn counts(&self) -> (u64, u64) {
-        (self.runs, self.bails)
+        (self.trial.runs, self.trial.bails)
     }
 
     /// Whether the fast path pays: false once it gave up too many events to be worth trying.
     pub fn pays(&self) -> bool {
-        self.runs < TRIAL_EVENTS || self.bails * 4 <= self.runs
+        self.trial.pays()
+    }
+}
+
+/// One function of a script run on the engine's own functions only (no simulator helpers, no
+/// memory, no follow-ups): a detection rule's `detect(event, history)`. What it cannot run, or
+/// what would be an error, it gives up ([`Bail`]) for the interpreter to run the call; having
+/// no effects, the call is simply made again there.
+pub struct FastFunction {
+    compiled: Compiled,
+    index: usize,
+    /// Never drawn from nor written: a script compiled with [`Vocabulary::Rhai`] calls no
+    /// helper. [`eval::Run`] takes them all the same.
+    helpers: natives::Helpers,
+    seq_read: AtomicBool,
+    trial: Trial,
+}
+
+impl FastFunction {
+    /// Compiles the script `ast`'s function `name` with `arity` parameters, and the functions it
+    /// calls, with Rhai's functions only; `None` when that function cannot be compiled.
+    pub fn build(ast: &AST, name: &str, arity: usize) -> Option<Self> {
+        let compiled = Compiled::from_ast(ast, &[], Vocabulary::Rhai);
+        let index = compiled.runnable(name, arity)?;
+        let rng = crate::rng::stream_rng(0, crate::rng::Stream::Script);
+        Some(Self {
+            compiled,
+            index,
+            helpers: natives::Helpers {
+                rng: Arc::new(std::sync::Mutex::new(rng)),
+                memory: Memory::default(),
+                follow_ups: FollowUps::default(),
+            },
+            seq_read: AtomicBool::new(false),
+            trial: Trial::default(),
+        })
+    }
+
+    /// Calls the function with `args`: its value, or [`Bail`] for the interpreter to call it.
+    pub fn call(&mut self, args: Vec<Dynamic>) -> Result<Dynamic, Bail> {
+        let mut run = eval::Run::new(&self.compiled, &self.helpers, &self.seq_read);
+        let result = run.call(self.index, args);
+        self.trial.record(&result);
+        result
+    }
+
+    /// Calls run on it, and of those given up to the interpreter, since it started.
+    pub fn counts(&self) -> (u64, u64) {
+        (self.trial.runs, self.trial.bails)
+    }
+
+    /// Whether it pays: false once it gave up too many calls to be worth trying.
+    pub fn pays(&self) -> bool {
+        self.trial.pays()
     }
 }
 

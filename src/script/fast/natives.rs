@@ -105,6 +105,33 @@ pub enum Native {
     Forget,
 }
 
+impl Native {
+    /// Whether it is one of the simulator's helpers (which draw, read the memory or schedule),
+    /// not a function or operator of Rhai's own.
+    pub fn is_helper(self) -> bool {
+        matches!(
+            self,
+            Self::RandFloat
+                | Self::RandFloatIn
+                | Self::RandInt
+                | Self::Chance
+                | Self::Uuid
+                | Self::Iso8601
+                | Self::Pick
+                | Self::PickZipf
+                | Self::PickWeighted
+                | Self::Normal
+                | Self::LogNormal
+                | Self::Exponential
+                | Self::Jitter
+                | Self::Recall
+                | Self::FollowUp
+                | Self::Remember
+                | Self::Forget
+        )
+    }
+}
+
 /// A method that changes the variable it is called on (`list.push(x)`, `list.sort()`), or the
 /// property of one (`record.list.push(x)`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,0 +1,139 @@
+//! Per-core speed of fraud detection alone: the rules `sim analyze` runs on each transaction,
+//! without Kafka around them.
+//!
+//! Makes EVENTS (default 200,000) darooghe events with `sim sample --seed 1`, reads them as
+//! transactions, then runs them, in turn for REPEATS rounds (default 3), through the detector
+//! with the native rules only and with the Rhai rules of `scripts/detect/` (or RULES_FOLDER) as well, on one
+//! thread. Prints, for each, the median µs per event and events per second, and the Rhai rules'
+//! own cost (the difference). `examples/analyze_throughput.rs` measures the whole consumer; this
+//! isolates the rules, whose cost is what a rule author controls. It measures; it asserts nothing.
+//!
+//! ```text
+//! cargo run --release --example rule_speed [-- EVENTS [REPEATS [RULES_FOLDER]]]
+//! ```
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+#[path = "support/mod.rs"]
+mod support;
+
+use sim::analyze::detect::script::ScriptRules;
+use sim::analyze::detect::{Detector, Rule};
+use sim::analyze::transaction::{self, Incoming, Position, Transaction};
+use support::{build_sim, uptime, Failure};
+
+fn main() -> Result<(), Failure> {
+    let mut args = std::env::args().skip(1);
+    let events: u64 = match args.next() {
+        Some(n) => n.replace('_', "").parse()?,
+        None => 200_000,
+    };
+    let repeats: usize = match args.next() {
+        Some(n) => n.parse()?,
+        None => 3,
+    };
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let sim = build_sim(root)?;
+    let output = Command::new(&sim)
+        .args(["sample", "scripts/darooghe.rhai", "-n", &events.to_string()])
+        .args(["--seed", "1", "--now", "2024-01-15T10:00:00Z"])
+        .current_dir(root)
+        .output()?;
+    if !output.status.success() {
+        return Err(String::from_utf8_lossy(&output.stderr).into_owned().into());
+    }
+    let lines: Vec<&[u8]> = output
+        .stdout
+        .split(|&b| b == b'\n')
+        .filter(|line| !line.is_empty())
+        .collect();
+    let transactions: Vec<(Transaction, &[u8])> = lines
+        .iter()
+        .enumerate()
+        .map(|(i, &payload)| {
+            let incoming = Incoming {
+                payload: Some(payload),
+                timestamp_ms: None,
+                pattern: None,
+                position: Position {
+                    partition: 0,
+                    offset: i as i64,
+                },
+            };
+            transaction::parse(incoming)
+                .map(|tx| (tx, payload))
+                .map_err(|poison| poison.reason)
+        })
+        .collect::<Result<_, _>>()?;
+    let count = transactions.len() as f64;
+    println!(
+        "{} darooghe events (sim sample --seed 1); {}",
+        transactions.len(),
+        uptime()
+    );
+
+    let detect = args
+        .next()
+        .map_or_else(|| root.join("scripts/detect"), Into::into);
+    let mut native = Vec::new();
+    let mut rhai = Vec::new();
+    let mut fast_paths = Vec::new();
+    for _ in 0..repeats {
+        for (rules, seconds) in [(false, &mut native), (true, &mut rhai)] {
+            let scripts = if rules {
+                ScriptRules::load(&detect)?.0
+            } else {
+                ScriptRules::none()
+            };
+            let mut detector = Detector::new(scripts);
+            let mut alerts = 0usize;
+            let start = Instant::now();
+            for (tx, payload) in &transactions {
+                let verdict = detector.observe(tx, payload);
+                if let Some((rule, err)) = verdict.errors.first() {
+                    return Err(format!("{rule}: {err}").into());
+                }
+                alerts += verdict.alerts.len();
+            }
+            seconds.push((start.elapsed().as_secs_f64(), alerts));
+            if rules {
+                fast_paths = detector
+                    .scripts_mut()
+                    .rules_mut()
+                    .map(|rule| (rule.name().to_string(), rule.fast_path()))
+                    .collect();
+            }
+        }
+    }
+    let median = |runs: &mut Vec<(f64, usize)>| {
+        runs.sort_by(|a, b| a.0.total_cmp(&b.0));
+        runs[runs.len() / 2]
+    };
+    let (native, native_alerts) = median(&mut native);
+    let (rhai, rhai_alerts) = median(&mut rhai);
+    let row = |label: &str, seconds: f64, alerts: usize| {
+        println!(
+            "{label:<32} {:>8.2} µs/event {:>10.0} events/s {alerts:>7} alerts",
+            seconds / count * 1e6,
+            count / seconds
+        );
+    };
+    row("native rules", native, native_alerts);
+    row("native + Rhai rules", rhai, rhai_alerts);
+    println!(
+        "{:<32} {:>8.2} µs/event (median of {repeats})",
+        "the Rhai rules' own cost",
+        (rhai - native) / count * 1e6
+    );
+    for (rule, fast) in fast_paths {
+        match fast {
+            Some((calls, given_up)) => {
+                println!("fast path of {rule}: {calls} calls, {given_up} given up to Rhai")
+            }
+            None => println!("fast path of {rule}: off (Rhai runs every call)"),
+        }
+    }
+    Ok(())
+}
