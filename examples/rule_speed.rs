@@ -24,6 +24,10 @@ use sim::analyze::detect::{Detector, Rule};
 use sim::analyze::transaction::{self, Incoming, Position, Transaction};
 use support::{build_sim, uptime, Failure};
 
+/// The allocator `sim` itself runs on (see `src/main.rs`), so the figures are `sim analyze`'s.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> Result<(), Failure> {
     let mut args = std::env::args().skip(1);
     let events: u64 = match args.next() {

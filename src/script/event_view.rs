@@ -17,30 +17,93 @@
 //! (`event.amount` without Rhai's indexer call).
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use rhai::{Array, Dynamic, Engine, Identifier, ImmutableString, Map, INT};
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
 /// The event's map, shared by the history and every rule call (see the module doc).
 #[derive(Debug, Clone)]
-pub struct EventView(Arc<Map>);
+pub struct EventView(Arc<Record>);
+
+/// What a handle holds: the fields known without reading the JSON text, and the whole map,
+/// read from the text the first time a rule asks for any other field.
+///
+/// The analyzer has already decoded the fields rules read most (`amount`, `payment_method`,
+/// `transaction_id`, ...) to read the transaction; a rule that reads only those never pays for
+/// the map, which was most of the cost of an event for rules (callgrind, darooghe).
+#[derive(Debug, Clone)]
+struct Record {
+    /// By name; each as the map read from the text would have it.
+    known: Vec<(&'static str, Dynamic)>,
+    /// The JSON object the map is read from.
+    text: Arc<[u8]>,
+    /// The whole map, the known fields included.
+    map: OnceLock<Map>,
+}
 
 impl EventView {
     /// A handle on `map`.
     pub fn new(map: Map) -> Self {
-        Self(Arc::new(map))
+        Self(Arc::new(Record {
+            known: Vec::new(),
+            text: Arc::from(&b"{}"[..]),
+            map: OnceLock::from(map),
+        }))
+    }
+
+    /// A handle on the JSON object `text` whose fields `known` are already decoded (each as
+    /// [`json_map`] would read it; a field not in the text, such as `_time`, is added to the
+    /// map); the rest is read when first needed. `None` when `text` is not an object. The
+    /// caller has read `text` as JSON: a text that turns out not to be gives the known fields
+    /// only.
+    pub fn lazy(text: &[u8], known: Vec<(&'static str, Dynamic)>) -> Option<Self> {
+        let first = text.iter().find(|b| !b.is_ascii_whitespace());
+        (first == Some(&b'{')).then(|| {
+            Self(Arc::new(Record {
+                known,
+                text: Arc::from(text),
+                map: OnceLock::new(),
+            }))
+        })
     }
 
     /// The field `name`, `()` when there is none (as a map read with
     /// `fail_on_invalid_map_property(false)` gives).
     pub fn get(&self, name: &str) -> Dynamic {
-        self.0.get(name).cloned().unwrap_or(Dynamic::UNIT)
+        let record = &*self.0;
+        if record.map.get().is_none() {
+            if let Some((_, value)) = record.known.iter().find(|(key, _)| *key == name) {
+                return value.clone();
+            }
+        }
+        self.map().get(name).cloned().unwrap_or(Dynamic::UNIT)
     }
 
-    /// The map itself.
+    /// The whole map.
     pub fn map(&self) -> &Map {
-        &self.0
+        self.0.map()
+    }
+
+    /// Sets the field `name`: on a copy of the map when another handle shares it.
+    fn set(&mut self, name: &str, value: Dynamic) {
+        let record = Arc::make_mut(&mut self.0);
+        record.map();
+        if let Some(map) = record.map.get_mut() {
+            map.insert(name.into(), value);
+        }
+    }
+}
+
+impl Record {
+    fn map(&self) -> &Map {
+        self.map.get_or_init(|| {
+            let mut map = json_map(&self.text).unwrap_or_default();
+            for (key, value) in &self.known {
+                map.insert((*key).into(), value.clone());
+            }
+            map
+        })
     }
 }
 
@@ -150,25 +213,27 @@ pub fn register(engine: &mut Engine) {
         // `event.amount` and `event["amount"]` both end here.
         .register_indexer_get(|event: &mut EventView, name: &str| event.get(name))
         .register_indexer_set(|event: &mut EventView, name: &str, value: Dynamic| {
-            Arc::make_mut(&mut event.0).insert(name.into(), value);
+            event.set(name, value)
         })
         .register_fn("keys", |event: &mut EventView| -> Array {
-            event.0.keys().map(|k| Dynamic::from(k.clone())).collect()
+            // As strings, as a map's `keys()` gives them (a key itself is not a Rhai string).
+            let key = |k: &Identifier| Dynamic::from(ImmutableString::from(k.as_str()));
+            event.map().keys().map(key).collect()
         })
         .register_fn("values", |event: &mut EventView| -> Array {
-            event.0.values().cloned().collect()
+            event.map().values().cloned().collect()
         })
-        .register_fn("len", |event: &mut EventView| event.0.len() as i64)
+        .register_fn("len", |event: &mut EventView| event.map().len() as i64)
         .register_fn(
             "contains",
-            |event: &mut EventView, name: ImmutableString| event.0.contains_key(name.as_str()),
+            |event: &mut EventView, name: ImmutableString| event.map().contains_key(name.as_str()),
         )
-        .register_fn("to_map", |event: &mut EventView| event.0.as_ref().clone())
+        .register_fn("to_map", |event: &mut EventView| event.map().clone())
         .register_fn("to_string", |event: &mut EventView| {
-            Dynamic::from_map(event.0.as_ref().clone()).to_string()
+            Dynamic::from_map(event.map().clone()).to_string()
         })
         .register_fn("to_debug", |event: &mut EventView| {
-            format!("{:?}", Dynamic::from_map(event.0.as_ref().clone()))
+            format!("{:?}", Dynamic::from_map(event.map().clone()))
         });
 }
 
@@ -209,6 +274,45 @@ mod tests {
         assert_eq!(read(r#""amount" in event"#, &mut scope), "true");
         assert_eq!(read("event.keys().len()", &mut scope), "3");
         assert_eq!(read("type_of(event.to_map())", &mut scope), "map");
+    }
+
+    #[test]
+    fn a_lazy_handle_reads_as_the_whole_map_and_reads_the_text_only_when_needed() {
+        let text = br#" {"amount": 5, "payment_method": "pos", "location": {"lat": 35.5}}"#;
+        let known = vec![
+            ("amount", Dynamic::from_int(5)),
+            ("_time", Dynamic::from_int(9)),
+        ];
+        let lazy = EventView::lazy(text, known).unwrap();
+        assert_eq!(lazy.get("amount").as_int(), Ok(5));
+        assert_eq!(lazy.get("_time").as_int(), Ok(9));
+        assert!(
+            lazy.0.map.get().is_none(),
+            "known fields read without the map"
+        );
+        assert_eq!(lazy.get("payment_method").to_string(), "pos");
+        assert!(lazy.0.map.get().is_some());
+        let engine = engine();
+        let mut scope = rhai::Scope::new();
+        scope.push("event", lazy.clone());
+        let read = |script: &str, scope: &mut rhai::Scope| {
+            engine
+                .eval_with_scope::<Dynamic>(scope, script)
+                .unwrap()
+                .to_string()
+        };
+        assert_eq!(
+            read("event.keys()", &mut scope),
+            r#"["_time", "amount", "location", "payment_method"]"#
+        );
+        assert_eq!(read("event.location.lat", &mut scope), "35.5");
+        assert_eq!(read("event._time = 1; event._time", &mut scope), "1");
+        assert_eq!(
+            lazy.get("_time").as_int(),
+            Ok(9),
+            "a write stays in its copy"
+        );
+        assert!(EventView::lazy(b" [1]", Vec::new()).is_none());
     }
 
     #[test]

@@ -22,7 +22,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rhai::{Array, Dynamic, Engine, Map, Position, AST};
+use rhai::{Array, Dynamic, Engine, ImmutableString, Map, Position, AST};
 
 use super::{Finding, Rule, Seen};
 use crate::analyze::transaction::{Position as Place, Transaction};
@@ -133,11 +133,12 @@ impl ScriptRule {
                 events: here,
             }));
         }
-        let Some(map) = result.clone().try_cast::<Map>() else {
+        let type_name = result.type_name();
+        let Some(map) = result.try_cast::<Map>() else {
             return Err(self.source.bad_return(
                 CONTRACT,
                 Position::NONE,
-                result.type_name(),
+                type_name,
                 "(), a bool, a reason string or a map #{ reason, events }",
             ));
         };
@@ -145,14 +146,9 @@ impl ScriptRule {
             .get("reason")
             .map(|r| r.to_string())
             .unwrap_or_else(|| format!("{} fired", self.name));
-        let ids: Vec<String> = match map.get("events") {
-            Some(list) if list.is_array() => list
-                .clone()
-                .cast::<Array>()
-                .iter()
-                .map(|id| id.to_string())
-                .collect(),
-            _ => Vec::new(),
+        let ids: Vec<String> = match map.get("events").and_then(|l| l.read_lock::<Array>()) {
+            Some(list) => list.iter().map(|id| id.to_string()).collect(),
+            None => Vec::new(),
         };
         let events: Vec<Place> = history
             .iter()
@@ -226,9 +222,21 @@ pub fn is_detection_rule(path: &Path) -> bool {
 /// The event as rules see it, its map with `_time` added, or `None` when the value is not a JSON
 /// object.
 pub fn event_view(tx: &Transaction, payload: &[u8]) -> Option<EventView> {
-    let mut map = event_view::json_map(payload)?;
-    map.insert("_time".into(), Dynamic::from_int(tx.time_ms));
-    Some(EventView::new(map))
+    // The fields the transaction was read with, as the map read from the text would have them
+    // (the read refused a transaction whose fields have other types); the rest of the map is
+    // read when a rule first asks for another field.
+    let text = |s: &str| Dynamic::from(ImmutableString::from(s));
+    let known = vec![
+        ("_time", Dynamic::from_int(tx.time_ms)),
+        ("amount", Dynamic::from_int(tx.amount)),
+        ("payment_method", text(&tx.method)),
+        ("transaction_id", text(&tx.transaction_id)),
+        ("customer_id", text(&tx.customer_id)),
+        ("merchant_id", text(&tx.merchant_id)),
+        ("merchant_category", text(&tx.category)),
+        ("status", text(&tx.status)),
+    ];
+    EventView::lazy(payload, known)
 }
 
 /// What a (re)load of the rules folder did to one file.

@@ -100,7 +100,7 @@ impl<'a> Run<'a> {
             Node::Var(slot) => Ok(frame[*slot].clone()),
             Node::Take(slot) => Ok(std::mem::take(&mut frame[*slot])),
             Node::Let(slot, value) => {
-                frame[*slot] = self.eval(value, frame)?.flatten();
+                frame[*slot] = settled(self.eval(value, frame)?);
                 Ok(Dynamic::UNIT)
             }
             Node::Block(statements) => {
@@ -198,7 +198,7 @@ impl<'a> Run<'a> {
                 Ok(Dynamic::FALSE)
             }
             Node::Assign(slot, value) => {
-                frame[*slot] = self.eval(value, frame)?.flatten();
+                frame[*slot] = settled(self.eval(value, frame)?);
                 Ok(Dynamic::UNIT)
             }
             Node::SetProperty(slot, name, value) => {
@@ -458,6 +458,18 @@ impl<'a> Run<'a> {
             return Ok(event.get(name));
         }
         Err(Flow::Bail)
+    }
+}
+
+/// A value as a variable holds it: a copy of its own (Rhai's `flatten`), except a detection
+/// rule's shared event handle. Nothing on the fast path writes to one (a write gives the call
+/// up), so sharing it is safe, and `let past = history[i]` copies a reference count, not the
+/// handle.
+fn settled(value: Dynamic) -> Dynamic {
+    if value.is_shared() && value.is::<EventView>() {
+        value
+    } else {
+        value.flatten()
     }
 }
 
