@@ -2,11 +2,13 @@
 //! without Kafka around them.
 //!
 //! Makes EVENTS (default 200,000) darooghe events with `sim sample --seed 1`, reads them as
-//! transactions, then runs them, in turn for REPEATS rounds (default 3), through the detector
-//! with the native rules only and with the Rhai rules of `scripts/detect/` (or RULES_FOLDER) as well, on one
-//! thread. Prints, for each, the median µs per event and events per second, and the Rhai rules'
-//! own cost (the difference). `examples/analyze_throughput.rs` measures the whole consumer; this
-//! isolates the rules, whose cost is what a rule author controls. It measures; it asserts nothing.
+//! transactions, then runs them, in turn for REPEATS rounds (default 3), through the detector on
+//! one thread: with the native rules only; with the Rhai rules of `scripts/detect/` (or
+//! RULES_FOLDER) as well; and once more with the Rhai rules' fast path off (every call on Rhai's
+//! interpreter). Prints, for each, the median µs per event, events per second and alerts (the
+//! same with the fast path or without), and the Rhai rules' own cost (the difference).
+//! `examples/analyze_throughput.rs` measures the whole consumer; this isolates the rules, whose
+//! cost is what a rule author controls. It measures; it asserts nothing.
 //!
 //! ```text
 //! cargo run --release --example rule_speed [-- EVENTS [REPEATS [RULES_FOLDER]]]
@@ -27,6 +29,17 @@ use support::{build_sim, uptime, Failure};
 /// The allocator `sim` itself runs on (see `src/main.rs`), so the figures are `sim analyze`'s.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Which rules a round runs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Rules {
+    /// The native rules only.
+    Native,
+    /// The Rhai rules too, on the fast path.
+    Rhai,
+    /// The Rhai rules too, every call on Rhai's interpreter.
+    Interpreted,
+}
 
 fn main() -> Result<(), Failure> {
     let mut args = std::env::args().skip(1);
@@ -83,13 +96,19 @@ fn main() -> Result<(), Failure> {
         .map_or_else(|| root.join("scripts/detect"), Into::into);
     let mut native = Vec::new();
     let mut rhai = Vec::new();
+    let mut interpreted = Vec::new();
     let mut fast_paths = Vec::new();
     for _ in 0..repeats {
-        for (rules, seconds) in [(false, &mut native), (true, &mut rhai)] {
-            let scripts = if rules {
-                ScriptRules::load(&detect)?.0
-            } else {
-                ScriptRules::none()
+        let runs = [
+            (Rules::Native, &mut native),
+            (Rules::Rhai, &mut rhai),
+            (Rules::Interpreted, &mut interpreted),
+        ];
+        for (rules, seconds) in runs {
+            let scripts = match rules {
+                Rules::Native => ScriptRules::none(),
+                Rules::Rhai => ScriptRules::load(&detect)?.0,
+                Rules::Interpreted => ScriptRules::load(&detect)?.0.interpreted(),
             };
             let mut detector = Detector::new(scripts);
             let mut alerts = 0usize;
@@ -102,7 +121,7 @@ fn main() -> Result<(), Failure> {
                 alerts += verdict.alerts.len();
             }
             seconds.push((start.elapsed().as_secs_f64(), alerts));
-            if rules {
+            if rules == Rules::Rhai {
                 fast_paths = detector
                     .scripts_mut()
                     .rules_mut()
@@ -117,6 +136,7 @@ fn main() -> Result<(), Failure> {
     };
     let (native, native_alerts) = median(&mut native);
     let (rhai, rhai_alerts) = median(&mut rhai);
+    let (slow, slow_alerts) = median(&mut interpreted);
     let row = |label: &str, seconds: f64, alerts: usize| {
         println!(
             "{label:<32} {:>8.2} µs/event {:>10.0} events/s {alerts:>7} alerts",
@@ -126,10 +146,12 @@ fn main() -> Result<(), Failure> {
     };
     row("native rules", native, native_alerts);
     row("native + Rhai rules", rhai, rhai_alerts);
+    row("the same, interpreter only", slow, slow_alerts);
     println!(
-        "{:<32} {:>8.2} µs/event (median of {repeats})",
+        "{:<32} {:>8.2} µs/event, {:.2} on the interpreter alone (medians of {repeats})",
         "the Rhai rules' own cost",
-        (rhai - native) / count * 1e6
+        (rhai - native) / count * 1e6,
+        (slow - native) / count * 1e6
     );
     for (rule, fast) in fast_paths {
         match fast {

@@ -349,6 +349,15 @@ impl ScriptRules {
         self.rules.values().map(|(_, r)| r.name().to_string())
     }
 
+    /// The same rules, every call made by the interpreter: the fast path's reference, to compare
+    /// it with (`examples/rule_speed.rs`, the tests).
+    pub fn interpreted(mut self) -> Self {
+        for (_, rule) in self.rules.values_mut() {
+            rule.fast = None;
+        }
+        self
+    }
+
     /// The rules, to run them.
     pub fn rules_mut(&mut self) -> impl Iterator<Item = &mut ScriptRule> {
         self.rules.values_mut().map(|(_, r)| r)
@@ -565,11 +574,7 @@ mod tests {
     fn the_shipped_rules_run_compiled_and_give_the_interpreter_s_alerts() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/detect");
         let (fast, counts) = alerts_of(ScriptRules::load(&dir).unwrap().0, 3000);
-        let mut interpreted = ScriptRules::load(&dir).unwrap().0;
-        for rule in interpreted.rules_mut() {
-            rule.fast = None;
-        }
-        let (slow, _) = alerts_of(interpreted, 3000);
+        let (slow, _) = alerts_of(ScriptRules::load(&dir).unwrap().0.interpreted(), 3000);
         assert_eq!(fast, slow);
         for rule in ["card_testing", "impossible_travel"] {
             assert!(fast.iter().any(|a| a.rule == rule), "{rule} never fired");
