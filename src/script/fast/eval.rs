@@ -412,26 +412,57 @@ impl<'a> Run<'a> {
         Ok(natives::call(native, &refs[..args.len()], self.helpers)?)
     }
 
-    /// `base.name`; for `ctx.state.name` and `ctx.settings.name`, without a copy of the state.
+    /// `base.name`, the maps on the way read in place: `ctx.state.plans.gold.rate` copies the
+    /// rate, not the state, the plans and the plan before it.
     fn property_of(&mut self, base: &Node, name: &ImmutableString, frame: &mut [Dynamic]) -> Step {
-        if let Node::Property(inner, first) = base {
-            if matches!(first.as_str(), "state" | "settings") {
-                let inner = self.value(inner, frame)?;
-                if let Some(ctx) = inner.read_lock::<EventContext>() {
-                    let holder = if first.as_str() == "state" {
-                        &ctx.state
-                    } else {
-                        &ctx.settings
-                    };
-                    return self.property(holder, name);
-                }
-                let inner = inner.into_owned();
-                let base = self.property(&inner, first)?;
-                return self.property(&base, name);
+        self.borrowed(base, frame, &mut |run, value| run.property(value, name))
+    }
+
+    /// Calls `f` with `node`'s value, borrowed where it is a variable, a constant, or a property
+    /// of a map (of the state or not) or of `ctx` reached from one; made otherwise.
+    fn borrowed(
+        &mut self,
+        node: &Node,
+        frame: &mut [Dynamic],
+        f: &mut dyn FnMut(&Self, &Dynamic) -> Step,
+    ) -> Step {
+        match node {
+            Node::Var(slot) => f(self, &frame[*slot]),
+            Node::Const(value) => f(self, value),
+            Node::Property(inner, name) => {
+                self.borrowed(inner, frame, &mut |run, base| run.step_in(base, name, f))
+            }
+            _ => {
+                let value = self.eval(node, frame)?;
+                f(self, &value)
             }
         }
-        let base = self.value(base, frame)?;
-        self.property(&base, name)
+    }
+
+    /// Calls `f` with `base.name`, borrowed from `base` where it is held there as it is read
+    /// (a map's entry, `ctx.state`, `ctx.settings`). Only what a further step reads goes this
+    /// way: a value a script keeps is made by [`Self::property`], which marks the state's
+    /// values read-only.
+    fn step_in(
+        &self,
+        base: &Dynamic,
+        name: &ImmutableString,
+        f: &mut dyn FnMut(&Self, &Dynamic) -> Step,
+    ) -> Step {
+        if let Some(ctx) = base.read_lock::<EventContext>() {
+            match name.as_str() {
+                "state" => return f(self, &ctx.state),
+                "settings" => return f(self, &ctx.settings),
+                _ => {}
+            }
+        } else if let Some(map) = base.read_lock::<StateMap>() {
+            let entry = map.entries().get(name.as_str());
+            return f(self, entry.unwrap_or(&Dynamic::UNIT));
+        } else if let Some(map) = base.read_lock::<Map>() {
+            return f(self, map.get(name.as_str()).unwrap_or(&Dynamic::UNIT));
+        }
+        let value = self.property(base, name)?;
+        f(self, &value)
     }
 
     /// `base.name` on a map, a map of the state or `ctx`.
