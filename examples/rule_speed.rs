@@ -24,6 +24,7 @@ mod support;
 use sim::analyze::detect::script::ScriptRules;
 use sim::analyze::detect::{Detector, Rule};
 use sim::analyze::transaction::{self, Incoming, Position, Transaction};
+use sim::script::FastPathUse;
 use support::{build_sim, uptime, Failure};
 
 /// The allocator `sim` itself runs on (see `src/main.rs`), so the figures are `sim analyze`'s.
@@ -155,10 +156,10 @@ fn main() -> Result<(), Failure> {
     );
     for (rule, fast) in fast_paths {
         match fast {
-            Some((calls, given_up)) => {
-                println!("fast path of {rule}: {calls} calls, {given_up} given up to Rhai")
+            FastPathUse::On { events, given_up } => {
+                println!("fast path of {rule}: {events} calls, {given_up} given up to Rhai")
             }
-            None => println!("fast path of {rule}: off (Rhai runs every call)"),
+            _ => println!("fast path of {rule}: off (Rhai runs every call)"),
         }
     }
     Ok(())

@@ -25,6 +25,7 @@ use chrono::{DateTime, Utc};
 use crate::analyze::detect::script::{check_rule, is_detection_rule};
 use crate::pipeline::FunctionCoverage;
 use crate::scenario::{prepare, sample_checked, FollowUpGrowth, Options, ScenarioError};
+use crate::script::FastPathUse;
 use crate::settings::UserInput;
 use crate::sink::SinkSpec;
 
@@ -81,6 +82,9 @@ pub struct CheckReport {
     pub follow_ups: Option<FollowUpGrowth>,
     /// What the check could not vouch for, such as a follow-up it never reached.
     pub warnings: Vec<String>,
+    /// For a detection rule, how its calls ran: compiled (docs/scripting.md, "The fast path")
+    /// or on the interpreter, about twice as slow; `None` for a scenario (`sim bench` says it).
+    pub fast_path: Option<FastPathUse>,
     /// Whether warnings fail the check (`--strict`).
     #[serde(skip)]
     pub strict: bool,
@@ -127,16 +131,18 @@ fn check_detection_rule(
     script: &Path,
     options: &CheckOptions,
 ) -> Result<CheckReport, ScenarioError> {
-    let (events, failures) = check_rule(script, options.count)?;
+    let check = check_rule(script, options.count)?;
     Ok(CheckReport {
         script: script.to_path_buf(),
-        events,
+        events: check.events,
         has_schema: false,
         coverage: Vec::new(),
         follow_ups: None,
         warnings: Vec::new(),
+        fast_path: Some(check.fast_path),
         strict: options.strict,
-        problems: failures
+        problems: check
+            .failures
             .into_iter()
             .map(|(seq, message)| Problem {
                 seq,
@@ -189,6 +195,7 @@ pub fn check_script(
         coverage: sampled.coverage,
         follow_ups: Some(sampled.follow_ups),
         warnings,
+        fast_path: None,
         strict: options.strict,
     })
 }

@@ -164,6 +164,30 @@ fn detection_rules_are_checked_by_their_contract() {
     );
 }
 
+#[test]
+fn check_says_whether_a_rule_runs_compiled() {
+    let output = sim_check(&["scripts/detect/impossible_travel.rhai", "-n", "200"]);
+    let said = stderr(&output);
+    assert!(
+        said.contains("fast path: on, all 200 calls compiled"),
+        "{said}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let looping = dir.path().join("looping.rhai");
+    std::fs::write(
+        &looping,
+        "fn detect(event, history) { let n = 0; do { n += 1; } while n < 2; event.amount > 2000000 }\n",
+    )
+    .unwrap();
+    let output = sim_check(&[looping.to_str().unwrap(), "--format", "json"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(
+        report["scripts"][0]["fast_path"]["state"], "not_compiled",
+        "{report}"
+    );
+}
+
 /// The ride-hailing fixture with `edit` applied (`from` replaced by `to`), in a folder of its
 /// own; its path.
 fn ride_variant(dir: &Path, from: &str, to: &str) -> String {

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use super::Format;
 use crate::check::{check_script, CheckOptions, CheckReport, Problem};
+use crate::script::FastPathUse;
 use crate::settings::UserInput;
 
 /// How many distinct problems `sim check` lists a script before summarising the rest.
@@ -58,9 +59,31 @@ fn print_report(report: &CheckReport) {
     }
     print_problems(report);
     print_coverage(report);
+    if let Some(fast_path) = report.fast_path {
+        print_rule_fast_path(fast_path);
+    }
     for warning in &report.warnings {
         let level = if report.strict { "error" } else { "warning" };
         say!("  {level}: {warning}");
+    }
+}
+
+/// Whether a detection rule runs compiled: one on the interpreter costs `sim analyze` about
+/// twice as much a call (`examples/rule_speed.rs`).
+fn print_rule_fast_path(fast_path: FastPathUse) {
+    match fast_path {
+        FastPathUse::On { events, given_up: 0 } => {
+            say!("  fast path: on, all {events} calls compiled")
+        }
+        FastPathUse::On { events, given_up } => say!(
+            "  fast path: on, {given_up} of {events} calls given up to the interpreter (docs/scripting.md, \"The fast path\")"
+        ),
+        FastPathUse::TurnedOff { events, given_up } => say!(
+            "  fast path: turned off after giving up {given_up} of its first {events} calls; the interpreter runs the rule, about twice as slow (docs/scripting.md, \"The fast path\")"
+        ),
+        FastPathUse::NotCompiled => say!(
+            "  fast path: off, detect(event, history) uses what it does not cover; the interpreter runs the rule, about twice as slow (docs/scripting.md, \"The fast path\")"
+        ),
     }
 }
 

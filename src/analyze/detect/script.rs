@@ -28,7 +28,9 @@ use super::{Finding, Rule, Seen};
 use crate::analyze::transaction::{Position as Place, Transaction};
 use crate::script::calls::EventCalls;
 use crate::script::event_view::{self, EventView};
-use crate::script::{sandboxed_engine, FastFunction, ScriptError, ScriptErrorKind, SourceFile};
+use crate::script::{
+    sandboxed_engine, FastFunction, FastPathUse, ScriptError, ScriptErrorKind, SourceFile,
+};
 
 /// The contract function of a detection rule.
 pub const CONTRACT: &str = "detect";
@@ -102,13 +104,20 @@ impl ScriptRule {
         }
     }
 
-    /// Calls run on the fast path and, of those, given up to the interpreter; `None` when
-    /// `detect` is not compiled or the fast path turned itself off.
-    pub fn fast_path(&self) -> Option<(u64, u64)> {
-        self.fast
-            .as_ref()
-            .filter(|fast| fast.pays())
-            .map(FastFunction::counts)
+    /// How its calls run: on the fast path (calls so far, and those given up to the
+    /// interpreter), or on the interpreter alone.
+    pub fn fast_path(&self) -> FastPathUse {
+        match &self.fast {
+            Some(fast) => {
+                let (events, given_up) = fast.counts();
+                if fast.pays() {
+                    FastPathUse::On { events, given_up }
+                } else {
+                    FastPathUse::TurnedOff { events, given_up }
+                }
+            }
+            None => FastPathUse::NotCompiled,
+        }
     }
 
     fn interpret(
@@ -432,9 +441,20 @@ pub fn sample_events(count: u64) -> Vec<(Transaction, Vec<u8>)> {
         .collect()
 }
 
+/// What `sim check` found running a rule over sample events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleCheck {
+    /// Sample events run.
+    pub events: u64,
+    /// Each failure, with the event's number.
+    pub failures: Vec<(i64, String)>,
+    /// How the rule's calls ran: compiled, or on the interpreter.
+    pub fast_path: FastPathUse,
+}
+
 /// Checks the rule at `path` for `sim check`: compiles it and runs it over `count` sample events
-/// (see [`sample_events`]); returns how many it ran and each failure with the event's number.
-pub fn check_rule(path: &Path, count: u64) -> Result<(u64, Vec<(i64, String)>), ScriptError> {
+/// (see [`sample_events`]).
+pub fn check_rule(path: &Path, count: u64) -> Result<RuleCheck, ScriptError> {
     let mut detector = super::Detector::new(ScriptRules::single(path)?);
     let mut failures = Vec::new();
     for (tx, payload) in sample_events(count) {
@@ -442,7 +462,16 @@ pub fn check_rule(path: &Path, count: u64) -> Result<(u64, Vec<(i64, String)>), 
             failures.push((tx.position.offset, error.to_string()));
         }
     }
-    Ok((count, failures))
+    let fast_path = detector
+        .scripts_mut()
+        .rules_mut()
+        .next()
+        .map_or(FastPathUse::NotCompiled, |rule| rule.fast_path());
+    Ok(RuleCheck {
+        events: count,
+        failures,
+        fast_path,
+    })
 }
 
 #[cfg(test)]
@@ -545,8 +574,13 @@ mod tests {
             let path =
                 Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("scripts/detect/{rule}.rhai"));
             assert!(is_detection_rule(&path));
-            let (events, failures) = check_rule(&path, 300).unwrap();
-            assert_eq!((events, failures), (300, vec![]), "{rule}");
+            let check = check_rule(&path, 300).unwrap();
+            assert_eq!((check.events, check.failures), (300, vec![]), "{rule}");
+            let compiled = FastPathUse::On {
+                events: 300,
+                given_up: 0,
+            };
+            assert_eq!(check.fast_path, compiled, "{rule}");
         }
     }
 
@@ -565,7 +599,10 @@ mod tests {
         let fast = detector
             .scripts_mut()
             .rules_mut()
-            .map(|rule| rule.fast_path())
+            .map(|rule| match rule.fast_path() {
+                FastPathUse::On { events, given_up } => Some((events, given_up)),
+                _ => None,
+            })
             .collect();
         (alerts, fast)
     }
