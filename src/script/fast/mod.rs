@@ -41,36 +41,54 @@ pub struct Bail;
 
 /// A scenario's compiled functions, with the handles its helpers draw from and report to.
 pub struct FastPath {
-    compiled: Compiled,
+    program: Program,
     /// The index of `event(ctx)` among the compiled functions.
     event: usize,
-    helpers: natives::Helpers,
-    seq_read: Arc<AtomicBool>,
-    trial: Trial,
 }
 
-/// Calls run on a fast path, and calls given up, since it started.
-#[derive(Debug, Default)]
-struct Trial {
+/// Compiled functions, what their helpers use, and how often their calls were given up.
+struct Program {
+    compiled: Compiled,
+    helpers: natives::Helpers,
+    seq_read: Arc<AtomicBool>,
+    /// Calls run, and calls given up, since it started.
     runs: u64,
     bails: u64,
 }
 
-impl Trial {
-    fn record<T>(&mut self, result: &Result<T, Bail>) {
-        self.runs += 1;
-        self.bails += u64::from(result.is_err());
+/// After this many calls, a fast path that gave up more than a quarter of them is turned off:
+/// its events would be made twice, for nothing.
+const TRIAL_EVENTS: u64 = 200;
+
+impl Program {
+    fn new(compiled: Compiled, helpers: natives::Helpers, seq_read: Arc<AtomicBool>) -> Self {
+        Self {
+            compiled,
+            helpers,
+            seq_read,
+            runs: 0,
+            bails: 0,
+        }
     }
 
-    /// Whether it pays: false once it gave up more than a quarter of [`TRIAL_EVENTS`] or more.
+    /// Calls compiled function `index` with `args`.
+    fn run(&mut self, index: usize, args: Vec<Dynamic>) -> Result<Dynamic, Bail> {
+        let mut run = eval::Run::new(&self.compiled, &self.helpers, &self.seq_read);
+        let result = run.call(index, args);
+        self.runs += 1;
+        self.bails += u64::from(result.is_err());
+        result
+    }
+
+    fn counts(&self) -> (u64, u64) {
+        (self.runs, self.bails)
+    }
+
+    /// False once it gave up more than a quarter of [`TRIAL_EVENTS`] calls or more.
     fn pays(&self) -> bool {
         self.runs < TRIAL_EVENTS || self.bails * 4 <= self.runs
     }
 }
-
-/// After this many events, a fast path that gave up more than a quarter of them is turned off:
-/// its events would be made twice, for nothing.
-const TRIAL_EVENTS: u64 = 200;
 
 impl FastPath {
     /// Compiles the functions of the script `ast` and of the `modules` it imports (by alias)
@@ -85,22 +103,20 @@ impl FastPath {
     ) -> Option<Self> {
         let compiled = Compiled::from_ast(ast, modules, Vocabulary::Scenario);
         let event = compiled.runnable("event", 1)?;
+        let helpers = natives::Helpers {
+            rng,
+            memory,
+            follow_ups,
+        };
         Some(Self {
-            compiled,
+            program: Program::new(compiled, helpers, seq_read),
             event,
-            helpers: natives::Helpers {
-                rng,
-                memory,
-                follow_ups,
-            },
-            seq_read,
-            trial: Trial::default(),
         })
     }
 
     /// Runs `event(ctx)`: what it returned, or [`Bail`] for the interpreter to make the event.
     pub fn event(&mut self, ctx: EventContext) -> Result<Dynamic, Bail> {
-        self.run(self.event, vec![Dynamic::from(ctx)])
+        self.program.run(self.event, vec![Dynamic::from(ctx)])
     }
 
     /// Runs the follow-up `function(ctx, data)` the same way, if the script's `function` with two
@@ -111,25 +127,18 @@ impl FastPath {
         ctx: EventContext,
         data: Dynamic,
     ) -> Result<Dynamic, Bail> {
-        let index = self.compiled.runnable(function, 2).ok_or(Bail)?;
-        self.run(index, vec![Dynamic::from(ctx), data])
-    }
-
-    fn run(&mut self, index: usize, args: Vec<Dynamic>) -> Result<Dynamic, Bail> {
-        let mut run = eval::Run::new(&self.compiled, &self.helpers, &self.seq_read);
-        let result = run.call(index, args);
-        self.trial.record(&result);
-        result
+        let index = self.program.compiled.runnable(function, 2).ok_or(Bail)?;
+        self.program.run(index, vec![Dynamic::from(ctx), data])
     }
 
     /// Events run on it, and of those given up to the interpreter, since it started.
     pub fn counts(&self) -> (u64, u64) {
-        (self.trial.runs, self.trial.bails)
+        self.program.counts()
     }
 
     /// Whether the fast path pays: false once it gave up too many events to be worth trying.
     pub fn pays(&self) -> bool {
-        self.trial.pays()
+        self.program.pays()
     }
 }
 
@@ -138,13 +147,8 @@ impl FastPath {
 /// what would be an error, it gives up ([`Bail`]) for the interpreter to run the call; having
 /// no effects, the call is simply made again there.
 pub struct FastFunction {
-    compiled: Compiled,
+    program: Program,
     index: usize,
-    /// Never drawn from nor written: a script compiled with [`Vocabulary::Rhai`] calls no
-    /// helper. [`eval::Run`] takes them all the same.
-    helpers: natives::Helpers,
-    seq_read: AtomicBool,
-    trial: Trial,
 }
 
 impl FastFunction {
@@ -153,36 +157,33 @@ impl FastFunction {
     pub fn build(ast: &AST, name: &str, arity: usize) -> Option<Self> {
         let compiled = Compiled::from_ast(ast, &[], Vocabulary::Rhai);
         let index = compiled.runnable(name, arity)?;
+        // Never drawn from nor written: a script compiled with `Vocabulary::Rhai` calls no
+        // helper; the run takes them all the same.
         let rng = crate::rng::stream_rng(0, crate::rng::Stream::Script);
+        let helpers = natives::Helpers {
+            rng: Arc::new(std::sync::Mutex::new(rng)),
+            memory: Memory::default(),
+            follow_ups: FollowUps::default(),
+        };
         Some(Self {
-            compiled,
+            program: Program::new(compiled, helpers, Arc::default()),
             index,
-            helpers: natives::Helpers {
-                rng: Arc::new(std::sync::Mutex::new(rng)),
-                memory: Memory::default(),
-                follow_ups: FollowUps::default(),
-            },
-            seq_read: AtomicBool::new(false),
-            trial: Trial::default(),
         })
     }
 
     /// Calls the function with `args`: its value, or [`Bail`] for the interpreter to call it.
     pub fn call(&mut self, args: Vec<Dynamic>) -> Result<Dynamic, Bail> {
-        let mut run = eval::Run::new(&self.compiled, &self.helpers, &self.seq_read);
-        let result = run.call(self.index, args);
-        self.trial.record(&result);
-        result
+        self.program.run(self.index, args)
     }
 
     /// Calls run on it, and of those given up to the interpreter, since it started.
     pub fn counts(&self) -> (u64, u64) {
-        (self.trial.runs, self.trial.bails)
+        self.program.counts()
     }
 
     /// Whether it pays: false once it gave up too many calls to be worth trying.
     pub fn pays(&self) -> bool {
-        self.trial.pays()
+        self.program.pays()
     }
 }
 
