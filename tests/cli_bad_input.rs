@@ -73,6 +73,18 @@ fn a_script_without_event_is_refused() {
 }
 
 #[test]
+fn a_detection_rule_given_as_a_scenario_is_sent_where_it_belongs() {
+    let rule = "scripts/detect/card_testing.rhai";
+    for command in ["sample", "run", "bench"] {
+        let stderr = fails(&[command, rule], &[]);
+        assert_mentions(
+            &stderr,
+            &["card_testing.rhai", "detection rule", "sim analyze --rules"],
+        );
+    }
+}
+
+#[test]
 fn an_event_that_is_not_a_map_names_event_and_its_line() {
     let script = fixture("event_not_map.rhai");
     let line = line_of(&script, "fn event(");

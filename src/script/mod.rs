@@ -383,10 +383,13 @@ impl Scenario {
                 .any(|f| f.name == fn_name && f.params.len() == arity)
         };
         if !defines("event", 1) {
-            return Err(source.missing(
-                "event(ctx)",
-                "every scenario defines `fn event(ctx) { #{ ... } }`, returning one event as a map",
-            ));
+            // A detection rule given where a scenario goes: say where it belongs.
+            let help = if defines("detect", 2) {
+                "this is a detection rule (`fn detect(event, history)`): `sim analyze --rules DIR` runs the rules of its folder, `sim check` checks it; a scenario defines `fn event(ctx) { #{ ... } }`"
+            } else {
+                "every scenario defines `fn event(ctx) { #{ ... } }`, returning one event as a map"
+            };
+            return Err(source.missing("event(ctx)", help));
         }
         check_signatures(&source, &ast)?;
         let targets: BTreeSet<String> = ast
