@@ -110,27 +110,28 @@ pub struct Scenario {
     fast_turned_off: Option<(u64, u64)>,
 }
 
-/// How a scenario's events are made (see `fast/`): `sim bench` reports it.
+/// How a scenario's events, or a detection rule's calls, are made (see `fast/`): `sim bench`
+/// and `sim check` report it. For a rule, `events` counts its calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case", tag = "state")]
 pub enum FastPathUse {
-    /// `event(ctx)` runs compiled: `events` run so far, `given_up` of them made again by the
-    /// interpreter.
+    /// `event(ctx)` (or `detect`) runs compiled: `events` run so far, `given_up` of them made
+    /// again by the interpreter.
     On {
-        /// Events run on the fast path.
+        /// Events (calls) run on the fast path.
         events: u64,
-        /// Of those, events it gave up.
+        /// Of those, the ones it gave up.
         given_up: u64,
     },
     /// It was compiled but gave up more than a quarter of its first events, and was turned off.
     TurnedOff {
-        /// Events run on the fast path before it was turned off.
+        /// Events (calls) run on the fast path before it was turned off.
         events: u64,
-        /// Of those, events it gave up.
+        /// Of those, the ones it gave up.
         given_up: u64,
     },
-    /// `event(ctx)` uses something the fast path does not cover: the interpreter makes every
-    /// event.
+    /// The function uses something the fast path does not cover: the interpreter makes every
+    /// event (runs every call).
     NotCompiled,
 }
 
@@ -687,10 +688,7 @@ impl Scenario {
     /// How this scenario's events were made: on the fast path or by the interpreter.
     pub fn fast_path(&self) -> FastPathUse {
         match (&self.fast, self.fast_turned_off) {
-            (Some(fast), _) => {
-                let (events, given_up) = fast.counts();
-                FastPathUse::On { events, given_up }
-            }
+            (Some(fast), _) => fast.usage(),
             (None, Some((events, given_up))) => FastPathUse::TurnedOff { events, given_up },
             (None, None) => FastPathUse::NotCompiled,
         }

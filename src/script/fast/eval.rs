@@ -329,13 +329,15 @@ impl<'a> Run<'a> {
         let values = items_of(&items)?;
         let mut out = Array::with_capacity(values.len());
         for item in values {
+            // `filter` keeps the item it passed: a copy for the call. `map` keeps the value.
+            let kept = (each == Each::Filter).then(|| item.clone());
             let mut args = captured.clone();
-            args.push(item.clone());
+            args.push(item);
             let value = self.call(function, args)?;
-            match each {
-                Each::Map => out.push(value),
+            match kept {
+                None => out.push(value),
                 // Rhai keeps an item when the closure says `true`; anything else is not kept.
-                Each::Filter => {
+                Some(item) => {
                     if value.as_bool().map_err(|_| Flow::Bail)? {
                         out.push(item);
                     }

@@ -1,15 +1,15 @@
-//! The fast path of `event(ctx)`, of follow-ups and of detection rules ([`FastFunction`]): the functions of the script and of the
-//! modules it imports, compiled once from Rhai's syntax tree into nodes whose variables are
-//! frame slots, whose calls are resolved, and whose helpers (`rand_int`, `pick`, `uuid`, ...) are
-//! called directly, so an event skips Rhai's per-node dispatch, scope searches, function
-//! resolution and argument copies.
+//! The fast path of `event(ctx)`, of follow-ups and of detection rules ([`FastFunction`]): the
+//! functions of the script and of the modules it imports, compiled once from Rhai's syntax tree
+//! into nodes whose variables are frame slots, whose calls are resolved, and whose helpers
+//! (`rand_int`, `pick`, `uuid`, ...) are called directly, so an event skips Rhai's per-node
+//! dispatch, scope searches, function resolution and argument copies.
 //!
 //! It covers what events are mostly made of (docs/scripting.md lists it): `let`, assignments,
-//! `if`, `switch`, `for`, `while`, `return`, literals, maps, arrays, interpolation, operators on numbers
-//! and strings, reads of maps, arrays, pools, the frozen state and `ctx`, the script's and its
-//! modules' functions and the common helpers. A function using anything else (`loop`, `do`, a
-//! string method, ...) is not compiled: an event whose path reaches it is
-//! given up, and a fast path that gives up too many events turns itself off.
+//! `if`, `switch`, `for`, `while`, `return`, literals, maps, arrays, interpolation, operators on
+//! numbers and strings, reads of maps, arrays, pools, the frozen state and `ctx`, the script's
+//! and its modules' functions and the common helpers. A function using anything else (`loop`,
+//! `do`, a string method, ...) is not compiled: an event whose path reaches it is given up, and a
+//! fast path that gives up too many events turns itself off.
 //!
 //! The interpreter stays the reference. Whenever the fast path meets a value it does not handle,
 //! or anything that would be an error (a bad argument, an overflow, a size or depth limit), it
@@ -32,6 +32,7 @@ use super::context::EventContext;
 use super::draws::SharedRng;
 use super::follow_up::FollowUps;
 use super::memory::Memory;
+use super::FastPathUse;
 
 use compile::{Compiled, Vocabulary};
 
@@ -88,6 +89,16 @@ impl Program {
     fn pays(&self) -> bool {
         self.runs < TRIAL_EVENTS || self.bails * 4 <= self.runs
     }
+
+    /// On, or turned off, with the calls run and given up.
+    fn usage(&self) -> FastPathUse {
+        let (events, given_up) = self.counts();
+        if self.pays() {
+            FastPathUse::On { events, given_up }
+        } else {
+            FastPathUse::TurnedOff { events, given_up }
+        }
+    }
 }
 
 impl FastPath {
@@ -140,6 +151,11 @@ impl FastPath {
     pub fn pays(&self) -> bool {
         self.program.pays()
     }
+
+    /// On or turned off, with the events run and given up.
+    pub fn usage(&self) -> FastPathUse {
+        self.program.usage()
+    }
 }
 
 /// One function of a script run on the engine's own functions only (no simulator helpers, no
@@ -176,14 +192,14 @@ impl FastFunction {
         self.program.run(self.index, args)
     }
 
-    /// Calls run on it, and of those given up to the interpreter, since it started.
-    pub fn counts(&self) -> (u64, u64) {
-        self.program.counts()
-    }
-
     /// Whether it pays: false once it gave up too many calls to be worth trying.
     pub fn pays(&self) -> bool {
         self.program.pays()
+    }
+
+    /// On or turned off, with the calls run and given up.
+    pub fn usage(&self) -> FastPathUse {
+        self.program.usage()
     }
 }
 
