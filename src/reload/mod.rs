@@ -288,14 +288,18 @@ impl Reloader<'_> {
         ) {
             Ok((candidate, schema)) => {
                 *revision += 1;
-                if self.ready.send(candidate).is_err() {
-                    return false;
-                }
+                // Told before it is handed over: once handed over, the revision's first events
+                // (and a rollback of it) may be reported by the stream's thread, and a person
+                // reads "reloaded" first. Should the stream end in between, the notice names a
+                // revision that made no event; the final account still says what was made.
                 notify(ReloadNotice::Ready {
                     revision: *revision,
                     prepared_in: started.elapsed(),
                     schema,
                 });
+                if self.ready.send(candidate).is_err() {
+                    return false;
+                }
             }
             Err(error) => {
                 self.metrics.rejected();
