@@ -7,6 +7,8 @@ use rhai::{Dynamic, Map};
 
 use crate::avro::{AvroError, AvroWriter, EventSchema};
 
+mod json;
+
 /// An event that cannot be encoded.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum EncodeError {
@@ -31,13 +33,13 @@ pub enum EncodeError {
         /// The type found.
         found: String,
     },
-    /// JSON encoding failed (a value JSON cannot hold).
+    /// A value JSON cannot hold.
     #[error("event {seq} cannot be encoded as JSON: {message}")]
     #[diagnostic(code(sim::event::encode))]
     Json {
         /// The arrival's sequence number.
         seq: i64,
-        /// serde_json's message.
+        /// Which field, and what it holds.
         message: String,
     },
     /// The event does not fit the Avro schema.
@@ -125,71 +127,12 @@ impl EventEncoder {
             })?;
         write_key(key, &mut self.key);
         match &self.format {
-            ValueFormat::Json => serde_json::to_writer(&mut self.payload, &JsonObject(event))
-                .map_err(|err| EncodeError::Json {
-                    seq,
-                    message: err.to_string(),
-                }),
+            ValueFormat::Json => json::write_object(&mut self.payload, event)
+                .map_err(|message| EncodeError::Json { seq, message }),
             ValueFormat::Avro(writer) => writer
                 .write(event, &mut self.payload)
                 .map_err(|message| EncodeError::Avro { seq, message }),
         }
-    }
-}
-
-/// A Rhai map as a JSON object (Rhai's map keys do not implement `Serialize` themselves).
-struct JsonObject<'a>(&'a Map);
-
-impl serde::Serialize for JsonObject<'_> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        let mut map = serializer.serialize_map(Some(self.0.len()))?;
-        for (key, value) in self.0 {
-            map.serialize_entry(key.as_str(), &JsonValue { value, key })?;
-        }
-        map.end()
-    }
-}
-
-/// A value of an event, refused when JSON cannot hold it: serde_json would write NaN and the
-/// infinities as `null`, and Rhai a function pointer as its name, both silently.
-struct JsonValue<'a> {
-    value: &'a Dynamic,
-    /// The field it is in, to name in the error.
-    key: &'a str,
-}
-
-impl serde::Serialize for JsonValue<'_> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::{Error, SerializeSeq};
-        let refuse = |what: String| {
-            S::Error::custom(format!("`{}` is {what}, which JSON cannot hold", self.key))
-        };
-        let value = self.value;
-        if value.is_float() {
-            let x = value.as_float().unwrap_or_default();
-            if !x.is_finite() {
-                return Err(refuse(x.to_string()));
-            }
-        } else if value.is_fnptr() {
-            return Err(refuse("a function pointer".into()));
-        } else if value.is_map() {
-            if let Some(map) = value.read_lock::<Map>() {
-                return JsonObject(&map).serialize(serializer);
-            }
-        } else if value.is_array() {
-            if let Some(items) = value.read_lock::<rhai::Array>() {
-                let mut seq = serializer.serialize_seq(Some(items.len()))?;
-                for item in items.iter() {
-                    seq.serialize_element(&JsonValue {
-                        value: item,
-                        key: self.key,
-                    })?;
-                }
-                return seq.end();
-            }
-        }
-        value.serialize(serializer)
     }
 }
 
