@@ -108,6 +108,8 @@ pub struct Scenario {
     fast: Option<fast::FastPath>,
     /// Events run and given up when the fast path was turned off (it gave up too many).
     fast_turned_off: Option<(u64, u64)>,
+    /// Whether the last `setup(ctx)` ran on the fast path.
+    setup_compiled: bool,
 }
 
 /// How a scenario's events, or a detection rule's calls, are made (see `fast/`): `sim bench`
@@ -441,6 +443,7 @@ impl Scenario {
             calls,
             fast,
             fast_turned_off: None,
+            setup_compiled: false,
         })
     }
 
@@ -645,15 +648,35 @@ impl Scenario {
         self.properties.register(&mut self.engine);
         self.calls.reset();
         self.memory.set_cap(settings.max_remembered);
+        self.setup_compiled = false;
         if !self.defines("setup", 1) {
             self.state = Dynamic::UNIT;
             return Ok(());
         }
         let ctx = self.context(start_ms, 0);
         self.memory.begin();
-        self.engine.set_max_operations(limits::SETUP_OPERATIONS);
-        let result = self.call("setup", (ctx,));
-        self.engine.set_max_operations(limits::CALL_OPERATIONS);
+        // On the fast path when it can: there a `push` or `m[k] = v` costs what it adds, where
+        // Rhai walks the whole variable after each (n²/2 steps for n customers).
+        let queued = self.follow_ups.len();
+        let fast = self.fast.as_mut().map(|fast| fast.setup(ctx.clone()));
+        self.setup_compiled = matches!(fast, Some(Ok(_)));
+        let result = match fast {
+            Some(Ok(state)) => Ok(state),
+            given_up => {
+                if given_up.is_some() {
+                    // The interpreter runs it from the same start: the same draws, nothing
+                    // remembered or scheduled.
+                    *crate::sync::lock(&self.rng) = stream_rng(seed, Stream::Script);
+                    self.follow_ups.truncate(queued);
+                    drop(self.memory.take_journal());
+                    self.memory.begin();
+                }
+                self.engine.set_max_operations(limits::SETUP_OPERATIONS);
+                let result = self.call("setup", (ctx,));
+                self.engine.set_max_operations(limits::CALL_OPERATIONS);
+                result
+            }
+        };
         // Frozen, so read-only: an event that changed the state would change what later events
         // see, and whether another worker saw it would depend on the number of workers. What
         // changes belongs in memory (`remember`).

@@ -51,6 +51,9 @@ pub enum Node {
     Assign(usize, Box<Node>),
     /// `name.key = value` on a variable holding a map: its slot.
     SetProperty(usize, ImmutableString, Box<Node>),
+    /// `name[index] = value` on a variable: its slot, the index (a variable or a constant:
+    /// reading it has no effect, so it is read after the value as in Rhai) and the value.
+    SetIndex(usize, Box<Node>, Box<Node>),
     /// `name.method(args)` or `name.key.method(args)` with a method that changes the variable
     /// (`push`, `sort`): its slot, the key, the method and its arguments.
     Mutate(usize, Option<ImmutableString>, Mutator, Vec<Node>),
@@ -430,6 +433,27 @@ impl Compiler<'_> {
                 Some(Node::SetProperty(
                     slot,
                     name,
+                    Box::new(with_op(current, value)?),
+                ))
+            }
+            Expr::Index(chain, _, _) => {
+                // `name[index]` ending the chain: not `name[i][j]` nor `name[i].key`.
+                let (Expr::Variable(var, _, _), index) = (&chain.lhs, &chain.rhs) else {
+                    return None;
+                };
+                if !var.2.is_empty() || matches!(index, Expr::Dot(..) | Expr::Index(..)) {
+                    return None;
+                }
+                let index = self.expr(index)?;
+                if !matches!(index, Node::Var(_) | Node::Const(_)) {
+                    return None;
+                }
+                let slot = self.lookup(&var.1)?;
+                self.written.insert(slot);
+                let current = Node::Index(Box::new(Node::Var(slot)), Box::new(index.clone()));
+                Some(Node::SetIndex(
+                    slot,
+                    Box::new(index),
                     Box::new(with_op(current, value)?),
                 ))
             }

@@ -11,7 +11,8 @@ use super::super::limits;
 use super::super::pool::Pool;
 use super::super::state::StateMap;
 use super::compile::{switch_hash, Compiled, Each, Node};
-use super::natives::{self, Helpers, Native};
+use super::natives::{self, Helpers, Mutator, Native};
+use super::sizes::{array_within_limits, KnownSizes, Sizes};
 use super::Bail;
 
 /// How deep script calls may nest on the fast path, well within the sandbox's limit.
@@ -44,8 +45,13 @@ pub struct Run<'a> {
     seq_read: &'a AtomicBool,
     /// Calls in progress.
     depth: usize,
-    /// Calls and operators so far, against the sandbox's per-call budget.
+    /// Calls and operators so far, against `budget`.
     operations: u64,
+    /// The operations the sandbox allows the call: an event's, or `setup`'s.
+    budget: u64,
+    /// The totals of the variables grown in place (`push`, `m[k] = v`), so the limits are
+    /// checked on what each change adds.
+    known: KnownSizes,
 }
 
 impl<'a> Run<'a> {
@@ -57,7 +63,15 @@ impl<'a> Run<'a> {
             seq_read,
             depth: 0,
             operations: 0,
+            budget: limits::CALL_OPERATIONS,
+            known: KnownSizes::default(),
         }
+    }
+
+    /// The same run with `budget` operations allowed instead of an event's.
+    pub fn with_budget(mut self, budget: u64) -> Self {
+        self.budget = budget;
+        self
     }
 
     /// Calls compiled function `index` with `args`.
@@ -72,6 +86,7 @@ impl<'a> Run<'a> {
         self.depth += 1;
         args.resize(function.slots.max(args.len()), Dynamic::UNIT);
         let result = self.eval(body, &mut args);
+        self.known.leave(self.depth);
         self.depth -= 1;
         match result {
             Ok(value) | Err(Flow::Return(value)) => Ok(value),
@@ -81,7 +96,7 @@ impl<'a> Run<'a> {
 
     fn count(&mut self) -> Result<(), Flow> {
         self.operations += 1;
-        if self.operations > limits::CALL_OPERATIONS {
+        if self.operations > self.budget {
             return Err(Flow::Bail);
         }
         Ok(())
@@ -98,9 +113,14 @@ impl<'a> Run<'a> {
         match node {
             Node::Const(value) => Ok(value.clone()),
             Node::Var(slot) => Ok(frame[*slot].clone()),
-            Node::Take(slot) => Ok(std::mem::take(&mut frame[*slot])),
-            Node::Let(slot, value) => {
-                frame[*slot] = settled(self.eval(value, frame)?);
+            Node::Take(slot) => {
+                self.known.forget(self.depth, *slot);
+                Ok(std::mem::take(&mut frame[*slot]))
+            }
+            Node::Let(slot, value) | Node::Assign(slot, value) => {
+                let value = settled(self.eval(value, frame)?);
+                self.known.forget(self.depth, *slot);
+                frame[*slot] = value;
                 Ok(Dynamic::UNIT)
             }
             Node::Block(statements) => {
@@ -197,10 +217,6 @@ impl<'a> Run<'a> {
                 }
                 Ok(Dynamic::FALSE)
             }
-            Node::Assign(slot, value) => {
-                frame[*slot] = settled(self.eval(value, frame)?);
-                Ok(Dynamic::UNIT)
-            }
             Node::SetProperty(slot, name, value) => {
                 let value = self.eval(value, frame)?.flatten();
                 // A constant, or anything but a plain map, is the interpreter's to refuse or set.
@@ -212,7 +228,13 @@ impl<'a> Run<'a> {
                     return Err(Flow::Bail);
                 }
                 map.insert(name.as_str().into(), value);
+                self.known.forget(self.depth, *slot);
                 Ok(Dynamic::UNIT)
+            }
+            Node::SetIndex(slot, index, value) => self.set_index(*slot, index, value, frame),
+            Node::Mutate(slot, None, Mutator::Push, args) if args.len() == 1 => {
+                let item = self.eval(&args[0], frame)?.flatten();
+                self.push(*slot, item, frame)
             }
             Node::Mutate(slot, key, mutator, args) => {
                 let args = self.eval_all(args, frame)?;
@@ -224,6 +246,8 @@ impl<'a> Run<'a> {
                 let value = match key {
                     None => mutator.apply(target, args),
                     Some(key) => {
+                        // A field of the variable changed: its totals are walked anew.
+                        self.known.forget(self.depth, *slot);
                         let mut map = target.write_lock::<Map>().ok_or(Flow::Bail)?;
                         let field = map.get_mut(key.as_str()).ok_or(Flow::Bail)?;
                         mutator.apply(field, args)
@@ -236,8 +260,14 @@ impl<'a> Run<'a> {
                 self.each(*each, items, *function, captured, frame)
             }
             Node::ForEach(item, counter, items, body) => {
-                let values = items_of(&self.eval(items, frame)?)?;
+                let items = self.eval(items, frame)?;
+                // A constant range (`0..100`) reaches here as a value, made once by Rhai.
+                if let Some(range) = range_of(&items)? {
+                    return self.count_loop(*item, *counter, range, body, frame);
+                }
+                let values = items_of(&items)?;
                 for (i, value) in values.into_iter().enumerate() {
+                    self.known.forget(self.depth, *item);
                     frame[*item] = value;
                     if self.iteration(*counter, i, body, frame)? {
                         break;
@@ -259,13 +289,7 @@ impl<'a> Run<'a> {
                 } else {
                     hi
                 };
-                for (i, value) in (lo..hi).enumerate() {
-                    frame[*item] = Dynamic::from_int(value);
-                    if self.iteration(*counter, i, body, frame)? {
-                        break;
-                    }
-                }
-                Ok(Dynamic::UNIT)
+                self.count_loop(*item, *counter, lo..hi, body, frame)
             }
             Node::While(condition, body) => {
                 while self
@@ -302,6 +326,75 @@ impl<'a> Run<'a> {
                 Ok(value)
             }
         }
+    }
+
+    /// `name.push(item)` on a variable holding an array, checked against the limits by what
+    /// the item adds to the array's totals.
+    fn push(&mut self, slot: usize, item: Dynamic, frame: &mut [Dynamic]) -> Step {
+        let target = &mut frame[slot];
+        // A constant, or anything but a plain array, is the interpreter's to refuse.
+        if target.is_read_only() {
+            return Err(Flow::Bail);
+        }
+        let mut array = target.write_lock::<Array>().ok_or(Flow::Bail)?;
+        let before = (self.known.get(self.depth, slot)).unwrap_or_else(|| Sizes::of_array(&array));
+        let after = before.changed(Sizes::as_item(&item), Sizes::default());
+        if !after.within_limits() {
+            return Err(Flow::Bail);
+        }
+        array.push(item);
+        self.known.set(self.depth, slot, after);
+        Ok(Dynamic::UNIT)
+    }
+
+    /// `name[index] = value` on a variable holding a map (by key) or an array (by position, a
+    /// negative one from the end), checked against the limits by what the change adds and takes
+    /// away.
+    fn set_index(
+        &mut self,
+        slot: usize,
+        index: &Node,
+        value: &Node,
+        frame: &mut [Dynamic],
+    ) -> Step {
+        let value = self.eval(value, frame)?.flatten();
+        let index = self.eval(index, frame)?;
+        let target = &mut frame[slot];
+        // A constant, the state, or anything but a plain map or array is the interpreter's.
+        if target.is_read_only() {
+            return Err(Flow::Bail);
+        }
+        let known = self.known.get(self.depth, slot);
+        let after = if target.is_map() {
+            let mut map = target.write_lock::<Map>().ok_or(Flow::Bail)?;
+            let key = index.read_lock::<ImmutableString>().ok_or(Flow::Bail)?;
+            let before = known.unwrap_or_else(|| Sizes::of_map(&map));
+            let removed = map
+                .get(key.as_str())
+                .map(Sizes::as_entry)
+                .unwrap_or_default();
+            let after = before.changed(Sizes::as_entry(&value), removed);
+            if !after.within_limits() {
+                return Err(Flow::Bail);
+            }
+            map.insert(key.as_str().into(), value);
+            after
+        } else if target.is_array() {
+            let mut array = target.write_lock::<Array>().ok_or(Flow::Bail)?;
+            let position = index.as_int().map_err(|_| Flow::Bail)?;
+            let at = position_in(position, array.len()).ok_or(Flow::Bail)?;
+            let before = known.unwrap_or_else(|| Sizes::of_array(&array));
+            let after = before.changed(Sizes::as_item(&value), Sizes::as_item(&array[at]));
+            if !after.within_limits() {
+                return Err(Flow::Bail);
+            }
+            array[at] = value;
+            after
+        } else {
+            return Err(Flow::Bail);
+        };
+        self.known.set(self.depth, slot, after);
+        Ok(Dynamic::UNIT)
     }
 
     /// `items.map(closure)` or `items.filter(closure)`, on an array or a pool of the state.
@@ -344,10 +437,29 @@ impl<'a> Run<'a> {
                 }
             }
         }
-        if !natives::sizes_within_limits(&out) {
+        if !array_within_limits(&out) {
             return Err(Flow::Bail);
         }
         Ok(Dynamic::from_array(out))
+    }
+
+    /// `for i, counter in range { body }`.
+    fn count_loop(
+        &mut self,
+        item: usize,
+        counter: Option<usize>,
+        range: std::ops::Range<INT>,
+        body: &Node,
+        frame: &mut [Dynamic],
+    ) -> Step {
+        for (i, value) in range.enumerate() {
+            self.known.forget(self.depth, item);
+            frame[item] = Dynamic::from_int(value);
+            if self.iteration(counter, i, body, frame)? {
+                break;
+            }
+        }
+        Ok(Dynamic::UNIT)
     }
 
     /// One iteration of a loop's body, counted against the operations budget; whether the loop
@@ -361,6 +473,7 @@ impl<'a> Run<'a> {
     ) -> Result<bool, Flow> {
         self.count()?;
         if let Some(counter) = counter {
+            self.known.forget(self.depth, counter);
             frame[counter] = Dynamic::from_int(index as INT);
         }
         match self.eval(body, frame) {
@@ -504,6 +617,18 @@ fn settled(value: Dynamic) -> Dynamic {
     } else {
         value.flatten()
     }
+}
+
+/// An integer range value (`0..n`, `0..=n`) as a half-open range; `None` for anything else.
+fn range_of(value: &Dynamic) -> Result<Option<std::ops::Range<INT>>, Flow> {
+    if let Some(range) = value.read_lock::<std::ops::Range<INT>>() {
+        return Ok(Some(range.clone()));
+    }
+    if let Some(range) = value.read_lock::<std::ops::RangeInclusive<INT>>() {
+        let end = range.end().checked_add(1).ok_or(Flow::Bail)?;
+        return Ok(Some(*range.start()..end));
+    }
+    Ok(None)
 }
 
 /// The items of an array, or of a pool of the state (each read as the pool gives it), to loop

@@ -22,6 +22,7 @@
 mod compile;
 mod eval;
 mod natives;
+mod sizes;
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -128,6 +129,21 @@ impl FastPath {
     /// Runs `event(ctx)`: what it returned, or [`Bail`] for the interpreter to make the event.
     pub fn event(&mut self, ctx: EventContext) -> Result<Dynamic, Bail> {
         self.program.run(self.event, vec![Dynamic::from(ctx)])
+    }
+
+    /// Runs `setup(ctx)`, with the operations the sandbox allows `setup`: the state it
+    /// returned, or [`Bail`] for the interpreter to run it. Not counted with the events.
+    pub fn setup(&mut self, ctx: EventContext) -> Result<Dynamic, Bail> {
+        let index = self.program.compiled.runnable("setup", 1).ok_or(Bail)?;
+        let program = &self.program;
+        let mut run = eval::Run::new(&program.compiled, &program.helpers, &program.seq_read)
+            .with_budget(super::limits::SETUP_OPERATIONS);
+        let state = run.call(index, vec![Dynamic::from(ctx)])?;
+        // The state as a whole within the limits, or the interpreter says where it is not.
+        if !sizes::Sizes::of(&state).within_limits() {
+            return Err(Bail);
+        }
+        Ok(state)
     }
 
     /// Runs the follow-up `function(ctx, data)` the same way, if the script's `function` with two

@@ -13,6 +13,7 @@ use super::super::follow_up::FollowUps;
 use super::super::limits;
 use super::super::memory::Memory;
 use super::super::pool::{self, Pool};
+use super::sizes::array_within_limits;
 use super::Bail;
 
 /// A native function the fast path knows.
@@ -164,7 +165,7 @@ impl Mutator {
                 array.push(item.flatten());
                 // Rhai checks the sizes of what a method changed; the totals of the array
                 // (and whatever it holds) stay within the limits, or the interpreter reports it.
-                sizes_within_limits(&array).then_some(Dynamic::UNIT)
+                array_within_limits(&array).then_some(Dynamic::UNIT)
             }
             (Self::Sort, Err(args)) if args.is_empty() => {
                 if array.iter().all(Dynamic::is_int) {
@@ -182,42 +183,6 @@ impl Mutator {
                 Some(Dynamic::UNIT)
             }
             _ => None,
-        }
-    }
-}
-
-/// Whether the arrays, maps and strings in `items` (counted through, as Rhai counts them) are
-/// within the sandbox's limits.
-pub fn sizes_within_limits(items: &Array) -> bool {
-    let mut totals = Sizes::default();
-    totals.array(items);
-    totals.arrays <= limits::ARRAY_SIZE
-        && totals.maps <= limits::MAP_SIZE
-        && totals.strings <= limits::STRING_SIZE
-}
-
-/// Items of arrays, entries of maps and bytes of strings, counted through a value.
-#[derive(Default)]
-struct Sizes {
-    arrays: usize,
-    maps: usize,
-    strings: usize,
-}
-
-impl Sizes {
-    fn array(&mut self, items: &Array) {
-        self.arrays += items.len();
-        items.iter().for_each(|item| self.value(item));
-    }
-
-    fn value(&mut self, value: &Dynamic) {
-        if let Some(items) = value.read_lock::<Array>() {
-            self.array(&items);
-        } else if let Some(map) = value.read_lock::<Map>() {
-            self.maps += map.len();
-            map.values().for_each(|item| self.value(item));
-        } else if let Some(text) = value.read_lock::<ImmutableString>() {
-            self.strings += text.len();
         }
     }
 }
@@ -451,7 +416,7 @@ fn value(native: Native, args: &[&Dynamic], helpers: &Helpers) -> Option<Dynamic
 fn add(a: &Dynamic, b: &Dynamic) -> Option<Dynamic> {
     if let (Some(x), Some(y)) = (a.read_lock::<Array>(), b.read_lock::<Array>()) {
         let joined: Array = x.iter().chain(y.iter()).cloned().collect();
-        return sizes_within_limits(&joined).then(|| Dynamic::from_array(joined));
+        return array_within_limits(&joined).then(|| Dynamic::from_array(joined));
     }
     if let (Some(x), Some(y)) = (string(a), string(b)) {
         if x.len() + y.len() > limits::STRING_SIZE {

@@ -57,6 +57,8 @@ fn the_seed_port_is_compiled_and_makes_the_interpreter_s_events() {
     )
     .unwrap();
     assert!(same_either_way(&text, 2000));
+    let (scenario, _) = set_up(&text, 7, &[]);
+    assert!(scenario.setup_compiled, "its setup runs compiled too");
 }
 
 #[test]
@@ -367,4 +369,128 @@ fn follow_ups_run_compiled_and_make_the_interpreter_s_events() {
     assert!(a.len() > 250, "{} lines", a.len());
     assert_eq!(a, with_follow_ups(&mut interpreted, 200));
     assert!(fast.fast.is_some(), "the fast path gave up");
+}
+
+/// `source` set up with `setup(ctx)` on the fast path when `fast`, on the interpreter when not:
+/// the scenario, or the setup's error.
+fn set_up_either_way(source: &str, fast: bool) -> Result<Scenario, String> {
+    let mut scenario = Scenario::from_source(Path::new("test.rhai"), source).unwrap();
+    if !fast {
+        scenario.fast = None;
+    }
+    let defaults = scenario.config().unwrap();
+    let settings =
+        crate::settings::resolve(&crate::settings::UserInput::default(), &defaults).unwrap();
+    match scenario.setup(&settings, 7, 0) {
+        Ok(()) => Ok(scenario),
+        Err(err) => Err(format!("{:?}", miette::Report::new(err))),
+    }
+}
+
+#[test]
+fn setup_runs_compiled_and_builds_the_interpreter_s_state() {
+    // Pushes, keys set new and again, positions set (one from the end), `+=` on an entry,
+    // helper draws and script functions: the seed port's way of building its tables.
+    let source = r#"
+        fn place(i) { #{ id: `p${i}`, lat: 35.0 + rand_float(0.0, 1.0) } }
+        fn setup(ctx) {
+            let places = [];
+            let kinds = #{};
+            let counts = #{ a: 0, b: 0 };
+            for i in 0..50 {
+                let p = place(i);
+                places.push(p);
+                let id = p.id;
+                kinds[id] = ["x", "y", "z"].pick();
+                let k = if i % 3 == 0 { "a" } else { "b" };
+                counts[k] += 1;
+            }
+            kinds["p0"] = "again";
+            let last = -1;
+            places[last] = #{ id: "end", lat: 0.0 };
+            places[0] = "first";
+            #{ places: places, kinds: kinds, counts: counts }
+        }
+        fn event(ctx) {
+            let p = ctx.state.places[ctx.seq % 50];
+            #{ customer_id: "c", p: p, kind: ctx.state.kinds[`p${ctx.seq % 50}`],
+               counts: ctx.state.counts }
+        }
+    "#;
+    let mut fast = set_up_either_way(source, true).unwrap();
+    assert!(fast.setup_compiled, "setup ran on the fast path");
+    let mut interpreted = set_up_either_way(source, false).unwrap();
+    assert!(!interpreted.setup_compiled);
+    assert_eq!(events(&mut fast, 60), events(&mut interpreted, 60));
+}
+
+/// A setup that pushes `count` strings of 1,000 bytes, after `before` (statements).
+fn pushing(before: &str, count: usize) -> String {
+    format!(
+        r#"
+        fn setup(ctx) {{
+            let big = "";
+            for i in 0..100 {{ big = `${{big}}0123456789`; }}
+            {before}
+            let all = [];
+            for i in 0..{count} {{ all.push(big); }}
+            #{{ n: all.len() }}
+        }}
+        fn event(ctx) {{ #{{ customer_id: "c", n: ctx.state.n }} }}
+        "#
+    )
+}
+
+#[test]
+fn a_setup_growing_past_the_size_limit_is_stopped_with_the_interpreter_s_error() {
+    // 1,048 strings of 1,000 bytes are within the 1 MiB of strings; 1,049 are not.
+    for fast in [true, false] {
+        let scenario = set_up_either_way(&pushing("", 1048), fast).unwrap();
+        assert_eq!(scenario.setup_compiled, fast);
+        let err = set_up_either_way(&pushing("", 1049), fast)
+            .err()
+            .expect("setup fails");
+        assert!(err.contains("Length of string"), "{err}");
+        assert!(err.contains("setup"), "{err}");
+    }
+    // The same through keys of a map, read after (Rhai checks a map when a method has it).
+    let by_key = |count: usize| {
+        pushing("", 0)
+            .replace(
+                "for i in 0..0 { all.push(big); }",
+                &format!("let m = #{{}}; for i in 0..{count} {{ let k = `${{i}}`; m[k] = big; }}"),
+            )
+            .replace("all.len()", "m.len()")
+    };
+    assert!(
+        set_up_either_way(&by_key(1040), true)
+            .unwrap()
+            .setup_compiled
+    );
+    let err = set_up_either_way(&by_key(1049), true)
+        .err()
+        .expect("setup fails");
+    assert!(err.contains("Length of string"), "{err}");
+}
+
+#[test]
+fn a_variable_given_a_new_value_is_counted_anew() {
+    // `all` is given a full array after one push: what it held before must not count, nor
+    // may the push before make the new value look smaller than it is.
+    let refilled = pushing("let full = []; for i in 0..1040 { full.push(big); }", 0)
+        .replace("let all = [];", "let all = []; all.push(1); all = full;")
+        .replace(
+            "for i in 0..0 { all.push(big); }",
+            "for i in 0..9 { all.push(big); }",
+        );
+    let err = set_up_either_way(&refilled, true)
+        .err()
+        .expect("setup fails");
+    assert!(err.contains("Length of string"), "{err}");
+    // Emptied after it grew near the limit, it may grow again.
+    let emptied = pushing("", 1000).replace(
+        "#{ n: all.len() }",
+        "all = []; for i in 0..1000 { all.push(big); } #{ n: all.len() }",
+    );
+    assert!(set_up_either_way(&emptied, true).unwrap().setup_compiled);
 }
