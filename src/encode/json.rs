@@ -2,8 +2,8 @@
 //!
 //! The bytes are serde_json's for the same value (a test holds them to it): keys in the map's
 //! order, strings escaped as serde_json escapes them, numbers formatted by serde_json itself.
-//! Writing directly skips serde's layers and scans strings eight bytes at a time; on the seed
-//! port it was about a tenth of the instructions an event (see the closing note of issue 11).
+//! Writing directly skips serde's layers and scans strings eight bytes at a time: 2% fewer
+//! instructions an event on the seed port, 1.5% on darooghe (valgrind).
 
 use rhai::{Array, Dynamic, ImmutableString, Map};
 

@@ -494,3 +494,28 @@ fn a_variable_given_a_new_value_is_counted_anew() {
     );
     assert!(set_up_either_way(&emptied, true).unwrap().setup_compiled);
 }
+
+#[test]
+fn entries_set_through_a_longer_chain_are_set_as_rhai_sets_them() {
+    // `g[1][0] = v` and `ps[0].x = v` are not index assignments to a variable's own entry:
+    // whichever path runs them, the events are the interpreter's.
+    let source = r#"
+        fn event(ctx) {
+            let g = [[0, 0], [0, 0]];
+            let i = 1;
+            g[i][0] = 5;
+            let ps = [#{ x: 1 }, #{ x: 2 }];
+            ps[0].x = 7;
+            ps[i] = #{ x: ctx.seq };
+            let m = #{ a: #{ b: 1 } };
+            m["a"]["b"] = 3;
+            #{ customer_id: "c", g: g, ps: ps, m: m }
+        }
+    "#;
+    same_either_way(source, 5);
+    let (mut scenario, _) = set_up(source, 7, &[]);
+    assert_eq!(
+        events(&mut scenario, 1),
+        [r#"{"customer_id":"c","g":[[0,0],[5,0]],"m":{"a":{"b":3}},"ps":[{"x":7},{"x":0}]}"#]
+    );
+}
