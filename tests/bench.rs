@@ -259,3 +259,32 @@ fn a_script_the_fast_path_does_not_cover_is_reported_as_interpreted() {
         text.stderr
     );
 }
+
+#[test]
+fn the_start_up_and_how_setup_ran_are_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let without = dir.path().join("no_setup.rhai");
+    std::fs::write(&without, "fn event(ctx) { #{ customer_id: \"c\" } }\n").unwrap();
+    let without = without.display().to_string();
+    // The seed port's setup runs compiled; hello's builds a pool, which the fast path leaves
+    // to the interpreter.
+    for (script, setup) in [
+        ("benches/seed_port.rhai", "compiled"),
+        ("scripts/hello.rhai", "interpreted"),
+        (without.as_str(), "none"),
+    ] {
+        let report = bench_json(script, &["--no-profile"]);
+        assert_eq!(report["setup"], setup, "{script}");
+        assert!(
+            report["start_up_seconds"].as_f64().unwrap() > 0.0,
+            "{script}"
+        );
+    }
+    let text = sim_bench(&["benches/seed_port.rhai", "-n", "300", "--no-profile"]);
+    assert!(
+        text.stderr
+            .contains("(compiling, settings, setup); setup(ctx) runs on the fast path"),
+        "{}",
+        text.stderr
+    );
+}

@@ -55,7 +55,9 @@ pub struct BenchSpec {
 
 /// Runs `sim bench` on the scenario of `options`: see the module doc.
 pub fn bench(options: &Options, spec: &BenchSpec) -> Result<BenchReport, SimError> {
+    let started = Instant::now();
     let prepared = check_start(prepare(options)?, &options.script)?;
+    let start_up = (started.elapsed(), prepared.scenario.setup_run());
     let settings = prepared.settings;
     let (seed, now) = (prepared.seed, prepared.now);
     let mut sink = DiscardSink::default();
@@ -90,6 +92,7 @@ pub fn bench(options: &Options, spec: &BenchSpec) -> Result<BenchReport, SimErro
         seed,
         one_core,
         many,
+        start_up,
         fast_path,
         profiled,
     ))

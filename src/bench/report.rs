@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::Profiled;
-use crate::script::FastPathUse;
+use crate::script::{FastPathUse, SetupRun};
 
 /// The speed of one measured run.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
@@ -86,6 +86,11 @@ pub struct BenchReport {
     pub one_core: Speed,
     /// The `workers` setting's count, when more than one.
     pub workers: Option<Speed>,
+    /// Seconds from reading the script to the first event: compiling it, its settings and its
+    /// `setup(ctx)`.
+    pub start_up_seconds: f64,
+    /// How `setup(ctx)` ran.
+    pub setup: SetupRun,
     /// How the one-worker run made its events (warm-up included): compiled, or interpreted.
     pub fast_path: FastPathUse,
     /// Script against engine, when profiled.
@@ -119,6 +124,7 @@ impl BenchReport {
         seed: u64,
         one_core: Speed,
         workers: Option<Speed>,
+        start_up: (Duration, SetupRun),
         fast_path: FastPathUse,
         profiled: Option<Profiled>,
     ) -> Self {
@@ -127,6 +133,8 @@ impl BenchReport {
             seed,
             one_core,
             workers,
+            start_up_seconds: start_up.0.as_secs_f64(),
+            setup: start_up.1,
             fast_path,
             split: None,
             profiled_events: 0,

@@ -12,7 +12,7 @@ use super::args::{parse_time, user_input};
 use super::{CliError, Format};
 use crate::bench::{bench as run_bench, BenchReport, BenchSpec, Measure, Speed, PROFILE_EVENTS};
 use crate::scenario::Options;
-use crate::script::FastPathUse;
+use crate::script::{FastPathUse, SetupRun};
 use crate::sink::SinkSpec;
 
 /// The flags of `sim bench`.
@@ -150,6 +150,19 @@ fn print_fast_path(fast_path: FastPathUse) {
     }
 }
 
+/// The start-up's time, and how `setup(ctx)` ran: a slow start is most often a `setup` left to
+/// the interpreter.
+fn print_start_up(seconds: f64, setup: SetupRun) {
+    let how = match setup {
+        SetupRun::None => "no setup(ctx)",
+        SetupRun::Compiled => "setup(ctx) runs on the fast path",
+        SetupRun::Interpreted => {
+            "setup(ctx) runs on the interpreter (docs/scripting.md, \"The fast path\")"
+        }
+    };
+    say!("  start-up: {seconds:.3} s (compiling, settings, setup); {how}");
+}
+
 fn percent(share: f64) -> String {
     format!("{:.1}%", share * 100.0)
 }
@@ -165,6 +178,7 @@ fn print_report(report: &BenchReport, top: usize) {
     if let Some(many) = &report.workers {
         print_speed(many, &report.one_core);
     }
+    print_start_up(report.start_up_seconds, report.setup);
     print_fast_path(report.fast_path);
     if let Some(split) = &report.split {
         say!(

@@ -112,6 +112,19 @@ pub struct Scenario {
     setup_compiled: bool,
 }
 
+/// How a scenario's `setup(ctx)` ran (see `fast/`): `sim bench` reports it beside the start-up
+/// time, as `setup` in its JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SetupRun {
+    /// The script has no `setup(ctx)`.
+    None,
+    /// On the fast path.
+    Compiled,
+    /// By the interpreter: it uses what the fast path does not cover, or the fast path gave it up.
+    Interpreted,
+}
+
 /// How a scenario's events, or a detection rule's calls, are made (see `fast/`): `sim bench`
 /// and `sim check` report it. For a rule, `events` counts its calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -706,6 +719,17 @@ impl Scenario {
         *crate::sync::lock(&self.rng) = event_rng(&self.events, id);
         self.memory.begin();
         self.seq_read.store(false, Ordering::Relaxed);
+    }
+
+    /// How the last `setup(ctx)` ran: on the fast path, by the interpreter, or not at all.
+    pub fn setup_run(&self) -> SetupRun {
+        if self.setup_compiled {
+            SetupRun::Compiled
+        } else if self.defines("setup", 1) {
+            SetupRun::Interpreted
+        } else {
+            SetupRun::None
+        }
     }
 
     /// How this scenario's events were made: on the fast path or by the interpreter.
