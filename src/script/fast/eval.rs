@@ -337,7 +337,10 @@ impl<'a> Run<'a> {
             return Err(Flow::Bail);
         }
         let mut array = target.write_lock::<Array>().ok_or(Flow::Bail)?;
-        let before = (self.known.get(self.depth, slot)).unwrap_or_else(|| Sizes::of_array(&array));
+        let before = self
+            .known
+            .get(self.depth, slot)
+            .unwrap_or_else(|| Sizes::of_array(&array));
         let after = before.changed(Sizes::as_item(&item), Sizes::default());
         if !after.within_limits() {
             return Err(Flow::Bail);

@@ -519,3 +519,23 @@ fn entries_set_through_a_longer_chain_are_set_as_rhai_sets_them() {
         [r#"{"customer_id":"c","g":[[0,0],[5,0]],"m":{"a":{"b":3}},"ps":[{"x":7},{"x":0}]}"#]
     );
 }
+
+#[test]
+fn a_setup_given_up_after_its_draws_is_made_again_from_the_same_draws() {
+    // `later` uses `loop`, which the fast path does not compile: setup draws, then is given
+    // up when it reaches the call, and the interpreter runs it from the start.
+    let source = r#"
+        fn later(n) { let i = 0; loop { i += 1; if i >= n { break; } } i }
+        fn setup(ctx) {
+            let first = rand_int(0, 1000000000);
+            remember("setup", first);
+            #{ first: first, then: later(3), second: rand_int(0, 1000000000) }
+        }
+        fn event(ctx) { #{ customer_id: "c", first: ctx.state.first, second: ctx.state.second,
+                           then: ctx.state.then, kept: recall("setup") } }
+    "#;
+    let mut fast = set_up_either_way(source, true).unwrap();
+    assert!(!fast.setup_compiled, "given up at `later`");
+    let mut interpreted = set_up_either_way(source, false).unwrap();
+    assert_eq!(events(&mut fast, 3), events(&mut interpreted, 3));
+}
