@@ -16,30 +16,44 @@
 //! It lives with the scripting layer, not with the analyzer, because the fast path reads it too
 //! (`event.amount` without Rhai's indexer call).
 
+use std::ops::Range;
 use std::sync::{Arc, OnceLock};
 
 use rhai::{Array, Dynamic, Engine, Identifier, ImmutableString, Map};
 
-use super::json::json_map;
+use super::json::{json_map, json_value, object_fields};
 
 /// The event's map, shared by the history and every rule call (see the module doc).
 #[derive(Debug, Clone)]
 pub struct EventView(Arc<Record>);
 
-/// What a handle holds: the fields known without reading the JSON text, and the whole map,
-/// read from the text the first time a rule asks for any other field.
+/// What a handle holds: the fields known without reading the JSON text, the others each read
+/// from the text the first time a rule asks for it, and the whole map, read only when a rule
+/// asks for all of it (`keys()`, `to_map()`, ...) or writes.
 ///
 /// The analyzer has already decoded the fields rules read most (`amount`, `payment_method`,
 /// `transaction_id`, ...) to read the transaction; a rule that reads only those never pays for
-/// the map, which was most of the cost of an event for rules (callgrind, darooghe).
+/// the map, which was most of the cost of an event for rules (callgrind, darooghe). A rule that
+/// reads one more (`location`) pays for that field's value alone.
 #[derive(Debug, Clone)]
 struct Record {
     /// By name; each as the map read from the text would have it.
     known: Vec<(&'static str, Dynamic)>,
-    /// The JSON object the map is read from.
+    /// The JSON object the fields are read from.
     text: Arc<[u8]>,
+    /// The text's fields, found on the first read of a field not known; `None` inside when
+    /// they cannot be found one by one (a key with an escape): the map is read instead.
+    fields: OnceLock<Option<Vec<Field>>>,
     /// The whole map, the known fields included.
     map: OnceLock<Map>,
+}
+
+/// One field of the text: where its key and value are, and the value once read.
+#[derive(Debug, Clone)]
+struct Field {
+    key: Range<usize>,
+    value: Range<usize>,
+    read: OnceLock<Dynamic>,
 }
 
 impl EventView {
@@ -48,6 +62,7 @@ impl EventView {
         Self(Arc::new(Record {
             known: Vec::new(),
             text: Arc::from(&b"{}"[..]),
+            fields: OnceLock::new(),
             map: OnceLock::from(map),
         }))
     }
@@ -63,6 +78,7 @@ impl EventView {
             Self(Arc::new(Record {
                 known,
                 text: Arc::from(text),
+                fields: OnceLock::new(),
                 map: OnceLock::new(),
             }))
         })
@@ -71,13 +87,39 @@ impl EventView {
     /// The field `name`, `()` when there is none (as a map read with
     /// `fail_on_invalid_map_property(false)` gives).
     pub fn get(&self, name: &str) -> Dynamic {
+        self.with_field(name, Dynamic::clone)
+    }
+
+    /// Calls `f` with the field `name` (`()` when there is none), borrowed: reading
+    /// `event.location.lat` copies no map.
+    pub fn with_field<R>(&self, name: &str, f: impl FnOnce(&Dynamic) -> R) -> R {
         let record = &*self.0;
-        if record.map.get().is_none() {
-            if let Some((_, value)) = record.known.iter().find(|(key, _)| *key == name) {
-                return value.clone();
-            }
+        if let Some(map) = record.map.get() {
+            return f(map.get(name).unwrap_or(&Dynamic::UNIT));
         }
-        self.map().get(name).cloned().unwrap_or(Dynamic::UNIT)
+        if let Some((_, value)) = record.known.iter().find(|(key, _)| *key == name) {
+            return f(value);
+        }
+        let Some(fields) = record.fields() else {
+            return f(record.map().get(name).unwrap_or(&Dynamic::UNIT));
+        };
+        // A key written twice has its last value, as in the map.
+        let text = &record.text;
+        let Some(field) = fields
+            .iter()
+            .rev()
+            .find(|field| &text[field.key.clone()] == name.as_bytes())
+        else {
+            return f(&Dynamic::UNIT);
+        };
+        match field.read.get() {
+            Some(value) => f(value),
+            None => match json_value(&text[field.value.clone()]) {
+                Some(value) => f(field.read.get_or_init(|| value)),
+                // Not a value after all (the text was not JSON): as the map would have it.
+                None => f(record.map().get(name).unwrap_or(&Dynamic::UNIT)),
+            },
+        }
     }
 
     /// The whole map.
@@ -96,6 +138,22 @@ impl EventView {
 }
 
 impl Record {
+    /// The text's fields, found the first time they are asked for; `None` when they cannot be
+    /// read one by one.
+    fn fields(&self) -> Option<&[Field]> {
+        self.fields
+            .get_or_init(|| {
+                let fields = object_fields(&self.text)?;
+                let field = |(key, value)| Field {
+                    key,
+                    value,
+                    read: OnceLock::new(),
+                };
+                Some(fields.into_iter().map(field).collect())
+            })
+            .as_deref()
+    }
+
     fn map(&self) -> &Map {
         self.map.get_or_init(|| {
             let mut map = json_map(&self.text).unwrap_or_default();
@@ -193,7 +251,16 @@ mod tests {
             "known fields read without the map"
         );
         assert_eq!(lazy.get("payment_method").to_string(), "pos");
-        assert!(lazy.0.map.get().is_some());
+        assert_eq!(lazy.get("missing").type_name(), "()");
+        assert!(
+            lazy.0.map.get().is_none(),
+            "a field not known is read alone, without the map"
+        );
+        assert!(lazy.0.fields.get().is_some());
+        // An escaped key: the fields cannot be read one by one, the map is read instead.
+        let escaped = EventView::lazy(br#"{"a\u0062": 1, "c": 2}"#, Vec::new()).unwrap();
+        assert_eq!(escaped.get("ab").as_int(), Ok(1));
+        assert!(escaped.0.map.get().is_some());
         let engine = engine();
         let mut scope = rhai::Scope::new();
         scope.push("event", lazy.clone());

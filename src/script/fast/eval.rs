@@ -558,7 +558,7 @@ impl<'a> Run<'a> {
     }
 
     /// Calls `f` with `base.name`, borrowed from `base` where it is held there as it is read
-    /// (a map's entry, `ctx.state`, `ctx.settings`). Only what a further step reads goes this
+    /// (a map's entry, `ctx.state`, `ctx.settings`, a rule's event's field). Only what a further step reads goes this
     /// way: a value a script keeps is made by [`Self::property`], which marks the state's
     /// values read-only.
     fn step_in(
@@ -578,6 +578,8 @@ impl<'a> Run<'a> {
             return f(self, entry.unwrap_or(&Dynamic::UNIT));
         } else if let Some(map) = base.read_lock::<Map>() {
             return f(self, map.get(name.as_str()).unwrap_or(&Dynamic::UNIT));
+        } else if let Some(event) = base.read_lock::<EventView>() {
+            return event.with_field(name, |value| f(self, value));
         }
         let value = self.property(base, name)?;
         f(self, &value)
