@@ -42,6 +42,13 @@ pub struct Seen {
     pub event: Option<rhai::Dynamic>,
 }
 
+impl Seen {
+    /// The event's shared handle for a Rhai rule, `()` when it has none.
+    pub fn handle(&self) -> rhai::Dynamic {
+        self.event.clone().unwrap_or(rhai::Dynamic::UNIT)
+    }
+}
+
 /// What a rule found: why, and which events (the current one and earlier ones) triggered it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Finding {
@@ -56,11 +63,67 @@ pub trait Rule: Send {
     /// The rule's name, as alerts and scores show it.
     fn name(&self) -> &str;
     /// Checks `event` given the customer's previous transactions, oldest first.
-    fn check(
-        &mut self,
-        event: &Seen,
-        history: &VecDeque<Seen>,
-    ) -> Result<Option<Finding>, ScriptError>;
+    fn check(&mut self, event: &Seen, history: &History) -> Result<Option<Finding>, ScriptError>;
+}
+
+/// A customer's previous transactions, oldest first, at most [`HISTORY`].
+#[derive(Debug, Default)]
+pub struct History {
+    events: VecDeque<Seen>,
+    /// While Rhai rules are loaded, the same events' shared handles as one read-only, shared
+    /// Rhai array, kept in step with `events`: every rule's call takes it as `history` for the
+    /// cost of a reference count, where an array made for each call copied 20 handles a rule.
+    /// Read-only, so that no rule changes it (a write gives a fast-path call up, and the
+    /// interpreter's calls get an array of their own).
+    array: Option<rhai::Dynamic>,
+}
+
+impl History {
+    /// The transactions, oldest first.
+    pub fn events(&self) -> &VecDeque<Seen> {
+        &self.events
+    }
+
+    /// The shared array Rhai rules take (see the field), when it is kept.
+    pub fn array(&self) -> Option<&rhai::Dynamic> {
+        self.array.as_ref()
+    }
+
+    /// Keeps the shared array from now on, or drops it (`keep` false: no Rhai rule left).
+    fn keep_array(&mut self, keep: bool) {
+        if !keep {
+            self.array = None;
+        } else if self.array.is_none() {
+            let handles = self.events.iter().map(Seen::handle).collect();
+            self.array = Some(shared_array(handles));
+        }
+    }
+
+    /// Adds `seen` as the newest, dropping the oldest beyond [`HISTORY`].
+    pub fn push(&mut self, seen: Seen) {
+        let full = self.events.len() == HISTORY;
+        if full {
+            self.events.pop_front();
+        }
+        if let Some(mut array) = self
+            .array
+            .as_mut()
+            .and_then(|a| a.write_lock::<rhai::Array>())
+        {
+            if full {
+                drop(array.remove(0));
+            }
+            array.push(seen.handle());
+        }
+        self.events.push_back(seen);
+    }
+}
+
+/// `handles` as a read-only array behind a shared handle.
+fn shared_array(handles: rhai::Array) -> rhai::Dynamic {
+    rhai::Dynamic::from_array(handles)
+        .into_read_only()
+        .into_shared()
 }
 
 /// One event an alert names.
@@ -129,7 +192,7 @@ impl Verdict {
 pub struct Detector {
     native: Vec<Box<dyn Rule>>,
     scripts: script::ScriptRules,
-    history: HashMap<String, VecDeque<Seen>>,
+    history: HashMap<String, History>,
 }
 
 impl Detector {
@@ -180,6 +243,7 @@ impl Detector {
             event,
         };
         let history = self.history.entry(tx.customer_id.clone()).or_default();
+        history.keep_array(!self.scripts.is_empty());
         let mut verdict = Verdict::default();
         let rules = self
             .native
@@ -197,16 +261,14 @@ impl Detector {
                 Err(err) => verdict.errors.push((rule.name().to_string(), err)),
             }
         }
-        if history.len() == HISTORY {
-            history.pop_front();
-        }
-        history.push_back(seen);
+        history.push(seen);
         verdict
     }
 }
 
-fn alert(rule: &str, seen: &Seen, history: &VecDeque<Seen>, finding: Finding) -> Alert {
+fn alert(rule: &str, seen: &Seen, history: &History, finding: Finding) -> Alert {
     let mut events: Vec<EventRef> = history
+        .events()
         .iter()
         .chain(std::iter::once(seen))
         .filter(|s| finding.events.contains(&s.tx.position))

@@ -4,9 +4,7 @@
 //! pattern became visible, and a legitimate transaction after a burst does not repeat an alert
 //! it did not cause.
 
-use std::collections::VecDeque;
-
-use super::{Finding, Rule, Seen};
+use super::{Finding, History, Rule, Seen};
 use crate::script::ScriptError;
 
 /// The default rules: velocity and high value, with the seed's thresholds.
@@ -40,11 +38,8 @@ impl Rule for Velocity {
         "velocity"
     }
 
-    fn check(
-        &mut self,
-        event: &Seen,
-        history: &VecDeque<Seen>,
-    ) -> Result<Option<Finding>, ScriptError> {
+    fn check(&mut self, event: &Seen, history: &History) -> Result<Option<Finding>, ScriptError> {
+        let history = history.events();
         let earlier = self.count.saturating_sub(1);
         if self.count == 0 || history.len() < earlier {
             return Ok(None);
@@ -98,11 +93,8 @@ impl Rule for HighValue {
         "high_value"
     }
 
-    fn check(
-        &mut self,
-        event: &Seen,
-        history: &VecDeque<Seen>,
-    ) -> Result<Option<Finding>, ScriptError> {
+    fn check(&mut self, event: &Seen, history: &History) -> Result<Option<Finding>, ScriptError> {
+        let history = history.events();
         if event.tx.amount <= self.threshold || self.of_last == 0 {
             return Ok(None);
         }
@@ -134,7 +126,7 @@ mod tests {
     use crate::analyze::transaction::tests::tx;
 
     fn run(rule: &mut dyn Rule, events: &[(i64, i64)]) -> Vec<Option<Finding>> {
-        let mut history = VecDeque::new();
+        let mut history = History::default();
         events
             .iter()
             .enumerate()
@@ -144,7 +136,7 @@ mod tests {
                     event: None,
                 };
                 let found = rule.check(&seen, &history).unwrap();
-                history.push_back(seen);
+                history.push(seen);
                 found
             })
             .collect()

@@ -18,13 +18,13 @@
 //! rule keeps Rhai's function-resolution cache from one call to the next, as scenarios do (see
 //! `crate::script::calls`), rather than starting every call with an empty one as `call_fn` does.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rhai::{Array, Dynamic, Engine, ImmutableString, Map, Position, AST};
 
-use super::{Finding, Rule, Seen};
+use super::{Finding, History, Rule, Seen};
 use crate::analyze::transaction::{Position as Place, Transaction};
 use crate::script::calls::EventCalls;
 use crate::script::event_view::{self, EventView};
@@ -116,7 +116,7 @@ impl ScriptRule {
         &self,
         result: Dynamic,
         event: &Seen,
-        history: &VecDeque<Seen>,
+        history: &History,
     ) -> Result<Option<Finding>, ScriptError> {
         let here = vec![event.tx.position];
         if result.is_unit() {
@@ -152,6 +152,7 @@ impl ScriptRule {
             None => Vec::new(),
         };
         let events: Vec<Place> = history
+            .events()
             .iter()
             .chain(std::iter::once(event))
             .filter(|s| ids.contains(&s.tx.transaction_id))
@@ -169,18 +170,16 @@ impl Rule for ScriptRule {
         &self.name
     }
 
-    fn check(
-        &mut self,
-        event: &Seen,
-        history: &VecDeque<Seen>,
-    ) -> Result<Option<Finding>, ScriptError> {
+    fn check(&mut self, event: &Seen, history: &History) -> Result<Option<Finding>, ScriptError> {
         if let Some(fast) = self.fast.as_mut().filter(|fast| fast.pays()) {
             // The shared handles themselves: the fast path reads an event and never writes it
-            // (a write gives the call up).
-            let shared = |s: &Seen| s.event.clone().unwrap_or(Dynamic::UNIT);
-            let past: Array = history.iter().map(shared).collect();
+            // (a write gives the call up), nor the read-only history array.
+            let past = history.array().cloned().unwrap_or_else(|| {
+                let handles: Array = history.events().iter().map(Seen::handle).collect();
+                Dynamic::from_array(handles).into_read_only()
+            });
             // A rule has no effects: a call the fast path gives up is made again below.
-            if let Ok(result) = fast.call(vec![shared(event), Dynamic::from_array(past)]) {
+            if let Ok(result) = fast.call(vec![event.handle(), past]) {
                 return self.interpret(result, event, history);
             }
         }
@@ -192,7 +191,7 @@ impl Rule for ScriptRule {
                 .and_then(|shared| shared.read_lock::<EventView>().map(|v| v.clone()))
                 .map_or(Dynamic::UNIT, Dynamic::from)
         };
-        let past: Array = history.iter().map(view).collect();
+        let past: Array = history.events().iter().map(view).collect();
         // Shared, so that passing it into the call copies a pointer, not the array; it is made
         // afresh for each call, so a rule that changes it changes nothing outside its call.
         let past = Dynamic::from_array(past).into_shared();
@@ -651,6 +650,58 @@ mod tests {
             given_up: 50,
         };
         assert_eq!(counts, vec![given_up]);
+    }
+
+    #[test]
+    fn a_rule_that_changes_its_history_changes_nothing_outside_its_call() {
+        // Rules share one history array, read-only: each change below is the interpreter's, on
+        // an array of that call's own, and the next rule still sees the events alone.
+        let dir = tempfile::tempdir().unwrap();
+        rule_file(
+            dir.path(),
+            "a_changes.rhai",
+            "fn detect(event, history) { history.push(1); if history.len() > 1 { history[0] = 2; } }",
+        );
+        rule_file(
+            dir.path(),
+            "b_reads.rhai",
+            r#"
+            fn detect(event, history) {
+                // An item that is not an event (`1.transaction_id`) would be an error.
+                let events = history.filter(|past| past.transaction_id != ()).len();
+                let amounts = history.map(|past| past.amount).len();
+                let last = if history.len() > 0 { history[-1].transaction_id } else { "" };
+                if events != history.len() || amounts != events || last == event.transaction_id {
+                    `history changed: ${events} events, ${amounts} amounts of ${history.len()}`
+                }
+            }"#,
+        );
+        let (rules, changes) = ScriptRules::load(dir.path()).unwrap();
+        let rejected = |c: &RuleChange| matches!(c, RuleChange::Rejected(_));
+        assert!(!changes.iter().any(rejected), "{changes:?}");
+        let (alerts, counts) = alerts_of(rules, 300);
+        let ours: Vec<&str> = alerts
+            .iter()
+            .filter(|a| a.rule.ends_with("_reads") || a.rule.ends_with("_changes"))
+            .map(|a| a.reason.as_str())
+            .collect();
+        assert!(ours.is_empty(), "{ours:?}");
+        // The writer's calls were the interpreter's; the reader ran compiled: a read-only array
+        // takes `filter` and `map`, as in Rhai.
+        assert_eq!(
+            counts,
+            vec![
+                // Every write given up, until the fast path stopped trying.
+                FastPathUse::TurnedOff {
+                    events: 200,
+                    given_up: 200
+                },
+                FastPathUse::On {
+                    events: 300,
+                    given_up: 0
+                }
+            ]
+        );
     }
 
     #[test]

@@ -411,8 +411,8 @@ impl<'a> Run<'a> {
     ) -> Step {
         let items = self.eval(items, frame)?;
         // The state's pools take `map` and `filter` in a variable's copy only: on the state
-        // itself the interpreter refuses them.
-        if items.is_read_only() {
+        // itself the interpreter refuses them. An array's are pure: a constant one takes them.
+        if items.is_read_only() && !items.is_array() {
             return Err(Flow::Bail);
         }
         let captured = self.eval_all(captured, frame)?;
