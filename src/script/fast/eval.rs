@@ -512,6 +512,9 @@ impl<'a> Run<'a> {
             let refs: Vec<&Dynamic> = values.iter().collect();
             return Ok(natives::call(native, &refs, self.helpers)?);
         }
+        if let [Node::Property(..), Node::Const(_)] | [Node::Const(_), Node::Property(..)] = args {
+            return self.native_beside_constant(native, args, frame);
+        }
         let mut owned: [Dynamic; 3] = Default::default();
         for (i, arg) in args.iter().enumerate() {
             if !borrowed(arg) {
@@ -528,6 +531,36 @@ impl<'a> Run<'a> {
             }
         }
         Ok(natives::call(native, &refs[..args.len()], self.helpers)?)
+    }
+
+    /// A native called with a property and a constant (`event.location != ()`,
+    /// `m.kind == "pos"`): the property read in place, so that comparing a map or a string copies
+    /// neither. Out of [`Self::native`], which stays small for every other call.
+    #[inline(never)]
+    fn native_beside_constant(
+        &mut self,
+        native: Native,
+        args: &[Node],
+        frame: &mut [Dynamic],
+    ) -> Step {
+        // Counted as the property's node would have been.
+        self.count()?;
+        let (property, constant, first) = match args {
+            [Node::Property(base, name), Node::Const(other)] => ((base, name), other, true),
+            [Node::Const(other), Node::Property(base, name)] => ((base, name), other, false),
+            _ => return Err(Flow::Bail),
+        };
+        let (base, name) = property;
+        self.borrowed(base, frame, &mut |run, base| {
+            run.step_in(base, name, &mut |run, value| {
+                let pair = if first {
+                    [value, constant]
+                } else {
+                    [constant, value]
+                };
+                Ok(natives::call(native, &pair, run.helpers)?)
+            })
+        })
     }
 
     /// `base.name`, the maps on the way read in place: `ctx.state.plans.gold.rate` copies the

@@ -77,6 +77,10 @@ fn operators_and_reads_give_what_the_interpreter_gives() {
                 a: i + 1, b: i - 2.5, c: i * 3, d: f / 3.0, e: 7 % 3, g: -f, h: !(i > 0),
                 cmp: [i < 1, i <= 1, i > 1, i >= 1, i == 1, i != 1, 1 == 1.0, "a" < "b"],
                 unit: () == (), map_vs_unit: ctx.state.table != (),
+                // A property beside a constant is read in place: either side, any depth.
+                in_place: [ctx.state.table.b == (), () != ctx.state.list, ctx.state.table.nope == (),
+                           ctx.settings.rate_x > 2, 1 == ctx.state.table.a, ctx.time > 0,
+                           ctx.seq >= 0, "x" + ctx.state.table.a],
                 deep: ctx.state.table.b.deep[-1], missing: ctx.state.table.nope, first: l[0],
                 rounded: (f * 100.0).round(), floor: f.floor(), ceil: f.ceiling(),
                 int: (f * 1000.0).to_int(), float: i.to_float(), same: i.to_int(),
