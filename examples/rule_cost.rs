@@ -1,7 +1,7 @@
 //! The detector's cost an event in instructions, for valgrind: `examples/rule_speed.rs` times
-//! the rules, which a noisy machine blurs; this runs them once, over the first COUNT events of a
-//! JSON-lines FILE, so that callgrind's counts for two COUNTs give the cost of one event,
-//! start-up and reading the file left out.
+//! the rules, which a noisy machine blurs; this reads the first COUNT events of a JSON-lines FILE
+//! and runs them through the detector once, so that callgrind's counts for two COUNTs give the
+//! cost of one event (reading it as a transaction included), start-up left out.
 //!
 //! ```text
 //! sim sample scripts/darooghe.rhai -n 20000 --seed 1 --now 2024-01-15T10:00:00Z > /tmp/events.jsonl
@@ -15,11 +15,12 @@
 
 use std::path::{Path, PathBuf};
 
+#[path = "support/mod.rs"]
+mod support;
+
 use sim::analyze::detect::script::ScriptRules;
 use sim::analyze::detect::Detector;
-use sim::analyze::transaction::{self, Incoming, Position};
-
-type Failure = Box<dyn std::error::Error>;
+use support::Failure;
 
 /// The allocator `sim` itself runs on (see `src/main.rs`), so the counts are `sim analyze`'s.
 #[global_allocator]
@@ -37,25 +38,8 @@ fn main() -> Result<(), Failure> {
         None => ScriptRules::load(&root.join("scripts/detect"))?.0,
     };
     let text = std::fs::read(&file)?;
-    let mut transactions = Vec::with_capacity(count);
-    for (offset, payload) in text
-        .split(|&b| b == b'\n')
-        .filter(|line| !line.is_empty())
-        .take(count)
-        .enumerate()
-    {
-        let incoming = Incoming {
-            payload: Some(payload),
-            timestamp_ms: None,
-            pattern: None,
-            position: Position {
-                partition: 0,
-                offset: offset as i64,
-            },
-        };
-        let tx = transaction::parse(incoming).map_err(|poison| poison.reason)?;
-        transactions.push((tx, payload));
-    }
+    // The first COUNT lines only: reading each transaction is part of an event's cost.
+    let transactions = support::transactions(&text, count)?;
     let mut detector = Detector::new(rules);
     let mut alerts = 0;
     for (tx, payload) in &transactions {

@@ -23,7 +23,6 @@ mod support;
 
 use sim::analyze::detect::script::ScriptRules;
 use sim::analyze::detect::{Detector, Rule};
-use sim::analyze::transaction::{self, Incoming, Position, Transaction};
 use sim::script::FastPathUse;
 use support::{build_sim, uptime, Failure};
 
@@ -62,29 +61,7 @@ fn main() -> Result<(), Failure> {
     if !output.status.success() {
         return Err(String::from_utf8_lossy(&output.stderr).into_owned().into());
     }
-    let lines: Vec<&[u8]> = output
-        .stdout
-        .split(|&b| b == b'\n')
-        .filter(|line| !line.is_empty())
-        .collect();
-    let transactions: Vec<(Transaction, &[u8])> = lines
-        .iter()
-        .enumerate()
-        .map(|(i, &payload)| {
-            let incoming = Incoming {
-                payload: Some(payload),
-                timestamp_ms: None,
-                pattern: None,
-                position: Position {
-                    partition: 0,
-                    offset: i as i64,
-                },
-            };
-            transaction::parse(incoming)
-                .map(|tx| (tx, payload))
-                .map_err(|poison| poison.reason)
-        })
-        .collect::<Result<_, _>>()?;
+    let transactions = support::transactions(&output.stdout, usize::MAX)?;
     let count = transactions.len() as f64;
     println!(
         "{} darooghe events (sim sample --seed 1); {}",

@@ -113,3 +113,32 @@ pub fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
     values[values.len() / 2]
 }
+
+/// The first `limit` JSON lines of `text` (as `sim sample` prints them) read as transactions,
+/// numbered from 0 in partition 0, each with its line; the first line that is not a transaction
+/// is the error.
+pub fn transactions(
+    text: &[u8],
+    limit: usize,
+) -> Result<Vec<(sim::analyze::transaction::Transaction, &[u8])>, Failure> {
+    use sim::analyze::transaction::{parse, Incoming, Position};
+    text.split(|&b| b == b'\n')
+        .filter(|line| !line.is_empty())
+        .take(limit)
+        .enumerate()
+        .map(|(i, payload)| {
+            let incoming = Incoming {
+                payload: Some(payload),
+                timestamp_ms: None,
+                pattern: None,
+                position: Position {
+                    partition: 0,
+                    offset: i as i64,
+                },
+            };
+            parse(incoming)
+                .map(|tx| (tx, payload))
+                .map_err(|poison| poison.reason.into())
+        })
+        .collect()
+}
