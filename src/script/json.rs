@@ -15,10 +15,7 @@ use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 /// by one: 43,000 instructions an event against 24,600 (callgrind, darooghe), and the same map,
 /// which a test holds it to.
 pub fn json_map(payload: &[u8]) -> Option<Map> {
-    let mut reader = serde_json::Deserializer::from_slice(payload);
-    let value = JsonValue.deserialize(&mut reader).ok()?;
-    reader.end().ok()?;
-    value.try_cast::<Map>()
+    json_value(payload)?.try_cast::<Map>()
 }
 
 /// One JSON value (of any kind) as the `Dynamic` rhai's serde support makes of it, `None` when

@@ -546,20 +546,18 @@ impl<'a> Run<'a> {
         // Counted as the property's node would have been.
         self.count()?;
         let (property, constant, first) = match args {
-            [Node::Property(base, name), Node::Const(other)] => ((base, name), other, true),
-            [Node::Const(other), Node::Property(base, name)] => ((base, name), other, false),
+            [property, Node::Const(other)] => (property, other, true),
+            [Node::Const(other), property] => (property, other, false),
             _ => return Err(Flow::Bail),
         };
-        let (base, name) = property;
-        self.borrowed(base, frame, &mut |run, base| {
-            run.step_in(base, name, &mut |run, value| {
-                let pair = if first {
-                    [value, constant]
-                } else {
-                    [constant, value]
-                };
-                Ok(natives::call(native, &pair, run.helpers)?)
-            })
+        // `borrowed` reads a property chain where it lies.
+        self.borrowed(property, frame, &mut |run, value| {
+            let pair = if first {
+                [value, constant]
+            } else {
+                [constant, value]
+            };
+            Ok(natives::call(native, &pair, run.helpers)?)
         })
     }
 
