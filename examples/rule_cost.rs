@@ -42,9 +42,10 @@ fn main() -> Result<(), Failure> {
     let transactions = support::transactions(&text, count)?;
     let mut detector = Detector::new(rules);
     let mut alerts = 0;
-    for (tx, payload) in &transactions {
-        alerts += detector.observe(tx, payload).alerts.len();
+    let count = transactions.len();
+    for (tx, payload) in transactions {
+        alerts += detector.observe(&tx, payload).alerts.len();
     }
-    println!("{} events, {alerts} alerts", transactions.len());
+    println!("{count} events, {alerts} alerts");
     Ok(())
 }

@@ -115,13 +115,20 @@ pub fn median(values: &mut [f64]) -> f64 {
 }
 
 /// The first `limit` JSON lines of `text` (as `sim sample` prints them) read as transactions,
-/// numbered from 0 in partition 0, each with its line; the first line that is not a transaction
-/// is the error.
+/// numbered from 0 in partition 0, each with its line as the rules read it (where its fields
+/// are, as `sim analyze` hands it over); the first line that is not a transaction is the error.
 pub fn transactions(
     text: &[u8],
     limit: usize,
-) -> Result<Vec<(sim::analyze::transaction::Transaction, &[u8])>, Failure> {
-    use sim::analyze::transaction::{parse, Incoming, Position};
+) -> Result<
+    Vec<(
+        sim::analyze::transaction::Transaction,
+        sim::analyze::detect::Payload<'_>,
+    )>,
+    Failure,
+> {
+    use sim::analyze::detect::Payload;
+    use sim::analyze::transaction::{parse_with_fields, Incoming, Position};
     text.split(|&b| b == b'\n')
         .filter(|line| !line.is_empty())
         .take(limit)
@@ -136,8 +143,11 @@ pub fn transactions(
                     offset: i as i64,
                 },
             };
-            parse(incoming)
-                .map(|tx| (tx, payload))
+            parse_with_fields(incoming)
+                .map(|(tx, fields)| {
+                    let text = payload.into();
+                    (tx, Payload { text, fields })
+                })
                 .map_err(|poison| poison.reason.into())
         })
         .collect()

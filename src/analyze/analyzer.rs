@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use super::detect::{Alert, Detector, Verdict};
+use super::detect::{Alert, Detector, Payload, Verdict};
 use super::score::Score;
 use super::shape::Shape;
 use super::transaction::{Poison, Transaction};
@@ -64,7 +64,7 @@ impl Analyzer {
     /// Applies one transaction to the windows, the detector and the score; returns the verdict
     /// (alerts and rule failures). Aggregates are the consumer's: it adds the transaction to its
     /// batch's delta, merged into the committed totals once the batch is committed.
-    pub fn record(&mut self, tx: &Transaction, payload: &[u8]) -> Verdict {
+    pub fn record(&mut self, tx: &Transaction, payload: Payload<'_>) -> Verdict {
         self.observe(tx);
         let verdict = self.detector.observe(tx, payload);
         self.count_verdict(&verdict);

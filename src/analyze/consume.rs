@@ -23,13 +23,13 @@ use super::avro::{is_avro, AvroReader, Decoded, Encodings};
 use super::batch::DeadLetter;
 use super::detect::pool::DetectPool;
 use super::detect::watch::{load_rules, RuleWatch};
-use super::detect::Detector;
+use super::detect::{Detector, Payload};
 use super::figures::{AnalyzeFigures, ConsumerState, FiguresSnapshot};
 use super::group::{commit, GroupContext};
 use super::progress::Recovery;
 use super::publish::Publisher;
 use super::summary::{RunInfo, Summary};
-use super::transaction::{parse, Incoming, Poison, Position, Transaction};
+use super::transaction::{parse_with_fields, Incoming, Poison, Position, Transaction};
 use super::view::{self, Progress};
 use super::{AnalyzeError, AnalyzeNotice, AnalyzeOptions};
 use crate::kafka::stats::STATISTICS_INTERVAL_MS;
@@ -112,7 +112,7 @@ fn topic_shape(options: &AnalyzeOptions) -> Result<(i32, i32), AnalyzeError> {
 }
 
 /// A message read: a transaction and the JSON event the rules see, or poison.
-type Read<'m> = Result<(Transaction, Cow<'m, [u8]>), Poison>;
+type Read<'m> = Result<(Transaction, Payload<'m>), Poison>;
 
 /// The run loop's state.
 struct Run<'a> {
@@ -341,9 +341,9 @@ impl Run<'_> {
                 self.analyzer.observe(&tx);
                 let pending = &mut *pending;
                 if let Some(pool) = &mut pending.detection {
-                    pool.submit(tx, &event);
+                    pool.submit(tx, event);
                 } else {
-                    let verdict = self.analyzer.detector.observe(&tx, &event);
+                    let verdict = self.analyzer.detector.observe(&tx, event);
                     if let Some(batch) = pending.batches.get_mut(&position.partition) {
                         batch.alerts.extend(verdict.alerts.iter().cloned());
                     }
@@ -406,8 +406,8 @@ impl Run<'_> {
             pattern,
             position,
         };
-        let tx = match parse(incoming) {
-            Ok(tx) => tx,
+        let (tx, fields) = match parse_with_fields(incoming) {
+            Ok(read) => read,
             Err(poison) => return Ok(Err(poison)),
         };
         if avro {
@@ -415,7 +415,8 @@ impl Run<'_> {
         } else {
             self.encodings.json += 1;
         }
-        Ok(Ok((tx, event.unwrap_or_default())))
+        let text = event.unwrap_or_default();
+        Ok(Ok((tx, Payload { text, fields })))
     }
 
     /// Counts the verdicts whose alerts are in their batches (the detection workers' whose turn

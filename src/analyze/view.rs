@@ -104,7 +104,7 @@ mod tests {
         let mut totals = Totals::default();
         for i in 0..5 {
             let t = tx("c", 10, i, i);
-            analyzer.record(&t, b"{}");
+            analyzer.record(&t, b"{}"[..].into());
             totals.add(&t);
         }
         let progress = Progress {

@@ -21,7 +21,8 @@ use std::sync::{Arc, OnceLock};
 
 use rhai::{Array, Dynamic, Engine, Identifier, ImmutableString, Map};
 
-use super::json::{json_map, json_value, object_fields};
+use super::json::scan::{object_fields, FieldSpan, Fields};
+use super::json::{json_map, json_value};
 
 /// The event's map, shared by the history and every rule call (see the module doc).
 #[derive(Debug, Clone)]
@@ -41,6 +42,8 @@ struct Record {
     known: Vec<(&'static str, Dynamic)>,
     /// The JSON object the fields are read from.
     text: Arc<[u8]>,
+    /// Where the text's fields are, when the caller's scan found them (see `fields`).
+    spans: Option<Vec<FieldSpan>>,
     /// The text's fields, found on the first read of a field not known; `None` inside when
     /// they cannot be found one by one (a key with an escape): the map is read instead.
     fields: OnceLock<Option<Vec<Field>>>,
@@ -62,6 +65,7 @@ impl EventView {
         Self(Arc::new(Record {
             known: Vec::new(),
             text: Arc::from(&b"{}"[..]),
+            spans: None,
             fields: OnceLock::new(),
             map: OnceLock::from(map),
         }))
@@ -69,15 +73,21 @@ impl EventView {
 
     /// A handle on the JSON object `text` whose fields `known` are already decoded (each as
     /// [`json_map`] would read it; a field not in the text, such as `_time`, is added to the
-    /// map); the rest is read when first needed. `None` when `text` is not an object. The
-    /// caller has read `text` as JSON: a text that turns out not to be gives the known fields
-    /// only.
-    pub fn lazy(text: &[u8], known: Vec<(&'static str, Dynamic)>) -> Option<Self> {
+    /// map); the rest is read when first needed, from `spans` when the caller's scan of the
+    /// text found where its fields are ([`object_fields`]), else from a scan then. `None` when
+    /// `text` is not an object. The caller has read `text` as JSON: a text that turns out not
+    /// to be gives the known fields only.
+    pub fn lazy(
+        text: &[u8],
+        spans: Option<Vec<FieldSpan>>,
+        known: Vec<(&'static str, Dynamic)>,
+    ) -> Option<Self> {
         let first = text.iter().find(|b| !b.is_ascii_whitespace());
         (first == Some(&b'{')).then(|| {
             Self(Arc::new(Record {
                 known,
                 text: Arc::from(text),
+                spans,
                 fields: OnceLock::new(),
                 map: OnceLock::new(),
             }))
@@ -143,13 +153,18 @@ impl Record {
     fn fields(&self) -> Option<&[Field]> {
         self.fields
             .get_or_init(|| {
-                let fields = object_fields(&self.text)?;
-                let field = |(key, value)| Field {
-                    key,
-                    value,
+                let field = |span: &FieldSpan| Field {
+                    key: span.key.clone(),
+                    value: span.value.clone(),
                     read: OnceLock::new(),
                 };
-                Some(fields.into_iter().map(field).collect())
+                if let Some(spans) = &self.spans {
+                    return Some(spans.iter().map(field).collect());
+                }
+                let Ok(Fields::Object(spans)) = object_fields(&self.text) else {
+                    return None;
+                };
+                Some(spans.iter().map(field).collect())
             })
             .as_deref()
     }
@@ -243,7 +258,7 @@ mod tests {
             ("amount", Dynamic::from_int(5)),
             ("_time", Dynamic::from_int(9)),
         ];
-        let lazy = EventView::lazy(text, known).unwrap();
+        let lazy = EventView::lazy(text, None, known).unwrap();
         assert_eq!(lazy.get("amount").as_int(), Ok(5));
         assert_eq!(lazy.get("_time").as_int(), Ok(9));
         assert!(
@@ -258,7 +273,7 @@ mod tests {
         );
         assert!(lazy.0.fields.get().is_some());
         // An escaped key: the fields cannot be read one by one, the map is read instead.
-        let escaped = EventView::lazy(br#"{"a\u0062": 1, "c": 2}"#, Vec::new()).unwrap();
+        let escaped = EventView::lazy(br#"{"a\u0062": 1, "c": 2}"#, None, Vec::new()).unwrap();
         assert_eq!(escaped.get("ab").as_int(), Ok(1));
         assert!(escaped.0.map.get().is_some());
         let engine = engine();
@@ -281,7 +296,17 @@ mod tests {
             Ok(9),
             "a write stays in its copy"
         );
-        assert!(EventView::lazy(b" [1]", Vec::new()).is_none());
+        assert!(EventView::lazy(b" [1]", None, Vec::new()).is_none());
+
+        // Where the fields are, as the caller's scan found them, is taken as given: the text is
+        // not scanned again (here the spans say `a` is where `b`'s value is).
+        let text = br#"{"a": 1, "b": 2}"#;
+        let Ok(Fields::Object(mut spans)) = object_fields(text) else {
+            panic!("an object");
+        };
+        spans[0].value = spans[1].value.clone();
+        let given = EventView::lazy(text, Some(spans), Vec::new()).unwrap();
+        assert_eq!(given.get("a").as_int(), Ok(2));
     }
 
     #[test]

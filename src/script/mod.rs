@@ -21,7 +21,7 @@ pub mod event_view;
 mod fast;
 mod follow_up;
 pub mod imports;
-mod json;
+pub mod json;
 mod memory;
 mod pool;
 mod profile;

@@ -19,16 +19,49 @@ pub mod pool;
 pub mod script;
 pub mod watch;
 
+use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 
 use serde::Serialize;
 
 use super::transaction::{Position, Transaction};
 pub use crate::script::event_view::EventView;
+use crate::script::json::scan::FieldSpan;
 use crate::script::ScriptError;
 
 /// Previous transactions of a customer kept for the rules.
 pub const HISTORY: usize = 20;
+
+/// A message's value as the rules read it: its JSON text and, when the consumer's read found
+/// them, where its top-level fields lie, so that a rule reading a field the analyzer did not
+/// decode finds it without scanning the text again (see [`EventView`]).
+#[derive(Debug, Clone)]
+pub struct Payload<'a> {
+    /// The value (for Avro, the event decoded to JSON).
+    pub text: Cow<'a, [u8]>,
+    /// Its top-level fields, when known.
+    pub fields: Option<Vec<FieldSpan>>,
+}
+
+impl Payload<'_> {
+    /// The same payload, owning its text (to hand it to another thread).
+    pub fn into_owned(self) -> Payload<'static> {
+        Payload {
+            text: Cow::Owned(self.text.into_owned()),
+            fields: self.fields,
+        }
+    }
+}
+
+impl<'a> From<&'a [u8]> for Payload<'a> {
+    /// `text`, its fields to be found if a rule asks for one.
+    fn from(text: &'a [u8]) -> Self {
+        Self {
+            text: Cow::Borrowed(text),
+            fields: None,
+        }
+    }
+}
 
 /// A transaction as the rules see it: the decoded fields, and for Rhai rules the whole event.
 #[derive(Debug, Clone)]
@@ -232,7 +265,7 @@ impl Detector {
     }
 
     /// Checks `tx` (whose message value is `payload`) and adds it to its customer's history.
-    pub fn observe(&mut self, tx: &Transaction, payload: &[u8]) -> Verdict {
+    pub fn observe(&mut self, tx: &Transaction, payload: Payload<'_>) -> Verdict {
         let event = if self.scripts.is_empty() {
             None
         } else {
@@ -296,7 +329,11 @@ mod tests {
         let mut detector = Detector::new(script::ScriptRules::none());
         let mut alerts = Vec::new();
         for i in 0..5 {
-            alerts.extend(detector.observe(&tx("cust_9", 10, i * 10, i), b"{}").alerts);
+            alerts.extend(
+                detector
+                    .observe(&tx("cust_9", 10, i * 10, i), b"{}"[..].into())
+                    .alerts,
+            );
         }
         assert_eq!(alerts.len(), 1, "{alerts:?}");
         let a = &alerts[0];
@@ -316,7 +353,7 @@ mod tests {
         for i in 0..10 {
             let customer = if i % 2 == 0 { "a" } else { "b" };
             alerts += detector
-                .observe(&tx(customer, 10, i, i), b"{}")
+                .observe(&tx(customer, 10, i, i), b"{}"[..].into())
                 .alerts
                 .len();
         }

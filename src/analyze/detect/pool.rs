@@ -19,7 +19,7 @@ use std::sync::mpsc::{channel, Receiver, Sender};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use super::{Detector, Verdict};
+use super::{Detector, Payload, Verdict};
 use crate::analyze::transaction::Transaction;
 
 /// Events handed to a worker at once: enough that the channel costs little per event.
@@ -32,7 +32,7 @@ const IN_FLIGHT: usize = 16 * BATCH;
 struct Job {
     seq: u64,
     tx: Transaction,
-    payload: Vec<u8>,
+    payload: Payload<'static>,
 }
 
 /// What a worker is asked to do, in order.
@@ -103,7 +103,7 @@ impl DetectPool {
     }
 
     /// Hands `tx` (whose message value is `payload`) to its customer's worker.
-    pub fn submit(&mut self, tx: Transaction, payload: &[u8]) {
+    pub fn submit(&mut self, tx: Transaction, payload: Payload<'_>) {
         let index = worker_of(&tx.customer_id, self.workers.len());
         let seq = self.next_seq;
         self.next_seq += 1;
@@ -112,7 +112,7 @@ impl DetectPool {
         worker.gathered.push(Job {
             seq,
             tx,
-            payload: payload.to_vec(),
+            payload: payload.into_owned(),
         });
         if worker.gathered.len() >= BATCH {
             send(worker);
@@ -229,7 +229,7 @@ fn work_on(index: usize, mut detector: Detector, work: Receiver<Work>, done: Sen
                 let verdicts = jobs
                     .into_iter()
                     .filter_map(|job| {
-                        let verdict = detector.observe(&job.tx, &job.payload);
+                        let verdict = detector.observe(&job.tx, job.payload);
                         let partition = job.tx.position.partition;
                         (!verdict.is_empty()).then_some((job.seq, partition, verdict))
                     })
@@ -276,7 +276,7 @@ mod tests {
         let mut detector = rules();
         events()
             .iter()
-            .flat_map(|(tx, payload)| detector.observe(tx, payload).alerts)
+            .flat_map(|(tx, payload)| detector.observe(tx, payload[..].into()).alerts)
             .collect()
     }
 
@@ -284,7 +284,7 @@ mod tests {
         let mut pool = DetectPool::start(&rules(), workers).unwrap();
         let mut alerts = Vec::new();
         for (i, (tx, payload)) in events().into_iter().enumerate() {
-            pool.submit(tx, &payload);
+            pool.submit(tx, payload[..].into());
             // Take what is ready now and then, as the run loop does after each poll.
             if i % 100 == 0 {
                 alerts.extend(pool.ready(false).into_iter().flat_map(|(_, v)| v.alerts));

@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 use rhai::{Array, Dynamic, Engine, ImmutableString, Map, Position, AST};
 
-use super::{Finding, History, Rule, Seen};
+use super::{Finding, History, Payload, Rule, Seen};
 use crate::analyze::transaction::{Position as Place, Transaction};
 use crate::script::calls::EventCalls;
 use crate::script::event_view::{self, EventView};
@@ -221,7 +221,7 @@ pub fn is_detection_rule(path: &Path) -> bool {
 
 /// The event as rules see it, its map with `_time` added, or `None` when the value is not a JSON
 /// object.
-pub fn event_view(tx: &Transaction, payload: &[u8]) -> Option<EventView> {
+pub fn event_view(tx: &Transaction, payload: Payload<'_>) -> Option<EventView> {
     // The fields the transaction was read with, as the map read from the text would have them
     // (the read refused a transaction whose fields have other types); the rest of the map is
     // read when a rule first asks for another field.
@@ -236,7 +236,7 @@ pub fn event_view(tx: &Transaction, payload: &[u8]) -> Option<EventView> {
         ("merchant_category", text(&tx.category)),
         ("status", text(&tx.status)),
     ];
-    EventView::lazy(payload, known)
+    EventView::lazy(&payload.text, payload.fields, known)
 }
 
 /// What a (re)load of the rules folder did to one file.
@@ -449,7 +449,7 @@ pub fn check_rule(path: &Path, count: u64) -> Result<RuleCheck, ScriptError> {
     let mut detector = super::Detector::new(ScriptRules::single(path)?);
     let mut failures = Vec::new();
     for (tx, payload) in sample_events(count) {
-        for (_, error) in detector.observe(&tx, &payload).errors {
+        for (_, error) in detector.observe(&tx, payload[..].into()).errors {
             failures.push((tx.position.offset, error.to_string()));
         }
     }
@@ -496,7 +496,7 @@ mod tests {
         for (tx, payload) in sample_events(40) {
             alerts.extend(
                 detector
-                    .observe(&tx, &payload)
+                    .observe(&tx, payload[..].into())
                     .alerts
                     .into_iter()
                     .filter(|a| a.rule == "big_after_small"),
@@ -554,7 +554,7 @@ mod tests {
         );
         let mut detector = Detector::new(ScriptRules::single(&path).unwrap());
         let (tx, payload) = &sample_events(1)[0];
-        let verdict = detector.observe(tx, payload);
+        let verdict = detector.observe(tx, payload[..].into());
         assert_eq!(verdict.errors.len(), 1);
         assert!(is_detection_rule(&path));
     }
@@ -580,7 +580,7 @@ mod tests {
         let mut detector = Detector::new(rules);
         let mut alerts = Vec::new();
         for (tx, payload) in sample_events(count) {
-            let verdict = detector.observe(&tx, &payload);
+            let verdict = detector.observe(&tx, payload[..].into());
             assert!(verdict.errors.is_empty(), "{:?}", verdict.errors);
             alerts.extend(verdict.alerts);
         }
@@ -621,7 +621,7 @@ mod tests {
         );
         let mut detector = Detector::new(ScriptRules::single(&path).unwrap());
         let (tx, payload) = &sample_events(1)[0];
-        let mut verdict = detector.observe(tx, payload);
+        let mut verdict = detector.observe(tx, payload[..].into());
         assert_eq!(verdict.errors.len(), 1);
         let error = format!("{:?}", miette::Report::new(verdict.errors.remove(0).1));
         assert!(error.contains("rand_int"), "{error}");
@@ -714,7 +714,7 @@ mod tests {
         );
         let mut detector = Detector::new(ScriptRules::single(&path).unwrap());
         let (tx, payload) = &sample_events(1)[0];
-        let verdict = detector.observe(tx, payload);
+        let verdict = detector.observe(tx, payload[..].into());
         assert!(
             verdict.errors[0].1.to_string().contains("detect() failed"),
             "{}",

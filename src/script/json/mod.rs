@@ -1,8 +1,9 @@
 //! JSON text into Rhai values, as rhai's own serde support reads it, with fewer copies: what
 //! `sim analyze` reads a message into for the detection rules (see [`super::event_view`]).
 
+pub mod scan;
+
 use std::fmt;
-use std::ops::Range;
 
 use rhai::{Array, Dynamic, Identifier, ImmutableString, Map, INT};
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -25,102 +26,6 @@ pub fn json_value(text: &[u8]) -> Option<Dynamic> {
     let value = JsonValue.deserialize(&mut reader).ok()?;
     reader.end().ok()?;
     Some(value)
-}
-
-/// Where each top-level field of the JSON object `text` sits: its key's bytes (between the
-/// quotes) and its value's, in the order written, without reading any value.
-///
-/// For a text already read as a JSON object (this checks only what it needs to find the
-/// fields): a rule asking for one field then reads that field's value alone with
-/// [`json_value`], instead of the whole object. `None` when the text is not shaped as an object
-/// or a key holds an escape (`\"`), whose bytes are not the key: the caller reads the whole map.
-pub fn object_fields(text: &[u8]) -> Option<Vec<(Range<usize>, Range<usize>)>> {
-    let mut fields = Vec::with_capacity(24);
-    let mut at = skip_space(text, 0);
-    if text.get(at) != Some(&b'{') {
-        return None;
-    }
-    at = skip_space(text, at + 1);
-    if text.get(at) == Some(&b'}') {
-        return Some(fields);
-    }
-    loop {
-        if text.get(at) != Some(&b'"') {
-            return None;
-        }
-        let key = at + 1..string_end(text, at)?;
-        if text[key.clone()].contains(&b'\\') {
-            return None;
-        }
-        at = skip_space(text, key.end + 1);
-        if text.get(at) != Some(&b':') {
-            return None;
-        }
-        let start = skip_space(text, at + 1);
-        let end = value_end(text, start)?;
-        fields.push((key, start..end));
-        at = skip_space(text, end);
-        match text.get(at) {
-            Some(b',') => at = skip_space(text, at + 1),
-            Some(b'}') => return Some(fields),
-            _ => return None,
-        }
-    }
-}
-
-fn skip_space(text: &[u8], mut at: usize) -> usize {
-    while matches!(text.get(at), Some(b' ' | b'\n' | b'\r' | b'\t')) {
-        at += 1;
-    }
-    at
-}
-
-/// The position of the quote closing the string whose opening quote is at `open`.
-fn string_end(text: &[u8], open: usize) -> Option<usize> {
-    let mut at = open + 1;
-    loop {
-        match text.get(at)? {
-            b'"' => return Some(at),
-            b'\\' => at += 2,
-            _ => at += 1,
-        }
-    }
-}
-
-/// The position just past the value starting at `start`: a string, an object or array (nested
-/// ones and strings inside skipped whole), or a scalar (up to the next delimiter).
-fn value_end(text: &[u8], start: usize) -> Option<usize> {
-    match text.get(start)? {
-        b'"' => Some(string_end(text, start)? + 1),
-        b'{' | b'[' => {
-            let mut depth = 0usize;
-            let mut at = start;
-            loop {
-                match text.get(at)? {
-                    b'"' => at = string_end(text, at)?,
-                    b'{' | b'[' => depth += 1,
-                    b'}' | b']' => {
-                        depth -= 1;
-                        if depth == 0 {
-                            return Some(at + 1);
-                        }
-                    }
-                    _ => {}
-                }
-                at += 1;
-            }
-        }
-        _ => {
-            let mut at = start;
-            while !matches!(
-                text.get(at),
-                None | Some(b',' | b'}' | b']' | b' ' | b'\n' | b'\r' | b'\t')
-            ) {
-                at += 1;
-            }
-            (at > start).then_some(at)
-        }
-    }
 }
 
 /// Reads a JSON value as a `Dynamic` (see [`json_map`]).
@@ -234,49 +139,6 @@ mod tests {
         for not_an_object in ["[1]", "3", "\"s\"", "{\"a\": 1} x", "{\"a\": }", ""] {
             assert!(
                 json_map(not_an_object.as_bytes()).is_none(),
-                "{not_an_object}"
-            );
-        }
-    }
-
-    #[test]
-    fn each_field_read_alone_is_the_entry_of_the_whole_map() {
-        let documents = [
-            r#"{"b": 1, "a": "x", "c": {"z": null, "y": [1, -2, 3.5, "s}", true, {"k": []}]}}"#,
-            r#" { "big" :18446744073709551615,"neg":-9223372036854775808 , "f": 1e300, "e": 0.1 } "#,
-            r#"{"twice": 1, "other": 2, "twice": "last"}"#,
-            r#"{"s": "quote \" brace } bracket ] comma ,", "t": "\\", "after": [[], {}]}"#,
-            r#"{"": "", "u": "\u00e9\ud83d\ude00", "n": null, "yes": true, "no": false}"#,
-            "{\n\t\"tabbed\"\r\n:\n[1,\n2]\n}",
-            r#"{}"#,
-        ];
-        for document in documents {
-            let map = json_map(document.as_bytes()).expect(document);
-            let fields = object_fields(document.as_bytes()).expect(document);
-            let mut read = Map::new();
-            for (key, value) in fields {
-                let name = std::str::from_utf8(&document.as_bytes()[key]).unwrap();
-                let value = json_value(&document.as_bytes()[value]).expect(document);
-                read.insert(name.into(), value);
-            }
-            assert_eq!(
-                format!("{:?}", Dynamic::from_map(read)),
-                format!("{:?}", Dynamic::from_map(map)),
-                "{document}"
-            );
-        }
-        // A key with an escape is not its bytes: the whole map is read instead.
-        assert!(object_fields(br#"{"a\"b": 1}"#).is_none());
-        for not_an_object in [
-            "[1]",
-            "3",
-            "",
-            "{\"a\" 1}",
-            "{\"a\": 1 \"b\": 2}",
-            "{\"a\": ",
-        ] {
-            assert!(
-                object_fields(not_an_object.as_bytes()).is_none(),
                 "{not_an_object}"
             );
         }
