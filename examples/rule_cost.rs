@@ -44,7 +44,7 @@ fn main() -> Result<(), Failure> {
     let mut alerts = 0;
     let count = transactions.len();
     for (tx, payload) in transactions {
-        alerts += detector.observe(&tx, payload).alerts.len();
+        alerts += detector.observe(tx, payload).alerts.len();
     }
     println!("{count} events, {alerts} alerts");
     Ok(())

@@ -92,7 +92,7 @@ fn main() -> Result<(), Failure> {
             let mut alerts = 0usize;
             let start = Instant::now();
             for (tx, payload) in &transactions {
-                let verdict = detector.observe(tx, payload.clone());
+                let verdict = detector.observe(tx.clone(), payload.clone());
                 if let Some((rule, err)) = verdict.errors.first() {
                     return Err(format!("{rule}: {err}").into());
                 }

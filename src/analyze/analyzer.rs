@@ -66,7 +66,7 @@ impl Analyzer {
     /// batch's delta, merged into the committed totals once the batch is committed.
     pub fn record(&mut self, tx: &Transaction, payload: Payload<'_>) -> Verdict {
         self.observe(tx);
-        let verdict = self.detector.observe(tx, payload);
+        let verdict = self.detector.observe(tx.clone(), payload);
         self.count_verdict(&verdict);
         verdict
     }

@@ -343,7 +343,7 @@ impl Run<'_> {
                 if let Some(pool) = &mut pending.detection {
                     pool.submit(tx, event);
                 } else {
-                    let verdict = self.analyzer.detector.observe(&tx, event);
+                    let verdict = self.analyzer.detector.observe(tx, event);
                     if let Some(batch) = pending.batches.get_mut(&position.partition) {
                         batch.alerts.extend(verdict.alerts.iter().cloned());
                     }

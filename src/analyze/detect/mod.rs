@@ -265,17 +265,22 @@ impl Detector {
     }
 
     /// Checks `tx` (whose message value is `payload`) and adds it to its customer's history.
-    pub fn observe(&mut self, tx: &Transaction, payload: Payload<'_>) -> Verdict {
+    pub fn observe(&mut self, tx: Transaction, payload: Payload<'_>) -> Verdict {
         let event = if self.scripts.is_empty() {
             None
         } else {
-            script::event_view(tx, payload).map(|view| rhai::Dynamic::from(view).into_shared())
+            script::event_view(&tx, payload).map(|view| rhai::Dynamic::from(view).into_shared())
         };
-        let seen = Seen {
-            tx: tx.clone(),
-            event,
-        };
-        let history = self.history.entry(tx.customer_id.clone()).or_default();
+        // The customer's id is copied for a key only the first time the customer is seen.
+        if !self.history.contains_key(&tx.customer_id) {
+            self.history
+                .insert(tx.customer_id.clone(), History::default());
+        }
+        let history = self
+            .history
+            .get_mut(&tx.customer_id)
+            .expect("inserted above");
+        let seen = Seen { tx, event };
         history.keep_array(!self.scripts.is_empty());
         let mut verdict = Verdict::default();
         let rules = self
@@ -331,7 +336,7 @@ mod tests {
         for i in 0..5 {
             alerts.extend(
                 detector
-                    .observe(&tx("cust_9", 10, i * 10, i), b"{}"[..].into())
+                    .observe(tx("cust_9", 10, i * 10, i), b"{}"[..].into())
                     .alerts,
             );
         }
@@ -353,7 +358,7 @@ mod tests {
         for i in 0..10 {
             let customer = if i % 2 == 0 { "a" } else { "b" };
             alerts += detector
-                .observe(&tx(customer, 10, i, i), b"{}"[..].into())
+                .observe(tx(customer, 10, i, i), b"{}"[..].into())
                 .alerts
                 .len();
         }

@@ -44,15 +44,18 @@ impl Rule for Velocity {
         if self.count == 0 || history.len() < earlier {
             return Ok(None);
         }
-        let window: Vec<&Seen> = history
-            .iter()
-            .skip(history.len() - earlier)
-            .chain(std::iter::once(event))
-            .collect();
-        let span = event.tx.time_ms - window[0].tx.time_ms;
+        let first = history.len() - earlier;
+        let start = history.get(first).unwrap_or(event);
+        let span = event.tx.time_ms - start.tx.time_ms;
         if span >= self.within_ms {
             return Ok(None);
         }
+        // Gathered only when the rule fires: most events do not.
+        let window: Vec<&Seen> = history
+            .iter()
+            .skip(first)
+            .chain(std::iter::once(event))
+            .collect();
         Ok(Some(Finding {
             reason: format!(
                 "{} transactions within {:.1} s (limit: {} within {} s)",

@@ -229,8 +229,8 @@ fn work_on(index: usize, mut detector: Detector, work: Receiver<Work>, done: Sen
                 let verdicts = jobs
                     .into_iter()
                     .filter_map(|job| {
-                        let verdict = detector.observe(&job.tx, job.payload);
                         let partition = job.tx.position.partition;
+                        let verdict = detector.observe(job.tx, job.payload);
                         (!verdict.is_empty()).then_some((job.seq, partition, verdict))
                     })
                     .collect();
@@ -276,7 +276,7 @@ mod tests {
         let mut detector = rules();
         events()
             .iter()
-            .flat_map(|(tx, payload)| detector.observe(tx, payload[..].into()).alerts)
+            .flat_map(|(tx, payload)| detector.observe(tx.clone(), payload[..].into()).alerts)
             .collect()
     }
 

@@ -449,8 +449,9 @@ pub fn check_rule(path: &Path, count: u64) -> Result<RuleCheck, ScriptError> {
     let mut detector = super::Detector::new(ScriptRules::single(path)?);
     let mut failures = Vec::new();
     for (tx, payload) in sample_events(count) {
-        for (_, error) in detector.observe(&tx, payload[..].into()).errors {
-            failures.push((tx.position.offset, error.to_string()));
+        let offset = tx.position.offset;
+        for (_, error) in detector.observe(tx, payload[..].into()).errors {
+            failures.push((offset, error.to_string()));
         }
     }
     let fast_path = detector
@@ -496,7 +497,7 @@ mod tests {
         for (tx, payload) in sample_events(40) {
             alerts.extend(
                 detector
-                    .observe(&tx, payload[..].into())
+                    .observe(tx, payload[..].into())
                     .alerts
                     .into_iter()
                     .filter(|a| a.rule == "big_after_small"),
@@ -553,7 +554,7 @@ mod tests {
             "fn detect(event, history) { 42 }",
         );
         let mut detector = Detector::new(ScriptRules::single(&path).unwrap());
-        let (tx, payload) = &sample_events(1)[0];
+        let (tx, payload) = sample_events(1).remove(0);
         let verdict = detector.observe(tx, payload[..].into());
         assert_eq!(verdict.errors.len(), 1);
         assert!(is_detection_rule(&path));
@@ -580,7 +581,7 @@ mod tests {
         let mut detector = Detector::new(rules);
         let mut alerts = Vec::new();
         for (tx, payload) in sample_events(count) {
-            let verdict = detector.observe(&tx, payload[..].into());
+            let verdict = detector.observe(tx, payload[..].into());
             assert!(verdict.errors.is_empty(), "{:?}", verdict.errors);
             alerts.extend(verdict.alerts);
         }
@@ -620,7 +621,7 @@ mod tests {
             "fn detect(event, history) { rand_int(1, 6) > 5 }",
         );
         let mut detector = Detector::new(ScriptRules::single(&path).unwrap());
-        let (tx, payload) = &sample_events(1)[0];
+        let (tx, payload) = sample_events(1).remove(0);
         let mut verdict = detector.observe(tx, payload[..].into());
         assert_eq!(verdict.errors.len(), 1);
         let error = format!("{:?}", miette::Report::new(verdict.errors.remove(0).1));
@@ -713,7 +714,7 @@ mod tests {
             "fn detect(event, history) { loop { } }",
         );
         let mut detector = Detector::new(ScriptRules::single(&path).unwrap());
-        let (tx, payload) = &sample_events(1)[0];
+        let (tx, payload) = sample_events(1).remove(0);
         let verdict = detector.observe(tx, payload[..].into());
         assert!(
             verdict.errors[0].1.to_string().contains("detect() failed"),
