@@ -16,6 +16,7 @@
 //! It lives with the scripting layer, not with the analyzer, because the fast path reads it too
 //! (`event.amount` without Rhai's indexer call).
 
+use std::borrow::Cow;
 use std::ops::Range;
 use std::sync::{Arc, OnceLock};
 
@@ -41,7 +42,7 @@ struct Record {
     /// By name; each as the map read from the text would have it.
     known: Vec<(&'static str, Dynamic)>,
     /// The JSON object the fields are read from.
-    text: Arc<[u8]>,
+    text: Cow<'static, [u8]>,
     /// Where the text's fields are, when the caller's scan found them (see `fields`).
     spans: Option<Vec<FieldSpan>>,
     /// The text's fields, found on the first read of a field not known; `None` inside when
@@ -64,7 +65,7 @@ impl EventView {
     pub fn new(map: Map) -> Self {
         Self(Arc::new(Record {
             known: Vec::new(),
-            text: Arc::from(&b"{}"[..]),
+            text: Cow::Borrowed(b"{}"),
             spans: None,
             fields: OnceLock::new(),
             map: OnceLock::from(map),
@@ -78,7 +79,7 @@ impl EventView {
     /// `text` is not an object. The caller has read `text` as JSON: a text that turns out not
     /// to be gives the known fields only.
     pub fn lazy(
-        text: &[u8],
+        text: Cow<'_, [u8]>,
         spans: Option<Vec<FieldSpan>>,
         known: Vec<(&'static str, Dynamic)>,
     ) -> Option<Self> {
@@ -86,7 +87,7 @@ impl EventView {
         (first == Some(&b'{')).then(|| {
             Self(Arc::new(Record {
                 known,
-                text: Arc::from(text),
+                text: Cow::Owned(text.into_owned()),
                 spans,
                 fields: OnceLock::new(),
                 map: OnceLock::new(),
@@ -258,7 +259,7 @@ mod tests {
             ("amount", Dynamic::from_int(5)),
             ("_time", Dynamic::from_int(9)),
         ];
-        let lazy = EventView::lazy(text, None, known).unwrap();
+        let lazy = EventView::lazy(text[..].into(), None, known).unwrap();
         assert_eq!(lazy.get("amount").as_int(), Ok(5));
         assert_eq!(lazy.get("_time").as_int(), Ok(9));
         assert!(
@@ -273,7 +274,8 @@ mod tests {
         );
         assert!(lazy.0.fields.get().is_some());
         // An escaped key: the fields cannot be read one by one, the map is read instead.
-        let escaped = EventView::lazy(br#"{"a\u0062": 1, "c": 2}"#, None, Vec::new()).unwrap();
+        let escaped =
+            EventView::lazy(br#"{"a\u0062": 1, "c": 2}"#[..].into(), None, Vec::new()).unwrap();
         assert_eq!(escaped.get("ab").as_int(), Ok(1));
         assert!(escaped.0.map.get().is_some());
         let engine = engine();
@@ -296,7 +298,7 @@ mod tests {
             Ok(9),
             "a write stays in its copy"
         );
-        assert!(EventView::lazy(b" [1]", None, Vec::new()).is_none());
+        assert!(EventView::lazy(b" [1]"[..].into(), None, Vec::new()).is_none());
 
         // Where the fields are, as the caller's scan found them, is taken as given: the text is
         // not scanned again (here the spans say `a` is where `b`'s value is).
@@ -305,7 +307,7 @@ mod tests {
             panic!("an object");
         };
         spans[0].value = spans[1].value.clone();
-        let given = EventView::lazy(text, Some(spans), Vec::new()).unwrap();
+        let given = EventView::lazy(text[..].into(), Some(spans), Vec::new()).unwrap();
         assert_eq!(given.get("a").as_int(), Ok(2));
     }
 
