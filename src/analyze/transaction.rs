@@ -1,8 +1,8 @@
 //! One consumed message as a transaction, or the reason it is poison.
 //!
-//! Only the fields the analyzer uses are decoded (serde skips the rest), so a scenario may add
-//! fields freely. A message that is not JSON, or lacks one of the fields, or carries one of the
-//! wrong type, is [`Poison`]: counted and reported with its partition and offset, never a crash.
+//! Only the fields the analyzer uses are decoded (the scan finds the others and skips them), so
+//! a scenario may add fields freely. A message that is not JSON, or lacks one of the fields, or
+//! carries one of the wrong type, is [`Poison`]: counted and reported with its partition and offset, never a crash.
 
 use serde::Deserialize;
 
