@@ -2,7 +2,8 @@
 //!
 //! Only the fields the analyzer uses are decoded (the scan finds the others and skips them), so
 //! a scenario may add fields freely. A message that is not JSON, or lacks one of the fields, or
-//! carries one of the wrong type, is [`Poison`]: counted and reported with its partition and offset, never a crash.
+//! carries one of the wrong type, is [`Poison`]: counted and reported with its partition and
+//! offset, never a crash.
 
 use serde::Deserialize;
 
