@@ -33,10 +33,10 @@ pub struct EventView(Arc<Record>);
 /// from the text the first time a rule asks for it, and the whole map, read only when a rule
 /// asks for all of it (`keys()`, `to_map()`, ...) or writes.
 ///
-/// The analyzer has already decoded the fields rules read most (`amount`, `payment_method`,
-/// `transaction_id`, ...) to read the transaction; a rule that reads only those never pays for
-/// the map, which was most of the cost of an event for rules (callgrind, darooghe). A rule that
-/// reads one more (`location`) pays for that field's value alone.
+/// The analyzer hands over the fields rules read on most events (`_time`, `amount`,
+/// `payment_method`), decoded when it read the transaction; a rule that reads only those never
+/// pays for the map, which was most of the cost of an event for rules (callgrind, darooghe). A
+/// rule that reads another (`location`, `transaction_id`) pays for that field's value alone.
 #[derive(Debug, Clone)]
 struct Record {
     /// By name; each as the map read from the text would have it.

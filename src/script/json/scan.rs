@@ -2,10 +2,12 @@
 //! JSON, without decoding a value.
 //!
 //! `sim analyze` reads a handful of an event's fields (`customer_id`, `amount`, ...) and its
-//! detection rules sometimes one or two more (`location`). Decoding the message with serde_json
-//! into a struct walked every byte through serde's machinery and allocated the strings it kept:
-//! 17,500 instructions an event of darooghe (callgrind). Knowing where each field is, the analyzer
-//! decodes only what it reads, and a rule's read of another field decodes that field alone.
+//! detection rules sometimes one or two more (`location`). The analyzer decoded the message with
+//! serde_json into a struct (11,800 instructions an event of darooghe, callgrind), and a rule
+//! asking for another field scanned the text again to find it (10,200). One scan now does both:
+//! 7,400 instructions, the analyzer's fields decoded from where it found them 3,000, and a rule's
+//! read of another field decodes that field alone from the same places. Strings, most of an
+//! event's bytes, are skipped eight bytes at a time.
 //!
 //! The check is serde_json's, so that what the analyzer refuses as not JSON does not change: the
 //! grammar of RFC 8259 (numbers without leading zeros, the escapes `\" \\ \/ \b \f \n \r \t
