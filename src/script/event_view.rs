@@ -17,7 +17,6 @@
 //! (`event.amount` without Rhai's indexer call).
 
 use std::borrow::Cow;
-use std::ops::Range;
 use std::sync::{Arc, OnceLock};
 
 use rhai::{Array, Dynamic, Engine, Identifier, ImmutableString, Map};
@@ -43,21 +42,15 @@ struct Record {
     known: Vec<(&'static str, Dynamic)>,
     /// The JSON object the fields are read from.
     text: Cow<'static, [u8]>,
-    /// Where the text's fields are, when the caller's scan found them (see `fields`).
-    spans: Option<Vec<FieldSpan>>,
-    /// The text's fields, found on the first read of a field not known; `None` inside when
-    /// they cannot be found one by one (a key with an escape): the map is read instead.
-    fields: OnceLock<Option<Vec<Field>>>,
+    /// Where the text's top-level fields are: as the caller's scan found them, or found by a
+    /// scan on the first read of a field not known; `None` inside when they cannot be found one
+    /// by one (a key with an escape): the map is read instead.
+    spans: OnceLock<Option<Vec<FieldSpan>>>,
+    /// The value of each field of `spans`, in the same order, each read the first time a rule
+    /// asks for it.
+    values: OnceLock<Vec<OnceLock<Dynamic>>>,
     /// The whole map, the known fields included.
     map: OnceLock<Map>,
-}
-
-/// One field of the text: where its key and value are, and the value once read.
-#[derive(Debug, Clone)]
-struct Field {
-    key: Range<usize>,
-    value: Range<usize>,
-    read: OnceLock<Dynamic>,
 }
 
 impl EventView {
@@ -66,8 +59,8 @@ impl EventView {
         Self(Arc::new(Record {
             known: Vec::new(),
             text: Cow::Borrowed(b"{}"),
-            spans: None,
-            fields: OnceLock::new(),
+            spans: OnceLock::new(),
+            values: OnceLock::new(),
             map: OnceLock::from(map),
         }))
     }
@@ -88,8 +81,8 @@ impl EventView {
             Self(Arc::new(Record {
                 known,
                 text: Cow::Owned(text.into_owned()),
-                spans,
-                fields: OnceLock::new(),
+                spans: spans.map_or_else(OnceLock::new, |spans| OnceLock::from(Some(spans))),
+                values: OnceLock::new(),
                 map: OnceLock::new(),
             }))
         })
@@ -111,22 +104,25 @@ impl EventView {
         if let Some((_, value)) = record.known.iter().find(|(key, _)| *key == name) {
             return f(value);
         }
-        let Some(fields) = record.fields() else {
+        let Some(spans) = record.spans() else {
             return f(record.map().get(name).unwrap_or(&Dynamic::UNIT));
         };
         // A key written twice has its last value, as in the map.
         let text = &record.text;
-        let Some(field) = fields
+        let Some(index) = spans
             .iter()
-            .rev()
-            .find(|field| &text[field.key.clone()] == name.as_bytes())
+            .rposition(|span| &text[span.key.clone()] == name.as_bytes())
         else {
             return f(&Dynamic::UNIT);
         };
-        match field.read.get() {
+        let values = record
+            .values
+            .get_or_init(|| spans.iter().map(|_| OnceLock::new()).collect());
+        let read = &values[index];
+        match read.get() {
             Some(value) => f(value),
-            None => match json_value(&text[field.value.clone()]) {
-                Some(value) => f(field.read.get_or_init(|| value)),
+            None => match json_value(&text[spans[index].value.clone()]) {
+                Some(value) => f(read.get_or_init(|| value)),
                 // Not a value after all (the text was not JSON): as the map would have it.
                 None => f(record.map().get(name).unwrap_or(&Dynamic::UNIT)),
             },
@@ -149,23 +145,13 @@ impl EventView {
 }
 
 impl Record {
-    /// The text's fields, found the first time they are asked for; `None` when they cannot be
-    /// read one by one.
-    fn fields(&self) -> Option<&[Field]> {
-        self.fields
-            .get_or_init(|| {
-                let field = |span: &FieldSpan| Field {
-                    key: span.key.clone(),
-                    value: span.value.clone(),
-                    read: OnceLock::new(),
-                };
-                if let Some(spans) = &self.spans {
-                    return Some(spans.iter().map(field).collect());
-                }
-                let Ok(Fields::Object(spans)) = object_fields(&self.text) else {
-                    return None;
-                };
-                Some(spans.iter().map(field).collect())
+    /// Where the text's fields are, scanned for the first time they are asked for unless the
+    /// caller gave them; `None` when they cannot be read one by one.
+    fn spans(&self) -> Option<&[FieldSpan]> {
+        self.spans
+            .get_or_init(|| match object_fields(&self.text) {
+                Ok(Fields::Object(spans)) => Some(spans),
+                _ => None,
             })
             .as_deref()
     }
@@ -272,7 +258,7 @@ mod tests {
             lazy.0.map.get().is_none(),
             "a field not known is read alone, without the map"
         );
-        assert!(lazy.0.fields.get().is_some());
+        assert!(lazy.0.values.get().is_some());
         // An escaped key: the fields cannot be read one by one, the map is read instead.
         let escaped =
             EventView::lazy(br#"{"a\u0062": 1, "c": 2}"#[..].into(), None, Vec::new()).unwrap();
