@@ -598,6 +598,9 @@ impl<'a> Run<'a> {
         name: &ImmutableString,
         f: &mut dyn FnMut(&Self, &Dynamic) -> Step,
     ) -> Step {
+        if base.is_shared() {
+            return self.step_in(&*unshared(base)?, name, f);
+        }
         if let Some(ctx) = base.read_lock::<EventContext>() {
             match name.as_str() {
                 "state" => return f(self, &ctx.state),
@@ -618,6 +621,9 @@ impl<'a> Run<'a> {
 
     /// `base.name` on a map, a map of the state or `ctx`.
     fn property(&self, base: &Dynamic, name: &ImmutableString) -> Step {
+        if base.is_shared() {
+            return self.property(&*unshared(base)?, name);
+        }
         if let Some(ctx) = base.read_lock::<EventContext>() {
             return match name.as_str() {
                 "time" => Ok(Dynamic::from_int(ctx.time)),
@@ -655,6 +661,13 @@ fn settled(value: Dynamic) -> Dynamic {
     }
 }
 
+/// What a shared value (a rule's event handle, its history array) holds, locked once for the
+/// read: each `read_lock::<T>()` on the shared value itself takes and releases its lock, and
+/// finding which kind it holds tried up to four kinds, so four lock round trips a step.
+fn unshared(value: &Dynamic) -> Result<impl std::ops::Deref<Target = Dynamic> + '_, Flow> {
+    value.read_lock::<Dynamic>().ok_or(Flow::Bail)
+}
+
 /// An integer range value (`0..n`, `0..=n`) as a half-open range; `None` for anything else.
 fn range_of(value: &Dynamic) -> Result<Option<std::ops::Range<INT>>, Flow> {
     if let Some(range) = value.read_lock::<std::ops::Range<INT>>() {
@@ -680,6 +693,9 @@ fn items_of(items: &Dynamic) -> Result<Vec<Dynamic>, Flow> {
 /// `base[index]`: a map (of the state or not) by key, an array or a pool by position (a
 /// negative one from the end).
 fn index_of(base: &Dynamic, index: &Dynamic) -> Step {
+    if base.is_shared() {
+        return index_of(&*unshared(base)?, index);
+    }
     if let Some(key) = index.read_lock::<ImmutableString>() {
         if let Some(map) = base.read_lock::<StateMap>() {
             return Ok(map.get(&key));
