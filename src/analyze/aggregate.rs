@@ -5,7 +5,9 @@
 //! summing every delta ever published for a key gives the total for that key, whichever group
 //! member published it (see `docs/analyze.md`).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use foldhash::HashMap;
 
 use super::transaction::Transaction;
 

@@ -10,7 +10,9 @@
 //! - Detection delay, in event time: a *case* is one customer hit by one pattern; its delay runs
 //!   from its first fraud event to the first alert naming any of its events.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
+
+use foldhash::{HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 

@@ -6,7 +6,9 @@
 //! merged into one) when there would be more than [`MAX_BUCKETS`], 24 hours, log-scale amount
 //! bins with fixed edges, and detection delays binned at summary time from the score's cases.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use foldhash::{HashMap, HashMapExt};
 
 use chrono::Timelike;
 use serde::{Deserialize, Serialize};

@@ -15,7 +15,9 @@
 //! window; after that the window is closed and the event is counted as dropped, never silently
 //! lost.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
+
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 
 use serde::Serialize;
 

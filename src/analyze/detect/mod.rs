@@ -20,7 +20,9 @@ pub mod script;
 pub mod watch;
 
 use std::borrow::Cow;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use foldhash::{HashMap, HashMapExt};
 
 use serde::Serialize;
 
