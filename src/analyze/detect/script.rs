@@ -179,7 +179,7 @@ impl Rule for ScriptRule {
                 Dynamic::from_array(handles).into_read_only()
             });
             // A rule has no effects: a call the fast path gives up is made again below.
-            if let Ok(result) = fast.call(vec![event.handle(), past]) {
+            if let Ok(result) = fast.call([event.handle(), past]) {
                 return self.interpret(result, event, history);
             }
         }

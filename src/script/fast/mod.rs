@@ -53,6 +53,8 @@ struct Program {
     compiled: Compiled,
     helpers: natives::Helpers,
     seq_read: Arc<AtomicBool>,
+    /// Frames kept from one call to the next.
+    frames: eval::Frames,
     /// Calls run, and calls given up, since it started.
     runs: u64,
     bails: u64,
@@ -68,15 +70,20 @@ impl Program {
             compiled,
             helpers,
             seq_read,
+            frames: eval::Frames::default(),
             runs: 0,
             bails: 0,
         }
     }
 
     /// Calls compiled function `index` with `args`.
-    fn run(&mut self, index: usize, args: Vec<Dynamic>) -> Result<Dynamic, Bail> {
-        let mut run = eval::Run::new(&self.compiled, &self.helpers, &self.seq_read);
+    fn run<const N: usize>(&mut self, index: usize, args: [Dynamic; N]) -> Result<Dynamic, Bail> {
+        let slots = self.compiled.functions[index].slots;
+        let args = self.frames.with_args(slots, args);
+        let mut run = eval::Run::new(&self.compiled, &self.helpers, &self.seq_read)
+            .with_frames(std::mem::take(&mut self.frames));
         let result = run.call(index, args);
+        self.frames = run.into_frames();
         self.runs += 1;
         self.bails += u64::from(result.is_err());
         result
@@ -128,7 +135,7 @@ impl FastPath {
 
     /// Runs `event(ctx)`: what it returned, or [`Bail`] for the interpreter to make the event.
     pub fn event(&mut self, ctx: EventContext) -> Result<Dynamic, Bail> {
-        self.program.run(self.event, vec![Dynamic::from(ctx)])
+        self.program.run(self.event, [Dynamic::from(ctx)])
     }
 
     /// Runs `setup(ctx)`, with the operations the sandbox allows `setup`: the state it
@@ -155,7 +162,7 @@ impl FastPath {
         data: Dynamic,
     ) -> Result<Dynamic, Bail> {
         let index = self.program.compiled.runnable(function, 2).ok_or(Bail)?;
-        self.program.run(index, vec![Dynamic::from(ctx), data])
+        self.program.run(index, [Dynamic::from(ctx), data])
     }
 
     /// Events run on it, and of those given up to the interpreter, since it started.
@@ -204,7 +211,7 @@ impl FastFunction {
     }
 
     /// Calls the function with `args`: its value, or [`Bail`] for the interpreter to call it.
-    pub fn call(&mut self, args: Vec<Dynamic>) -> Result<Dynamic, Bail> {
+    pub fn call<const N: usize>(&mut self, args: [Dynamic; N]) -> Result<Dynamic, Bail> {
         self.program.run(self.index, args)
     }
 
