@@ -75,7 +75,7 @@ fn numeric3<R: Variant + Clone>(
     typed!(INT, INT, INT);
 }
 
-/// Names of every function the engine registers for scripts (here, in `pool.rs`, `state.rs`,
+/// Names of every function the engine registers for scripts (here, in `pool.rs`, `state/mod.rs`,
 /// `memory.rs` and `follow_up.rs`), for suggestions when a script calls one that does not exist. A test holds this
 /// list to the engine's own registrations and to docs/scripting.md.
 pub const HELPERS: &[&str] = &[
@@ -103,7 +103,7 @@ pub const HELPERS: &[&str] = &[
     "len",
     "is_empty",
     "push",
-    // Read functions of arrays and maps, for pools and the maps of the state (see state.rs).
+    // Read functions of arrays and maps, for pools and the maps of the state (see state/mod.rs).
     "contains",
     "get",
     "filter",

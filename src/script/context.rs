@@ -2,7 +2,7 @@
 //!
 //! A native type with read-only properties rather than a Rhai map: building a map per event would
 //! allocate, and copying the scenario state into it would cost in proportion to the pools. The
-//! state and the settings are *frozen* (see `state.rs`), so handing them to the script is a
+//! state and the settings are *frozen* (see `state/mod.rs`), so handing them to the script is a
 //! reference-count increment whatever their size.
 
 use std::sync::atomic::{AtomicBool, Ordering};

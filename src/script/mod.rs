@@ -86,11 +86,11 @@ pub struct Scenario {
     memory: Memory,
     pools: pool::PoolCounter,
     follow_ups: follow_up::FollowUps,
-    /// What `setup` returned, frozen (see `state.rs`).
+    /// What `setup` returned, frozen (see `state/mod.rs`).
     state: Dynamic,
     /// The resolved settings, frozen.
     settings: Dynamic,
-    /// The property names of the state and settings, read through getters (see `state.rs`).
+    /// The property names of the state and settings, read through getters (see `state/mod.rs`).
     properties: state::PropertyNames,
     /// Whether the script defines `rate(t)` (1) or `rate(t, settings)` (2).
     rate_arity: Option<usize>,

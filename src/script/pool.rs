@@ -7,7 +7,7 @@
 //! the same at any size, and cloning it (as `ctx.state` hands it out) is a reference-count bump.
 //! Its elements are still checked one by one as they are added.
 //!
-//! Arrays in the scenario state become pools when `setup` returns (see `state.rs`), so a pool also
+//! Arrays in the scenario state become pools when `setup` returns (see `state/mod.rs`), so a pool also
 //! reads like an array: `for x in pool`, `x in pool`, `pool[-1]`, and the array methods that read
 //! (`filter`, `map`, `index_of`, `some`, ...).
 
@@ -227,7 +227,7 @@ pub(crate) fn pick_zipf(rng: &SharedRng, pool: &Pool, s: &Dynamic) -> Fallible<D
 }
 
 /// A copy of `value`, read out of a pool or the state: a frozen map or array (stored read-only,
-/// see `state.rs`) stays read-only, since a clone of a `Dynamic` is read-write; so Rhai refuses to
+/// see `state/mod.rs`) stays read-only, since a clone of a `Dynamic` is read-write; so Rhai refuses to
 /// change it where it sits (`ctx.state.list.push(x)`) instead of changing a copy that is thrown
 /// away. `let` and function parameters make it read-write, so a variable can change its own copy.
 pub(crate) fn read(value: &Dynamic) -> Dynamic {

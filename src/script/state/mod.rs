@@ -28,16 +28,22 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::sync::Arc;
 
-use rhai::{Array, Dynamic, Engine, EvalAltResult, ImmutableString, Map, NativeCallContext, INT};
+use rhai::{
+    Array, Dynamic, Engine, EvalAltResult, Identifier, ImmutableString, Map, NativeCallContext, INT,
+};
 
 use super::pool::{read, Pool};
+
+mod entries;
+
+pub use entries::Entries;
 
 type Fallible<T> = Result<T, Box<EvalAltResult>>;
 
 /// A read-only map of the scenario state (see the module doc).
 #[derive(Clone, Default)]
 pub struct StateMap {
-    entries: Arc<Map>,
+    entries: Arc<Entries>,
 }
 
 impl fmt::Debug for StateMap {
@@ -53,7 +59,7 @@ impl StateMap {
     }
 
     /// Its entries.
-    pub fn entries(&self) -> &Map {
+    pub fn entries(&self) -> &Entries {
         &self.entries
     }
 }
@@ -73,11 +79,12 @@ pub struct PropertyNames {
 }
 
 impl PropertyNames {
-    fn note(&mut self, map: &Map) {
-        if map.len() > RECORD_SIZE {
+    /// Notes the keys of a map of `len` entries, unless it is a look-up table.
+    fn note<'k>(&mut self, len: usize, keys: impl Iterator<Item = &'k Identifier>) {
+        if len > RECORD_SIZE {
             return;
         }
-        for key in map.keys() {
+        for key in keys {
             if self.names.len() >= MAX_PROPERTIES {
                 return;
             }
@@ -123,12 +130,12 @@ pub fn freeze(value: Dynamic, names: &mut PropertyNames) -> Dynamic {
     let value = value.flatten();
     if value.is_map() {
         let mut map = value.cast::<Map>();
-        names.note(&map);
+        names.note(map.len(), map.keys());
         for item in map.values_mut() {
             *item = freeze(std::mem::take(item), names);
         }
         Dynamic::from(StateMap {
-            entries: Arc::new(map),
+            entries: Arc::new(Entries::from_map(map)),
         })
         .into_read_only()
     } else if value.is_array() {
@@ -164,7 +171,7 @@ fn needs_freezing(value: &Dynamic) -> bool {
 /// Notes the names of an already frozen map, and of those inside it.
 fn note_frozen(value: &Dynamic, names: &mut PropertyNames) {
     if let Some(map) = value.read_lock::<StateMap>() {
-        names.note(map.entries());
+        names.note(map.entries().len(), map.entries().keys());
         for item in map.entries().values() {
             note_frozen(item, names);
         }
@@ -225,7 +232,7 @@ pub fn register(engine: &mut Engine) {
         // map[key] = value on a variable holding a copy: changes the copy (Rhai refuses it on
         // the state itself, which is read-only, since an index setter is not pure).
         .register_indexer_set(|map: &mut StateMap, key: &str, value: Dynamic| {
-            Arc::make_mut(&mut map.entries).insert(key.into(), value);
+            Arc::make_mut(&mut map.entries).insert(key, value);
         })
         .register_fn("len", |map: StateMap| map.entries.len() as INT)
         .register_fn("is_empty", |map: StateMap| map.entries.is_empty())
@@ -259,7 +266,7 @@ fn map_call(
     map: &StateMap,
     arg: Option<Dynamic>,
 ) -> Fallible<Dynamic> {
-    let mut values = vec![Dynamic::from_map(map.entries().clone())];
+    let mut values = vec![Dynamic::from_map(map.entries().to_map())];
     values.extend(arg);
     let mut refs: Vec<&mut Dynamic> = values.iter_mut().collect();
     context.call_native_fn_raw(name, false, &mut refs)

@@ -1,0 +1,190 @@
+//! The entries of a frozen map ([`super::StateMap`]), found by a hash of the key.
+//!
+//! Scripts read the state's records by property (`customer.home`, `merchant.category`,
+//! `ctx.settings.declined_rate`), about twenty reads a darooghe event. In Rhai's map (a
+//! `BTreeMap` of `SmartString`s) each read compared the key with several others byte by byte,
+//! about 300 instructions a read with its copy (valgrind), and a look-up table's key
+//! (`categories[merchant]`) about 450. Here the keys' 32-bit hashes are kept sorted beside them,
+//! so a read hashes the key once, finds the hash by halves among whole numbers, and compares the
+//! one key whose hash matches.
+
+use std::hash::BuildHasher;
+
+use foldhash::fast::FixedState;
+use rhai::{Dynamic, Identifier, Map};
+
+/// A map's keys and values, in key order, with each key's hash.
+#[derive(Debug, Clone, Default)]
+pub struct Entries {
+    /// Keys and values, sorted by key (the map's order).
+    items: Vec<(Identifier, Dynamic)>,
+    /// Each key's hash and its place in `items`, sorted.
+    by_hash: Vec<(u32, u32)>,
+}
+
+impl Entries {
+    /// The entries of `map`.
+    pub fn from_map(map: Map) -> Self {
+        let items: Vec<(Identifier, Dynamic)> = map.into_iter().collect();
+        let by_hash = by_hash(&items);
+        Self { items, by_hash }
+    }
+
+    /// The value under `key`.
+    pub fn get(&self, key: &str) -> Option<&Dynamic> {
+        let hash = hash(key);
+        // A record's few hashes are looked along; a table's found by halves.
+        let first = if self.by_hash.len() <= 16 {
+            self.by_hash.iter().take_while(|&&(h, _)| h < hash).count()
+        } else {
+            self.by_hash.partition_point(|&(h, _)| h < hash)
+        };
+        // Keys whose hashes collide are told apart by the comparison.
+        self.by_hash[first..]
+            .iter()
+            .take_while(|&&(h, _)| h == hash)
+            .map(|&(_, at)| &self.items[at as usize])
+            .find(|(k, _)| k.as_str() == key)
+            .map(|(_, v)| v)
+    }
+
+    /// Sets `key` to `value`, in its place among the keys.
+    pub fn insert(&mut self, key: &str, value: Dynamic) {
+        match self.items.binary_search_by(|(k, _)| k.as_str().cmp(key)) {
+            Ok(at) => self.items[at].1 = value,
+            Err(at) => {
+                self.items.insert(at, (key.into(), value));
+                self.by_hash = by_hash(&self.items);
+            }
+        }
+    }
+
+    /// Whether `key` is there.
+    pub fn contains_key(&self, key: &str) -> bool {
+        self.get(key).is_some()
+    }
+
+    /// How many entries.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// The keys, in order.
+    pub fn keys(&self) -> impl Iterator<Item = &Identifier> {
+        self.items.iter().map(|(k, _)| k)
+    }
+
+    /// The values, in the keys' order.
+    pub fn values(&self) -> impl Iterator<Item = &Dynamic> {
+        self.items.iter().map(|(_, v)| v)
+    }
+
+    /// The keys and values, in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&Identifier, &Dynamic)> {
+        self.items.iter().map(|(k, v)| (k, v))
+    }
+
+    /// A plain map of the same entries.
+    pub fn to_map(&self) -> Map {
+        self.items.iter().cloned().collect()
+    }
+}
+
+/// Each of `items`' keys' hash and place, sorted.
+fn by_hash(items: &[(Identifier, Dynamic)]) -> Vec<(u32, u32)> {
+    let mut by_hash: Vec<(u32, u32)> = (0..items.len())
+        .map(|at| (hash(&items[at].0), at as u32))
+        .collect();
+    by_hash.sort_unstable();
+    by_hash
+}
+
+/// A key's hash: the same in every run and thread (a fixed seed), as a record's hashes are
+/// made once and read anywhere.
+fn hash(key: &str) -> u32 {
+    FixedState::with_seed(0).hash_one(key) as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map_of(keys: &[&str]) -> Map {
+        keys.iter()
+            .enumerate()
+            .map(|(i, k)| ((*k).into(), Dynamic::from_int(i as i64)))
+            .collect()
+    }
+
+    /// Every key found, and no other, in a record and in a look-up table, as the map finds
+    /// them.
+    #[test]
+    fn every_key_is_found_as_the_map_finds_it_small_or_large() {
+        for size in [0, 1, 2, 7, 32, 33, 500] {
+            let keys: Vec<String> = (0..size).map(|i| format!("k{i}")).collect();
+            let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+            let map = map_of(&refs);
+            let entries = Entries::from_map(map.clone());
+            assert_eq!(entries.len(), map.len());
+            for (key, value) in &map {
+                assert_eq!(
+                    entries.get(key).and_then(|v| v.as_int().ok()),
+                    value.as_int().ok(),
+                    "{key} of {size}"
+                );
+            }
+            for missing in ["", "k", "K0", "k0 ", &format!("k{size}")] {
+                assert!(entries.get(missing).is_none(), "{missing} of {size}");
+            }
+            assert!(entries
+                .keys()
+                .map(|k| k.as_str())
+                .eq(map.keys().map(|k| k.as_str())));
+            assert_eq!(entries.to_map().len(), map.len());
+        }
+    }
+
+    /// Keys that differ only past the first bytes, or by length, or not ASCII.
+    #[test]
+    fn keys_alike_are_told_apart() {
+        let keys = [
+            "a", "ab", "abc", "abd", "ba", "é", "e", "lat", "lng", "location", "loc",
+        ];
+        let entries = Entries::from_map(map_of(&keys));
+        let map = map_of(&keys);
+        for key in keys {
+            assert_eq!(
+                entries.get(key).and_then(|v| v.as_int().ok()),
+                map.get(key).and_then(|v| v.as_int().ok()),
+                "{key}"
+            );
+        }
+    }
+
+    /// A key added or replaced keeps the keys in order and found, small or large.
+    #[test]
+    fn an_insert_keeps_the_entries_in_order_and_found() {
+        for size in [3, 32, 100] {
+            let keys: Vec<String> = (0..size).map(|i| format!("k{i:03}")).collect();
+            let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+            let mut entries = Entries::from_map(map_of(&refs));
+            entries.insert("k001", Dynamic::from_int(-1));
+            entries.insert("a new key", Dynamic::from_int(-2));
+            entries.insert("zz", Dynamic::from_int(-3));
+            assert_eq!(entries.len(), size + 2);
+            assert_eq!(entries.get("k001").unwrap().as_int(), Ok(-1));
+            assert_eq!(entries.get("a new key").unwrap().as_int(), Ok(-2));
+            assert_eq!(entries.get("zz").unwrap().as_int(), Ok(-3));
+            assert_eq!(entries.get("k000").unwrap().as_int(), Ok(0));
+            let keys: Vec<&str> = entries.keys().map(|k| k.as_str()).collect();
+            let mut sorted = keys.clone();
+            sorted.sort_unstable();
+            assert_eq!(keys, sorted);
+        }
+    }
+}
