@@ -5,6 +5,7 @@
 //! benchmark can feed it directly.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
 
 use super::detect::{Alert, Detector, Payload, Verdict};
 use super::score::Score;
@@ -32,7 +33,7 @@ pub struct Analyzer {
     /// Alerts raised, all told.
     pub alerts_total: u64,
     /// The latest alerts.
-    pub recent_alerts: VecDeque<Alert>,
+    pub recent_alerts: VecDeque<Arc<Alert>>,
     /// Alerts per minute of event time (minute start, ms), the latest [`ALERT_MINUTES`].
     pub alerts_per_minute: BTreeMap<i64, u64>,
     /// Poison messages, all told.

@@ -7,6 +7,7 @@
 //! group has done, whichever member does the next batch.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::aggregate::Totals;
@@ -32,7 +33,7 @@ pub struct PartitionBatch {
     /// Aggregates of its transactions.
     pub delta: Totals,
     /// Alerts they raised.
-    pub alerts: Vec<Alert>,
+    pub alerts: Vec<Arc<Alert>>,
     /// Its poison messages, when a dead-letter topic is set.
     pub dead_letters: Vec<DeadLetter>,
     /// The first offset in the batch.

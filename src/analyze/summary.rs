@@ -124,7 +124,7 @@ impl Summary {
                 "total": analyzer.alerts_total,
                 "by_rule": analyzer.score.alerts_by_rule(),
                 "rule_errors": analyzer.rule_errors,
-                "recent": analyzer.recent_alerts.iter().map(alert_json).collect::<Vec<_>>(),
+                "recent": analyzer.recent_alerts.iter().map(|a| alert_json(a)).collect::<Vec<_>>(),
             }),
             detection: analyzer.score.detection(),
             events: totals.transactions,

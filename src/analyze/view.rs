@@ -4,6 +4,7 @@
 //! are drawn (`sim analyze`'s terminal dashboard).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use super::aggregate::{sorted, Totals};
 use super::analyzer::Analyzer;
@@ -54,7 +55,7 @@ pub struct Frame {
     /// The latest tumbling windows, the newest last (the current one, and the one before).
     pub windows: Vec<WindowRow>,
     /// The latest alerts, the newest first.
-    pub recent_alerts: Vec<Alert>,
+    pub recent_alerts: Vec<Arc<Alert>>,
 }
 
 impl Frame {

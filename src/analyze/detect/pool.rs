@@ -255,6 +255,7 @@ mod tests {
     use super::*;
     use crate::analyze::detect::script::{sample_events, ScriptRules};
     use crate::analyze::detect::Alert;
+    use std::sync::Arc;
 
     /// Sample events of 17 customers, two a second: the native rules and a shipped Rhai rule fire.
     fn events() -> Vec<(Transaction, Vec<u8>)> {
@@ -274,7 +275,7 @@ mod tests {
         Detector::new(ScriptRules::load(&dir).unwrap().0)
     }
 
-    fn on_one_thread() -> Vec<Alert> {
+    fn on_one_thread() -> Vec<Arc<Alert>> {
         let mut detector = rules();
         events()
             .iter()
@@ -282,7 +283,7 @@ mod tests {
             .collect()
     }
 
-    fn on_workers(workers: usize) -> Vec<Alert> {
+    fn on_workers(workers: usize) -> Vec<Arc<Alert>> {
         let mut pool = DetectPool::start(&rules(), workers).unwrap();
         let mut alerts = Vec::new();
         for (i, (tx, payload)) in events().into_iter().enumerate() {

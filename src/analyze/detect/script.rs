@@ -582,7 +582,7 @@ mod tests {
         for (tx, payload) in sample_events(count) {
             let verdict = detector.observe(tx, payload[..].into());
             assert!(verdict.errors.is_empty(), "{:?}", verdict.errors);
-            alerts.extend(verdict.alerts);
+            alerts.extend(verdict.alerts.iter().map(|a| (**a).clone()));
         }
         let fast = detector
             .scripts_mut()

@@ -255,13 +255,13 @@ mod tests {
                     open: true,
                 },
             ],
-            recent_alerts: vec![Alert {
+            recent_alerts: vec![std::sync::Arc::new(Alert {
                 rule: "velocity".into(),
                 customer_id: "cust_9".into(),
                 time_ms: 61_000,
                 reason: "6 transactions in 60 s".into(),
                 events: Vec::new(),
-            }],
+            })],
         };
         let mut state = State::default();
         for rate in [100.0, 900.0, 2_500.0] {
