@@ -133,7 +133,8 @@ impl<'a> Run<'a> {
             return Err(Bail);
         }
         self.depth += 1;
-        args.resize(function.slots.max(args.len()), Dynamic::UNIT);
+        // Made, not cloned: a clone of `()` is an out-of-line call a slot.
+        args.resize_with(function.slots.max(args.len()), || Dynamic::UNIT);
         let result = self.eval(body, &mut args);
         self.frames.give_back(args);
         self.known.leave(self.depth);
