@@ -354,7 +354,7 @@ fn a_reload_and_a_rejected_edit_move_the_reload_counters_and_the_revision() {
     assert_eq!(reloads(&before, "rejected"), 0.0);
     assert_eq!(revision(&before), 1.0);
 
-    std::fs::write(&script, tagged("v2")).unwrap();
+    common::replace_atomically(&script, &tagged("v2"));
     poll(&address, "/metrics", |r| {
         r.body.contains("sim_script_revision{scenario=\"tagged\"")
             && revision(&parse_exposition(&r.body)) == 2.0
@@ -363,11 +363,10 @@ fn a_reload_and_a_rejected_edit_move_the_reload_counters_and_the_revision() {
     assert_eq!(reloads(&accepted, "accepted"), 1.0);
     assert_eq!(reloads(&accepted, "rejected"), 0.0);
 
-    std::fs::write(
+    common::replace_atomically(
         &script,
         "fn config() { #{ rate: 6000.0 } }\nfn event(ctx) { #{ a: }\n",
-    )
-    .unwrap();
+    );
     poll(&address, "/metrics", |r| {
         reloads(&parse_exposition(&r.body), "rejected") == 1.0
     });

@@ -24,6 +24,17 @@ pub mod http;
 pub mod prometheus;
 pub mod tmux;
 
+/// Replaces the script at `path` with `text` in one step (written beside it, then renamed over
+/// it), as editors that save atomically do: the watcher sees one change, with the whole text. A
+/// plain `std::fs::write` truncates and then writes, two changes that a loaded machine can space
+/// past the reload's debounce, so that a test expecting one reload saw two (the empty file
+/// rejected, then the text).
+pub fn replace_atomically(path: &Path, text: &str) {
+    let temp = path.with_extension("rhai.swp");
+    std::fs::write(&temp, text).unwrap();
+    std::fs::rename(&temp, path).unwrap();
+}
+
 /// The project's root: scripts/ and tests/ are found from here.
 pub fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
