@@ -576,13 +576,16 @@ mod tests {
     }
 
     /// The alerts `rules` give over `count` sample events, and how each rule's calls ran.
-    fn alerts_of(rules: ScriptRules, count: u64) -> (Vec<super::super::Alert>, Vec<FastPathUse>) {
+    fn alerts_of(
+        rules: ScriptRules,
+        count: u64,
+    ) -> (Vec<std::sync::Arc<super::super::Alert>>, Vec<FastPathUse>) {
         let mut detector = Detector::new(rules);
         let mut alerts = Vec::new();
         for (tx, payload) in sample_events(count) {
             let verdict = detector.observe(tx, payload[..].into());
             assert!(verdict.errors.is_empty(), "{:?}", verdict.errors);
-            alerts.extend(verdict.alerts.iter().map(|a| (**a).clone()));
+            alerts.extend(verdict.alerts);
         }
         let fast = detector
             .scripts_mut()

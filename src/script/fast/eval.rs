@@ -475,10 +475,10 @@ impl<'a> Run<'a> {
         }
         let values = items_of(&items)?;
         let mut out = Array::with_capacity(values.len());
+        let slots = self.compiled.functions[function].slots;
         for item in values {
             // `filter` keeps the item it passed: a copy for the call. `map` keeps the value.
             let kept = (each == Each::Filter).then(|| item.clone());
-            let slots = self.compiled.functions[function].slots;
             let mut args = self.frames.with_args(slots, captured.iter().cloned());
             args.push(item);
             let value = self.call(function, args)?;

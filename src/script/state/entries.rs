@@ -5,13 +5,18 @@
 //! `BTreeMap` of `SmartString`s) each read compared the key with several others byte by byte,
 //! about 300 instructions a read with its copy (valgrind), and a look-up table's key
 //! (`categories[merchant]`) about 450. Here the keys' 32-bit hashes are kept sorted beside them,
-//! so a read hashes the key once, finds the hash by halves among whole numbers, and compares the
-//! one key whose hash matches.
+//! so a read hashes the key once, finds the hash among whole numbers (looked along in a record of
+//! up to [`LOOK_ALONG`] keys, by halves in a larger map), and compares the one key whose hash
+//! matches.
 
 use std::hash::BuildHasher;
 
 use foldhash::fast::FixedState;
 use rhai::{Dynamic, Identifier, Map};
+
+/// Maps with at most this many keys have their hashes looked along, not searched by halves: as
+/// few comparisons, and none mispredicted but the last.
+const LOOK_ALONG: usize = 16;
 
 /// A map's keys and values, in key order, with each key's hash.
 #[derive(Debug, Clone, Default)]
@@ -33,8 +38,7 @@ impl Entries {
     /// The value under `key`.
     pub fn get(&self, key: &str) -> Option<&Dynamic> {
         let hash = hash(key);
-        // A record's few hashes are looked along; a table's found by halves.
-        let first = if self.by_hash.len() <= 16 {
+        let first = if self.by_hash.len() <= LOOK_ALONG {
             self.by_hash.iter().take_while(|&&(h, _)| h < hash).count()
         } else {
             self.by_hash.partition_point(|&(h, _)| h < hash)
@@ -125,7 +129,7 @@ mod tests {
     /// them.
     #[test]
     fn every_key_is_found_as_the_map_finds_it_small_or_large() {
-        for size in [0, 1, 2, 7, 32, 33, 500] {
+        for size in [0, 1, 2, 7, LOOK_ALONG, LOOK_ALONG + 1, 500] {
             let keys: Vec<String> = (0..size).map(|i| format!("k{i}")).collect();
             let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
             let map = map_of(&refs);
@@ -146,6 +150,36 @@ mod tests {
                 .map(|k| k.as_str())
                 .eq(map.keys().map(|k| k.as_str())));
             assert_eq!(entries.to_map().len(), map.len());
+        }
+    }
+
+    /// Two keys whose 32-bit hashes are the same (found by trying keys until two collide) are
+    /// both found, each with its own value, in a record and in a table.
+    #[test]
+    fn keys_whose_hashes_collide_are_told_apart() {
+        let mut seen = std::collections::HashMap::new();
+        let (a, b) = (0..)
+            .map(|i| format!("key{i}"))
+            .find_map(|key| {
+                let earlier = seen.insert(hash(&key), key.clone())?;
+                Some((earlier, key))
+            })
+            .expect("a collision among 32-bit hashes");
+        assert_eq!(hash(&a), hash(&b));
+        for padding in [0, 100] {
+            let mut keys: Vec<String> = (0..padding).map(|i| format!("pad{i}")).collect();
+            keys.extend([a.clone(), b.clone()]);
+            let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+            let map = map_of(&refs);
+            let entries = Entries::from_map(map.clone());
+            for key in [&a, &b] {
+                assert_eq!(
+                    entries.get(key).and_then(|v| v.as_int().ok()),
+                    map.get(key.as_str()).and_then(|v| v.as_int().ok()),
+                    "{key} among {} keys",
+                    keys.len()
+                );
+            }
         }
     }
 
