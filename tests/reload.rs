@@ -343,6 +343,38 @@ fn a_burst_of_saves_is_one_reload() {
     assert_eq!(versions, ["v1", "v20"]);
 }
 
+/// A save seen half-done: the file emptied (a save in place truncates first) or gone (an editor
+/// moving the old file aside), its new text written a moment later, longer than the watch's
+/// quiet period. Each is one reload, with no edit rejected in between.
+#[test]
+fn a_save_seen_half_done_is_one_reload_and_no_rejection() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("s.rhai");
+    std::fs::write(&script, scenario("v1")).unwrap();
+    let mut run = Run::start(dir.path(), "s.rhai");
+    std::thread::sleep(Duration::from_millis(300));
+    let file = std::fs::File::create(&script).unwrap(); // truncated, as a save in place begins
+    drop(file);
+    std::thread::sleep(Duration::from_millis(150));
+    std::fs::write(&script, scenario("v2")).unwrap();
+    run.wait_for("reloaded: revision 2");
+    std::thread::sleep(Duration::from_millis(300));
+    std::fs::remove_file(&script).unwrap();
+    std::thread::sleep(Duration::from_millis(150));
+    std::fs::write(&script, scenario("v3")).unwrap();
+    run.wait_for("reloaded: revision 3");
+    std::thread::sleep(Duration::from_millis(300));
+    let events = run.stop();
+    let rejected: Vec<&String> = run
+        .seen
+        .iter()
+        .filter(|line| line.contains("rejected") || line.contains("keeps running"))
+        .collect();
+    assert!(rejected.is_empty(), "{:?}", run.seen);
+    let versions: Vec<String> = takeovers(&events).into_iter().map(|(v, _)| v).collect();
+    assert_eq!(versions, ["v1", "v2", "v3"]);
+}
+
 /// The ride-hailing fixture (a chain of follow-ups up to an hour long) with `from` replaced by
 /// `to`.
 fn ride(from: &str, to: &str) -> String {

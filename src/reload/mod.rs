@@ -30,7 +30,7 @@ use crate::scenario::{prepare, sample_checked_with, Options, ScenarioError, CHEC
 use crate::script::imports::script_files;
 use crate::script::ScriptError;
 use crate::settings::Settings;
-use crate::watch::{absolute, ScriptWatcher};
+use crate::watch::{absolute, ScriptWatcher, DEBOUNCE};
 
 /// What the reloader reports.
 #[derive(Debug)]
@@ -257,7 +257,7 @@ impl Reloader<'_> {
             // files without changing them: only a change of contents is an edit. The snapshot is
             // taken before the new version is read, so an edit made while it is prepared is seen
             // on its own event.
-            let snapshot = contents(&files);
+            let snapshot = settled_contents(&files);
             if snapshot == last_seen {
                 continue;
             }
@@ -310,6 +310,29 @@ impl Reloader<'_> {
             }
         }
         true
+    }
+}
+
+/// How long a watched file found empty or missing is given to get its contents back before it
+/// is read as it is. A save in place truncates the file and then writes it, and an editor that
+/// saves by moving the old file aside leaves no file for a moment; on a loaded machine either
+/// half of a save can come as a change of its own, and an empty or missing script would be
+/// rejected (a spurious "edit rejected" before the real edit is taken).
+const MID_SAVE: Duration = Duration::from_millis(500);
+
+/// The contents of `files` once none is empty or missing, or as they are after [`MID_SAVE`]
+/// (an empty module, or a script a person emptied, is read as it is then).
+fn settled_contents(files: &[PathBuf]) -> Vec<Option<Vec<u8>>> {
+    let deadline = Instant::now() + MID_SAVE;
+    loop {
+        let snapshot = contents(files);
+        let mid_save = snapshot
+            .iter()
+            .any(|file| file.as_ref().is_none_or(Vec::is_empty));
+        if !mid_save || Instant::now() >= deadline {
+            return snapshot;
+        }
+        std::thread::sleep(DEBOUNCE);
     }
 }
 
