@@ -10,6 +10,7 @@
 //! matches.
 
 use std::hash::BuildHasher;
+use std::sync::OnceLock;
 
 use foldhash::fast::FixedState;
 use rhai::{Dynamic, Identifier, Map};
@@ -25,6 +26,10 @@ pub struct Entries {
     items: Vec<(Identifier, Dynamic)>,
     /// Each key's hash and its place in `items`, sorted.
     by_hash: Vec<(u32, u32)>,
+    /// The plain map these entries become in an event ([`Self::thawed`]), made the first time
+    /// one is asked for: a customer's `device` put in each of its events is built once, then
+    /// copied (a copy of a built map is a third of building it from the entries; darooghe).
+    plain: OnceLock<Map>,
 }
 
 impl Entries {
@@ -32,7 +37,11 @@ impl Entries {
     pub fn from_map(map: Map) -> Self {
         let items: Vec<(Identifier, Dynamic)> = map.into_iter().collect();
         let by_hash = by_hash(&items);
-        Self { items, by_hash }
+        Self {
+            items,
+            by_hash,
+            plain: OnceLock::new(),
+        }
     }
 
     /// The value under `key`.
@@ -61,6 +70,7 @@ impl Entries {
                 self.by_hash = by_hash(&self.items);
             }
         }
+        self.plain = OnceLock::new();
     }
 
     /// Whether `key` is there.
@@ -96,6 +106,20 @@ impl Entries {
     /// A plain map of the same entries.
     pub fn to_map(&self) -> Map {
         self.items.iter().cloned().collect()
+    }
+
+    /// A plain map of the same entries, each value made plain by `thaw`: built the first time,
+    /// a copy of that map after (the entries do not change but by [`Self::insert`], which
+    /// forgets it).
+    pub fn thawed(&self, thaw: impl Fn(Dynamic) -> Dynamic) -> Map {
+        self.plain
+            .get_or_init(|| {
+                self.items
+                    .iter()
+                    .map(|(key, value)| (key.clone(), thaw(value.clone())))
+                    .collect()
+            })
+            .clone()
     }
 }
 
@@ -151,6 +175,24 @@ mod tests {
                 .eq(map.keys().map(|k| k.as_str())));
             assert_eq!(entries.to_map().len(), map.len());
         }
+    }
+
+    /// The plain map is built once and copied after; an insert (on a script's copy) is in the
+    /// next plain map, and the map it was copied from keeps its own.
+    #[test]
+    fn the_plain_map_follows_an_insert_and_only_on_the_copy() {
+        let original = Entries::from_map(map_of(&["os", "app_version"]));
+        let keys = |map: &Map| map.keys().map(|k| k.to_string()).collect::<Vec<_>>();
+        let first = original.thawed(|v| v);
+        assert_eq!(keys(&first), ["app_version", "os"]);
+        assert_eq!(keys(&original.thawed(|v| v)), keys(&first));
+        let mut copy = original.clone();
+        copy.insert("model", Dynamic::from_int(7));
+        copy.insert("os", Dynamic::from_int(9));
+        let changed = copy.thawed(|v| v);
+        assert_eq!(keys(&changed), ["app_version", "model", "os"]);
+        assert_eq!(changed["os"].as_int(), Ok(9));
+        assert_eq!(original.thawed(|v| v)["os"].as_int(), Ok(0));
     }
 
     /// Two keys whose 32-bit hashes are the same (found by trying keys until two collide) are

@@ -182,12 +182,7 @@ fn note_frozen(value: &Dynamic, names: &mut PropertyNames) {
 /// are left where they are, so an event with nothing frozen in it costs one look at each field.
 pub fn thaw(mut value: Dynamic) -> Dynamic {
     if let Some(map) = value.read_lock::<StateMap>() {
-        let plain: Map = map
-            .entries()
-            .iter()
-            .map(|(key, item)| (key.clone(), thaw(item.clone())))
-            .collect();
-        return Dynamic::from_map(plain);
+        return Dynamic::from_map(map.entries().thawed(thaw));
     }
     if let Some(pool) = value.read_lock::<Pool>() {
         let plain: Array = pool.items().iter().cloned().map(thaw).collect();
