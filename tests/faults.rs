@@ -597,9 +597,7 @@ fn fifty_reloads_some_broken_some_failing_under_a_broker_fault_keep_every_number
         if edit % 2 == 0 {
             std::fs::write(&script, text).unwrap();
         } else {
-            let temp = script.with_extension("swp");
-            std::fs::write(&temp, text).unwrap();
-            std::fs::rename(&temp, &script).unwrap();
+            common::replace_atomically(&script, &text);
         }
         if kind == "broken" {
             rejected += 1;

@@ -6,6 +6,8 @@
 //! Each test waits for the reload it caused (the `reloaded: revision N` line on standard error)
 //! before the next edit, so no test depends on how fast the machine is.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -138,12 +140,6 @@ fn takeovers(events: &[serde_json::Value]) -> Vec<(String, i64)> {
     versions
 }
 
-fn write_atomically(path: &Path, text: &str) {
-    let temp = path.with_extension("rhai.swp");
-    std::fs::write(&temp, text).unwrap();
-    std::fs::rename(&temp, path).unwrap();
-}
-
 #[test]
 fn edits_in_place_and_by_rename_change_the_next_events_and_only_those() {
     let dir = tempfile::tempdir().unwrap();
@@ -154,7 +150,7 @@ fn edits_in_place_and_by_rename_change_the_next_events_and_only_those() {
     std::fs::write(&script, scenario("v2")).unwrap();
     run.wait_for("reloaded: revision 2");
     std::thread::sleep(Duration::from_millis(300));
-    write_atomically(&script, &scenario("v3"));
+    common::replace_atomically(&script, &scenario("v3"));
     run.wait_for("reloaded: revision 3");
     std::thread::sleep(Duration::from_millis(300));
     let events = run.stop();
@@ -238,7 +234,7 @@ fn a_hundred_reloads_under_load_lose_and_duplicate_nothing() {
         if revision % 2 == 0 {
             std::fs::write(&script, text).unwrap();
         } else {
-            write_atomically(&script, &text);
+            common::replace_atomically(&script, &text);
         }
         run.wait_for(&format!("reloaded: revision {revision} "));
     }

@@ -25,10 +25,9 @@ pub mod prometheus;
 pub mod tmux;
 
 /// Replaces the script at `path` with `text` in one step (written beside it, then renamed over
-/// it), as editors that save atomically do: the watcher sees one change, with the whole text. A
-/// plain `std::fs::write` truncates and then writes, two changes that a loaded machine can space
-/// past the reload's debounce, so that a test expecting one reload saw two (the empty file
-/// rejected, then the text).
+/// it), as editors that save atomically do: the watcher sees one change, with the whole text,
+/// where a plain `std::fs::write` truncates and then writes (two changes, which the reloader
+/// takes as one half-done save; see `tests/reload.rs`).
 pub fn replace_atomically(path: &Path, text: &str) {
     let temp = path.with_extension("rhai.swp");
     std::fs::write(&temp, text).unwrap();
