@@ -45,6 +45,25 @@ pub const PRODUCER_DEFAULTS: &[(&str, &str)] = &[
     ("queue.buffering.max.kbytes", "262144"),
 ];
 
+/// How long `sim backfill` lets librdkafka gather a batch for an external broker (`linger.ms`;
+/// librdkafka's default is 5 ms): a bulk load gains from fewer, larger produce requests, and no
+/// one waits on a single event. Into Tansu, 300,000 darooghe events with two workers: 51,700
+/// events/s against 47,900 with 5 ms, faster in each of five pairs (2026-11-28). The embedded
+/// broker, in process, showed no gain and keeps librdkafka's default; so does `sim run`, whose
+/// live events would each wait that long.
+pub const BULK_LINGER_MS: &str = "50";
+
+/// `properties` for a bulk load into an external broker: [`BULK_LINGER_MS`] unless the user set
+/// how long batches are gathered (`linger.ms`, or its alias `queue.buffering.max.ms`).
+pub fn bulk_load(properties: &mut BTreeMap<String, String>) {
+    if !["linger.ms", "queue.buffering.max.ms"]
+        .iter()
+        .any(|key| properties.contains_key(*key))
+    {
+        properties.insert("linger.ms".into(), BULK_LINGER_MS.into());
+    }
+}
+
 /// The error codes and help lines of one client of the cluster: the same failure is fixed in a
 /// different place for the sink (which falls back to an embedded broker and reads a config file)
 /// than for `sim analyze`.
@@ -270,6 +289,22 @@ impl<'a> Cluster<'a> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_bulk_load_gathers_batches_longer_unless_the_user_said_how_long() {
+        let mut none = BTreeMap::new();
+        bulk_load(&mut none);
+        assert_eq!(
+            none.get("linger.ms").map(String::as_str),
+            Some(BULK_LINGER_MS)
+        );
+        for key in ["linger.ms", "queue.buffering.max.ms"] {
+            let mut set = BTreeMap::from([(key.to_string(), "0".to_string())]);
+            bulk_load(&mut set);
+            assert_eq!(set.len(), 1, "{key} set by the user is kept alone");
+            assert_eq!(set[key], "0");
+        }
+    }
+
     use super::*;
     use miette::Diagnostic;
 

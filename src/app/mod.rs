@@ -496,7 +496,10 @@ pub fn backfill(
 ) -> Result<Outcome, SimError> {
     let (grouped, group) = group::settle(options, group::Command::Backfill)?;
     let options = &grouped;
-    let prepared = prepare_to_stream(options)?;
+    let mut prepared = prepare_to_stream(options)?;
+    if prepared.settings.brokers.is_some() {
+        crate::kafka::bulk_load(&mut prepared.settings.kafka);
+    }
     notify(Notice::Seed(prepared.seed));
     let endpoint = serve_metrics(&prepared, &metrics, notify)?;
     let count = count.unwrap_or(prepared.settings.backfill);
