@@ -154,7 +154,10 @@ fn main() -> Result<(), Failure> {
             summary.run.consumed as f64 / working.as_secs_f64(),
             started.elapsed().as_secs_f64()
         );
-        print_cpu(&threads::spent(&cpu_before, &clock.now(), thread_group), summary.run.consumed);
+        print_cpu(
+            &threads::spent(&cpu_before, &clock.now(), thread_group),
+            summary.run.consumed,
+        );
         print_detection(&summary);
     }
     Ok(())
@@ -174,7 +177,10 @@ fn thread_group(name: &str) -> String {
 /// CPU seconds by part of the run, and the events a second one core would give each part.
 fn print_cpu(spent: &[(String, f64)], events: u64) {
     let total: f64 = spent.iter().map(|(_, s)| s).sum();
-    println!("  CPU {total:.2} s in all ({:.1} µs an event):", total * 1e6 / events.max(1) as f64);
+    println!(
+        "  CPU {total:.2} s in all ({:.1} µs an event):",
+        total * 1e6 / events.max(1) as f64
+    );
     for (group, seconds) in spent {
         println!(
             "    {seconds:>6.2} s  {:>6.1} µs an event  {group}",

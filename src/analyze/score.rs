@@ -143,7 +143,11 @@ impl Score {
 
     /// Records an alert's flags.
     pub fn record(&mut self, alert: &Alert) {
-        let tally = self.rules.entry(alert.rule.clone()).or_default();
+        // The rule's name is copied for a key only the first time it alerts.
+        if !self.rules.contains_key(&alert.rule) {
+            self.rules.insert(alert.rule.clone(), RuleTally::default());
+        }
+        let tally = self.rules.get_mut(&alert.rule).expect("inserted above");
         tally.alerts += 1;
         for event in &alert.events {
             let position = Position {
