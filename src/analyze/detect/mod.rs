@@ -230,8 +230,6 @@ pub struct Detector {
     native: Vec<Box<dyn Rule>>,
     scripts: script::ScriptRules,
     history: HashMap<String, History>,
-    /// The strings of the payment methods the events' handles hold.
-    methods: script::FieldValues,
 }
 
 impl Detector {
@@ -241,7 +239,6 @@ impl Detector {
             native: native::defaults(),
             scripts,
             history: HashMap::new(),
-            methods: script::FieldValues::default(),
         }
     }
 
@@ -276,8 +273,7 @@ impl Detector {
         let event = if self.scripts.is_empty() {
             None
         } else {
-            script::event_view(&tx, payload, &mut self.methods)
-                .map(|view| rhai::Dynamic::from(view).into_shared())
+            script::event_view(&tx, payload).map(|view| rhai::Dynamic::from(view).into_shared())
         };
         // The customer's id is copied for a key only the first time the customer is seen.
         if !self.history.contains_key(&tx.customer_id) {

@@ -219,36 +219,9 @@ pub fn is_detection_rule(path: &Path) -> bool {
         .is_ok_and(|ast| defines_detect(&ast))
 }
 
-/// Rhai strings of the values a field takes again and again (`payment_method` has a handful),
-/// each made once: made for every event, it was an allocation an event, and a free when the
-/// event left its customer's history.
-#[derive(Debug, Default)]
-pub struct FieldValues(Vec<ImmutableString>);
-
-impl FieldValues {
-    /// Values kept at most: a field with more distinct values gets the others made each time.
-    const MOST: usize = 16;
-
-    /// `text` as a Rhai string, the one kept when it was seen before.
-    pub fn string(&mut self, text: &str) -> ImmutableString {
-        if let Some(kept) = self.0.iter().find(|kept| kept.as_str() == text) {
-            return kept.clone();
-        }
-        let made = ImmutableString::from(text);
-        if self.0.len() < Self::MOST {
-            self.0.push(made.clone());
-        }
-        made
-    }
-}
-
 /// The event as rules see it, its map with `_time` added, or `None` when the value is not a JSON
-/// object; `methods` keeps the payment methods' strings.
-pub fn event_view(
-    tx: &Transaction,
-    payload: Payload<'_>,
-    methods: &mut FieldValues,
-) -> Option<EventView> {
+/// object.
+pub fn event_view(tx: &Transaction, payload: Payload<'_>) -> Option<EventView> {
     // The event time, and fields the transaction was read with that rules read on most events,
     // as the map read from the text would have them (the read refused a transaction whose
     // fields have other types). The rest, the other strings among them, are read from the text
@@ -257,7 +230,10 @@ pub fn event_view(
     let known = vec![
         ("_time", Dynamic::from_int(tx.time_ms)),
         ("amount", Dynamic::from_int(tx.amount)),
-        ("payment_method", Dynamic::from(methods.string(&tx.method))),
+        (
+            "payment_method",
+            Dynamic::from(ImmutableString::from(&tx.method)),
+        ),
     ];
     EventView::lazy(payload.text, payload.fields, known)
 }
@@ -498,22 +474,6 @@ mod tests {
         let path = dir.join(name);
         std::fs::write(&path, text).unwrap();
         path
-    }
-
-    #[test]
-    fn a_field_value_seen_before_is_the_string_kept() {
-        let mut values = FieldValues::default();
-        let pos = values.string("pos");
-        assert!(pos.ptr_eq(&values.string("pos")), "made once, then shared");
-        assert!(!pos.ptr_eq(&values.string("nfc")));
-        // Past the values kept, the others are still right, made each time.
-        for i in 0..FieldValues::MOST {
-            values.string(&format!("method {i}"));
-        }
-        let late = values.string("late");
-        assert_eq!(late.as_str(), "late");
-        assert!(!late.ptr_eq(&values.string("late")));
-        assert!(pos.ptr_eq(&values.string("pos")));
     }
 
     #[test]
