@@ -1,8 +1,8 @@
 //! CPU time by thread of this process, from `/proc/self/task`: which part of a run took the
 //! cores (the analyzer's own loop, its detection threads, librdkafka's client threads, the mock
-//! cluster's broker). A thread that ends between two reads keeps the time last read of it, so a
-//! phase is read from a sampler that looks every [`EVERY`]; what a thread ran after its last
-//! sample is missed (at most that long a thread).
+//! cluster's broker). A thread that ends between two readings keeps the time last read of it, so
+//! a sampler reads every thread every [`EVERY`]: of a thread that ends, at most that much of its
+//! time is missed.
 #![allow(dead_code)]
 
 use std::collections::HashMap;
