@@ -170,7 +170,8 @@ fn thread_group(name: &str) -> String {
         n if n.starts_with("rdk:") => "librdkafka client threads".into(),
         n if n.starts_with("detect-") => "detection threads".into(),
         "cpu-sampler" => "this program's CPU sampler".into(),
-        _ => "analyzer loop (consume, parse, windows, native rules when on one thread)".into(),
+        _ => "analyzer loop (consume, parse, windows; the rules when detection is on one thread)"
+            .into(),
     }
 }
 
