@@ -10,21 +10,69 @@
 //! - Detection delay, in event time: a *case* is one customer hit by one pattern; its delay runs
 //!   from its first fraud event to the first alert naming any of its events.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
-use foldhash::{HashMap, HashSet};
+use foldhash::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::detect::Alert;
+use super::detect::{Alert, HISTORY};
 use super::transaction::{Position, Transaction};
 
 #[derive(Debug, Default)]
 struct RuleTally {
+    /// Its place among the rules, for [`RuleBits`].
+    index: usize,
     alerts: u64,
-    flagged: HashSet<Position>,
+    /// Events it flagged, each counted once.
+    flagged: u64,
     flagged_fraud: u64,
     flagged_by_pattern: BTreeMap<String, u64>,
+}
+
+/// How many of a customer's flagged events the score remembers, to count each event once
+/// however many alerts name it.
+///
+/// An alert names events among its customer's last `HISTORY + 1` (its own event and the
+/// history the rules saw), and alerts are counted in the order of their events. So an event
+/// `p` named again was first flagged by an alert no older than `p`'s own event and at most
+/// `HISTORY` events after it; every event first flagged since then lies within `HISTORY` events
+/// of `p` on either side: at most `2 * HISTORY` others. Remembering the last `2 * HISTORY + 1`
+/// flagged events of each customer therefore tells apart every event that can still be named,
+/// where remembering every flagged event grew without end on a long stream (two to three set
+/// entries an alert).
+const FLAGS_KEPT: usize = 2 * HISTORY + 1;
+
+/// One flagged event, and the rules that flagged it.
+#[derive(Debug)]
+struct Flag {
+    position: Position,
+    rules: RuleBits,
+}
+
+/// A set of rule indices: a word for the first 64 rules, more only beyond.
+#[derive(Debug, Default)]
+struct RuleBits {
+    low: u64,
+    high: Vec<u64>,
+}
+
+impl RuleBits {
+    /// Adds rule `index`; whether it was new.
+    fn insert(&mut self, index: usize) -> bool {
+        let (word, bit) = (index / 64, 1u64 << (index % 64));
+        let slot = if word == 0 {
+            &mut self.low
+        } else {
+            if self.high.len() < word {
+                self.high.resize(word, 0);
+            }
+            &mut self.high[word - 1]
+        };
+        let new = *slot & bit == 0;
+        *slot |= bit;
+        new
+    }
 }
 
 #[derive(Debug)]
@@ -40,7 +88,10 @@ pub struct Score {
     labelled: bool,
     fraud_by_pattern: BTreeMap<String, u64>,
     rules: BTreeMap<String, RuleTally>,
-    flagged_any: HashSet<Position>,
+    /// Events flagged by any rule, each counted once.
+    flagged_any: u64,
+    /// Each customer's last flagged events (see [`FLAGS_KEPT`]), oldest first.
+    recent_flags: HashMap<String, VecDeque<Flag>>,
     detected_by_pattern: BTreeMap<String, u64>,
     cases: HashMap<(String, String), Case>,
 }
@@ -121,9 +172,23 @@ impl Score {
     pub fn new(rules: &[String]) -> Self {
         let mut score = Self::default();
         for rule in rules {
-            score.rules.entry(rule.clone()).or_default();
+            if !score.rules.contains_key(rule) {
+                score.add_rule(rule.clone());
+            }
         }
         score
+    }
+
+    /// Lists `rule`, with the next index.
+    fn add_rule(&mut self, rule: String) {
+        let index = self.rules.len();
+        self.rules.insert(
+            rule,
+            RuleTally {
+                index,
+                ..RuleTally::default()
+            },
+        );
     }
 
     /// Counts a transaction (before its alerts are recorded).
@@ -145,17 +210,40 @@ impl Score {
     pub fn record(&mut self, alert: &Alert) {
         // The rule's name is copied for a key only the first time it alerts.
         if !self.rules.contains_key(&alert.rule) {
-            self.rules.insert(alert.rule.clone(), RuleTally::default());
+            self.add_rule(alert.rule.clone());
         }
         let tally = self.rules.get_mut(&alert.rule).expect("inserted above");
         tally.alerts += 1;
+        // The customer's id is copied for a key only at its first flag.
+        if !self.recent_flags.contains_key(&alert.customer_id) {
+            self.recent_flags
+                .insert(alert.customer_id.clone(), VecDeque::new());
+        }
+        let flags = self
+            .recent_flags
+            .get_mut(&alert.customer_id)
+            .expect("inserted above");
         for event in &alert.events {
             let position = Position {
                 partition: event.partition,
                 offset: event.offset,
             };
-            let first_for_rule = tally.flagged.insert(position);
-            let first_overall = self.flagged_any.insert(position);
+            let (flag, first_overall) = match flags.iter().position(|f| f.position == position) {
+                Some(i) => (&mut flags[i], false),
+                None => {
+                    if flags.len() == FLAGS_KEPT {
+                        flags.pop_front();
+                    }
+                    flags.push_back(Flag {
+                        position,
+                        rules: RuleBits::default(),
+                    });
+                    (flags.back_mut().expect("pushed above"), true)
+                }
+            };
+            let first_for_rule = flag.rules.insert(tally.index);
+            tally.flagged += u64::from(first_for_rule);
+            self.flagged_any += u64::from(first_overall);
             let Some(pattern) = &event.pattern else {
                 continue;
             };
@@ -195,7 +283,7 @@ impl Score {
         self.rules
             .iter()
             .map(|(name, t)| {
-                let flagged = t.flagged.len() as u64;
+                let flagged = t.flagged;
                 (
                     name.clone(),
                     RuleScore {
@@ -225,7 +313,7 @@ impl Score {
             labelled: self.labelled,
             events: self.events,
             fraud_events: fraud,
-            flagged: self.flagged_any.len() as u64,
+            flagged: self.flagged_any,
             rules,
             patterns,
         }
@@ -373,6 +461,72 @@ mod tests {
             (delay.median_s, delay.mean_s, delay.max_s),
             (20.0, 20.0, 30.0)
         );
+    }
+
+    #[test]
+    fn an_event_named_by_every_alert_its_history_allows_is_flagged_once_per_rule() {
+        // Each alert names its event and the whole history the rules saw (HISTORY before it),
+        // the most overlap an alert can have; two rules alternate, a third names only the newest.
+        let events: Vec<Transaction> = (0..200).map(|i| tx("a", 1, i, i)).collect();
+        let mut score = Score::new(&["all".into(), "odd".into(), "newest".into()]);
+        for (i, event) in events.iter().enumerate() {
+            score.observe(event);
+            let window: Vec<&Transaction> = events[i.saturating_sub(HISTORY)..=i].iter().collect();
+            let rule = if i % 2 == 0 { "all" } else { "odd" };
+            score.record(&alert(rule, "a", i as i64, &window));
+            score.record(&alert("newest", "a", i as i64, &[event]));
+        }
+        let d = score.detection();
+        assert_eq!(d.flagged, 200);
+        // The even events' alerts name 0..=198 (the last, 198, names 178..=198); the odd ones'
+        // 0..=199 (the first, 1, names 0 and 1).
+        assert_eq!(d.rules["all"].flagged, 199);
+        assert_eq!(d.rules["odd"].flagged, 200);
+        assert_eq!(d.rules["newest"].flagged, 200);
+        assert_eq!(d.rules["newest"].alerts, 200);
+    }
+
+    #[test]
+    fn an_event_flagged_before_the_older_and_newer_events_around_it_is_still_known() {
+        // Event 20 is flagged first; then the 20 events before it and the 20 after it, each for
+        // the first time: 40 flags later, the alert of event 40 names event 20 again (still
+        // within its history), and it must not count twice.
+        let events: Vec<Transaction> = (0..41).map(|i| tx("a", 1, i, i)).collect();
+        let mut score = Score::new(&["velocity".into()]);
+        events.iter().for_each(|e| score.observe(e));
+        score.record(&alert("velocity", "a", 20, &[&events[20]]));
+        let older: Vec<&Transaction> = events[..20].iter().collect();
+        score.record(&alert("velocity", "a", 20, &older));
+        for event in &events[21..] {
+            score.record(&alert("velocity", "a", event.time_ms / 1000, &[event]));
+        }
+        score.record(&alert("velocity", "a", 40, &[&events[20], &events[40]]));
+        let d = score.detection();
+        assert_eq!((d.flagged, d.rules["velocity"].flagged), (41, 41));
+    }
+
+    #[test]
+    fn the_flags_remembered_for_a_customer_stay_bounded_on_a_long_stream() {
+        let mut score = Score::new(&["velocity".into()]);
+        for i in 0..10_000 {
+            let event = tx("a", 1, i, i);
+            score.observe(&event);
+            score.record(&alert("velocity", "a", i, &[&event]));
+        }
+        assert_eq!(score.detection().rules["velocity"].flagged, 10_000);
+        assert_eq!(score.recent_flags["a"].len(), FLAGS_KEPT);
+    }
+
+    #[test]
+    fn rule_bits_tell_apart_rules_beyond_the_first_word() {
+        let mut bits = RuleBits::default();
+        assert!(bits.insert(3));
+        assert!(bits.insert(70));
+        assert!(bits.insert(131));
+        assert!(!bits.insert(70));
+        assert!(!bits.insert(3));
+        assert!(bits.insert(6));
+        assert!(!bits.insert(131));
     }
 
     #[test]
