@@ -214,15 +214,7 @@ impl Score {
         }
         let tally = self.rules.get_mut(&alert.rule).expect("inserted above");
         tally.alerts += 1;
-        // The customer's id is copied for a key only at its first flag.
-        if !self.recent_flags.contains_key(&alert.customer_id) {
-            self.recent_flags
-                .insert(alert.customer_id.clone(), VecDeque::new());
-        }
-        let flags = self
-            .recent_flags
-            .get_mut(&alert.customer_id)
-            .expect("inserted above");
+        let flags = super::value_for(&mut self.recent_flags, &alert.customer_id);
         for event in &alert.events {
             let position = Position {
                 partition: event.partition,

@@ -275,15 +275,7 @@ impl Detector {
         } else {
             script::event_view(&tx, payload).map(|view| rhai::Dynamic::from(view).into_shared())
         };
-        // The customer's id is copied for a key only the first time the customer is seen.
-        if !self.history.contains_key(&tx.customer_id) {
-            self.history
-                .insert(tx.customer_id.clone(), History::default());
-        }
-        let history = self
-            .history
-            .get_mut(&tx.customer_id)
-            .expect("inserted above");
+        let history = super::value_for(&mut self.history, &tx.customer_id);
         let seen = Seen { tx, event };
         history.keep_array(!self.scripts.is_empty());
         let mut verdict = Verdict::default();
