@@ -48,15 +48,6 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use consume::{run, run_observed};
-
-/// The value of `key` in `map`, inserted as the default when absent. The key is copied into
-/// the map only then, where `entry(key.to_owned())` would copy it for every transaction.
-fn value_for<'m, V: Default>(map: &'m mut foldhash::HashMap<String, V>, key: &str) -> &'m mut V {
-    if !map.contains_key(key) {
-        map.insert(key.to_owned(), V::default());
-    }
-    map.get_mut(key).expect("inserted above")
-}
 pub use summary::Summary;
 
 use crate::kafka::{Cluster, ErrorHints, KafkaClientError};
@@ -255,4 +246,13 @@ pub enum AnalyzeError {
         /// Why.
         reason: String,
     },
+}
+
+/// The value of `key` in `map`, inserted as the default when absent. The key is copied into
+/// the map only then, where `entry(key.to_owned())` would copy it for every transaction.
+fn value_for<'m, V: Default>(map: &'m mut foldhash::HashMap<String, V>, key: &str) -> &'m mut V {
+    if !map.contains_key(key) {
+        map.insert(key.to_owned(), V::default());
+    }
+    map.get_mut(key).expect("inserted above")
 }
