@@ -34,7 +34,9 @@ struct RuleTally {
 /// however many alerts name it.
 ///
 /// An alert names events among its customer's last `HISTORY + 1` (its own event and the
-/// history the rules saw), and alerts are counted in the order of their events. So an event
+/// history the rules saw: `detect::alert` keeps no other, whatever the rule returned), and
+/// alerts are counted in the order of their events (the detection pool gives them back in that
+/// order). So an event
 /// `p` named again was first flagged by an alert no older than `p`'s own event and at most
 /// `HISTORY` events after it; every event first flagged since then lies within `HISTORY` events
 /// of `p` on either side: at most `2 * HISTORY` others. Remembering the last `2 * HISTORY + 1`

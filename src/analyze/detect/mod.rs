@@ -326,6 +326,35 @@ mod tests {
     use crate::analyze::transaction::tests::tx;
 
     #[test]
+    fn an_alert_names_only_events_of_the_history_and_the_event_itself() {
+        // The score counts each flagged event once with a bounded memory because of this
+        // (`score::FLAGS_KEPT`): a rule naming an older event, or another's, names nothing.
+        let mut history = History::default();
+        for i in 0..HISTORY as i64 + 5 {
+            history.push(Seen {
+                tx: tx("cust_9", 10, i, i),
+                event: None,
+            });
+        }
+        let seen = Seen {
+            tx: tx("cust_9", 10, 100, 100),
+            event: None,
+        };
+        let dropped = tx("cust_9", 10, 0, 0).position;
+        let kept = history.events()[3].tx.position;
+        let finding = Finding {
+            reason: "r".into(),
+            events: vec![dropped, kept, seen.tx.position],
+        };
+        let named: Vec<i64> = alert("rule", &seen, &history, finding)
+            .events
+            .iter()
+            .map(|e| e.offset)
+            .collect();
+        assert_eq!(named, vec![kept.offset, 100]);
+    }
+
+    #[test]
     fn alerts_name_customer_rule_and_triggering_events() {
         let mut detector = Detector::new(script::ScriptRules::none());
         let mut alerts = Vec::new();
