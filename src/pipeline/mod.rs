@@ -26,6 +26,7 @@ use crate::shutdown::Shutdown;
 use crate::sink::{Record, Sink};
 use crate::timeline::{Arrivals, Backfill};
 
+mod ahead;
 mod coverage;
 mod error;
 mod failures;
@@ -40,7 +41,7 @@ use failures::{is_event_fault, Fallback};
 pub use failures::{RevisionHealth, StreamNotice};
 use follow_ups::FollowUpQueue;
 pub use share::{CatchUp, Ownership, Share};
-use workers::{make_ahead, Job, Made, MakeOptions, Worker};
+use workers::{Job, Made, MakeOptions, Worker};
 
 /// The longest the live loop sleeps before looking at the stop signal again.
 const MAX_SLEEP: Duration = Duration::from_millis(100);
@@ -59,6 +60,15 @@ pub fn nanos(time: DateTime<Utc>) -> Nanos {
 /// another, each making only its share.
 fn shared_seq(job: &Job) -> i64 {
     (job.id() & i64::MAX as u64) as i64
+}
+
+/// Stops a board's claims when dropped (see [`Pipeline::emit_jobs`]).
+struct StopOnDrop<'a, 'b>(&'a ahead::Board<'b>);
+
+impl Drop for StopOnDrop<'_, '_> {
+    fn drop(&mut self) {
+        self.0.stop();
+    }
 }
 
 /// How long a finished member of a group waits between looks at whether the others finished.
@@ -476,6 +486,10 @@ impl<'s> Pipeline<'s> {
 
     /// Makes and sends the events of `arrivals` (identity and time, in time order), and of the
     /// follow-ups that fall due among them, until `limit` events are sent.
+    ///
+    /// With several workers, the others make the batch's events ahead of their turn while the
+    /// first commits them in turn, and makes some itself whenever the next to commit is not
+    /// made yet ([`ahead::Board`]).
     fn emit_jobs(&mut self, arrivals: &[(u64, Nanos)], limit: u64) -> Result<u64, PipelineError> {
         if self.share.is_some() {
             self.metrics.group.made(arrivals.len() as u64);
@@ -487,48 +501,90 @@ impl<'s> Pipeline<'s> {
                 id,
             })
             .collect();
-        let times = arrivals.iter().map(|&(_, t)| t);
+        let times: Vec<Nanos> = arrivals.iter().map(|&(_, t)| t).collect();
+        if self.workers.len() < 2 || jobs.len() < workers::MIN_PARALLEL {
+            return self.emit_in_turn(&jobs, &times, limit, None);
+        }
+        // In turn, without follow-ups falling due between them, they get these numbers.
+        let seqs: Vec<i64> = match self.share {
+            None => (self.next_seq..).take(jobs.len()).collect(),
+            Some(_) => jobs.iter().map(shared_seq).collect(),
+        };
+        // The helpers are lent to their threads for the batch; the first worker stays, to
+        // commit, and to be replaced by a rollback.
+        let mut helpers = self.workers.split_off(1);
+        let rollbacks = self.rollbacks;
+        let board = ahead::Board::new(&jobs, &seqs, self.make_options(), helpers.len());
+        let sent = std::thread::scope(|scope| {
+            for helper in &mut helpers {
+                let board = &board;
+                scope.spawn(move || board.help(helper));
+            }
+            // However the batch ends (its limit, an error), the helpers stop claiming.
+            let _stop = StopOnDrop(&board);
+            self.emit_in_turn(&jobs, &times, limit, Some(&board))
+        });
+        if self.rollbacks == rollbacks {
+            self.workers.append(&mut helpers);
+        } else {
+            // The revision they ran was rolled back: the one back came with its own workers.
+            std::thread::spawn(move || drop(helpers));
+        }
+        sent
+    }
+
+    /// Commits `jobs` (at `times`) in turn, with the follow-ups that fall due among them, until
+    /// `limit` events are sent: each taken from `board` when it was made ahead and making it in
+    /// turn could not have given anything else, made in turn by the first worker otherwise.
+    fn emit_in_turn(
+        &mut self,
+        jobs: &[Job],
+        times: &[Nanos],
+        limit: u64,
+        board: Option<&ahead::Board<'_>>,
+    ) -> Result<u64, PipelineError> {
         let mut options = self.make_options();
-        let mut ahead: Vec<Option<Made>> =
-            if self.workers.len() > 1 && jobs.len() >= workers::MIN_PARALLEL {
-                // In turn, without follow-ups falling due between them, they get these numbers.
-                let seqs: Vec<i64> = match self.share {
-                    None => (self.next_seq..).take(jobs.len()).collect(),
-                    Some(_) => jobs.iter().map(shared_seq).collect(),
-                };
-                make_ahead(&mut self.workers, &jobs, &seqs, options)
-                    .into_iter()
-                    .map(Some)
-                    .collect()
-            } else {
-                Vec::new()
-            };
-        // Memory keys committed since the events were made ahead.
+        let rollbacks = self.rollbacks;
+        let mut seen_rollbacks = rollbacks;
+        // Memory keys committed since the batch began: an event made ahead may not have seen
+        // them.
         let mut written = HashSet::new();
-        let mut sent = 0;
-        let mut again = 0;
-        for (i, (job, t)) in jobs.iter().zip(times).enumerate() {
+        let mut chunk = Vec::new().into_iter();
+        let (mut sent, mut ahead, mut again) = (0, 0, 0);
+        for (i, (job, &t)) in jobs.iter().zip(times).enumerate() {
             sent += self.emit_follow_ups_due(t, limit - sent, &mut written)?;
             if sent >= limit {
                 break;
             }
+            if self.rollbacks != seen_rollbacks {
+                // Made ahead by the revision rolled back: made again, in turn, by the one back.
+                seen_rollbacks = self.rollbacks;
+                board.inspect(|board| board.stop());
+                options = self.make_options();
+            }
             let seq = self.take_seq(job);
-            let made = match ahead.get_mut(i).and_then(Option::take) {
+            let early = match board {
+                Some(board) if self.rollbacks == rollbacks => {
+                    if i % ahead::CHUNK == 0 {
+                        chunk = board
+                            .take(i / ahead::CHUNK, &mut self.workers[0])
+                            .into_iter();
+                    }
+                    chunk.next()
+                }
+                _ => None,
+            };
+            ahead += u64::from(early.is_some());
+            let made = match early {
                 Some(made) if made.holds(seq, &written) => made,
                 other => {
                     again += u64::from(other.is_some());
                     self.workers[0].make(job, seq, options)
                 }
             };
-            let rollbacks = self.rollbacks;
             sent += self.commit(made, job, &mut written)?;
-            if self.rollbacks != rollbacks {
-                // Made ahead by the revision rolled back: made again, in turn, by the one back.
-                ahead.iter_mut().for_each(|made| *made = None);
-                options = self.make_options();
-            }
         }
-        self.metrics.made_ahead(ahead.len() as u64, again);
+        self.metrics.made_ahead(ahead, again);
         self.metrics.set_pending_follow_ups(self.follow_ups.len());
         Ok(sent)
     }

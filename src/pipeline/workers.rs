@@ -1,10 +1,10 @@
 //! Making events on every core, with exactly the output one worker would make.
 //!
 //! Each worker is a [`Scenario`] fork (an engine of its own over the same compiled script and the
-//! same state) with an encoder of its own. A batch of arrivals is split among the workers, each
-//! making its share *ahead of its turn*: it runs the script and encodes the events, but commits
-//! nothing. The pipeline then takes the results in timeline order, and keeps one only if making it
-//! in turn could not have given anything else:
+//! same state) with an encoder of its own. The workers make a batch's arrivals *ahead of their
+//! turn* (see `super::ahead`): they run the script and encode the events, but commit nothing.
+//! The pipeline takes the results in timeline order, committing each as it comes, and keeps one
+//! only if making it in turn could not have given anything else:
 //!
 //! - its random draws come from a stream named by the event's identity (see
 //!   [`crate::rng::event_rng`]), so they are the same whoever makes it, whenever;
@@ -221,44 +221,4 @@ impl Worker {
             violations,
         })
     }
-}
-
-/// Makes `jobs` ahead of their turn, split among `workers` in contiguous shares, the first share
-/// on the calling thread. The `i`-th job is made as number `seqs[i]`.
-pub fn make_ahead(
-    workers: &mut [Worker],
-    jobs: &[Job],
-    seqs: &[i64],
-    options: MakeOptions,
-) -> Vec<Made> {
-    let share = jobs.len().div_ceil(workers.len().max(1)).max(1);
-    let make_share = |worker: &mut Worker, index: usize, jobs: &[Job]| -> Vec<Made> {
-        let first = index * share;
-        jobs.iter()
-            .zip(&seqs[first..])
-            .map(|(job, &seq)| worker.make(job, seq, options))
-            .collect()
-    };
-    let mut shares = jobs.chunks(share);
-    let Some((first_worker, others)) = workers.split_first_mut() else {
-        return Vec::new();
-    };
-    let first_share = shares.next().unwrap_or_default();
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = others
-            .iter_mut()
-            .zip(shares)
-            .enumerate()
-            .map(|(k, (worker, jobs))| scope.spawn(move || make_share(worker, k + 1, jobs)))
-            .collect();
-        let mut made = make_share(first_worker, 0, first_share);
-        for handle in handles {
-            made.extend(
-                handle
-                    .join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
-            );
-        }
-        made
-    })
 }
