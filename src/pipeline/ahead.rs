@@ -141,6 +141,16 @@ impl<'b> Board<'b> {
     }
 }
 
+/// Stops a board's claims when dropped: however the committing thread's batch ends (its limit,
+/// an error, a panic), the helpers then finish the chunk they are making and leave.
+pub struct StopOnDrop<'a, 'b>(pub &'a Board<'b>);
+
+impl Drop for StopOnDrop<'_, '_> {
+    fn drop(&mut self) {
+        self.0.stop();
+    }
+}
+
 /// Counts a helper out when dropped.
 struct Leaving<'a, 'b>(&'a Board<'b>);
 

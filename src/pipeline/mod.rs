@@ -62,15 +62,6 @@ fn shared_seq(job: &Job) -> i64 {
     (job.id() & i64::MAX as u64) as i64
 }
 
-/// Stops a board's claims when dropped (see [`Pipeline::emit_jobs`]).
-struct StopOnDrop<'a, 'b>(&'a ahead::Board<'b>);
-
-impl Drop for StopOnDrop<'_, '_> {
-    fn drop(&mut self) {
-        self.0.stop();
-    }
-}
-
 /// How long a finished member of a group waits between looks at whether the others finished.
 const GROUP_WAIT: Duration = Duration::from_millis(200);
 
@@ -521,7 +512,7 @@ impl<'s> Pipeline<'s> {
                 scope.spawn(move || board.help(helper));
             }
             // However the batch ends (its limit, an error), the helpers stop claiming.
-            let _stop = StopOnDrop(&board);
+            let _stop = ahead::StopOnDrop(&board);
             self.emit_in_turn(&jobs, &times, limit, Some(&board))
         });
         if self.rollbacks == rollbacks {
@@ -544,8 +535,8 @@ impl<'s> Pipeline<'s> {
         board: Option<&ahead::Board<'_>>,
     ) -> Result<u64, PipelineError> {
         let mut options = self.make_options();
-        let rollbacks = self.rollbacks;
-        let mut seen_rollbacks = rollbacks;
+        let mut board = board;
+        let mut rollbacks = self.rollbacks;
         // Memory keys committed since the batch began: an event made ahead may not have seen
         // them.
         let mut written = HashSet::new();
@@ -556,24 +547,22 @@ impl<'s> Pipeline<'s> {
             if sent >= limit {
                 break;
             }
-            if self.rollbacks != seen_rollbacks {
-                // Made ahead by the revision rolled back: made again, in turn, by the one back.
-                seen_rollbacks = self.rollbacks;
-                board.inspect(|board| board.stop());
+            if self.rollbacks != rollbacks {
+                // Made ahead by the revision rolled back: the rest is made, in turn, by the one
+                // back.
+                rollbacks = self.rollbacks;
+                board.take().inspect(|board| board.stop());
                 options = self.make_options();
             }
             let seq = self.take_seq(job);
-            let early = match board {
-                Some(board) if self.rollbacks == rollbacks => {
-                    if i % ahead::CHUNK == 0 {
-                        chunk = board
-                            .take(i / ahead::CHUNK, &mut self.workers[0])
-                            .into_iter();
-                    }
-                    chunk.next()
+            let early = board.and_then(|board| {
+                if i % ahead::CHUNK == 0 {
+                    chunk = board
+                        .take(i / ahead::CHUNK, &mut self.workers[0])
+                        .into_iter();
                 }
-                _ => None,
-            };
+                chunk.next()
+            });
             ahead += u64::from(early.is_some());
             let made = match early {
                 Some(made) if made.holds(seq, &written) => made,
