@@ -39,6 +39,13 @@ fn the_summary_equals_an_independent_count_and_poison_is_reported_and_skipped() 
         "the summary differs from the topic's own count"
     );
     assert_eq!(summary["events"].as_u64(), Some(truth.transactions));
+    // The time spent reading is within the run, which also waited for the group and, once
+    // caught up, for the idle grace.
+    let (reading, elapsed) = (
+        summary["run"]["reading_s"].as_f64().unwrap(),
+        summary["run"]["elapsed_s"].as_f64().unwrap(),
+    );
+    assert!(reading > 0.0 && reading < elapsed, "{}", summary["run"]);
     assert_eq!(
         published_totals(&mock.address, false),
         truth,

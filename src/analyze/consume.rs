@@ -120,6 +120,8 @@ struct Run<'a> {
     analyzer: Analyzer,
     rules: Option<RuleWatch>,
     at_eof: BTreeSet<i32>,
+    /// When the first message was read, if one was.
+    first_message: Option<Instant>,
     last_message: Instant,
     consumed: u64,
     encodings: Encodings,
@@ -209,6 +211,7 @@ fn run_with(
             .filter(|_| options.reload_rules)
             .and_then(|dir| RuleWatch::start(dir, notify)),
         at_eof: BTreeSet::new(),
+        first_message: None,
         last_message: Instant::now(),
         consumed: 0,
         encodings: Encodings::default(),
@@ -262,6 +265,9 @@ fn run_with(
         encodings: run.encodings,
         commits: pending.commits,
         elapsed_s: started.elapsed().as_secs_f64(),
+        reading_s: run.first_message.map_or(0.0, |first| {
+            run.last_message.duration_since(first).as_secs_f64()
+        }),
     };
     Ok(Summary::new(&run.analyzer, &pending.totals, info))
 }
@@ -329,7 +335,9 @@ impl Run<'_> {
             offset: message.offset(),
         };
         self.at_eof.remove(&position.partition);
-        self.last_message = Instant::now();
+        let now = Instant::now();
+        self.first_message.get_or_insert(now);
+        self.last_message = now;
         self.consumed += 1;
         let read = self.read(message, position)?;
         let mut pending = lock(&context.pending);

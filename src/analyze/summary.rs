@@ -34,6 +34,18 @@ pub struct RunInfo {
     pub commits: u64,
     /// Seconds from start to exit.
     pub elapsed_s: f64,
+    /// Seconds from the first message read to the last: the time spent reading, without the
+    /// group's join before it nor, with `--until-idle`, the idle wait after it.
+    pub reading_s: f64,
+}
+
+impl RunInfo {
+    /// Messages read a second between the first message and the last; `None` with fewer than
+    /// two messages.
+    pub fn reading_rate(&self) -> Option<f64> {
+        (self.consumed > 1 && self.reading_s > 0.0)
+            .then(|| (self.consumed - 1) as f64 / self.reading_s)
+    }
 }
 
 /// Everything `sim analyze` reports at exit.
@@ -138,9 +150,13 @@ impl Summary {
     pub fn text(&self) -> String {
         let mut out = String::new();
         let r = &self.run;
+        let reading = r
+            .reading_rate()
+            .map(|rate| format!(" (reading {:.1} s, {rate:.0} messages/s)", r.reading_s))
+            .unwrap_or_default();
         let _ = writeln!(
             out,
-            "{} transactions from {} (group {}), {} poison, {} alerts, {:.1} s",
+            "{} transactions from {} (group {}), {} poison, {} alerts, {:.1} s{reading}",
             self.events, r.topic, r.group, self.poison["count"], self.alerts["total"], r.elapsed_s
         );
         let mut merchants: Vec<_> = self.merchant_counts.iter().collect();
@@ -196,4 +212,30 @@ impl Summary {
 
 fn percent(v: Option<f64>) -> String {
     v.map_or("n/a".into(), |v| format!("{:.1}%", v * 100.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(consumed: u64, reading_s: f64) -> RunInfo {
+        RunInfo {
+            topic: "t".into(),
+            group: "g".into(),
+            exactly_once: false,
+            consumed,
+            encodings: Default::default(),
+            commits: 0,
+            elapsed_s: 9.0,
+            reading_s,
+        }
+    }
+
+    #[test]
+    fn the_reading_rate_counts_the_gaps_between_the_messages_read() {
+        assert_eq!(run(1001, 2.0).reading_rate(), Some(500.0));
+        // One message, or none, has no span to read over.
+        assert_eq!(run(1, 0.0).reading_rate(), None);
+        assert_eq!(run(0, 0.0).reading_rate(), None);
+    }
 }
