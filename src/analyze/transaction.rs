@@ -180,11 +180,11 @@ const READ: [&str; 8] = [
 fn read_fields(text: &[u8], spans: &[FieldSpan]) -> Result<ReadFields, String> {
     let mut found: [Option<&[u8]>; READ.len()] = [None; READ.len()];
     for span in spans {
-        let key = &text[span.key.clone()];
+        let key = &text[span.key.range()];
         let Some(index) = READ.iter().position(|name| name.as_bytes() == key) else {
             continue;
         };
-        if found[index].replace(&text[span.value.clone()]).is_some() {
+        if found[index].replace(&text[span.value.range()]).is_some() {
             return Err(format!("duplicate field `{}`", READ[index]));
         }
     }

@@ -111,7 +111,7 @@ impl EventView {
         let text = &record.text;
         let Some(index) = spans
             .iter()
-            .rposition(|span| &text[span.key.clone()] == name.as_bytes())
+            .rposition(|span| &text[span.key.range()] == name.as_bytes())
         else {
             return f(&Dynamic::UNIT);
         };
@@ -121,7 +121,7 @@ impl EventView {
         let read = &values[index];
         match read.get() {
             Some(value) => f(value),
-            None => match json_value(&text[spans[index].value.clone()]) {
+            None => match json_value(&text[spans[index].value.range()]) {
                 Some(value) => f(read.get_or_init(|| value)),
                 // Not a value after all (the text was not JSON): as the map would have it.
                 None => f(record.map().get(name).unwrap_or(&Dynamic::UNIT)),
@@ -292,7 +292,7 @@ mod tests {
         let Ok(Fields::Object(mut spans)) = object_fields(text) else {
             panic!("an object");
         };
-        spans[0].value = spans[1].value.clone();
+        spans[0].value = spans[1].value;
         let given = EventView::lazy(text[..].into(), Some(spans), Vec::new()).unwrap();
         assert_eq!(given.get("a").as_int(), Ok(2));
     }

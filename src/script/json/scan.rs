@@ -37,12 +37,45 @@ impl fmt::Display for JsonError {
 impl std::error::Error for JsonError {}
 
 /// One top-level field: where its key's bytes (between the quotes) and its value's bytes are.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FieldSpan {
     /// The key, without its quotes; as written (it holds no escape, see [`Fields`]).
-    pub key: Range<usize>,
+    pub key: Span,
     /// The value, whole: a string with its quotes, an object with its braces.
-    pub value: Range<usize>,
+    pub value: Span,
+}
+
+/// Bytes `start..end` of a text, held in 32 bits (a text the scan places fields in is at most
+/// 4 GiB, see [`object_fields`]). The places of a message's fields are kept with it in `sim
+/// analyze`'s customer histories, made on the consumer's thread and dropped on a detection
+/// thread: half the size is half the memory crossing between them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Span {
+    start: u32,
+    end: u32,
+}
+
+impl Span {
+    /// The bytes as a range, to index the text with.
+    pub fn range(self) -> Range<usize> {
+        self.start as usize..self.end as usize
+    }
+}
+
+impl From<Range<usize>> for Span {
+    /// Within the 4 GiB [`object_fields`] places fields in.
+    fn from(range: Range<usize>) -> Self {
+        Self {
+            start: range.start as u32,
+            end: range.end as u32,
+        }
+    }
+}
+
+/// Whether the fields of a text of `len` bytes can be placed: [`Span`]'s offsets hold 4 GiB.
+/// (Kafka's messages stay far under it; a longer text is read whole instead.)
+fn placeable(len: usize) -> bool {
+    len <= u32::MAX as usize
 }
 
 /// What the scan of a JSON text found.
@@ -50,8 +83,9 @@ pub struct FieldSpan {
 pub enum Fields {
     /// An object, its fields in the order written (a key written twice is there twice).
     Object(Vec<FieldSpan>),
-    /// An object with a key holding an escape (`"a\"b"`), whose bytes are not the key: the
-    /// caller decodes the object with serde_json instead.
+    /// An object with a key holding an escape (`"a\"b"`), whose bytes are not the key, or one
+    /// longer than 4 GiB, whose places [`Span`] does not hold: the caller decodes the object with
+    /// serde_json instead.
     EscapedKey,
     /// JSON, but not an object.
     NotAnObject,
@@ -221,8 +255,8 @@ impl Scanner<'_> {
                 _ => self.scalar()?,
             }
             fields.push(FieldSpan {
-                key,
-                value: start..self.at,
+                key: key.into(),
+                value: (start..self.at).into(),
             });
             self.space();
             match self.peek() {
@@ -234,7 +268,7 @@ impl Scanner<'_> {
                 _ => return Err(self.error("expected `,` or `}`")),
             }
         }
-        Ok(if escaped_key {
+        Ok(if escaped_key || !placeable(self.text.len()) {
             Fields::EscapedKey
         } else {
             Fields::Object(fields)
@@ -435,6 +469,14 @@ mod tests {
     /// serde_json's verdict, on UTF-8 text: what the scan must agree with.
     fn serde_accepts(text: &[u8]) -> bool {
         std::str::from_utf8(text).is_ok() && serde_json::from_slice::<IgnoredAny>(text).is_ok()
+    }
+
+    #[test]
+    fn a_span_gives_back_its_range_and_texts_past_4_gib_are_not_placed() {
+        let span = Span::from(7..4_000_000_000);
+        assert_eq!(span.range(), 7..4_000_000_000);
+        assert!(placeable(u32::MAX as usize));
+        assert!(!placeable(u32::MAX as usize + 1));
     }
 
     #[test]
@@ -641,8 +683,8 @@ mod tests {
             let map = json_map(text).expect(document);
             let mut read = Map::new();
             for span in fields {
-                let name = std::str::from_utf8(&text[span.key]).unwrap();
-                let value = json_value(&text[span.value]).expect(document);
+                let name = std::str::from_utf8(&text[span.key.range()]).unwrap();
+                let value = json_value(&text[span.value.range()]).expect(document);
                 read.insert(name.into(), value);
             }
             assert_eq!(
@@ -656,8 +698,8 @@ mod tests {
         assert_eq!(
             object_fields(br#"{"a": {"b\"c": 1}}"#),
             Ok(Fields::Object(vec![FieldSpan {
-                key: 2..3,
-                value: 6..17
+                key: (2..3).into(),
+                value: (6..17).into()
             }]))
         );
         for not_an_object in ["[1]", "3", "\"s\"", "null"] {
