@@ -238,4 +238,21 @@ mod tests {
         assert_eq!(run(1, 0.0).reading_rate(), None);
         assert_eq!(run(0, 0.0).reading_rate(), None);
     }
+
+    #[test]
+    fn the_text_gives_the_reading_time_and_rate_when_there_is_one() {
+        use crate::analyze::aggregate::Totals;
+        use crate::analyze::detect::{script::ScriptRules, Detector};
+        let analyzer = Analyzer::new(Default::default(), Detector::new(ScriptRules::none()));
+        let first_line = |info: RunInfo| {
+            let text = Summary::new(&analyzer, &Totals::default(), info).text();
+            text.lines().next().unwrap().to_string()
+        };
+        assert!(
+            first_line(run(1001, 2.0)).ends_with("9.0 s (reading 2.0 s, 500 messages/s)"),
+            "{}",
+            first_line(run(1001, 2.0))
+        );
+        assert!(first_line(run(1, 0.0)).ends_with("alerts, 9.0 s"));
+    }
 }
