@@ -62,19 +62,18 @@ const FIGURES_INTERVAL: Duration = Duration::from_millis(250);
 const BACKLOG_STATISTICS_INTERVAL_MS: &str = "200";
 
 /// How long librdkafka waits before fetching a partition again once its local queue is full
-/// (`fetch.queue.backoff.ms`, 1000 by default). The analyzer empties that queue in well under a
-/// second while it catches up a backlog, then sat idle until the second was out: with the
-/// default, the native rules read 110,000 events/s on the mock cluster with the loop half idle;
-/// with 10 ms, 150,000-195,000 (`analyze_throughput 300000`, 2026-11-28; librdkafka's
-/// issue #2879 tells the same of other consumers). At 0 the client threads spin, at three times
-/// their CPU; 10 ms costs them nothing measurable.
+/// (`fetch.queue.backoff.ms`, 1000 by default). Catching up a backlog, the analyzer empties that
+/// queue in well under a second and then waited out the rest of it: with the default, the native
+/// rules read 110,000 events/s on the mock cluster, the loop half idle; with 10 ms,
+/// 145,000-195,000 (`analyze_throughput`, 2026-11-28; librdkafka's issue #2879 tells the same of
+/// other consumers). At 0 the client threads spin, at three times their CPU; 10 ms costs them
+/// nothing measurable. Against Tansu the rate is the same either way: its fetches are the limit.
 const FETCH_QUEUE_BACKOFF_MS: &str = "10";
 
 /// The group member's configuration: offsets committed by hand, after the effects are recorded
 /// (see [`super::group`]); a full fetch queue refetched soon ([`FETCH_QUEUE_BACKOFF_MS`]); the
-/// user's properties over all of it. `observed`: a metrics endpoint
-/// reads librdkafka's statistics (lag, broker states), so they are asked for unless the user set
-/// their interval.
+/// user's properties over all of it. `observed`: a metrics endpoint reads librdkafka's
+/// statistics (lag, broker states), so they are asked for unless the user set their interval.
 fn consumer_config(options: &AnalyzeOptions, observed: bool) -> ClientConfig {
     let mut defaults = vec![
         ("group.id", options.group.as_str()),
