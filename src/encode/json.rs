@@ -34,22 +34,34 @@ fn write_value(out: &mut Vec<u8>, value: &Dynamic, key: &str) -> Result<(), Stri
             .ok_or_else(|| refuse("a value locked elsewhere"))?;
         return write_value(out, &inner, key);
     }
-    if let Some(text) = value.read_lock::<ImmutableString>() {
+    // Each kind asked by its tag, the commonest first: a failed `as_int` or `as_float` also
+    // makes the type's name for its error, and a failed `read_lock` asks for a type id.
+    if let Some(text) = value
+        .is_string()
+        .then(|| value.read_lock::<ImmutableString>())
+        .flatten()
+    {
         write_str(out, &text);
-    } else if let Ok(x) = value.as_int() {
-        write_number(out, x)?;
-    } else if let Ok(x) = value.as_float() {
+    } else if value.is_int() {
+        write_number(out, value.as_int().unwrap_or_default())?;
+    } else if value.is_float() {
+        let x = value.as_float().unwrap_or_default();
         if !x.is_finite() {
             return Err(refuse(&x.to_string()));
         }
         write_number(out, x)?;
-    } else if let Ok(x) = value.as_bool() {
-        out.extend_from_slice(if x { b"true" } else { b"false" });
+    } else if let Some(map) = value.is_map().then(|| value.read_lock::<Map>()).flatten() {
+        write_object(out, &map)?;
     } else if value.is_unit() {
         out.extend_from_slice(b"null");
-    } else if let Some(map) = value.read_lock::<Map>() {
-        write_object(out, &map)?;
-    } else if let Some(items) = value.read_lock::<Array>() {
+    } else if value.is_bool() {
+        let x = value.as_bool().unwrap_or_default();
+        out.extend_from_slice(if x { b"true" } else { b"false" });
+    } else if let Some(items) = value
+        .is_array()
+        .then(|| value.read_lock::<Array>())
+        .flatten()
+    {
         out.push(b'[');
         for (i, item) in items.iter().enumerate() {
             if i > 0 {

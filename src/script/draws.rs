@@ -26,15 +26,19 @@ fn fail<T>(message: impl Into<String>) -> Fallible<T> {
 
 /// A number argument given as an integer or a float.
 pub fn number(value: &Dynamic, helper: &str) -> Fallible<FLOAT> {
-    value
-        .as_float()
-        .or_else(|_| value.as_int().map(|i| i as FLOAT))
-        .or_else(|_| {
-            fail(format!(
-                "{helper}: expected a number, got {}",
-                value.type_name()
-            ))
-        })
+    // The tag first: a failed `as_float` makes the type's name for its error.
+    let number = if value.is_int() {
+        value.as_int().ok().map(|i| i as FLOAT)
+    } else {
+        value.as_float().ok()
+    };
+    match number {
+        Some(x) => Ok(x),
+        None => fail(format!(
+            "{helper}: expected a number, got {}",
+            value.type_name()
+        )),
+    }
 }
 
 /// `rand_float()`: a float in [0, 1).

@@ -171,21 +171,18 @@ impl<'a> Run<'a> {
             Node::Let(slot, value) | Node::Assign(slot, value) => {
                 let value = settled(self.eval(value, frame)?);
                 self.known.forget(self.depth, *slot);
-                frame[*slot] = value;
+                discard(std::mem::replace(&mut frame[*slot], value));
                 Ok(Dynamic::UNIT)
             }
             Node::Block(statements) => {
                 let mut value = Dynamic::UNIT;
                 for statement in statements {
-                    value = self.eval(statement, frame)?;
+                    discard(std::mem::replace(&mut value, self.eval(statement, frame)?));
                 }
                 Ok(value)
             }
             Node::If(condition, then, otherwise) => {
-                let condition = self
-                    .eval(condition, frame)?
-                    .as_bool()
-                    .map_err(|_| Flow::Bail)?;
+                let condition = truth(self.eval(condition, frame)?)?;
                 self.eval(if condition { then } else { otherwise }, frame)
             }
             Node::Return(value) => Err(Flow::Return(self.eval(value, frame)?)),
@@ -202,11 +199,13 @@ impl<'a> Run<'a> {
                 for value in entries {
                     values.push(self.eval(value, frame)?.flatten());
                 }
-                // The template's slots in key order, filled without a look-up each.
+                // The template's slots in key order, filled without a look-up each. What is
+                // left (the template's `()`s, and the `()`s the values taken left) is discarded.
                 let mut map = template.clone();
                 for (slot, &entry) in map.values_mut().zip(order) {
-                    *slot = std::mem::take(&mut values[entry]);
+                    discard(std::mem::replace(slot, std::mem::take(&mut values[entry])));
                 }
+                values.into_iter().for_each(discard);
                 Ok(Dynamic::from_map(map))
             }
             Node::Interpolated(parts) => {
@@ -246,11 +245,7 @@ impl<'a> Run<'a> {
             }
             Node::And(operands) => {
                 for operand in operands {
-                    if !self
-                        .eval(operand, frame)?
-                        .as_bool()
-                        .map_err(|_| Flow::Bail)?
-                    {
+                    if !truth(self.eval(operand, frame)?)? {
                         return Ok(Dynamic::FALSE);
                     }
                 }
@@ -258,11 +253,7 @@ impl<'a> Run<'a> {
             }
             Node::Or(operands) => {
                 for operand in operands {
-                    if self
-                        .eval(operand, frame)?
-                        .as_bool()
-                        .map_err(|_| Flow::Bail)?
-                    {
+                    if truth(self.eval(operand, frame)?)? {
                         return Ok(Dynamic::TRUE);
                     }
                 }
@@ -343,11 +334,7 @@ impl<'a> Run<'a> {
                 self.count_loop(*item, *counter, lo..hi, body, frame)
             }
             Node::While(condition, body) => {
-                while self
-                    .eval(condition, frame)?
-                    .as_bool()
-                    .map_err(|_| Flow::Bail)?
-                {
+                while truth(self.eval(condition, frame)?)? {
                     if self.iteration(None, 0, body, frame)? {
                         break;
                     }
@@ -588,7 +575,7 @@ impl<'a> Run<'a> {
         // a hundred native calls a darooghe event.
         for (slot, arg) in owned.iter_mut().zip(args) {
             if !borrowed(arg) {
-                drop(std::mem::take(slot));
+                discard(std::mem::take(slot));
             }
         }
         std::mem::forget(owned);
@@ -708,6 +695,26 @@ impl<'a> Run<'a> {
             return Ok(event.get(name));
         }
         Err(Flow::Bail)
+    }
+}
+
+/// A condition's value, which must be a boolean.
+#[inline(always)]
+fn truth(value: Dynamic) -> Result<bool, Flow> {
+    let truth = value.as_bool().map_err(|_| Flow::Bail);
+    discard(value);
+    truth
+}
+
+/// Drops `value`, but forgets a `()`, a boolean or a number, which own nothing: dropping a
+/// `Dynamic` is an out-of-line call whatever it holds, about ninety a seed port event
+/// (valgrind). A shared value owns its cell, and is dropped.
+#[inline(always)]
+fn discard(value: Dynamic) {
+    let owns_nothing = !value.is_shared()
+        && (value.is_unit() || value.is_bool() || value.is_int() || value.is_float());
+    if owns_nothing {
+        std::mem::forget(value);
     }
 }
 

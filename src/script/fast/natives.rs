@@ -247,18 +247,45 @@ enum Pair {
 }
 
 fn pair(a: &Dynamic, b: &Dynamic) -> Option<Pair> {
-    match (a.as_int(), b.as_int()) {
-        (Ok(x), Ok(y)) => Some(Pair::Ints(x, y)),
-        _ => Some(Pair::Floats(float(a)?, float(b)?)),
+    Some(match (number(a)?, number(b)?) {
+        (Number::Int(x), Number::Int(y)) => Pair::Ints(x, y),
+        (x, y) => Pair::Floats(x.as_float(), y.as_float()),
+    })
+}
+
+/// A number, as it is held.
+#[derive(Clone, Copy)]
+enum Number {
+    Int(INT),
+    Float(FLOAT),
+}
+
+impl Number {
+    fn as_float(self) -> FLOAT {
+        match self {
+            Number::Int(i) => i as FLOAT,
+            Number::Float(f) => f,
+        }
+    }
+}
+
+/// `value` as a number, `None` for anything else. The kind is read from the value's tag first:
+/// a failed `as_int` or `as_float` also makes the type's name for its error, about 40
+/// instructions, and the operators met a float where they tried an integer first about 30
+/// times a seed port event (valgrind).
+fn number(value: &Dynamic) -> Option<Number> {
+    if value.is_int() {
+        value.as_int().ok().map(Number::Int)
+    } else if value.is_float() {
+        value.as_float().ok().map(Number::Float)
+    } else {
+        None
     }
 }
 
 /// An integer or a float, as a float.
 fn float(value: &Dynamic) -> Option<FLOAT> {
-    value
-        .as_float()
-        .ok()
-        .or_else(|| value.as_int().ok().map(|i| i as FLOAT))
+    number(value).map(Number::as_float)
 }
 
 fn string(value: &Dynamic) -> Option<ImmutableString> {
@@ -305,10 +332,9 @@ fn value(native: Native, args: &[&Dynamic], helpers: &Helpers) -> Option<Dynamic
             Some(Pair::Floats(x, y)) => Some(Dynamic::from_float(x % y)),
             None => None,
         },
-        (Native::Neg, [a]) => match (a.as_int(), a.as_float()) {
-            (Ok(x), _) => x.checked_neg().map(Dynamic::from_int),
-            (_, Ok(x)) => Some(Dynamic::from_float(-x)),
-            _ => None,
+        (Native::Neg, [a]) => match number(a)? {
+            Number::Int(x) => x.checked_neg().map(Dynamic::from_int),
+            Number::Float(x) => Some(Dynamic::from_float(-x)),
         },
         (Native::Not, [a]) => a.as_bool().ok().map(|b| Dynamic::from_bool(!b)),
         (Native::Eq, [a, b]) => equal(a, b).map(Dynamic::from_bool),
@@ -350,10 +376,10 @@ fn value(native: Native, args: &[&Dynamic], helpers: &Helpers) -> Option<Dynamic
         }
         (Native::FollowUp, [ctx, delay, function, data]) => {
             let ctx = ctx.read_lock::<EventContext>()?;
-            let delay = match (delay.as_int(), delay.as_float()) {
-                (Ok(ms), _) => ms,
-                (_, Ok(ms)) if ms.is_finite() => ms.round() as INT,
-                _ => return None,
+            let delay = match number(delay)? {
+                Number::Int(ms) => ms,
+                Number::Float(ms) if ms.is_finite() => ms.round() as INT,
+                Number::Float(_) => return None,
             };
             let function = function.read_lock::<ImmutableString>()?.clone();
             helpers
@@ -363,34 +389,28 @@ fn value(native: Native, args: &[&Dynamic], helpers: &Helpers) -> Option<Dynamic
                 .map(|()| Dynamic::UNIT)
         }
         (Native::Ln, [x]) => x.as_float().ok().map(|x| Dynamic::from_float(x.ln())),
-        (Native::Abs, [x]) => match (x.as_int(), x.as_float()) {
-            (Ok(i), _) => i.checked_abs().map(Dynamic::from_int),
-            (_, Ok(f)) => Some(Dynamic::from_float(f.abs())),
-            _ => None,
+        (Native::Abs, [x]) => match number(x)? {
+            Number::Int(i) => i.checked_abs().map(Dynamic::from_int),
+            Number::Float(f) => Some(Dynamic::from_float(f.abs())),
         },
         (Native::Round, [x]) => x.as_float().ok().map(|x| Dynamic::from_float(x.round())),
         (Native::Floor, [x]) => x.as_float().ok().map(|x| Dynamic::from_float(x.floor())),
         (Native::Ceiling, [x]) => x.as_float().ok().map(|x| Dynamic::from_float(x.ceil())),
-        (Native::ToInt, [x]) => match (x.as_int(), x.as_float()) {
-            (Ok(i), _) => Some(Dynamic::from_int(i)),
+        (Native::ToInt, [x]) => match number(x)? {
+            Number::Int(i) => Some(Dynamic::from_int(i)),
             // Rhai refuses a float out of the integers' range.
-            (_, Ok(f)) if f <= INT::MAX as FLOAT && f >= INT::MIN as FLOAT => {
+            Number::Float(f) if f <= INT::MAX as FLOAT && f >= INT::MIN as FLOAT => {
                 Some(Dynamic::from_int(f.trunc() as INT))
             }
-            _ => None,
+            Number::Float(_) => None,
         },
-        (Native::ToFloat, [x]) => match (x.as_int(), x.as_float()) {
-            (Ok(i), _) => Some(Dynamic::from_float(i as FLOAT)),
-            (_, Ok(f)) => Some(Dynamic::from_float(f)),
-            _ => None,
-        },
-        (Native::Pow, [x, y]) => match (x.as_float(), y.as_int(), y.as_float()) {
+        (Native::ToFloat, [x]) => float(x).map(Dynamic::from_float),
+        (Native::Pow, [x, y]) => match (x.as_float().ok()?, number(y)?) {
             // Rhai raises a float to an integer power with `powi`, refusing one beyond an i32.
-            (Ok(x), Ok(y), _) => i32::try_from(y)
+            (x, Number::Int(y)) => i32::try_from(y)
                 .ok()
                 .map(|y| Dynamic::from_float(x.powi(y))),
-            (Ok(x), _, Ok(y)) => Some(Dynamic::from_float(x.powf(y))),
-            _ => None,
+            (x, Number::Float(y)) => Some(Dynamic::from_float(x.powf(y))),
         },
         (Native::Float(f), [x]) => x.as_float().ok().map(|x| Dynamic::from_float(f(x))),
         (Native::Contains, [items, value]) => contains(items, value).map(Dynamic::from_bool),
@@ -414,9 +434,12 @@ fn value(native: Native, args: &[&Dynamic], helpers: &Helpers) -> Option<Dynamic
 
 /// `a + b`: numbers, two strings or two arrays (within the sandbox's sizes).
 fn add(a: &Dynamic, b: &Dynamic) -> Option<Dynamic> {
-    if let (Some(x), Some(y)) = (a.read_lock::<Array>(), b.read_lock::<Array>()) {
-        let joined: Array = x.iter().chain(y.iter()).cloned().collect();
-        return array_within_limits(&joined).then(|| Dynamic::from_array(joined));
+    // Numbers first, the most common; the three kinds exclude one another.
+    if let Some(pair) = pair(a, b) {
+        return match pair {
+            Pair::Ints(x, y) => x.checked_add(y).map(Dynamic::from_int),
+            Pair::Floats(x, y) => Some(Dynamic::from_float(x + y)),
+        };
     }
     if let (Some(x), Some(y)) = (string(a), string(b)) {
         if x.len() + y.len() > limits::STRING_SIZE {
@@ -424,10 +447,9 @@ fn add(a: &Dynamic, b: &Dynamic) -> Option<Dynamic> {
         }
         return Some(Dynamic::from(x + y));
     }
-    match pair(a, b)? {
-        Pair::Ints(x, y) => x.checked_add(y).map(Dynamic::from_int),
-        Pair::Floats(x, y) => Some(Dynamic::from_float(x + y)),
-    }
+    let (x, y) = (a.read_lock::<Array>()?, b.read_lock::<Array>()?);
+    let joined: Array = x.iter().chain(y.iter()).cloned().collect();
+    array_within_limits(&joined).then(|| Dynamic::from_array(joined))
 }
 
 /// `items.contains(value)`: an array's item (by `==`), a map's key, a string's substring; `None`
@@ -465,11 +487,11 @@ fn equal(a: &Dynamic, b: &Dynamic) -> Option<bool> {
         // Rhai has no `==` between `()` and another type: such values are not equal.
         return Some(a.is_unit() && b.is_unit());
     }
-    if let (Ok(x), Ok(y)) = (a.as_bool(), b.as_bool()) {
-        return Some(x == y);
+    if a.is_bool() && b.is_bool() {
+        return Some(a.as_bool().ok()? == b.as_bool().ok()?);
     }
-    if let (Some(x), Some(y)) = (string(a), string(b)) {
-        return Some(x == y);
+    if a.is_string() && b.is_string() {
+        return Some(string(a)? == string(b)?);
     }
     if let Some(pair) = pair(a, b) {
         return Some(match pair {
@@ -485,8 +507,8 @@ fn equal(a: &Dynamic, b: &Dynamic) -> Option<bool> {
 
 /// The order of two numbers or two strings.
 fn compare(a: &Dynamic, b: &Dynamic) -> Option<std::cmp::Ordering> {
-    if let (Some(x), Some(y)) = (string(a), string(b)) {
-        return Some(x.as_str().cmp(y.as_str()));
+    if a.is_string() && b.is_string() {
+        return Some(string(a)?.as_str().cmp(string(b)?.as_str()));
     }
     match pair(a, b)? {
         Pair::Ints(x, y) => Some(x.cmp(&y)),

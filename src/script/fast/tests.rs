@@ -152,6 +152,30 @@ fn compiled_throughout(source: &str, count: i64) {
 }
 
 #[test]
+fn operators_on_either_kind_of_number_run_compiled() {
+    // Each operator and numeric helper on integers, floats and the two mixed, and equality of
+    // booleans and strings: the fast path tells the kinds apart by their tags.
+    let source = r#"
+        fn event(ctx) {
+            let i = rand_int(-5, 5);
+            let f = rand_float(-1, 1);
+            let s = `k${i}`;
+            #{
+                customer_id: s,
+                ints: [i + 2, i - 2, i * 3, i / 2, i % 3, -i, i.abs(), i.to_int(), i.to_float()],
+                floats: [f + 0.5, f - 0.5, f * 3.0, f / 3.0, f % 0.5, -f, f.abs(), (f * 9.0).to_int(), f.to_float()],
+                mixed: [i + f, f - i, i * f, f / 2, f < i, i >= f, f == i, i != f, i == 2.0],
+                pow: [2.0 ** i, 2.0 ** f],
+                eq: [s == "k1", "a" != s, (i > 0) == (f > 0.0), true != (i > 0), s < "k2", "k" >= s],
+                later: follow_up(ctx, 1500.4, "later", #{ c: s }),
+            }
+        }
+        fn later(ctx, data) { #{ customer_id: data.c } }
+    "#;
+    compiled_throughout(source, 300);
+}
+
+#[test]
 fn while_loops_and_floats_in_text_run_compiled() {
     let source = r#"
         fn event(ctx) {
