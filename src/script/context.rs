@@ -17,10 +17,10 @@ pub struct EventContext {
     pub time: INT,
     /// Sequence number of the arrival, from 0, continuing from backfill into live.
     pub seq: INT,
-    /// What `setup` returned (`()` while `setup` itself runs).
-    pub state: Dynamic,
-    /// Every resolved setting, by name.
-    pub settings: Dynamic,
+    /// What `setup` returned (`()` while `setup` itself runs), shared with the scenario.
+    pub state: Arc<Dynamic>,
+    /// Every resolved setting, by name, shared with the scenario.
+    pub settings: Arc<Dynamic>,
 }
 
 /// Registers the `ctx` type and its properties. Reading `ctx.seq` raises `seq_read`: an event
@@ -38,9 +38,9 @@ pub fn register(engine: &mut Engine, seq_read: &Arc<AtomicBool>) {
         // Read-only, always: a copy of the context (`ctx` handed to a function) carries
         // read-write copies of its fields.
         .register_get("state", |ctx: &mut EventContext| {
-            ctx.state.clone().into_read_only()
+            (*ctx.state).clone().into_read_only()
         })
         .register_get("settings", |ctx: &mut EventContext| {
-            ctx.settings.clone().into_read_only()
+            (*ctx.settings).clone().into_read_only()
         });
 }

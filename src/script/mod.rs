@@ -86,10 +86,12 @@ pub struct Scenario {
     memory: Memory,
     pools: pool::PoolCounter,
     follow_ups: follow_up::FollowUps,
-    /// What `setup` returned, frozen (see `state/mod.rs`).
-    state: Dynamic,
-    /// The resolved settings, frozen.
-    settings: Dynamic,
+    /// What `setup` returned, frozen (see `state/mod.rs`). Behind an `Arc`, so that each event's
+    /// `ctx` shares it for a reference count: a frozen map in a `Dynamic` is a native value,
+    /// which Rhai clones into two new boxes.
+    state: Arc<Dynamic>,
+    /// The resolved settings, frozen; shared as `state` is.
+    settings: Arc<Dynamic>,
     /// The property names of the state and settings, read through getters (see `state/mod.rs`).
     properties: state::PropertyNames,
     /// Whether the script defines `rate(t)` (1) or `rate(t, settings)` (2).
@@ -445,8 +447,8 @@ impl Scenario {
             memory: handles.memory,
             pools: handles.pools,
             follow_ups: handles.follow_ups,
-            state: Dynamic::UNIT,
-            settings: Dynamic::from(StateMap::default()),
+            state: Arc::new(Dynamic::UNIT),
+            settings: Arc::new(Dynamic::from(StateMap::default())),
             properties: state::PropertyNames::default(),
             rate_arity,
             check_arity,
@@ -628,7 +630,7 @@ impl Scenario {
         let result = match self.check_arity {
             None => return Ok(()),
             Some(2) => {
-                let settings = self.settings.clone();
+                let settings = (*self.settings).clone();
                 self.call("check", (event, settings))?
             }
             Some(_) => self.call("check", (event,))?,
@@ -657,13 +659,13 @@ impl Scenario {
         self.events = event_base(seed, 0);
         self.pools.reset();
         let settings_map = Dynamic::from_map(convert::settings_map(settings));
-        self.settings = state::freeze(settings_map, &mut self.properties);
+        self.settings = Arc::new(state::freeze(settings_map, &mut self.properties));
         self.properties.register(&mut self.engine);
         self.calls.reset();
         self.memory.set_cap(settings.max_remembered);
         self.setup_compiled = false;
         if !self.defines("setup", 1) {
-            self.state = Dynamic::UNIT;
+            self.state = Arc::new(Dynamic::UNIT);
             return Ok(());
         }
         let ctx = self.context(start_ms, 0);
@@ -693,7 +695,7 @@ impl Scenario {
         // Frozen, so read-only: an event that changed the state would change what later events
         // see, and whether another worker saw it would depend on the number of workers. What
         // changes belongs in memory (`remember`).
-        self.state = state::freeze(result?, &mut self.properties);
+        self.state = Arc::new(state::freeze(result?, &mut self.properties));
         self.properties.register(&mut self.engine);
         self.calls.reset();
         // What setup remembered is there for the first event.
@@ -845,7 +847,7 @@ impl Scenario {
     /// a sale's hour) in the curve.
     pub fn rate(&mut self, time_ms: INT) -> Result<f64, ScriptError> {
         let result = if self.rate_arity == Some(2) {
-            let settings = self.settings.clone();
+            let settings = (*self.settings).clone();
             self.call("rate", (time_ms, settings))?
         } else {
             self.call("rate", (time_ms,))?

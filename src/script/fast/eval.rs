@@ -680,8 +680,8 @@ impl<'a> Run<'a> {
                     natives::seq_read(self.seq_read);
                     Ok(Dynamic::from_int(ctx.seq))
                 }
-                "state" => Ok(ctx.state.clone().into_read_only()),
-                "settings" => Ok(ctx.settings.clone().into_read_only()),
+                "state" => Ok((*ctx.state).clone().into_read_only()),
+                "settings" => Ok((*ctx.settings).clone().into_read_only()),
                 _ => Err(Flow::Bail),
             };
         }
