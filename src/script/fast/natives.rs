@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use rhai::{Array, Dynamic, ImmutableString, Map, FLOAT, INT};
 
 use super::super::context::EventContext;
-use super::super::draws::{self, SharedRng};
+use super::super::draws::{self, numeric, Number, SharedRng};
 use super::super::follow_up::FollowUps;
 use super::super::limits;
 use super::super::memory::Memory;
@@ -247,45 +247,15 @@ enum Pair {
 }
 
 fn pair(a: &Dynamic, b: &Dynamic) -> Option<Pair> {
-    Some(match (number(a)?, number(b)?) {
+    Some(match (numeric(a)?, numeric(b)?) {
         (Number::Int(x), Number::Int(y)) => Pair::Ints(x, y),
         (x, y) => Pair::Floats(x.as_float(), y.as_float()),
     })
 }
 
-/// A number, as it is held.
-#[derive(Clone, Copy)]
-enum Number {
-    Int(INT),
-    Float(FLOAT),
-}
-
-impl Number {
-    fn as_float(self) -> FLOAT {
-        match self {
-            Number::Int(i) => i as FLOAT,
-            Number::Float(f) => f,
-        }
-    }
-}
-
-/// `value` as a number, `None` for anything else. The kind is read from the value's tag first:
-/// a failed `as_int` or `as_float` also makes the type's name for its error, about 40
-/// instructions, and the operators met a float where they tried an integer first about 30
-/// times a seed port event (valgrind).
-fn number(value: &Dynamic) -> Option<Number> {
-    if value.is_int() {
-        value.as_int().ok().map(Number::Int)
-    } else if value.is_float() {
-        value.as_float().ok().map(Number::Float)
-    } else {
-        None
-    }
-}
-
 /// An integer or a float, as a float.
 fn float(value: &Dynamic) -> Option<FLOAT> {
-    number(value).map(Number::as_float)
+    numeric(value).map(Number::as_float)
 }
 
 fn string(value: &Dynamic) -> Option<ImmutableString> {
@@ -332,7 +302,7 @@ fn value(native: Native, args: &[&Dynamic], helpers: &Helpers) -> Option<Dynamic
             Some(Pair::Floats(x, y)) => Some(Dynamic::from_float(x % y)),
             None => None,
         },
-        (Native::Neg, [a]) => match number(a)? {
+        (Native::Neg, [a]) => match numeric(a)? {
             Number::Int(x) => x.checked_neg().map(Dynamic::from_int),
             Number::Float(x) => Some(Dynamic::from_float(-x)),
         },
@@ -376,7 +346,7 @@ fn value(native: Native, args: &[&Dynamic], helpers: &Helpers) -> Option<Dynamic
         }
         (Native::FollowUp, [ctx, delay, function, data]) => {
             let ctx = ctx.read_lock::<EventContext>()?;
-            let delay = match number(delay)? {
+            let delay = match numeric(delay)? {
                 Number::Int(ms) => ms,
                 Number::Float(ms) if ms.is_finite() => ms.round() as INT,
                 Number::Float(_) => return None,
@@ -389,14 +359,14 @@ fn value(native: Native, args: &[&Dynamic], helpers: &Helpers) -> Option<Dynamic
                 .map(|()| Dynamic::UNIT)
         }
         (Native::Ln, [x]) => x.as_float().ok().map(|x| Dynamic::from_float(x.ln())),
-        (Native::Abs, [x]) => match number(x)? {
+        (Native::Abs, [x]) => match numeric(x)? {
             Number::Int(i) => i.checked_abs().map(Dynamic::from_int),
             Number::Float(f) => Some(Dynamic::from_float(f.abs())),
         },
         (Native::Round, [x]) => x.as_float().ok().map(|x| Dynamic::from_float(x.round())),
         (Native::Floor, [x]) => x.as_float().ok().map(|x| Dynamic::from_float(x.floor())),
         (Native::Ceiling, [x]) => x.as_float().ok().map(|x| Dynamic::from_float(x.ceil())),
-        (Native::ToInt, [x]) => match number(x)? {
+        (Native::ToInt, [x]) => match numeric(x)? {
             Number::Int(i) => Some(Dynamic::from_int(i)),
             // Rhai refuses a float out of the integers' range.
             Number::Float(f) if f <= INT::MAX as FLOAT && f >= INT::MIN as FLOAT => {
@@ -405,7 +375,7 @@ fn value(native: Native, args: &[&Dynamic], helpers: &Helpers) -> Option<Dynamic
             Number::Float(_) => None,
         },
         (Native::ToFloat, [x]) => float(x).map(Dynamic::from_float),
-        (Native::Pow, [x, y]) => match (x.as_float().ok()?, number(y)?) {
+        (Native::Pow, [x, y]) => match (x.as_float().ok()?, numeric(y)?) {
             // Rhai raises a float to an integer power with `powi`, refusing one beyond an i32.
             (x, Number::Int(y)) => i32::try_from(y)
                 .ok()
