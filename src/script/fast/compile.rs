@@ -39,6 +39,10 @@ pub enum Node {
     Index(Box<Node>, Box<Node>),
     /// A native helper or operator, arguments in order (for a method, the object first).
     Native(Native, Vec<Node>),
+    /// A native helper or operator one of whose arguments (up to three) is a property chain
+    /// read from a variable or a constant ([`is_pure_chain`]), read in place: the arguments
+    /// and that one's place.
+    NativeOnChain(Native, Vec<Node>, usize),
     /// A compiled script function, by index.
     Script(usize, Vec<Node>),
     /// `a && b && ...`.
@@ -401,7 +405,7 @@ impl Compiler<'_> {
         // `x op= v` is `x = x op v`: the variable is read when the operator runs.
         let with_op = |current: Node, value: Node| -> Option<Node> {
             match op.get_op_assignment_info() {
-                Some((.., syntax)) => Some(Node::Native(
+                Some((.., syntax)) => Some(native_call(
                     natives::resolve(syntax, 2)?,
                     vec![current, value],
                 )),
@@ -682,7 +686,7 @@ impl Compiler<'_> {
                 let native = self.native(&call.name, call.args.len() + 1)?;
                 let mut args = vec![base];
                 args.extend(self.exprs(&call.args)?);
-                Some(Node::Native(native, args))
+                Some(native_call(native, args))
             }
             _ => None,
         }
@@ -757,7 +761,7 @@ impl Compiler<'_> {
                 return Some(Node::PickWeighted(Box::new(table)));
             }
         }
-        Some(Node::Native(native, args))
+        Some(native_call(native, args))
     }
 }
 
@@ -836,5 +840,34 @@ fn constant_map(node: &Node) -> Option<rhai::Map> {
             Some(map)
         }
         _ => None,
+    }
+}
+
+/// The node calling `native` with `args`: one that reads a property chain argument in place
+/// where there is one. A property beside a constant (`m.kind == "pos"`) is read in place by
+/// [`Node::Native`] itself, from any base.
+fn native_call(native: Native, args: Vec<Node>) -> Node {
+    let beside_constant = matches!(
+        args.as_slice(),
+        [Node::Property(..), Node::Const(_)] | [Node::Const(_), Node::Property(..)]
+    );
+    match args.iter().position(is_pure_chain) {
+        Some(chain) if !beside_constant && args.len() <= 3 => {
+            Node::NativeOnChain(native, args, chain)
+        }
+        _ => Node::Native(native, args),
+    }
+}
+
+/// Whether `node` is a property chain read from a variable or a constant (`ctx.state.plans`,
+/// `customer.home.lat`): reading it has no effect, so it can be read in place, at any point
+/// among a call's arguments.
+pub(super) fn is_pure_chain(node: &Node) -> bool {
+    match node {
+        Node::Property(inner, _) => match &**inner {
+            Node::Var(_) | Node::Const(_) => true,
+            deeper => is_pure_chain(deeper),
+        },
+        _ => false,
     }
 }

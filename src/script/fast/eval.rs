@@ -10,7 +10,7 @@ use super::super::event_view::EventView;
 use super::super::limits;
 use super::super::pool::Pool;
 use super::super::state::StateMap;
-use super::compile::{switch_hash, Compiled, Each, Node};
+use super::compile::{is_pure_chain, switch_hash, Compiled, Each, Node};
 use super::natives::{self, Helpers, Mutator, Native};
 use super::sizes::{array_within_limits, KnownSizes, Sizes};
 use super::Bail;
@@ -222,6 +222,12 @@ impl<'a> Run<'a> {
                     let base = self.value(base, frame)?;
                     return index_of(&base, &index);
                 }
+                if is_pure_chain(base) {
+                    // Read in place after the index, for the same reason: the table at the end
+                    // of `ctx.state.categories[id]` is not copied for one look-up.
+                    let index = self.eval(index, frame)?;
+                    return self.in_place(base, frame, &mut |_, base| index_of(base, &index));
+                }
                 let base = match &**base {
                     Node::Property(inner, name) => self.property_of(inner, name, frame)?,
                     other => self.eval(other, frame)?,
@@ -230,6 +236,9 @@ impl<'a> Run<'a> {
                 index_of(&base, &index)
             }
             Node::Native(native, args) => self.native(*native, args, frame),
+            Node::NativeOnChain(native, args, chain) => {
+                self.native_on_chain(*native, args, *chain, frame)
+            }
             Node::Script(index, args) => {
                 // The callee's frame, its arguments first, made at its size at once.
                 let slots = self.compiled.functions[*index].slots.max(args.len());
@@ -578,6 +587,44 @@ impl<'a> Run<'a> {
         Ok(result?)
     }
 
+    /// A native called with a property chain read from a variable or a constant
+    /// (`ctx.state.merchants.pick()`, `len(customer.orders)`): the chain read in place after
+    /// the other arguments, as it has no effect, so that the map or pool it ends at is not
+    /// copied for the call. Out of [`Self::eval`], which stays small.
+    #[inline(never)]
+    fn native_on_chain(
+        &mut self,
+        native: Native,
+        args: &[Node],
+        chain: usize,
+        frame: &mut [Dynamic],
+    ) -> Step {
+        // Counted as the chain's node would have been.
+        self.count()?;
+        let in_frame = |node: &Node| matches!(node, Node::Var(_) | Node::Const(_));
+        let mut owned: [Dynamic; 3] = Default::default();
+        for (i, arg) in args.iter().enumerate() {
+            if i != chain && !in_frame(arg) {
+                owned[i] = self.eval(arg, frame)?;
+            }
+        }
+        let frame = &*frame;
+        let result = self.in_place(&args[chain], frame, &mut |run, value| {
+            let mut refs: [&Dynamic; 3] = [&owned[0], &owned[1], &owned[2]];
+            for (i, arg) in args.iter().enumerate() {
+                match arg {
+                    _ if i == chain => refs[i] = value,
+                    Node::Var(slot) => refs[i] = &frame[*slot],
+                    Node::Const(constant) => refs[i] = constant,
+                    _ => {}
+                }
+            }
+            Ok(natives::call(native, &refs[..args.len()], run.helpers)?)
+        });
+        owned.into_iter().for_each(discard);
+        result
+    }
+
     /// A native called with a property and a constant (`event.location != ()`,
     /// `m.kind == "pos"`): the property read in place, so that comparing a map or a string copies
     /// neither. Out of [`Self::native`], which stays small for every other call.
@@ -621,8 +668,7 @@ impl<'a> Run<'a> {
         f: &mut dyn FnMut(&Self, &Dynamic) -> Step,
     ) -> Step {
         match node {
-            Node::Var(slot) => f(self, &frame[*slot]),
-            Node::Const(value) => f(self, value),
+            Node::Var(_) | Node::Const(_) => self.in_place(node, frame, f),
             Node::Property(inner, name) => {
                 self.borrowed(inner, frame, &mut |run, base| run.step_in(base, name, f))
             }
@@ -630,6 +676,25 @@ impl<'a> Run<'a> {
                 let value = self.eval(node, frame)?;
                 f(self, &value)
             }
+        }
+    }
+
+    /// Calls `f` with the value of a variable, a constant, or a property chain read from one
+    /// ([`is_pure_chain`]), read where it lies. Reading one has no effect and evaluates
+    /// nothing, so the frame is only read. Anything else gives up.
+    fn in_place(
+        &self,
+        node: &Node,
+        frame: &[Dynamic],
+        f: &mut dyn FnMut(&Self, &Dynamic) -> Step,
+    ) -> Step {
+        match node {
+            Node::Var(slot) => f(self, &frame[*slot]),
+            Node::Const(value) => f(self, value),
+            Node::Property(inner, name) => {
+                self.in_place(inner, frame, &mut |run, base| run.step_in(base, name, f))
+            }
+            _ => Err(Flow::Bail),
         }
     }
 

@@ -13,6 +13,7 @@ use super::super::follow_up::FollowUps;
 use super::super::limits;
 use super::super::memory::Memory;
 use super::super::pool::{self, Pool};
+use super::super::state::StateMap;
 use super::sizes::array_within_limits;
 use super::Bail;
 
@@ -422,8 +423,8 @@ fn add(a: &Dynamic, b: &Dynamic) -> Option<Dynamic> {
     array_within_limits(&joined).then(|| Dynamic::from_array(joined))
 }
 
-/// `items.contains(value)`: an array's item (by `==`), a map's key, a string's substring; `None`
-/// for anything else, or an item whose equality with `value` the fast path does not know.
+/// `items.contains(value)`: an array's or a pool's item (by `==`), a map's key (of the state or
+/// not), a string's substring; `None` for anything else, or an item whose equality with `value` the fast path does not know.
 fn contains(items: &Dynamic, value: &Dynamic) -> Option<bool> {
     if let Some(array) = items.read_lock::<Array>() {
         for item in array.iter() {
@@ -436,17 +437,35 @@ fn contains(items: &Dynamic, value: &Dynamic) -> Option<bool> {
     if let Some(map) = items.read_lock::<Map>() {
         return Some(map.contains_key(string(value)?.as_str()));
     }
+    if let Some(map) = items.read_lock::<StateMap>() {
+        return Some(map.entries().contains_key(string(value)?.as_str()));
+    }
+    if let Some(pool) = items.read_lock::<Pool>() {
+        for item in pool.items() {
+            if equal(item, value)? {
+                return Some(true);
+            }
+        }
+        return Some(false);
+    }
     let text = items.read_lock::<ImmutableString>()?;
     Some(text.contains(string(value)?.as_str()))
 }
 
-/// The length of an array, a map or a string (in characters, as Rhai counts it).
+/// The length of an array, a map, a pool or a map of the state, or a string (in characters,
+/// as Rhai counts it).
 fn length(value: &Dynamic) -> Option<usize> {
     if let Some(array) = value.read_lock::<Array>() {
         return Some(array.len());
     }
     if let Some(map) = value.read_lock::<Map>() {
         return Some(map.len());
+    }
+    if let Some(pool) = value.read_lock::<Pool>() {
+        return Some(pool.len());
+    }
+    if let Some(map) = value.read_lock::<StateMap>() {
+        return Some(map.entries().len());
     }
     Some(value.read_lock::<ImmutableString>()?.chars().count())
 }

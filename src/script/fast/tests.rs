@@ -176,6 +176,56 @@ fn operators_on_either_kind_of_number_run_compiled() {
 }
 
 #[test]
+fn property_chains_are_read_in_place_as_call_arguments_and_index_bases() {
+    // `ctx.state.kinds[m]` and `ctx.state.merchants.pick()` read the table and the pool where
+    // they lie, the chain after the call's other arguments: the compiled nodes say so, and the
+    // events are the interpreter's, draw for draw, with argument draws among them. `len`,
+    // `is_empty` and `in` read pools and maps of the state on the fast path too.
+    let source = r#"
+        fn config() { #{ topic: "t", key_field: "customer_id", lo: 2, hi: 9 } }
+        fn setup(ctx) {
+            #{
+                merchants: ["m1", "m2", "m3"],
+                kinds: #{ m1: "food", m2: "fuel", m3: "toys" },
+                nested: #{ inner: #{ rate: 0.25, names: ["a", "b"] } },
+            }
+        }
+        fn event(ctx) {
+            let m = ctx.state.merchants.pick();
+            let rec = #{ home: #{ lat: 1.5, tags: ["x", "y", "z"] } };
+            let at = rand_int(-3, 2);
+            #{
+                customer_id: m,
+                kind: ctx.state.kinds[m],
+                drawn: ctx.state.merchants[at],
+                between: rand_int(ctx.settings.lo, ctx.settings.hi),
+                scaled: rand_float(ctx.state.nested.inner.rate, rand_float() + 1.0),
+                count: ctx.state.merchants.len(),
+                name: ctx.state.nested.inner.names.pick(),
+                tag: rec.home.tags.pick(),
+                tag_at: rec.home.tags[at],
+                lat: rec.home.lat + rand_float(),
+                known: m in ctx.state.kinds,
+                listed: m in ctx.state.merchants,
+                none: ctx.state.kinds.is_empty(),
+                after: rec,
+            }
+        }
+    "#;
+    compiled_throughout(source, 300);
+
+    let engine = rhai::Engine::new_raw();
+    let ast = engine.compile(source).unwrap();
+    let compiled =
+        super::compile::Compiled::from_ast(&ast, &[], super::compile::Vocabulary::Scenario);
+    let event = compiled.runnable("event", 1).unwrap();
+    let body = format!("{:?}", compiled.functions[event].body);
+    // `merchants.pick()`, `rand_int(lo, hi)`, `rand_float(rate, ..)`, `len`, `names.pick()`,
+    // `tags.pick()`, `lat + ..`, the two `in`s and `is_empty`.
+    assert_eq!(body.matches("NativeOnChain(").count(), 10, "{body}");
+}
+
+#[test]
 fn while_loops_and_floats_in_text_run_compiled() {
     let source = r#"
         fn event(ctx) {
