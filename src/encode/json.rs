@@ -88,6 +88,7 @@ fn write_number(out: &mut Vec<u8>, x: impl serde::Serialize) -> Result<(), Strin
 /// `text` as a JSON string, escaped as serde_json escapes it: `"`, `\` and the control
 /// characters below 0x20 (`\b \t \n \f \r` by name, the rest as `\u00xx`); everything else,
 /// non-ASCII included, as it is.
+#[inline(always)]
 fn write_str(out: &mut Vec<u8>, text: &str) {
     let bytes = text.as_bytes();
     out.reserve(bytes.len() + 2);

@@ -181,12 +181,16 @@ fn note_frozen(value: &Dynamic, names: &mut PropertyNames) {
 /// Turns the frozen values inside `value` back into plain maps and arrays, deeply; plain values
 /// are left where they are, so an event with nothing frozen in it costs one look at each field.
 pub fn thaw(mut value: Dynamic) -> Dynamic {
-    if let Some(map) = value.read_lock::<StateMap>() {
-        return Dynamic::from_map(map.entries().thawed(thaw));
-    }
-    if let Some(pool) = value.read_lock::<Pool>() {
-        let plain: Array = pool.items().iter().cloned().map(thaw).collect();
-        return Dynamic::from_array(plain);
+    // Only a native value (or a shared one) can be frozen: a plain map, the event itself, is
+    // not asked for the two types' ids.
+    if value.is_variant() || value.is_shared() {
+        if let Some(map) = value.read_lock::<StateMap>() {
+            return Dynamic::from_map(map.entries().thawed(thaw));
+        }
+        if let Some(pool) = value.read_lock::<Pool>() {
+            let plain: Array = pool.items().iter().cloned().map(thaw).collect();
+            return Dynamic::from_array(plain);
+        }
     }
     if value.is_map() {
         if let Some(mut map) = value.write_lock::<Map>() {
