@@ -214,6 +214,7 @@ impl Worker {
             labels::add_meta(&mut event, revision, seq, function);
         }
         self.encoder.encode(&event, seq)?;
+        self.scenario.recycle(event);
         Ok(Outgoing {
             key: self.encoder.key.clone(),
             payload: self.encoder.payload.clone(),

@@ -791,6 +791,15 @@ impl Scenario {
         self.checked_events("event", result)
     }
 
+    /// Gives back an event's map once it is encoded: a later event's map literal with the same
+    /// keys fills it again, on the fast path, instead of building a map (and this one being
+    /// freed). Without the fast path it is dropped.
+    pub fn recycle(&mut self, event: Map) {
+        if let Some(fast) = &mut self.fast {
+            fast.recycle(event);
+        }
+    }
+
     /// Runs a scheduled follow-up: `function(ctx, data)` at its time, checked like `event`.
     pub fn follow_up(&mut self, scheduled: Scheduled, seq: INT) -> Result<Dynamic, ScriptError> {
         self.start(scheduled.id);

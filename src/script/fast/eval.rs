@@ -55,6 +55,8 @@ pub struct Run<'a> {
     /// Frames of calls that ended, emptied, for the next calls: a call's frame is then made
     /// without an allocation (see [`Frames`]).
     frames: Frames,
+    /// Events' maps given back once encoded, for map literals with the same keys.
+    spares: SpareMaps,
 }
 
 /// Emptied frames kept for the next calls, between events too: a script function's call (or a
@@ -91,6 +93,34 @@ impl Frames {
     }
 }
 
+/// Maps of events already encoded, given back to be filled again: an event's map literal
+/// cloned its template (a `BTreeMap` of 17 keys is three nodes, each key copied), and the map
+/// was freed node by node once encoded. A map is taken only by a literal with exactly its keys,
+/// and each of its values is then replaced, so what the literal gives is the same map.
+#[derive(Debug, Default)]
+pub struct SpareMaps(Vec<Map>);
+
+/// The most spare maps kept: an arrival makes a few events at most.
+const MAX_SPARE_MAPS: usize = 4;
+
+impl SpareMaps {
+    /// Keeps `map` for a later literal with its keys, if there is room.
+    pub fn give(&mut self, map: Map) {
+        if self.0.len() < MAX_SPARE_MAPS {
+            self.0.push(map);
+        }
+    }
+
+    /// A kept map with exactly the keys of `template`, its values still the old ones.
+    pub(super) fn take_like(&mut self, template: &Map) -> Option<Map> {
+        let same_keys = |map: &Map| {
+            map.len() == template.len() && map.keys().zip(template.keys()).all(|(a, b)| a == b)
+        };
+        let at = self.0.iter().position(same_keys)?;
+        Some(self.0.swap_remove(at))
+    }
+}
+
 impl<'a> Run<'a> {
     /// A run of `compiled` with `helpers`, raising `seq_read` when `ctx.seq` is read.
     pub fn new(compiled: &'a Compiled, helpers: &'a Helpers, seq_read: &'a AtomicBool) -> Self {
@@ -103,6 +133,7 @@ impl<'a> Run<'a> {
             budget: limits::CALL_OPERATIONS,
             known: KnownSizes::default(),
             frames: Frames::default(),
+            spares: SpareMaps::default(),
         }
     }
 
@@ -112,9 +143,15 @@ impl<'a> Run<'a> {
         self
     }
 
-    /// The frames it kept, for the next run.
-    pub fn into_frames(self) -> Frames {
-        self.frames
+    /// The same run filling its map literals into `spares` where their keys match.
+    pub fn with_spares(mut self, spares: SpareMaps) -> Self {
+        self.spares = spares;
+        self
+    }
+
+    /// The frames and spare maps it kept, for the next run.
+    pub fn into_kept(self) -> (Frames, SpareMaps) {
+        (self.frames, self.spares)
     }
 
     /// The same run with `budget` operations allowed instead of an event's.
@@ -197,7 +234,10 @@ impl<'a> Run<'a> {
                 }
                 // The template's slots in key order, filled without a look-up each. What is
                 // left (the template's `()`s, and the `()`s the values taken left) is discarded.
-                let mut map = template.clone();
+                let mut map = self
+                    .spares
+                    .take_like(template)
+                    .unwrap_or_else(|| template.clone());
                 for (slot, &entry) in map.values_mut().zip(order) {
                     discard(std::mem::replace(slot, std::mem::take(&mut values[entry])));
                 }

@@ -27,7 +27,7 @@ mod sizes;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use rhai::{Dynamic, AST};
+use rhai::{Dynamic, Map, AST};
 
 use super::context::EventContext;
 use super::draws::SharedRng;
@@ -55,6 +55,8 @@ struct Program {
     seq_read: Arc<AtomicBool>,
     /// Frames kept from one call to the next.
     frames: eval::Frames,
+    /// Events' maps given back, for the next events' map literals.
+    spares: eval::SpareMaps,
     /// Calls run, and calls given up, since it started.
     runs: u64,
     bails: u64,
@@ -71,6 +73,7 @@ impl Program {
             helpers,
             seq_read,
             frames: eval::Frames::default(),
+            spares: eval::SpareMaps::default(),
             runs: 0,
             bails: 0,
         }
@@ -81,9 +84,10 @@ impl Program {
         let slots = self.compiled.functions[index].slots;
         let args = self.frames.with_args(slots, args);
         let mut run = eval::Run::new(&self.compiled, &self.helpers, &self.seq_read)
-            .with_frames(std::mem::take(&mut self.frames));
+            .with_frames(std::mem::take(&mut self.frames))
+            .with_spares(std::mem::take(&mut self.spares));
         let result = run.call(index, args);
-        self.frames = run.into_frames();
+        (self.frames, self.spares) = run.into_kept();
         self.runs += 1;
         self.bails += u64::from(result.is_err());
         result
@@ -163,6 +167,12 @@ impl FastPath {
     ) -> Result<Dynamic, Bail> {
         let index = self.program.compiled.runnable(function, 2).ok_or(Bail)?;
         self.program.run(index, [Dynamic::from(ctx), data])
+    }
+
+    /// Gives back an event's map once it is encoded, for a later event's map literal with the
+    /// same keys to fill instead of building a map.
+    pub fn recycle(&mut self, map: Map) {
+        self.program.spares.give(map);
     }
 
     /// Events run on it, and of those given up to the interpreter, since it started.

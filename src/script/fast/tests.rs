@@ -7,16 +7,24 @@ use super::super::tests::set_up;
 use super::super::Scenario;
 use crate::encode::EventEncoder;
 
-/// `count` events of `scenario` as JSON lines, or the error of the first that failed.
+/// `count` events of `scenario` as JSON lines, or the error of the first that failed. Each
+/// map is given back once encoded, as the pipeline does, for the next events to fill again.
 fn events(scenario: &mut Scenario, count: i64) -> Vec<String> {
     let mut lines = Vec::new();
+    let mut encoder = EventEncoder::new("customer_id");
+    let mut encode = |scenario: &mut Scenario, event: rhai::Map, lines: &mut Vec<String>| {
+        let _ = encoder.encode(&event, 0);
+        lines.push(String::from_utf8_lossy(&encoder.payload).into_owned());
+        scenario.recycle(event);
+    };
     for seq in 0..count {
         let time = 1_700_000_000_000 + seq * 997;
         match scenario.event(time, seq) {
-            Ok(event) if event.is_map() => {
-                let mut encoder = EventEncoder::new("customer_id");
-                let _ = encoder.encode(&event.cast::<rhai::Map>(), seq);
-                lines.push(String::from_utf8_lossy(&encoder.payload).into_owned());
+            Ok(event) if event.is_map() => encode(scenario, event.cast(), &mut lines),
+            Ok(events) if events.is_array() => {
+                for event in events.cast::<rhai::Array>() {
+                    encode(scenario, event.cast(), &mut lines);
+                }
             }
             Ok(other) => lines.push(format!("{other:?}")),
             Err(err) => lines.push(format!("{:?}", miette::Report::new(err))),
@@ -223,6 +231,48 @@ fn property_chains_are_read_in_place_as_call_arguments_and_index_bases() {
     // `merchants.pick()`, `rand_int(lo, hi)`, `rand_float(rate, ..)`, `len`, `names.pick()`,
     // `tags.pick()`, `lat + ..`, the two `in`s and `is_empty`.
     assert_eq!(body.matches("NativeOnChain(").count(), 10, "{body}");
+}
+
+#[test]
+fn maps_given_back_are_filled_again_by_literals_with_their_keys_alone() {
+    // Events of three shapes, one grown after it is built, some two to an arrival: each map
+    // given back (by `events`) is taken only by a literal with its keys, and what the literals
+    // give is the interpreter's.
+    let source = r#"
+        fn event(ctx) {
+            let n = rand_int(0, 2);
+            let e = if n == 0 {
+                #{ customer_id: "a", x: 1 }
+            } else if n == 1 {
+                #{ customer_id: "b", y: [n, rand_float()] }
+            } else {
+                #{ customer_id: "c", x: rand_float() }
+            };
+            if n == 2 { e.extra = #{ inner: n }; }
+            if rand_float() < 0.3 { [e, #{ customer_id: "d", x: n, when: ctx.time }] } else { e }
+        }
+    "#;
+    compiled_throughout(source, 400);
+
+    let map = |keys: &[&str]| -> rhai::Map {
+        keys.iter()
+            .map(|k| ((*k).into(), rhai::Dynamic::from_int(1)))
+            .collect()
+    };
+    let mut spares = super::eval::SpareMaps::default();
+    spares.give(map(&["a", "b"]));
+    spares.give(map(&["a", "b", "c"]));
+    assert!(spares.take_like(&map(&["a", "c"])).is_none(), "other keys");
+    assert!(spares.take_like(&map(&["a"])).is_none(), "fewer keys");
+    let taken = spares
+        .take_like(&map(&["a", "b", "c"]))
+        .expect("the same keys");
+    assert_eq!(taken.len(), 3);
+    assert!(
+        spares.take_like(&map(&["a", "b", "c"])).is_none(),
+        "taken once"
+    );
+    assert!(spares.take_like(&map(&["a", "b"])).is_some());
 }
 
 #[test]
