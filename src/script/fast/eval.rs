@@ -749,7 +749,12 @@ impl<'a> Run<'a> {
         f: &mut dyn FnMut(&Self, &Dynamic) -> Step,
     ) -> Step {
         if base.is_shared() {
-            return self.step_in(&*unshared(base)?, name, f);
+            // A shared value is a detection rule's event (or its history): asked for first.
+            let inner = unshared(base)?;
+            if let Some(event) = inner.read_lock::<EventView>() {
+                return event.with_field(name, |value| f(self, value));
+            }
+            return self.step_in(&inner, name, f);
         }
         if let Some(ctx) = base.read_lock::<EventContext>() {
             match name.as_str() {
@@ -772,7 +777,12 @@ impl<'a> Run<'a> {
     /// `base.name` on a map, a map of the state or `ctx`.
     fn property(&self, base: &Dynamic, name: &ImmutableString) -> Step {
         if base.is_shared() {
-            return self.property(&*unshared(base)?, name);
+            // As in `step_in`: a rule's event first.
+            let inner = unshared(base)?;
+            if let Some(event) = inner.read_lock::<EventView>() {
+                return Ok(event.get(name));
+            }
+            return self.property(&inner, name);
         }
         if let Some(ctx) = base.read_lock::<EventContext>() {
             return match name.as_str() {
