@@ -424,7 +424,8 @@ fn add(a: &Dynamic, b: &Dynamic) -> Option<Dynamic> {
 }
 
 /// `items.contains(value)`: an array's or a pool's item (by `==`), a map's key (of the state or
-/// not), a string's substring; `None` for anything else, or an item whose equality with `value` the fast path does not know.
+/// not), a string's substring; `None` for anything else, or an item whose equality with `value`
+/// the fast path does not know.
 fn contains(items: &Dynamic, value: &Dynamic) -> Option<bool> {
     if let Some(array) = items.read_lock::<Array>() {
         for item in array.iter() {
