@@ -428,12 +428,7 @@ fn add(a: &Dynamic, b: &Dynamic) -> Option<Dynamic> {
 /// the fast path does not know.
 fn contains(items: &Dynamic, value: &Dynamic) -> Option<bool> {
     if let Some(array) = items.read_lock::<Array>() {
-        for item in array.iter() {
-            if equal(item, value)? {
-                return Some(true);
-            }
-        }
-        return Some(false);
+        return holds(&array, value);
     }
     if let Some(map) = items.read_lock::<Map>() {
         return Some(map.contains_key(string(value)?.as_str()));
@@ -442,15 +437,21 @@ fn contains(items: &Dynamic, value: &Dynamic) -> Option<bool> {
         return Some(map.entries().contains_key(string(value)?.as_str()));
     }
     if let Some(pool) = items.read_lock::<Pool>() {
-        for item in pool.items() {
-            if equal(item, value)? {
-                return Some(true);
-            }
-        }
-        return Some(false);
+        return holds(pool.items(), value);
     }
     let text = items.read_lock::<ImmutableString>()?;
     Some(text.contains(string(value)?.as_str()))
+}
+
+/// Whether one of `items` equals `value`, in order up to the first that does; `None` when an
+/// item before it is one whose equality with `value` the fast path does not know.
+fn holds(items: &[Dynamic], value: &Dynamic) -> Option<bool> {
+    for item in items {
+        if equal(item, value)? {
+            return Some(true);
+        }
+    }
+    Some(false)
 }
 
 /// The length of an array, a map, a pool or a map of the state, or a string (in characters,
