@@ -340,8 +340,10 @@ impl Scenario {
 
     /// Another worker for this scenario: an engine of its own, with the script and its modules
     /// compiled again from the texts read at load (so nothing is read from disk, and the workers
-    /// share no reference-counted code whose counters the cores would fight over), sharing the
-    /// state `setup` built (`setup` is not run again), the settings and the memory.
+    /// share no reference-counted code whose counters the cores would fight over), reading a
+    /// copy of its own of the state `setup` built (`setup` is not run again) and of the
+    /// settings, for the same reason (large pools shared, see [`state::private_copy`]), and
+    /// sharing the memory.
     pub fn fork(&self) -> Result<Self, ScriptError> {
         self.fork_with(self.memory.for_worker())
     }
@@ -355,9 +357,10 @@ impl Scenario {
 
     fn fork_with(&self, memory: Memory) -> Result<Self, ScriptError> {
         let mut worker = Self::compile_with(self.source.clone(), self.imports.clone(), memory)?;
-        // The frozen state and settings are shared, not copied: they are read-only.
-        worker.state = self.state.clone();
-        worker.settings = self.settings.clone();
+        // Each worker reads copies of its own of the frozen state and settings, though they
+        // are read-only: see `state::private_copy`.
+        worker.state = Arc::new(state::private_copy(&self.state));
+        worker.settings = Arc::new(state::private_copy(&self.settings));
         worker.properties = self.properties.for_new_engine();
         worker.properties.register(&mut worker.engine);
         worker.calls.reset();

@@ -103,6 +103,20 @@ impl Entries {
         self.items.iter().map(|(k, v)| (k, v))
     }
 
+    /// The same entries, each value copied by `copy` (see [`super::private_copy`]); the plain
+    /// map is made again when first asked for.
+    pub fn copied(&self, copy: impl Fn(&Dynamic) -> Dynamic) -> Self {
+        Self {
+            items: self
+                .items
+                .iter()
+                .map(|(key, value)| (key.as_str().into(), copy(value)))
+                .collect(),
+            by_hash: self.by_hash.clone(),
+            plain: OnceLock::new(),
+        }
+    }
+
     /// A plain map of the same entries.
     pub fn to_map(&self) -> Map {
         self.items.iter().cloned().collect()
