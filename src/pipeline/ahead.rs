@@ -17,7 +17,7 @@ use std::sync::{Condvar, Mutex, MutexGuard};
 use super::workers::{Job, Made, MakeOptions, Worker};
 use crate::sync::lock;
 
-/// Jobs claimed at once: a batch of 512 is 16 chunks, so the last chunk, committed while the
+/// Jobs claimed at once: a batch of 2,048 is 64 chunks, so the last chunk, committed while the
 /// helpers have nothing left to make, is a small part of the batch; and a claim costs a lock
 /// every 32 events.
 pub const CHUNK: usize = 32;

@@ -47,8 +47,12 @@ use workers::{Job, Made, MakeOptions, Worker};
 const MAX_SLEEP: Duration = Duration::from_millis(100);
 
 /// The most arrivals made in one batch: large enough that handing shares to the workers costs
-/// little, small enough that the stop signal and reloads are seen within milliseconds.
-const BATCH: usize = 512;
+/// little, small enough that the stop signal and reloads are seen within milliseconds (2,048
+/// darooghe arrivals take 10 to 20 ms). Each batch starts the helper threads and ends with the
+/// last chunks committed while the helpers have nothing left to make: at 512, two workers took
+/// 1.03 x the time of 2,048 (`sim sample` and `sim backfill` into the embedded broker,
+/// `farm-bench`, 8 pairs each, 2026-11-29).
+const BATCH: usize = 2048;
 
 /// Nanoseconds since the epoch of `time`.
 pub fn nanos(time: DateTime<Utc>) -> Nanos {
