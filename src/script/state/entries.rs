@@ -110,7 +110,7 @@ impl Entries {
             items: self
                 .items
                 .iter()
-                .map(|(key, value)| (key.as_str().into(), copy(value)))
+                .map(|(key, value)| (key.clone(), copy(value)))
                 .collect(),
             by_hash: self.by_hash.clone(),
             plain: OnceLock::new(),

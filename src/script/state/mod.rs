@@ -478,8 +478,9 @@ mod tests {
         let source = r#"
             fn setup(ctx) {
                 let big = [];
-                for i in 0..5000 { big.push(#{ i: i }); }
-                #{ xs: [#{ v: 1, name: "first" }, #{ v: 2, name: "second" }], big: big }
+                let table = #{};
+                for i in 0..5000 { big.push(#{ i: i }); table[`k${i}`] = i; }
+                #{ xs: [#{ v: 1, name: "first" }, #{ v: 2, name: "second" }], big: big, table: table }
             }
             fn event(ctx) { #{ v: ctx.state.xs[ctx.seq % 2].v, i: ctx.state.big[4999].i } }
         "#;
@@ -514,6 +515,13 @@ mod tests {
             items(&field(first, "big")),
             items(&field(copy, "big")),
             "a pool of more than SHARED_ABOVE items is shared"
+        );
+        let entries =
+            |map: &Dynamic| std::ptr::from_ref(map.read_lock::<StateMap>().unwrap().entries());
+        assert_eq!(
+            entries(&field(first, "table")),
+            entries(&field(copy, "table")),
+            "a map of more than SHARED_ABOVE entries is shared"
         );
         assert!(!Arc::ptr_eq(&scenario.settings, &fork.settings));
     }
