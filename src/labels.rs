@@ -24,7 +24,8 @@ pub fn take_fraud_pattern(event: &mut Map, seq: i64) -> Result<Option<String>, E
         Some(value) if value.is_string() => Ok(Some(value.to_string())),
         Some(value) => Err(EncodeError::BadLabel {
             seq,
-            found: value.type_name().to_string(),
+            // As the plain value it stands for, if it is a map or array of the state.
+            found: crate::script::thaw(value).type_name().to_string(),
         }),
     }
 }

@@ -7,6 +7,8 @@
 
 use rhai::{Array, Dynamic, ImmutableString, Map};
 
+use crate::script::{read_frozen, Frozen};
+
 /// Writes `map` as a JSON object into `out`. Fails, naming the field, on a value JSON cannot
 /// hold: serde_json would write NaN and the infinities as `null`, and Rhai a function pointer
 /// as its name, both silently.
@@ -72,10 +74,42 @@ fn write_value(out: &mut Vec<u8>, value: &Dynamic, key: &str) -> Result<(), Stri
         out.push(b']');
     } else if value.is_fnptr() {
         return Err(refuse("a function pointer"));
+    } else if let Some(written) = read_frozen(value, |frozen| write_frozen(out, frozen, key)) {
+        written?;
     } else {
         // The rare kinds (a character, a BLOB, a native handle's type name): as Rhai's serde
         // support writes them.
         serde_json::to_writer(&mut *out, value).map_err(|err| err.to_string())?;
+    }
+    Ok(())
+}
+
+/// A map or array of the scenario state, written as the plain one it stands for, which
+/// [`crate::script::thaw`] would have made: the same keys in the same order, the same items.
+fn write_frozen(out: &mut Vec<u8>, frozen: Frozen<'_>, key: &str) -> Result<(), String> {
+    match frozen {
+        Frozen::Map(entries) => {
+            out.push(b'{');
+            for (i, (name, value)) in entries.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_str(out, name);
+                out.push(b':');
+                write_value(out, value, name)?;
+            }
+            out.push(b'}');
+        }
+        Frozen::Array(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_value(out, item, key)?;
+            }
+            out.push(b']');
+        }
     }
     Ok(())
 }

@@ -114,6 +114,13 @@ impl EventEncoder {
         ))
     }
 
+    /// Whether it writes the state's maps and arrays in an event where they are, so the event
+    /// need not be thawed for it (see [`crate::script::Thaw`]): the JSON writer does; the Avro
+    /// writer reads plain values.
+    pub fn reads_frozen(&self) -> bool {
+        matches!(self.format, ValueFormat::Json)
+    }
+
     /// Encodes `event` into `self.key` and `self.payload`.
     pub fn encode(&mut self, event: &Map, seq: i64) -> Result<(), EncodeError> {
         self.key.clear();
@@ -125,7 +132,12 @@ impl EventEncoder {
                 field: self.key_field.clone(),
                 seq,
             })?;
-        write_key(key, &mut self.key);
+        if key.is_variant() {
+            // A map of the state as the key: keyed by the text of the plain map it stands for.
+            write_key(&crate::script::thaw(key.clone()), &mut self.key);
+        } else {
+            write_key(key, &mut self.key);
+        }
         match &self.format {
             ValueFormat::Json => json::write_object(&mut self.payload, event)
                 .map_err(|message| EncodeError::Json { seq, message }),

@@ -27,7 +27,7 @@ use super::PipelineError;
 use crate::encode::EventEncoder;
 use crate::labels;
 use crate::schema::Violation;
-use crate::script::{Effects, Scenario, Scheduled, ScriptError};
+use crate::script::{Effects, Scenario, Scheduled, ScriptError, Thaw};
 
 /// Below this many arrivals a batch is made by the first worker alone: handing out work costs
 /// more than it saves.
@@ -151,9 +151,16 @@ impl Worker {
     /// Makes `job` as event number `seq`: runs the script, checks and encodes what it returned.
     pub fn make(&mut self, job: &Job, seq: i64, options: MakeOptions) -> Made {
         let started = Instant::now();
+        // Checks read events as plain values; the JSON writer reads the state's values in them
+        // where they are.
+        let thaw = if options.validate || !self.encoder.reads_frozen() {
+            Thaw::Deep
+        } else {
+            Thaw::Outer
+        };
         let result = match job {
-            Job::Arrival { time_ms, id } => self.scenario.arrival(*time_ms, seq, *id),
-            Job::FollowUp(scheduled) => self.scenario.follow_up(scheduled.clone(), seq),
+            Job::Arrival { time_ms, id } => self.scenario.arrival_as(*time_ms, seq, *id, thaw),
+            Job::FollowUp(scheduled) => self.scenario.follow_up_as(scheduled.clone(), seq, thaw),
         };
         let outgoing = result
             .map_err(PipelineError::from)

@@ -45,7 +45,7 @@ use imports::ModuleSource;
 pub use memory::{Journal, Memory};
 pub use pool::Pool;
 pub use profile::{FunctionTime, LineTime, Profile, Profiler};
-pub use state::StateMap;
+pub use state::{read_frozen, thaw, Frozen, StateMap};
 
 use crate::rng::{event_base, event_rng, stream_rng, SimRng, Stream};
 use crate::schema::{Schema, Violation};
@@ -69,6 +69,18 @@ pub mod limits {
     pub const ARRAY_SIZE: usize = 10_000_000;
     /// Entries in one map.
     pub const MAP_SIZE: usize = 1_000_000;
+}
+
+/// How much of the state's values in the events a scenario makes are made plain maps and
+/// arrays again (see [`StateMap`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Thaw {
+    /// All of them: for whatever reads events as plain values (the schema check, a script's
+    /// `check`, the Avro writer, a caller of the API).
+    Deep,
+    /// Only the events themselves (a map, or an array of maps): the frozen values inside them
+    /// are left for a writer that reads them in place ([`read_frozen`]), as the JSON writer does.
+    Outer,
 }
 
 /// A loaded scenario script.
@@ -780,18 +792,29 @@ impl Scenario {
     /// Runs `event(ctx)` for the arrival with identity `id`: the ordinal of the arrival on the
     /// timeline, independent of the follow-ups emitted between arrivals.
     pub fn arrival(&mut self, time_ms: INT, seq: INT, id: u64) -> Result<Dynamic, ScriptError> {
+        self.arrival_as(time_ms, seq, id, Thaw::Deep)
+    }
+
+    /// [`Scenario::arrival`], with the state's values in the events thawed as `thaw` says.
+    pub fn arrival_as(
+        &mut self,
+        time_ms: INT,
+        seq: INT,
+        id: u64,
+        thaw: Thaw,
+    ) -> Result<Dynamic, ScriptError> {
         self.start(id);
         let ctx = self.context(time_ms, seq);
         let queued = self.follow_ups.len();
         if let Some(fast) = &mut self.fast {
             match fast.event(ctx.clone()) {
-                Ok(result) => return self.checked_events("event", result),
+                Ok(result) => return self.checked_events("event", result, thaw),
                 // Given up: the interpreter makes the event from the same draws.
                 Err(fast::Bail) => self.restart_after_bail(id, queued),
             }
         }
         let result = self.call_per_event("event", ctx, None)?;
-        self.checked_events("event", result)
+        self.checked_events("event", result, thaw)
     }
 
     /// Gives back an event's map once it is encoded: a later event's map literal with the same
@@ -805,18 +828,28 @@ impl Scenario {
 
     /// Runs a scheduled follow-up: `function(ctx, data)` at its time, checked like `event`.
     pub fn follow_up(&mut self, scheduled: Scheduled, seq: INT) -> Result<Dynamic, ScriptError> {
+        self.follow_up_as(scheduled, seq, Thaw::Deep)
+    }
+
+    /// [`Scenario::follow_up`], with the state's values in the events thawed as `thaw` says.
+    pub fn follow_up_as(
+        &mut self,
+        scheduled: Scheduled,
+        seq: INT,
+        thaw: Thaw,
+    ) -> Result<Dynamic, ScriptError> {
         self.start(scheduled.id);
         let ctx = self.context(scheduled.at_ms, seq);
         let function = scheduled.function.to_string();
         let queued = self.follow_ups.len();
         if let Some(fast) = &mut self.fast {
             match fast.follow_up(&function, ctx.clone(), scheduled.data.clone()) {
-                Ok(result) => return self.checked_events(&function, result),
+                Ok(result) => return self.checked_events(&function, result, thaw),
                 Err(fast::Bail) => self.restart_after_bail(scheduled.id, queued),
             }
         }
         let result = self.call_per_event(&function, ctx, Some(scheduled.data))?;
-        self.checked_events(&function, result)
+        self.checked_events(&function, result, thaw)
     }
 
     /// After the fast path gave an event up: turns it off if it does not pay, drops the calls
@@ -832,10 +865,18 @@ impl Scenario {
         self.start(id);
     }
 
-    fn checked_events(&self, function: &str, result: Dynamic) -> Result<Dynamic, ScriptError> {
+    fn checked_events(
+        &self,
+        function: &str,
+        result: Dynamic,
+        thaw: Thaw,
+    ) -> Result<Dynamic, ScriptError> {
         // Maps and arrays of the state in the events become plain ones, for the encoder and the
-        // checks that follow.
-        let result = state::thaw(result);
+        // checks that follow, or only the events themselves when the encoder reads the rest.
+        let result = match thaw {
+            Thaw::Deep => state::thaw(result),
+            Thaw::Outer => state::thaw_outer(result),
+        };
         let shape_ok = result.is_map()
             || result.is_unit()
             || (result.is_array()
