@@ -373,6 +373,7 @@ impl Scenario {
         // are read-only: see `state::private_copy`.
         worker.state = Arc::new(state::private_copy(&self.state));
         worker.settings = Arc::new(state::private_copy(&self.settings));
+        worker.fold_context();
         worker.properties = self.properties.for_new_engine();
         worker.properties.register(&mut worker.engine);
         worker.calls.reset();
@@ -681,6 +682,7 @@ impl Scenario {
         self.setup_compiled = false;
         if !self.defines("setup", 1) {
             self.state = Arc::new(Dynamic::UNIT);
+            self.fold_context();
             return Ok(());
         }
         let ctx = self.context(start_ms, 0);
@@ -711,11 +713,20 @@ impl Scenario {
         // see, and whether another worker saw it would depend on the number of workers. What
         // changes belongs in memory (`remember`).
         self.state = Arc::new(state::freeze(result?, &mut self.properties));
+        self.fold_context();
         self.properties.register(&mut self.engine);
         self.calls.reset();
         // What setup remembered is there for the first event.
         self.memory.commit(&mut self.memory.take_journal());
         Ok(())
+    }
+
+    /// Lets the fast path read `ctx.state.name` and `ctx.settings.name` as the entries of this
+    /// scenario's state and settings, read once.
+    fn fold_context(&mut self) {
+        if let Some(fast) = &mut self.fast {
+            fast.fold_context(&self.state, &self.settings);
+        }
     }
 
     /// Takes over what `previous` remembered (`remember`/`recall`), for a reload.

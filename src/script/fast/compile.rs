@@ -3,12 +3,15 @@
 //! function is then left to the interpreter).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use rhai::{
     ASTFlags, ASTNode, Dynamic, Expr, FnCallExpr, Identifier, ImmutableString, Position, Stmt, AST,
 };
 
+use super::super::context::EventContext;
 use super::super::draws::WeightTable;
+use super::super::state::StateMap;
 use super::natives::{self, Mutator, Native};
 
 /// A compiled expression or statement.
@@ -33,8 +36,10 @@ pub enum Node {
     Map(rhai::Map, Vec<Node>, Vec<usize>),
     /// A string with `${...}` parts.
     Interpolated(Vec<Node>),
-    /// `value.name`.
-    Property(Box<Node>, ImmutableString),
+    /// `value.name`; for `variable.state.name` and `variable.settings.name`, the entry of the
+    /// scenario's frozen state or settings it reads when the variable is `ctx`, once known
+    /// ([`Compiled::fold_context`]).
+    Property(Box<Node>, ImmutableString, Option<Box<Folded>>),
     /// `value[index]`.
     Index(Box<Node>, Box<Node>),
     /// A native helper or operator, arguments in order (for a method, the object first).
@@ -84,6 +89,37 @@ pub enum Node {
     /// `switch value { case => .., _ => default }` with constant cases and no conditions: each
     /// case under Rhai's hash of its value (see [`switch_hash`]).
     Switch(Box<Node>, HashMap<u64, Node>, Box<Node>),
+}
+
+/// An entry of the frozen state or settings, read once for `ctx.state.name` or
+/// `ctx.settings.name`: such a read walked `ctx`, then the state, then looked the name up, about
+/// 590 instructions; a folded one checks that the variable holds the `ctx` whose state (or
+/// settings) it was read from, and takes the entry.
+#[derive(Debug, Clone)]
+pub struct Folded {
+    /// The variable's slot: the entry is `ctx`'s only if the variable holds `ctx`.
+    pub slot: usize,
+    /// Whether it is an entry of the settings (or of the state).
+    pub settings: bool,
+    /// The state or settings it was read from: a `ctx` holding another (a reload, a worker's
+    /// own copy) reads its own, the usual way.
+    pub source: Arc<Dynamic>,
+    /// The entry, or `()` when there is none (as a map gives for a missing property).
+    pub value: Dynamic,
+}
+
+impl Folded {
+    /// The entry, if the variable in `frame` holds the `ctx` it was read for.
+    #[inline]
+    pub fn entry(&self, frame: &[Dynamic]) -> Option<&Dynamic> {
+        let ctx = frame[self.slot].read_lock::<EventContext>()?;
+        let source = if self.settings {
+            &ctx.settings
+        } else {
+            &ctx.state
+        };
+        Arc::ptr_eq(source, &self.source).then_some(&self.value)
+    }
 }
 
 /// What [`Node::Each`] makes of its items.
@@ -228,6 +264,46 @@ impl Compiled {
             }
         }
         Self { functions }
+    }
+
+    /// Reads, for every `variable.state.name` and `variable.settings.name`, the entry of `state`
+    /// or `settings` it gives when the variable is `ctx` ([`Folded`]): called once both are
+    /// known, after `setup` and in each worker, whose copies they are.
+    pub fn fold_context(&mut self, state: &Arc<Dynamic>, settings: &Arc<Dynamic>) {
+        let fold = &mut |node: &mut Node| {
+            let Node::Property(base, name, folded) = node else {
+                return;
+            };
+            let Node::Property(variable, part, _) = &**base else {
+                return;
+            };
+            let Node::Var(slot) = **variable else {
+                return;
+            };
+            let source = match part.as_str() {
+                "state" => state,
+                "settings" => settings,
+                _ => return,
+            };
+            // Only a frozen map: `ctx.state.name` on anything else is the interpreter's.
+            *folded = source.read_lock::<StateMap>().map(|map| {
+                Box::new(Folded {
+                    slot,
+                    settings: part == "settings",
+                    source: source.clone(),
+                    value: map
+                        .entries()
+                        .get(name.as_str())
+                        .cloned()
+                        .unwrap_or(Dynamic::UNIT),
+                })
+            });
+        };
+        for function in &mut self.functions {
+            if let Some(body) = &mut function.body {
+                visit_mut(body, fold);
+            }
+        }
     }
 
     /// The index of the script's own function `name` with `arity` parameters, if compiled.
@@ -433,7 +509,7 @@ impl Compiler<'_> {
                 let slot = self.lookup(&var.1)?;
                 self.written.insert(slot);
                 let name = property.2.clone();
-                let current = Node::Property(Box::new(Node::Var(slot)), name.clone());
+                let current = Node::Property(Box::new(Node::Var(slot)), name.clone(), None);
                 Some(Node::SetProperty(
                     slot,
                     name,
@@ -664,7 +740,9 @@ impl Compiler<'_> {
     /// One step of a chain: `.name` or `.method(args)`.
     fn step(&mut self, base: Node, step: &Expr) -> Option<Node> {
         match step {
-            Expr::Property(property, _) => Some(Node::Property(Box::new(base), property.2.clone())),
+            Expr::Property(property, _) => {
+                Some(Node::Property(Box::new(base), property.2.clone(), None))
+            }
             Expr::MethodCall(call, _) => {
                 // A script function called as a method binds `this`: left to the interpreter.
                 if self.script_function(&call.name, call.args.len()).is_some()
@@ -843,6 +921,66 @@ fn constant_map(node: &Node) -> Option<rhai::Map> {
     }
 }
 
+/// Calls `f` on `node` and on every node inside it.
+fn visit_mut(node: &mut Node, f: &mut dyn FnMut(&mut Node)) {
+    f(node);
+    let all = |nodes: &mut [Node], f: &mut dyn FnMut(&mut Node)| {
+        nodes.iter_mut().for_each(|n| visit_mut(n, f));
+    };
+    match node {
+        Node::Const(_)
+        | Node::Var(_)
+        | Node::Take(_)
+        | Node::PickWeighted(_)
+        | Node::Throw
+        | Node::Break
+        | Node::Continue => {}
+        Node::Let(_, value)
+        | Node::Assign(_, value)
+        | Node::Return(value)
+        | Node::Property(value, ..)
+        | Node::SetProperty(_, _, value) => visit_mut(value, f),
+        Node::Block(nodes)
+        | Node::Array(nodes)
+        | Node::Map(_, nodes, _)
+        | Node::Interpolated(nodes)
+        | Node::Native(_, nodes)
+        | Node::NativeOnChain(_, nodes, _)
+        | Node::Script(_, nodes)
+        | Node::And(nodes)
+        | Node::Or(nodes)
+        | Node::Coalesce(nodes)
+        | Node::Mutate(_, _, _, nodes) => all(nodes, f),
+        Node::If(condition, then, otherwise) => {
+            visit_mut(condition, f);
+            visit_mut(then, f);
+            visit_mut(otherwise, f);
+        }
+        Node::Index(base, index) | Node::SetIndex(_, base, index) | Node::While(base, index) => {
+            visit_mut(base, f);
+            visit_mut(index, f);
+        }
+        Node::Each(_, items, _, captured) => {
+            visit_mut(items, f);
+            all(captured, f);
+        }
+        Node::ForEach(_, _, items, body) => {
+            visit_mut(items, f);
+            visit_mut(body, f);
+        }
+        Node::ForRange(_, _, bounds, _, body) => {
+            visit_mut(&mut bounds.0, f);
+            visit_mut(&mut bounds.1, f);
+            visit_mut(body, f);
+        }
+        Node::Switch(value, cases, default) => {
+            visit_mut(value, f);
+            cases.values_mut().for_each(|case| visit_mut(case, f));
+            visit_mut(default, f);
+        }
+    }
+}
+
 /// The node calling `native` with `args`: one that reads a property chain argument in place
 /// where there is one. A property beside a constant (`m.kind == "pos"`) is read in place by
 /// [`Node::Native`] itself, from any base.
@@ -864,7 +1002,7 @@ fn native_call(native: Native, args: Vec<Node>) -> Node {
 /// among a call's arguments.
 pub(super) fn is_pure_chain(node: &Node) -> bool {
     match node {
-        Node::Property(inner, _) => match &**inner {
+        Node::Property(inner, ..) => match &**inner {
             Node::Var(_) | Node::Const(_) => true,
             deeper => is_pure_chain(deeper),
         },

@@ -254,7 +254,13 @@ impl<'a> Run<'a> {
                 }
                 Ok(Dynamic::from(text))
             }
-            Node::Property(base, name) => self.property_of(base, name, frame),
+            Node::Property(base, name, folded) => {
+                match folded.as_deref().and_then(|folded| folded.entry(frame)) {
+                    // As the state map would give it (see `StateMap::get`).
+                    Some(entry) => Ok(super::super::pool::read(entry)),
+                    None => self.property_of(base, name, frame),
+                }
+            }
             Node::Index(base, index) => {
                 if let Node::Var(_) | Node::Const(_) = **base {
                     // Borrowed after the index: reading it has no effect.
@@ -269,7 +275,7 @@ impl<'a> Run<'a> {
                     return self.in_place(base, frame, &mut |_, base| index_of(base, &index));
                 }
                 let base = match &**base {
-                    Node::Property(inner, name) => self.property_of(inner, name, frame)?,
+                    Node::Property(inner, name, _) => self.property_of(inner, name, frame)?,
                     other => self.eval(other, frame)?,
                 };
                 let index = self.eval(index, frame)?;
@@ -709,7 +715,10 @@ impl<'a> Run<'a> {
     ) -> Step {
         match node {
             Node::Var(_) | Node::Const(_) => self.in_place(node, frame, f),
-            Node::Property(inner, name) => {
+            Node::Property(inner, name, folded) => {
+                if let Some(entry) = folded.as_deref().and_then(|folded| folded.entry(frame)) {
+                    return f(self, entry);
+                }
                 self.borrowed(inner, frame, &mut |run, base| run.step_in(base, name, f))
             }
             _ => {
@@ -731,7 +740,10 @@ impl<'a> Run<'a> {
         match node {
             Node::Var(slot) => f(self, &frame[*slot]),
             Node::Const(value) => f(self, value),
-            Node::Property(inner, name) => {
+            Node::Property(inner, name, folded) => {
+                if let Some(entry) = folded.as_deref().and_then(|folded| folded.entry(frame)) {
+                    return f(self, entry);
+                }
                 self.in_place(inner, frame, &mut |run, base| run.step_in(base, name, f))
             }
             _ => Err(Flow::Bail),

@@ -169,6 +169,13 @@ impl FastPath {
         self.program.run(index, [Dynamic::from(ctx), data])
     }
 
+    /// Reads the entries of `state` and `settings` that the compiled functions read through
+    /// `ctx` (see [`compile::Folded`]): call it whenever the scenario's state or settings are
+    /// made anew.
+    pub fn fold_context(&mut self, state: &Arc<Dynamic>, settings: &Arc<Dynamic>) {
+        self.program.compiled.fold_context(state, settings);
+    }
+
     /// Gives back an event's map once it is encoded, for a later event's map literal with the
     /// same keys to fill instead of building a map.
     pub fn recycle(&mut self, map: Map) {

@@ -667,3 +667,47 @@ fn a_setup_given_up_after_its_draws_is_made_again_from_the_same_draws() {
     let mut interpreted = set_up_either_way(source, false).unwrap();
     assert_eq!(events(&mut fast, 3), events(&mut interpreted, 3));
 }
+
+/// `ctx.state.name` and `ctx.settings.name` are read once for each state and settings (see
+/// `compile::Folded`), and still give what the interpreter gives: a function handed a map
+/// shaped like `ctx` reads that map; a missing entry is `()`; a worker reads its own copies; and
+/// a scenario set up again with other settings reads the new ones.
+#[test]
+fn reads_through_ctx_are_the_entries_of_the_scenario_s_own_state_and_settings() {
+    let source = r#"
+        fn config() { #{ rate_x: 2.5 } }
+        fn setup(ctx) { #{ list: [1, 2], plan: #{ fee: 3 }, at_setup: ctx.settings.rate_x } }
+        fn part(c) {
+            [c.settings.rate_x, c.state.plan, c.state.plan.fee, c.state.missing, c.state.list.len()]
+        }
+        fn event(ctx) {
+            let fake = #{ settings: #{ rate_x: -1 }, state: #{ plan: #{ fee: "f" }, list: [9] } };
+            #{ customer_id: "c", real: part(ctx), fake: part(fake), direct: ctx.settings.rate_x,
+               at_setup: ctx.state.at_setup }
+        }
+    "#;
+    let expected = |rate: &str| {
+        format!(
+            r#"{{"at_setup":{rate},"customer_id":"c","direct":{rate},"fake":[-1,{{"fee":"f"}},"f",null,1],"real":[{rate},{{"fee":3}},3,null,2]}}"#
+        )
+    };
+    assert!(same_either_way(source, 3));
+    let (mut scenario, _) = set_up(source, 7, &[]);
+    assert_eq!(events(&mut scenario, 2), vec![expected("2.5"); 2]);
+    let mut worker = scenario.fork().unwrap();
+    assert_eq!(events(&mut worker, 1), vec![expected("2.5")]);
+    // The same scenario, set up again under other settings, which its `setup` reads (while
+    // the entries read for the first are still there).
+    let (_, other) = set_up(source, 7, &[("RATE_X", "4.0")]);
+    scenario.setup(&other, 7, 0).unwrap();
+    assert_eq!(events(&mut scenario, 1), vec![expected("4.0")]);
+    // All made on the fast path: none given up to the interpreter.
+    assert!(
+        matches!(
+            scenario.fast_path(),
+            super::super::FastPathUse::On { given_up: 0, .. }
+        ),
+        "{:?}",
+        scenario.fast_path()
+    );
+}
