@@ -88,7 +88,35 @@ pub enum Node {
     Continue,
     /// `switch value { case => .., _ => default }` with constant cases and no conditions: each
     /// case under Rhai's hash of its value (see [`switch_hash`]).
-    Switch(Box<Node>, HashMap<u64, Node>, Box<Node>),
+    Switch(Box<Node>, Cases, Box<Node>),
+}
+
+/// A `switch`'s cases by hash, sorted: a search of a few hashes, where a `HashMap` hashed the
+/// hash again with SipHash, about 700 instructions a darooghe event.
+#[derive(Debug, Clone)]
+pub struct Cases(Vec<(u64, Node)>);
+
+impl Cases {
+    /// The cases, each under the hash of its value.
+    fn new(mut cases: Vec<(u64, Node)>) -> Self {
+        cases.sort_unstable_by_key(|(hash, _)| *hash);
+        Self(cases)
+    }
+
+    /// The case of the value whose hash is `hash`, if any.
+    pub fn get(&self, hash: u64) -> Option<&Node> {
+        let at = self.0.binary_search_by_key(&hash, |(h, _)| *h).ok()?;
+        Some(&self.0[at].1)
+    }
+
+    /// Each case made anew by `f`.
+    fn map(self, f: impl Fn(Node) -> Node) -> Self {
+        Self(self.0.into_iter().map(|(h, case)| (h, f(case))).collect())
+    }
+
+    fn nodes_mut(&mut self) -> impl Iterator<Item = &mut Node> {
+        self.0.iter_mut().map(|(_, case)| case)
+    }
 }
 
 /// An entry of the frozen state or settings, read once for `ctx.state.name` or
@@ -423,7 +451,7 @@ impl Compiler<'_> {
                 if !collection.ranges.is_empty() || !*HASHES_AGREE {
                     return None;
                 }
-                let mut cases = HashMap::new();
+                let mut cases = Vec::new();
                 for (&hash, list) in &collection.cases {
                     // One unconditional block a value: a case with `if` is left to Rhai.
                     let [index] = list.blocks.as_slice() else {
@@ -433,7 +461,7 @@ impl Compiler<'_> {
                     if !matches!(case.lhs, Expr::BoolConstant(true, _)) {
                         return None;
                     }
-                    cases.insert(hash, self.expr(&case.rhs)?);
+                    cases.push((hash, self.expr(&case.rhs)?));
                 }
                 let default = match collection.def_case {
                     Some(index) => self.expr(&collection.expressions.get(index)?.rhs)?,
@@ -441,7 +469,7 @@ impl Compiler<'_> {
                 };
                 Some(Node::Switch(
                     Box::new(self.expr(value)?),
-                    cases,
+                    Cases::new(cases),
                     Box::new(default),
                 ))
             }
@@ -863,10 +891,7 @@ fn moved_at_the_end(body: Node) -> Node {
         ),
         Node::Switch(value, cases, default) => Node::Switch(
             value,
-            cases
-                .into_iter()
-                .map(|(hash, case)| (hash, moved_at_the_end(case)))
-                .collect(),
+            cases.map(moved_at_the_end),
             Box::new(moved_at_the_end(*default)),
         ),
         other => moved_in_returns(other),
@@ -975,7 +1000,7 @@ fn visit_mut(node: &mut Node, f: &mut dyn FnMut(&mut Node)) {
         }
         Node::Switch(value, cases, default) => {
             visit_mut(value, f);
-            cases.values_mut().for_each(|case| visit_mut(case, f));
+            cases.nodes_mut().for_each(|case| visit_mut(case, f));
             visit_mut(default, f);
         }
     }

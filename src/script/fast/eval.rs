@@ -401,7 +401,7 @@ impl<'a> Run<'a> {
                 if !(value.is_string() || value.is_int() || value.is_bool() || value.is_char()) {
                     return Err(Flow::Bail);
                 }
-                let chosen = cases.get(&switch_hash(&value)).unwrap_or(default);
+                let chosen = cases.get(switch_hash(&value)).unwrap_or(default);
                 self.eval(chosen, frame)
             }
             Node::Coalesce(operands) => {
