@@ -13,8 +13,16 @@ use crate::script::{read_frozen, Frozen};
 /// hold: serde_json would write NaN and the infinities as `null`, and Rhai a function pointer
 /// as its name, both silently.
 pub(super) fn write_object(out: &mut Vec<u8>, map: &Map) -> Result<(), String> {
+    write_fields(out, map.iter())
+}
+
+/// Writes `fields`, a map's keys and values in its order, as a JSON object.
+fn write_fields<'a>(
+    out: &mut Vec<u8>,
+    fields: impl Iterator<Item = (&'a rhai::Identifier, &'a Dynamic)>,
+) -> Result<(), String> {
     out.push(b'{');
-    for (i, (key, value)) in map.iter().enumerate() {
+    for (i, (key, value)) in fields.enumerate() {
         if i > 0 {
             out.push(b',');
         }
@@ -23,6 +31,19 @@ pub(super) fn write_object(out: &mut Vec<u8>, map: &Map) -> Result<(), String> {
         write_value(out, value, key)?;
     }
     out.push(b'}');
+    Ok(())
+}
+
+/// Writes `items` as a JSON array; `key` is the field it is in, to name in an error.
+fn write_items(out: &mut Vec<u8>, items: &[Dynamic], key: &str) -> Result<(), String> {
+    out.push(b'[');
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_value(out, item, key)?;
+    }
+    out.push(b']');
     Ok(())
 }
 
@@ -64,14 +85,7 @@ fn write_value(out: &mut Vec<u8>, value: &Dynamic, key: &str) -> Result<(), Stri
         .then(|| value.read_lock::<Array>())
         .flatten()
     {
-        out.push(b'[');
-        for (i, item) in items.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            write_value(out, item, key)?;
-        }
-        out.push(b']');
+        write_items(out, &items, key)?;
     } else if value.is_fnptr() {
         return Err(refuse("a function pointer"));
     } else if let Some(written) = read_frozen(value, |frozen| write_frozen(out, frozen, key)) {
@@ -88,30 +102,9 @@ fn write_value(out: &mut Vec<u8>, value: &Dynamic, key: &str) -> Result<(), Stri
 /// [`crate::script::thaw`] would have made: the same keys in the same order, the same items.
 fn write_frozen(out: &mut Vec<u8>, frozen: Frozen<'_>, key: &str) -> Result<(), String> {
     match frozen {
-        Frozen::Map(entries) => {
-            out.push(b'{');
-            for (i, (name, value)) in entries.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_str(out, name);
-                out.push(b':');
-                write_value(out, value, name)?;
-            }
-            out.push(b'}');
-        }
-        Frozen::Array(items) => {
-            out.push(b'[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_value(out, item, key)?;
-            }
-            out.push(b']');
-        }
+        Frozen::Map(entries) => write_fields(out, entries.iter()),
+        Frozen::Array(items) => write_items(out, items, key),
     }
-    Ok(())
 }
 
 /// A number as serde_json formats it (`itoa` for integers, its shortest round trip for floats).
