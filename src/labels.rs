@@ -18,14 +18,24 @@ pub const LABEL_FIELD: &str = "_label";
 
 /// Removes `_fraud` from `event` and returns the pattern name, if it names one.
 pub fn take_fraud_pattern(event: &mut Map, seq: i64) -> Result<Option<String>, EncodeError> {
+    take_fraud_pattern_as(event, seq, |value| value)
+}
+
+/// [`take_fraud_pattern`], a label of another type named as the value `plain` makes of it: a
+/// layer above keeps native values that stand for plain maps (the scenario state's), and a
+/// label that is one is refused as the map it stands for.
+pub fn take_fraud_pattern_as(
+    event: &mut Map,
+    seq: i64,
+    plain: impl FnOnce(Dynamic) -> Dynamic,
+) -> Result<Option<String>, EncodeError> {
     match event.remove(FRAUD_FIELD) {
         None => Ok(None),
         Some(value) if value.is_unit() => Ok(None),
         Some(value) if value.is_string() => Ok(Some(value.to_string())),
         Some(value) => Err(EncodeError::BadLabel {
             seq,
-            // As the plain value it stands for, if it is a map or array of the state.
-            found: crate::script::thaw(value).type_name().to_string(),
+            found: plain(value).type_name().to_string(),
         }),
     }
 }

@@ -7,19 +7,25 @@
 
 use rhai::{Array, Dynamic, ImmutableString, Map};
 
-use crate::script::{read_frozen, Frozen};
+use super::{Plain, ReadPlain};
 
 /// Writes `map` as a JSON object into `out`. Fails, naming the field, on a value JSON cannot
 /// hold: serde_json would write NaN and the infinities as `null`, and Rhai a function pointer
 /// as its name, both silently.
-pub(super) fn write_object(out: &mut Vec<u8>, map: &Map) -> Result<(), String> {
-    write_fields(out, map.iter())
+/// `plain` reads the native values that stand for plain maps and arrays, written as those.
+pub(super) fn write_object(
+    out: &mut Vec<u8>,
+    map: &Map,
+    plain: Option<ReadPlain>,
+) -> Result<(), String> {
+    write_fields(out, map.iter(), plain)
 }
 
 /// Writes `fields`, a map's keys and values in its order, as a JSON object.
 fn write_fields<'a>(
     out: &mut Vec<u8>,
     fields: impl Iterator<Item = (&'a rhai::Identifier, &'a Dynamic)>,
+    plain: Option<ReadPlain>,
 ) -> Result<(), String> {
     out.push(b'{');
     for (i, (key, value)) in fields.enumerate() {
@@ -28,34 +34,44 @@ fn write_fields<'a>(
         }
         write_str(out, key);
         out.push(b':');
-        write_value(out, value, key)?;
+        write_value(out, value, key, plain)?;
     }
     out.push(b'}');
     Ok(())
 }
 
 /// Writes `items` as a JSON array; `key` is the field it is in, to name in an error.
-fn write_items(out: &mut Vec<u8>, items: &[Dynamic], key: &str) -> Result<(), String> {
+fn write_items(
+    out: &mut Vec<u8>,
+    items: &[Dynamic],
+    key: &str,
+    plain: Option<ReadPlain>,
+) -> Result<(), String> {
     out.push(b'[');
     for (i, item) in items.iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
-        write_value(out, item, key)?;
+        write_value(out, item, key, plain)?;
     }
     out.push(b']');
     Ok(())
 }
 
 /// Writes one value; `key` is the field it is in, to name in an error.
-fn write_value(out: &mut Vec<u8>, value: &Dynamic, key: &str) -> Result<(), String> {
+fn write_value(
+    out: &mut Vec<u8>,
+    value: &Dynamic,
+    key: &str,
+    plain: Option<ReadPlain>,
+) -> Result<(), String> {
     let refuse = |what: &str| format!("`{key}` is {what}, which JSON cannot hold");
     if value.is_shared() {
         // A value captured by a closure: write what it holds.
         let inner = value
             .read_lock::<Dynamic>()
             .ok_or_else(|| refuse("a value locked elsewhere"))?;
-        return write_value(out, &inner, key);
+        return write_value(out, &inner, key, plain);
     }
     // Each kind asked by its tag, the commonest first: a failed `as_int` or `as_float` also
     // makes the type's name for its error, and a failed `read_lock` asks for a type id.
@@ -74,7 +90,7 @@ fn write_value(out: &mut Vec<u8>, value: &Dynamic, key: &str) -> Result<(), Stri
         }
         write_number(out, x)?;
     } else if let Some(map) = value.is_map().then(|| value.read_lock::<Map>()).flatten() {
-        write_object(out, &map)?;
+        write_object(out, &map, plain)?;
     } else if value.is_unit() {
         out.extend_from_slice(b"null");
     } else if value.is_bool() {
@@ -85,10 +101,14 @@ fn write_value(out: &mut Vec<u8>, value: &Dynamic, key: &str) -> Result<(), Stri
         .then(|| value.read_lock::<Array>())
         .flatten()
     {
-        write_items(out, &items, key)?;
+        write_items(out, &items, key, plain)?;
     } else if value.is_fnptr() {
         return Err(refuse("a function pointer"));
-    } else if let Some(written) = read_frozen(value, |frozen| write_frozen(out, frozen, key)) {
+    } else if let Some(written) = plain.and_then(|read| {
+        read(value, &mut |plain_value| {
+            write_plain(out, plain_value, key, plain)
+        })
+    }) {
         written?;
     } else {
         // The rare kinds (a character, a BLOB, a native handle's type name): as Rhai's serde
@@ -98,12 +118,16 @@ fn write_value(out: &mut Vec<u8>, value: &Dynamic, key: &str) -> Result<(), Stri
     Ok(())
 }
 
-/// A map or array of the scenario state, written as the plain one it stands for, which
-/// [`crate::script::thaw`] would have made: the same keys in the same order, the same items.
-fn write_frozen(out: &mut Vec<u8>, frozen: Frozen<'_>, key: &str) -> Result<(), String> {
-    match frozen {
-        Frozen::Map(entries) => write_fields(out, entries.iter()),
-        Frozen::Array(items) => write_items(out, items, key),
+/// A native value written as the plain map or array it stands for.
+fn write_plain(
+    out: &mut Vec<u8>,
+    value: Plain<'_>,
+    key: &str,
+    plain: Option<ReadPlain>,
+) -> Result<(), String> {
+    match value {
+        Plain::Map(entries) => write_fields(out, entries.iter().map(|(k, v)| (k, v)), plain),
+        Plain::Array(items) => write_items(out, items, key, plain),
     }
 }
 
@@ -231,7 +255,7 @@ mod tests {
 
     fn written(map: Map) -> Vec<u8> {
         let mut out = Vec::new();
-        write_object(&mut out, &map).unwrap();
+        write_object(&mut out, &map, None).unwrap();
         out
     }
 
@@ -339,7 +363,7 @@ mod tests {
             inner.insert("x".into(), Dynamic::from_array(vec![value]));
             let mut map = Map::new();
             map.insert("outer".into(), Dynamic::from_map(inner));
-            let err = write_object(&mut Vec::new(), &map).unwrap_err();
+            let err = write_object(&mut Vec::new(), &map, None).unwrap_err();
             assert!(err.starts_with(said), "{err}");
         }
     }

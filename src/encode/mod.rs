@@ -66,11 +66,37 @@ pub enum ValueFormat {
     Avro(Arc<AvroWriter>),
 }
 
+/// A native value read as the plain map or array it stands for: a layer above keeps values
+/// (the scenario state's frozen maps and pools) that the JSON writer can write where they lie,
+/// without their being copied into plain ones first.
+pub enum Plain<'a> {
+    /// A map's entries, in the order a plain map keeps its keys.
+    Map(&'a [(rhai::Identifier, Dynamic)]),
+    /// An array's items.
+    Array(&'a [Dynamic]),
+}
+
+/// Calls the writer with `value` read as [`Plain`], if it stands for a plain map or array, and
+/// gives back what the writer gave; `None` for any other value.
+pub type ReadPlain =
+    fn(&Dynamic, &mut dyn FnMut(Plain<'_>) -> Result<(), String>) -> Option<Result<(), String>>;
+
+/// How the layer that keeps native values standing for plain maps and arrays has them read.
+#[derive(Debug, Clone, Copy)]
+pub struct PlainValues {
+    /// Reads one in place, for the JSON writer.
+    pub read: ReadPlain,
+    /// Makes one the plain value it stands for: a key is written as the plain value's text.
+    pub thaw: fn(Dynamic) -> Dynamic,
+}
+
 /// Encodes events into reusable buffers, so the hot path allocates nothing once warmed up.
 #[derive(Debug, Default)]
 pub struct EventEncoder {
     key_field: String,
     format: ValueFormat,
+    /// How the JSON writer reads native values that stand for plain maps and arrays.
+    plain: Option<PlainValues>,
     /// The last event's key.
     pub key: Vec<u8>,
     /// The last event's value.
@@ -80,7 +106,9 @@ pub struct EventEncoder {
 impl Clone for EventEncoder {
     /// An encoder of the same kind, with buffers of its own.
     fn clone(&self) -> Self {
-        Self::with_format(&self.key_field, self.format.clone())
+        let mut copy = Self::with_format(&self.key_field, self.format.clone());
+        copy.plain = self.plain;
+        copy
     }
 }
 
@@ -95,6 +123,7 @@ impl EventEncoder {
         Self {
             key_field: key_field.to_string(),
             format,
+            plain: None,
             key: Vec::with_capacity(64),
             payload: Vec::with_capacity(1024),
         }
@@ -114,11 +143,16 @@ impl EventEncoder {
         ))
     }
 
-    /// Whether it writes the state's maps and arrays in an event where they are, so the event
-    /// need not be thawed for it (see [`crate::script::Thaw`]): the JSON writer does; the Avro
-    /// writer reads plain values.
-    pub fn reads_frozen(&self) -> bool {
-        matches!(self.format, ValueFormat::Json)
+    /// Writes the native values `plain` reads as plain maps and arrays where they lie (JSON
+    /// only: the Avro writer reads plain values).
+    pub fn read_plain_with(&mut self, plain: PlainValues) {
+        self.plain = Some(plain);
+    }
+
+    /// Whether it writes such values where they lie, so an event holding them need not be made
+    /// plain for it.
+    pub fn reads_in_place(&self) -> bool {
+        matches!(self.format, ValueFormat::Json) && self.plain.is_some()
     }
 
     /// Encodes `event` into `self.key` and `self.payload`.
@@ -132,15 +166,15 @@ impl EventEncoder {
                 field: self.key_field.clone(),
                 seq,
             })?;
-        if key.is_variant() {
-            // A map of the state as the key: keyed by the text of the plain map it stands for.
-            write_key(&crate::script::thaw(key.clone()), &mut self.key);
-        } else {
-            write_key(key, &mut self.key);
+        match self.plain.filter(|_| key.is_variant()) {
+            Some(plain) => write_key(&(plain.thaw)(key.clone()), &mut self.key),
+            None => write_key(key, &mut self.key),
         }
         match &self.format {
-            ValueFormat::Json => json::write_object(&mut self.payload, event)
-                .map_err(|message| EncodeError::Json { seq, message }),
+            ValueFormat::Json => {
+                { json::write_object(&mut self.payload, event, self.plain.map(|p| p.read)) }
+                    .map_err(|message| EncodeError::Json { seq, message })
+            }
             ValueFormat::Avro(writer) => writer
                 .write(event, &mut self.payload)
                 .map_err(|message| EncodeError::Avro { seq, message }),

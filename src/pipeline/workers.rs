@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use rhai::{Array, Dynamic, Map};
 
 use super::PipelineError;
-use crate::encode::EventEncoder;
+use crate::encode::{EventEncoder, PlainValues};
 use crate::labels;
 use crate::schema::Violation;
 use crate::script::{Effects, Scenario, Scheduled, ScriptError, Thaw};
@@ -125,6 +125,15 @@ impl Made {
     }
 }
 
+/// `encoder`, writing the scenario state's maps and pools in an event where they lie.
+fn reading_the_state(mut encoder: EventEncoder) -> EventEncoder {
+    encoder.read_plain_with(PlainValues {
+        read: crate::script::read_frozen,
+        thaw: crate::script::thaw,
+    });
+    encoder
+}
+
 /// A scenario and its encoder.
 pub struct Worker {
     /// The scenario version this worker runs.
@@ -135,7 +144,10 @@ pub struct Worker {
 impl Worker {
     /// A worker running `scenario`, encoding events with `encoder`.
     pub fn new(scenario: Scenario, encoder: EventEncoder) -> Self {
-        Self { scenario, encoder }
+        Self {
+            scenario,
+            encoder: reading_the_state(encoder),
+        }
     }
 
     /// Another worker over the same scenario version, encoding alike.
@@ -145,7 +157,7 @@ impl Worker {
 
     /// Encodes events with `encoder` from now on.
     pub fn encode_with(&mut self, encoder: EventEncoder) {
-        self.encoder = encoder;
+        self.encoder = reading_the_state(encoder);
     }
 
     /// Makes `job` as event number `seq`: runs the script, checks and encodes what it returned.
@@ -153,7 +165,7 @@ impl Worker {
         let started = Instant::now();
         // Checks read events as plain values; the JSON writer reads the state's values in them
         // where they are.
-        let thaw = if options.validate || !self.encoder.reads_frozen() {
+        let thaw = if options.validate || !self.encoder.reads_in_place() {
             Thaw::Deep
         } else {
             Thaw::Outer
@@ -209,7 +221,7 @@ impl Worker {
         function: &str,
         options: MakeOptions,
     ) -> Result<Outgoing, PipelineError> {
-        let pattern = labels::take_fraud_pattern(&mut event, seq)?;
+        let pattern = labels::take_fraud_pattern_as(&mut event, seq, crate::script::thaw)?;
         let mut violations = Vec::new();
         if options.validate {
             self.scenario.check_event(&event, &mut violations)?;
@@ -228,5 +240,95 @@ impl Worker {
             pattern,
             violations,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::script::tests::set_up;
+
+    /// Each event's key and value.
+    type Records = Vec<(Vec<u8>, Vec<u8>)>;
+
+    /// What a worker makes of arrival `seq` of `source`, keyed by `key_field`: each event's
+    /// key and value, checked (its state thawed before it is written) or not (written in place).
+    fn made(source: &str, seq: i64, key_field: &str, checked: bool) -> Result<Records, String> {
+        let (scenario, _) = set_up(source, 1, &[]);
+        let mut worker = Worker::new(scenario, EventEncoder::new(key_field));
+        // A JSON worker writes the state where it lies: unchecked events are left frozen.
+        assert!(worker.encoder.reads_in_place());
+        let options = MakeOptions {
+            validate: checked,
+            ..MakeOptions::default()
+        };
+        let job = Job::Arrival {
+            time_ms: 0,
+            id: seq as u64,
+        };
+        let made = worker.make(&job, seq, options);
+        let outgoing = made.outgoing.map_err(|err| err.to_string())?;
+        Ok(outgoing.into_iter().map(|o| (o.key, o.payload)).collect())
+    }
+
+    /// The JSON writer reads the state's maps and arrays in an event where they are
+    /// ([`Thaw::Outer`]): the key and the value come out byte for byte as from the thawed event
+    /// (what a checked event is), for records, nested maps, pools, a large table, a record
+    /// changed in a variable, one held through a closure, an event that is an array of maps, and
+    /// a key that is a map or a pool of the state.
+    #[test]
+    fn an_event_written_with_the_state_left_frozen_is_the_thawed_event_byte_for_byte() {
+        let source = r#"
+            fn setup(ctx) {
+                let table = #{};
+                for i in 0..100 { table[`k${i}`] = [i, #{ even: i % 2 == 0 }]; }
+                #{
+                    rec: #{ zeta: "last", alpha: 1, mid: #{ x: 1.5, y: [1, "two", ()] } },
+                    items: pool([#{ b: 2, a: 1 }, #{ a: "x\"y", b: [] }]),
+                    list: ["a\nb", 3],
+                    table: table,
+                }
+            }
+            fn event(ctx) {
+                let rec = ctx.state.rec;
+                let held = || rec;
+                let changed = ctx.state.rec;
+                changed.beta = true;
+                let one = #{
+                    rec: ctx.state.rec, items: ctx.state.items, list: ctx.state.list,
+                    table: ctx.state.table, held: held.call(), changed: changed,
+                    inside: [ctx.state.rec.mid, #{ deeper: ctx.state.items }],
+                };
+                if ctx.seq == 0 { one } else { [one, #{ rec: ctx.state.rec.mid }] }
+            }
+        "#;
+        for (seq, key_field) in [(0, "list"), (0, "rec"), (1, "rec")] {
+            let frozen = made(source, seq, key_field, false).unwrap();
+            let thawed = made(source, seq, key_field, true).unwrap();
+            assert_eq!(frozen, thawed, "event {seq} keyed by {key_field}");
+            assert!(String::from_utf8_lossy(&frozen[0].1).contains(r#""alpha":1"#));
+        }
+        // The unchecked event is indeed left frozen for the writer.
+        let (mut scenario, _) = set_up(source, 1, &[]);
+        let event = scenario
+            .arrival_as(0, 0, 0, Thaw::Outer)
+            .unwrap()
+            .cast::<Map>();
+        assert!(event["rec"].is::<crate::script::StateMap>());
+    }
+
+    /// A `_fraud` label that is a map of the state is refused naming its type as a script sees
+    /// a plain map's, though the event left it frozen.
+    #[test]
+    fn a_frozen_map_as_the_fraud_label_is_refused_as_a_map() {
+        let source = "fn setup(ctx) { #{ rec: #{ a: 1 } } }\n\
+                      fn event(ctx) { #{ customer_id: \"c\", _fraud: ctx.state.rec } }";
+        let err = made(source, 4, "customer_id", false).unwrap_err();
+        assert!(
+            err.contains(
+                "event 4 has `_fraud` of type map; it must be a fraud pattern's name or ()"
+            ),
+            "{err}"
+        );
     }
 }

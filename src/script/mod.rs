@@ -45,7 +45,7 @@ use imports::ModuleSource;
 pub use memory::{Journal, Memory};
 pub use pool::Pool;
 pub use profile::{FunctionTime, LineTime, Profile, Profiler};
-pub use state::{read_frozen, thaw, Frozen, StateMap};
+pub use state::{read_frozen, thaw, StateMap};
 
 use crate::rng::{event_base, event_rng, stream_rng, SimRng, Stream};
 use crate::schema::{Schema, Violation};

@@ -99,6 +99,11 @@ impl Entries {
     }
 
     /// The keys and values, in order.
+    /// Its entries, in key order.
+    pub fn items(&self) -> &[(Identifier, Dynamic)] {
+        &self.items
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = (&Identifier, &Dynamic)> {
         self.items.iter().map(|(k, v)| (k, v))
     }

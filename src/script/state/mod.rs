@@ -36,6 +36,7 @@ use rhai::{
 };
 
 use super::pool::{read, Pool};
+use crate::encode::Plain;
 
 mod entries;
 
@@ -270,26 +271,22 @@ pub fn thaw_outer(value: Dynamic) -> Dynamic {
     }
 }
 
-/// A frozen value as the plain map or array it stands for, read in place.
-pub enum Frozen<'a> {
-    /// A [`StateMap`]'s entries, in the order a plain map keeps its keys.
-    Map(&'a Entries),
-    /// A [`Pool`]'s items.
-    Array(&'a [Dynamic]),
-}
-
-/// Calls `f` with `value` read as a [`Frozen`] map or array, if it is one (not through a shared
-/// value: read what it holds first). What `f` writes of it is what it would write of the value
-/// [`thaw`] makes: the same keys in the same order, the same items.
-pub fn read_frozen<R>(value: &Dynamic, f: impl FnOnce(Frozen<'_>) -> R) -> Option<R> {
+/// Calls `write` with `value` read as the plain map or array it stands for, if it is a frozen
+/// one ([`StateMap`], [`Pool`]; not through a shared value, whose content the writer reads
+/// first): the encoder's [`crate::encode::ReadPlain`]. What it writes of it is what it would
+/// write of the value [`thaw`] makes: the same keys in the same order, the same items.
+pub fn read_frozen(
+    value: &Dynamic,
+    write: &mut dyn FnMut(Plain<'_>) -> Result<(), String>,
+) -> Option<Result<(), String>> {
     if !value.is_variant() {
         return None;
     }
     if let Some(map) = value.read_lock::<StateMap>() {
-        return Some(f(Frozen::Map(map.entries())));
+        return Some(write(Plain::Map(map.entries().items())));
     }
     if let Some(pool) = value.read_lock::<Pool>() {
-        return Some(f(Frozen::Array(pool.items())));
+        return Some(write(Plain::Array(pool.items())));
     }
     None
 }
@@ -412,82 +409,6 @@ mod tests {
         );
         assert_eq!(json["city"], "Tehran");
         assert_eq!(json["list"][0]["city"], "Tehran");
-    }
-
-    /// The JSON writer reads the state's maps and arrays in an event where they are
-    /// ([`Thaw::Outer`]): the key and the value come out byte for byte as from the thawed event,
-    /// for records, nested maps, pools, a large table, a state map held through a closure, and
-    /// an event that is an array of maps.
-    #[test]
-    fn an_event_written_with_the_state_left_frozen_is_the_thawed_event_byte_for_byte() {
-        use crate::script::Thaw;
-        let source = r#"
-            fn setup(ctx) {
-                let table = #{};
-                for i in 0..100 { table[`k${i}`] = [i, #{ even: i % 2 == 0 }]; }
-                #{
-                    rec: #{ zeta: "last", alpha: 1, mid: #{ x: 1.5, y: [1, "two", ()] } },
-                    items: pool([#{ b: 2, a: 1 }, #{ a: "x\"y", b: [] }]),
-                    list: ["a\nb", 3],
-                    table: table,
-                }
-            }
-            fn event(ctx) {
-                let rec = ctx.state.rec;
-                let held = || rec;
-                let changed = ctx.state.rec;
-                changed.beta = true;
-                let one = #{
-                    rec: ctx.state.rec, items: ctx.state.items, list: ctx.state.list,
-                    table: ctx.state.table, held: held.call(), changed: changed,
-                    inside: [ctx.state.rec.mid, #{ deeper: ctx.state.items }],
-                };
-                if ctx.seq == 0 { one } else { [one, #{ rec: ctx.state.rec.mid }] }
-            }
-        "#;
-        for (seq, key_field) in [(0, "list"), (0, "rec"), (1, "rec")] {
-            let written = |thaw: Thaw| {
-                let (mut scenario, _) = set_up(source, 1, &[]);
-                let made = scenario.arrival_as(0, seq, seq as u64, thaw).unwrap();
-                let events: Vec<Map> = if made.is_array() {
-                    made.cast::<Array>().into_iter().map(|e| e.cast()).collect()
-                } else {
-                    vec![made.cast()]
-                };
-                // Left frozen, or the test would not reach the writer's frozen path.
-                assert_eq!(events[0]["rec"].is::<StateMap>(), thaw == Thaw::Outer);
-                let mut encoder = EventEncoder::new(key_field);
-                events
-                    .iter()
-                    .map(|event| {
-                        encoder.encode(event, seq).unwrap();
-                        (encoder.key.clone(), encoder.payload.clone())
-                    })
-                    .collect::<Vec<_>>()
-            };
-            let (thawed, frozen) = (written(Thaw::Deep), written(Thaw::Outer));
-            assert_eq!(frozen, thawed, "event {seq} keyed by {key_field}");
-        }
-    }
-
-    /// A `_fraud` label that is no pattern's name is refused naming its type as a script sees a
-    /// plain value's, though the event left it frozen.
-    #[test]
-    fn a_frozen_map_as_the_fraud_label_is_refused_as_a_map() {
-        use crate::script::Thaw;
-        let source = "fn setup(ctx) { #{ rec: #{ a: 1 } } }\n\
-                      fn event(ctx) { #{ customer_id: \"c\", _fraud: ctx.state.rec } }";
-        let (mut scenario, _) = set_up(source, 1, &[]);
-        let mut event = scenario
-            .arrival_as(0, 4, 4, Thaw::Outer)
-            .unwrap()
-            .cast::<Map>();
-        assert!(event["_fraud"].is::<StateMap>());
-        let err = crate::labels::take_fraud_pattern(&mut event, 4).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "event 4 has `_fraud` of type map; it must be a fraud pattern's name or ()"
-        );
     }
 
     #[test]
