@@ -172,7 +172,8 @@ impl EventEncoder {
         }
         match &self.format {
             ValueFormat::Json => {
-                { json::write_object(&mut self.payload, event, self.plain.map(|p| p.read)) }
+                let plain = self.plain.map(|plain| plain.read);
+                json::write_object(&mut self.payload, event, plain)
                     .map_err(|message| EncodeError::Json { seq, message })
             }
             ValueFormat::Avro(writer) => writer
