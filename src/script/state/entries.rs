@@ -98,12 +98,12 @@ impl Entries {
         self.items.iter().map(|(_, v)| v)
     }
 
-    /// The keys and values, in order.
-    /// Its entries, in key order.
+    /// Its entries, in key order, as a slice (what a writer reads in place).
     pub fn items(&self) -> &[(Identifier, Dynamic)] {
         &self.items
     }
 
+    /// The keys and values, in order.
     pub fn iter(&self) -> impl Iterator<Item = (&Identifier, &Dynamic)> {
         self.items.iter().map(|(k, v)| (k, v))
     }

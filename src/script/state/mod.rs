@@ -252,7 +252,7 @@ pub fn thaw(mut value: Dynamic) -> Dynamic {
 /// An event as the pipeline takes it: the event itself (a map, or an array of maps) made plain
 /// where it is frozen, the state's maps and arrays inside it left as they are, for a writer that
 /// reads them in place ([`read_frozen`]). Thawing them all copied, for every event, the records
-/// an event carries (a customer's device, say): 4% of the seed port's instructions an event.
+/// an event carries (a customer's device, say): 5.1% of the seed port's instructions an event.
 pub fn thaw_outer(value: Dynamic) -> Dynamic {
     let plain = if value.is_map() {
         true
