@@ -34,8 +34,10 @@ pub struct ProducerCollector {
 }
 
 impl ProducerCollector {
-    /// Reads `metrics`, labelling every series with the scenario and the topic.
+    /// Reads `metrics`, labelling every series with the scenario and the topic. Events are
+    /// timed from now on, for `sim_event_seconds`.
     pub fn new(metrics: Arc<Metrics>, scenario: &str, topic: &str) -> Self {
+        metrics.timings.time_events();
         let achieved = RateWindow::starting_at(metrics.events());
         Self {
             metrics,

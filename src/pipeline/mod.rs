@@ -425,6 +425,7 @@ impl<'s> Pipeline<'s> {
             labels: self.labels,
             validate: self.violations.is_some(),
             meta: self.meta.then_some(self.revision),
+            timed: self.metrics.timings.events_timed(),
         }
     }
 
@@ -606,7 +607,9 @@ impl<'s> Pipeline<'s> {
             seq,
             took,
         } = made;
-        self.metrics.timings.event.observe(took);
+        if let Some(took) = took {
+            self.metrics.timings.event.observe(took);
+        }
         let outgoing = match outgoing {
             Ok(outgoing) => outgoing,
             Err(error) => return self.failed(error, job).map(|()| 0),

@@ -360,6 +360,35 @@ fn arrays_emit_several_events_at_one_arrival() {
     assert_eq!(sink.records[0].0, sink.records[1].0);
 }
 
+#[test]
+fn events_are_timed_only_once_something_reads_the_timings() {
+    let made_and_timed = |timed: bool, workers: usize| {
+        let mut sink = Recorder::default();
+        let metrics = Arc::new(Metrics::default());
+        if timed {
+            metrics.timings.time_events();
+        }
+        let (scenario, settings) = crate::script::tests::set_up(SEQ_EVENT, 11, &[]);
+        let mut p = Pipeline::new(scenario, &settings, 11, &mut sink, metrics.clone());
+        p.set_workers(workers).unwrap();
+        let sent = p.sample(Utc::now(), 300).unwrap();
+        drop(p);
+        (sent, metrics.timings.event.snapshot().count)
+    };
+    for workers in [1, 2] {
+        assert_eq!(
+            made_and_timed(false, workers),
+            (300, 0),
+            "{workers} workers"
+        );
+        assert_eq!(
+            made_and_timed(true, workers),
+            (300, 300),
+            "{workers} workers"
+        );
+    }
+}
+
 /// The records a backfill of `count` arrivals over a day makes with `workers` workers, and the
 /// (made ahead, made again) counts.
 fn backfill_with(
