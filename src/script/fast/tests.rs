@@ -234,6 +234,46 @@ fn property_chains_are_read_in_place_as_call_arguments_and_index_bases() {
 }
 
 #[test]
+fn a_block_of_one_statement_is_compiled_as_the_statement() {
+    let source = r#"
+        fn size(x) { if x > 10 { "big" } else { let y = x * 2; `small ${y}` } }
+        fn twice(x) { x * 2 }
+        fn event(ctx) {
+            let n = rand_int(0, 20);
+            #{ customer_id: "c", size: size(n), twice: twice(n), empty: if n > 5 { } else { n } }
+        }
+    "#;
+    compiled_throughout(source, 200);
+    let engine = rhai::Engine::new_raw();
+    let ast = engine.compile(source).unwrap();
+    let compiled =
+        super::compile::Compiled::from_ast(&ast, &[], super::compile::Vocabulary::Scenario);
+    let body = |name: &str, arity: usize| {
+        let index = compiled.runnable(name, arity).unwrap();
+        format!("{:?}", compiled.functions[index].body)
+    };
+    // `twice`'s body is the product itself; `size`'s `then` branch the constant, its `else`
+    // branch (two statements) a block, and an empty branch still a block (worth `()`).
+    assert!(
+        body("twice", 1).starts_with("Some(Native(Mul"),
+        "{}",
+        body("twice", 1)
+    );
+    assert_eq!(
+        body("size", 1).matches("Block(").count(),
+        1,
+        "{}",
+        body("size", 1)
+    );
+    assert_eq!(
+        body("event", 1).matches("Block(").count(),
+        2,
+        "{}",
+        body("event", 1)
+    );
+}
+
+#[test]
 fn maps_given_back_are_filled_again_by_literals_with_their_keys_alone() {
     // Events of three shapes, one grown after it is built, some two to an arrival: each map
     // given back (by `events`) is taken only by a literal with its keys, and what the literals
