@@ -75,7 +75,12 @@ impl Frames {
 
     /// `frame` emptied, kept for a later call; as many as calls can nest, at most.
     fn give_back(&mut self, mut frame: Vec<Dynamic>) {
-        frame.clear();
+        // Emptied value by value: dropping a `Dynamic` is an out-of-line call whatever it holds,
+        // and most slots hold numbers, booleans or `()` (see `discard`). Darooghe 54,026 ->
+        // 53,886 instructions an event, the seed port 35,120 -> 35,001; `drain` cost more.
+        while let Some(value) = frame.pop() {
+            discard(value);
+        }
         if self.0.len() <= MAX_DEPTH {
             self.0.push(frame);
         }
