@@ -296,7 +296,12 @@ impl<'a> Run<'a> {
                 match folded.as_deref().and_then(|folded| folded.entry(frame)) {
                     // As the state map would give it (see `StateMap::get`).
                     Some(entry) => Ok(super::super::pool::read(entry)),
-                    None => self.property_of(base, name, frame),
+                    // A variable's property (`merchant.category`), read without the closures
+                    // that read a longer chain in place.
+                    None => match **base {
+                        Node::Var(slot) => self.property(&frame[slot], name),
+                        _ => self.property_of(base, name, frame),
+                    },
                 }
             }
             Node::Index(base, index) => {
