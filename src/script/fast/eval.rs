@@ -762,6 +762,10 @@ impl<'a> Run<'a> {
                 if let Some(entry) = folded.as_deref().and_then(|folded| folded.entry(frame)) {
                     return f(self, entry);
                 }
+                // A variable's property: the step taken from the variable itself.
+                if let Node::Var(slot) = **inner {
+                    return self.step_in(&frame[slot], name, f);
+                }
                 self.borrowed(inner, frame, &mut |run, base| run.step_in(base, name, f))
             }
             _ => {
@@ -786,6 +790,9 @@ impl<'a> Run<'a> {
             Node::Property(inner, name, folded) => {
                 if let Some(entry) = folded.as_deref().and_then(|folded| folded.entry(frame)) {
                     return f(self, entry);
+                }
+                if let Node::Var(slot) = **inner {
+                    return self.step_in(&frame[slot], name, f);
                 }
                 self.in_place(inner, frame, &mut |run, base| run.step_in(base, name, f))
             }
