@@ -211,6 +211,13 @@ impl<'a> Run<'a> {
                 self.count()?;
                 Ok(value.clone())
             }
+            Node::Property(base, name, None) => match **base {
+                Node::Var(slot) => {
+                    self.count()?;
+                    self.property(&frame[slot], name)
+                }
+                _ => self.eval(node, frame),
+            },
             _ => self.eval(node, frame),
         }
     }
