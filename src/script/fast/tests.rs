@@ -183,6 +183,18 @@ fn operators_on_either_kind_of_number_run_compiled() {
     compiled_throughout(source, 300);
 }
 
+/// The compiled body of each function of `source`, by name and arity, as its `Debug` text.
+fn compiled_bodies(source: &str) -> impl Fn(&str, usize) -> String {
+    let engine = rhai::Engine::new_raw();
+    let ast = engine.compile(source).unwrap();
+    let compiled =
+        super::compile::Compiled::from_ast(&ast, &[], super::compile::Vocabulary::Scenario);
+    move |name, arity| {
+        let index = compiled.runnable(name, arity).unwrap();
+        format!("{:?}", compiled.functions[index].body)
+    }
+}
+
 #[test]
 fn property_chains_are_read_in_place_as_call_arguments_and_index_bases() {
     // `ctx.state.kinds[m]` and `ctx.state.merchants.pick()` read the table and the pool where
@@ -222,12 +234,7 @@ fn property_chains_are_read_in_place_as_call_arguments_and_index_bases() {
     "#;
     compiled_throughout(source, 300);
 
-    let engine = rhai::Engine::new_raw();
-    let ast = engine.compile(source).unwrap();
-    let compiled =
-        super::compile::Compiled::from_ast(&ast, &[], super::compile::Vocabulary::Scenario);
-    let event = compiled.runnable("event", 1).unwrap();
-    let body = format!("{:?}", compiled.functions[event].body);
+    let body = compiled_bodies(source)("event", 1);
     // `merchants.pick()`, `rand_int(lo, hi)`, `rand_float(rate, ..)`, `len`, `names.pick()`,
     // `tags.pick()`, `lat + ..`, the two `in`s and `is_empty`.
     assert_eq!(body.matches("NativeOnChain(").count(), 10, "{body}");
@@ -244,14 +251,7 @@ fn a_block_of_one_statement_is_compiled_as_the_statement() {
         }
     "#;
     compiled_throughout(source, 200);
-    let engine = rhai::Engine::new_raw();
-    let ast = engine.compile(source).unwrap();
-    let compiled =
-        super::compile::Compiled::from_ast(&ast, &[], super::compile::Vocabulary::Scenario);
-    let body = |name: &str, arity: usize| {
-        let index = compiled.runnable(name, arity).unwrap();
-        format!("{:?}", compiled.functions[index].body)
-    };
+    let body = compiled_bodies(source);
     // `twice`'s body is the product itself; `size`'s `then` branch the constant, its `else`
     // branch (two statements) a block, and an empty branch still a block (worth `()`).
     assert!(
