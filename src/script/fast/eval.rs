@@ -826,15 +826,17 @@ impl<'a> Run<'a> {
             }
             return self.step_in(&inner, name, f);
         }
-        if let Some(ctx) = base.read_lock::<EventContext>() {
+        // The commonest kind first: each failed `read_lock` of a native type asks the value
+        // for its type id.
+        if let Some(map) = base.read_lock::<StateMap>() {
+            let entry = map.entries().get(name.as_str());
+            return f(self, entry.unwrap_or(&Dynamic::UNIT));
+        } else if let Some(ctx) = base.read_lock::<EventContext>() {
             match name.as_str() {
                 "state" => return f(self, &ctx.state),
                 "settings" => return f(self, &ctx.settings),
                 _ => {}
             }
-        } else if let Some(map) = base.read_lock::<StateMap>() {
-            let entry = map.entries().get(name.as_str());
-            return f(self, entry.unwrap_or(&Dynamic::UNIT));
         } else if let Some(map) = base.read_lock::<Map>() {
             return f(self, map.get(name.as_str()).unwrap_or(&Dynamic::UNIT));
         } else if let Some(event) = base.read_lock::<EventView>() {
@@ -854,6 +856,10 @@ impl<'a> Run<'a> {
             }
             return self.property(&inner, name);
         }
+        // As in `step_in`, the commonest kind first.
+        if let Some(map) = base.read_lock::<StateMap>() {
+            return Ok(map.get(name));
+        }
         if let Some(ctx) = base.read_lock::<EventContext>() {
             return match name.as_str() {
                 "time" => Ok(Dynamic::from_int(ctx.time)),
@@ -865,9 +871,6 @@ impl<'a> Run<'a> {
                 "settings" => Ok((*ctx.settings).clone().into_read_only()),
                 _ => Err(Flow::Bail),
             };
-        }
-        if let Some(map) = base.read_lock::<StateMap>() {
-            return Ok(map.get(name));
         }
         if let Some(map) = base.read_lock::<Map>() {
             return Ok(map.get(name.as_str()).cloned().unwrap_or(Dynamic::UNIT));
