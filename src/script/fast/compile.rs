@@ -71,6 +71,9 @@ pub enum Node {
     /// A variable read for the last time, as the function's value: its slot, moved out of the
     /// frame (the frame ends with the call) instead of copied.
     Take(usize),
+    /// A variable read for the last time where its value is kept (see [`moved_at_last_reads`]):
+    /// its slot, moved out of the frame unless its value is read-only (a copy is read-write).
+    Last(usize),
     /// `items.map(closure)` or `items.filter(closure)`: the items, the closure's function and
     /// the values it captured (its first arguments, before the item).
     Each(Each, Box<Node>, usize, Vec<Node>),
@@ -280,7 +283,8 @@ impl Compiled {
                     .get(&i)
                     .filter(|_| def.this_type.is_none())
                     .and_then(|statements| compiler.block(statements))
-                    .map(moved_at_the_end);
+                    .map(moved_at_the_end)
+                    .map(moved_at_last_reads);
                 functions.push(Function {
                     name: def.name.clone(),
                     params: def.params.len(),
@@ -936,6 +940,159 @@ fn moved_in_returns(node: Node) -> Node {
     }
 }
 
+/// A function's body with each variable read for the last time where the value read is kept (a
+/// script function's argument, a map literal's value, an array's item, the value a `let` or an
+/// assignment stores) moved out of its slot rather than copied ([`Node::Last`]): a map built in
+/// a variable and put in an event is not copied once more, a state record passed on is not
+/// copied with its two allocations. Only the body's own statements are looked at: a variable
+/// read once in a statement, outside any loop, and used by no statement after it is read there
+/// for the last time, whatever the path through the statement.
+fn moved_at_last_reads(body: Node) -> Node {
+    let Node::Block(mut statements) = body else {
+        return body;
+    };
+    // The slots the statements after this one use, gathered from the end.
+    let mut used_later = BTreeSet::new();
+    for statement in statements.iter_mut().rev() {
+        let mut uses = Uses::default();
+        uses.note(statement, false);
+        let last: BTreeSet<usize> = uses
+            .once
+            .iter()
+            .copied()
+            .filter(|slot| !used_later.contains(slot))
+            .collect();
+        if !last.is_empty() {
+            visit_mut(statement, &mut |node| moved_reads(node, &last));
+        }
+        used_later.extend(uses.once);
+        used_later.extend(uses.more);
+    }
+    Node::Block(statements)
+}
+
+/// Where a statement uses its variables: each read once outside loops, and the others (read
+/// more than once, in a loop, or changed in place).
+#[derive(Default)]
+struct Uses {
+    once: BTreeSet<usize>,
+    more: BTreeSet<usize>,
+}
+
+impl Uses {
+    /// A use of `slot` that a move may take if it is the only one.
+    fn read(&mut self, slot: usize, in_loop: bool) {
+        if in_loop || self.more.contains(&slot) || !self.once.insert(slot) {
+            self.once.remove(&slot);
+            self.more.insert(slot);
+        }
+    }
+
+    /// A use of `slot` that a move must not take: a change in place, a loop's variable, a move.
+    fn held(&mut self, slot: usize) {
+        self.once.remove(&slot);
+        self.more.insert(slot);
+    }
+
+    fn note_all(&mut self, nodes: &[Node], in_loop: bool) {
+        nodes.iter().for_each(|node| self.note(node, in_loop));
+    }
+
+    /// Notes the uses in `node`, inside a loop or not.
+    fn note(&mut self, node: &Node, in_loop: bool) {
+        match node {
+            Node::Var(slot) => self.read(*slot, in_loop),
+            Node::Take(slot) | Node::Last(slot) => self.held(*slot),
+            Node::Const(_) | Node::PickWeighted(_) | Node::Throw | Node::Break | Node::Continue => {}
+            // A variable set is not read: its old value is not used after.
+            Node::Let(_, value) | Node::Assign(_, value) | Node::Return(value) => {
+                self.note(value, in_loop);
+            }
+            Node::Property(base, ..) => self.note(base, in_loop),
+            Node::SetProperty(slot, _, value) => {
+                self.held(*slot);
+                self.note(value, in_loop);
+            }
+            Node::SetIndex(slot, index, value) => {
+                self.held(*slot);
+                self.note(index, in_loop);
+                self.note(value, in_loop);
+            }
+            Node::Mutate(slot, _, _, args) => {
+                self.held(*slot);
+                self.note_all(args, in_loop);
+            }
+            Node::Block(nodes)
+            | Node::Array(nodes)
+            | Node::Map(_, nodes, _)
+            | Node::Interpolated(nodes)
+            | Node::Native(_, nodes)
+            | Node::NativeOnChain(_, nodes, _)
+            | Node::Script(_, nodes)
+            | Node::And(nodes)
+            | Node::Or(nodes)
+            | Node::Coalesce(nodes) => self.note_all(nodes, in_loop),
+            Node::Index(base, index) => {
+                self.note(base, in_loop);
+                self.note(index, in_loop);
+            }
+            Node::If(condition, then, otherwise) => {
+                self.note(condition, in_loop);
+                self.note(then, in_loop);
+                self.note(otherwise, in_loop);
+            }
+            Node::Switch(value, cases, default) => {
+                self.note(value, in_loop);
+                cases.0.iter().for_each(|(_, case)| self.note(case, in_loop));
+                self.note(default, in_loop);
+            }
+            Node::Each(_, items, _, captured) => {
+                self.note(items, in_loop);
+                self.note_all(captured, in_loop);
+            }
+            // Everything in a loop may run again after it.
+            Node::ForEach(item, counter, items, body) => {
+                self.held(*item);
+                counter.iter().for_each(|&c| self.held(c));
+                self.note(items, true);
+                self.note(body, true);
+            }
+            Node::ForRange(item, counter, bounds, _, body) => {
+                self.held(*item);
+                counter.iter().for_each(|&c| self.held(c));
+                self.note(&bounds.0, true);
+                self.note(&bounds.1, true);
+                self.note(body, true);
+            }
+            Node::While(condition, body) => {
+                self.note(condition, true);
+                self.note(body, true);
+            }
+        }
+    }
+}
+
+/// `node`'s kept values that read a variable of `last` made moves ([`moved_at_last_reads`]).
+fn moved_reads(node: &mut Node, last: &BTreeSet<usize>) {
+    let moved = |value: &mut Node| {
+        if let Node::Var(slot) = *value {
+            if last.contains(&slot) {
+                *value = Node::Last(slot);
+            }
+        }
+    };
+    match node {
+        Node::Script(_, values) | Node::Array(values) | Node::Map(_, values, _) => {
+            values.iter_mut().for_each(moved);
+        }
+        Node::Let(_, value)
+        | Node::Assign(_, value)
+        | Node::SetProperty(_, _, value)
+        | Node::SetIndex(_, _, value) => moved(value),
+        _ => {}
+    }
+}
+
 /// The map a node always gives: a constant, or a literal of constants.
 fn constant_map(node: &Node) -> Option<rhai::Map> {
     match node {
@@ -964,6 +1121,7 @@ fn visit_mut(node: &mut Node, f: &mut dyn FnMut(&mut Node)) {
         Node::Const(_)
         | Node::Var(_)
         | Node::Take(_)
+        | Node::Last(_)
         | Node::PickWeighted(_)
         | Node::Throw
         | Node::Break

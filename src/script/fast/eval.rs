@@ -212,6 +212,10 @@ impl<'a> Run<'a> {
                 self.count()?;
                 Ok(value.clone())
             }
+            Node::Last(slot) => {
+                self.count()?;
+                Ok(self.last_read(*slot, frame))
+            }
             Node::Property(base, name, None) => match **base {
                 Node::Var(slot) => {
                     self.count()?;
@@ -221,6 +225,20 @@ impl<'a> Run<'a> {
             },
             _ => self.eval(node, frame),
         }
+    }
+
+    /// A variable's value read for the last time ([`Node::Last`]): moved out of the frame, or
+    /// copied if it is read-only, since a copy is read-write as the interpreter's variable is.
+    /// (Asking first whether the value owns anything, to copy a number without asking whether
+    /// it is read-only, cost darooghe more than it saved the seed port.)
+    #[inline(always)]
+    fn last_read(&mut self, slot: usize, frame: &mut [Dynamic]) -> Dynamic {
+        let value = &mut frame[slot];
+        if value.is_read_only() {
+            return value.clone();
+        }
+        self.known.forget(self.depth, slot);
+        std::mem::take(value)
     }
 
     fn eval_all(&mut self, nodes: &[Node], frame: &mut [Dynamic]) -> Result<Vec<Dynamic>, Flow> {
@@ -238,6 +256,7 @@ impl<'a> Run<'a> {
                 self.known.forget(self.depth, *slot);
                 Ok(std::mem::take(&mut frame[*slot]))
             }
+            Node::Last(slot) => Ok(self.last_read(*slot, frame)),
             Node::Let(slot, value) | Node::Assign(slot, value) => {
                 let value = settled(self.eval(value, frame)?);
                 self.known.forget(self.depth, *slot);

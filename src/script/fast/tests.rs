@@ -751,3 +751,39 @@ fn reads_through_ctx_are_the_entries_of_the_scenario_s_own_state_and_settings() 
         scenario.fast_path()
     );
 }
+
+#[test]
+fn a_variable_read_for_the_last_time_is_moved_where_its_value_is_kept() {
+    // `place` (a map), `tag`, the state's `rec`, `acc` (after its loop) and `m` (after its
+    // change) are read once by the last statement using them, where the value is kept: moved.
+    // `n` is read twice there: copied; `k` is copied there and moved where it is read last.
+    // `rec` is read-only where it came from (the state), so its move is a copy. The events are
+    // the interpreter's either way.
+    let source = r#"
+        fn setup(ctx) { #{ recs: [#{ id: "a" }, #{ id: "b" }] } }
+        fn grow(m, x) { m.extra = x; m }
+        fn keep(r) { r }
+        fn event(ctx) {
+            let n = rand_int(0, 9);
+            let k = `c${n}`;
+            let place = #{ lat: rand_float(0, 1), lng: 2.0 };
+            let tag = if n > 4 { "big" } else { "small" };
+            let rec = ctx.state.recs.pick();
+            let acc = [];
+            for i in 0..2 { acc.push(k); }
+            let m = #{ v: n };
+            m.w = 1;
+            let event = #{ customer_id: k, place: place, tag: grow(#{ t: tag }, n), n: n, rec: keep(rec), acc: acc };
+            event.again = k;
+            event.m = m;
+            event
+        }
+    "#;
+    compiled_throughout(source, 200);
+    let body = compiled_bodies(source)("event", 1);
+    for moved in ["Last(2)", "Last(3)", "Last(4)", "Last(5)", "Last(6)", "Last(8)"] {
+        assert_eq!(body.matches(moved).count(), 1, "{moved} in {body}");
+    }
+    assert_eq!(body.matches("Last(").count(), 6, "{body}");
+    assert!(body.contains("[Var(2), Last(3), "), "{body}");
+}
