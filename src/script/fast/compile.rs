@@ -1003,7 +1003,8 @@ impl Uses {
         match node {
             Node::Var(slot) => self.read(*slot, in_loop),
             Node::Take(slot) | Node::Last(slot) => self.held(*slot),
-            Node::Const(_) | Node::PickWeighted(_) | Node::Throw | Node::Break | Node::Continue => {}
+            Node::Const(_) | Node::PickWeighted(_) | Node::Throw | Node::Break | Node::Continue => {
+            }
             // A variable set is not read: its old value is not used after.
             Node::Let(_, value) | Node::Assign(_, value) | Node::Return(value) => {
                 self.note(value, in_loop);
@@ -1043,7 +1044,10 @@ impl Uses {
             }
             Node::Switch(value, cases, default) => {
                 self.note(value, in_loop);
-                cases.0.iter().for_each(|(_, case)| self.note(case, in_loop));
+                cases
+                    .0
+                    .iter()
+                    .for_each(|(_, case)| self.note(case, in_loop));
                 self.note(default, in_loop);
             }
             Node::Each(_, items, _, captured) => {

@@ -781,7 +781,9 @@ fn a_variable_read_for_the_last_time_is_moved_where_its_value_is_kept() {
     "#;
     compiled_throughout(source, 200);
     let body = compiled_bodies(source)("event", 1);
-    for moved in ["Last(2)", "Last(3)", "Last(4)", "Last(5)", "Last(6)", "Last(8)"] {
+    for moved in [
+        "Last(2)", "Last(3)", "Last(4)", "Last(5)", "Last(6)", "Last(8)",
+    ] {
         assert_eq!(body.matches(moved).count(), 1, "{moved} in {body}");
     }
     assert_eq!(body.matches("Last(").count(), 6, "{body}");
