@@ -11,7 +11,7 @@ use rhai::{
 
 use super::super::context::EventContext;
 use super::super::draws::WeightTable;
-use super::super::state::StateMap;
+use super::super::state::{HashedKey, StateMap};
 use super::natives::{self, Mutator, Native};
 
 /// A compiled expression or statement.
@@ -39,7 +39,7 @@ pub enum Node {
     /// `value.name`; for `variable.state.name` and `variable.settings.name`, the entry of the
     /// scenario's frozen state or settings it reads when the variable is `ctx`, once known
     /// ([`Compiled::fold_context`]).
-    Property(Box<Node>, ImmutableString, Option<Box<Folded>>),
+    Property(Box<Node>, HashedKey, Option<Box<Folded>>),
     /// `value[index]`.
     Index(Box<Node>, Box<Node>),
     /// A native helper or operator, arguments in order (for a method, the object first).
@@ -321,7 +321,7 @@ impl Compiled {
             *folded = source.read_lock::<StateMap>().map(|map| {
                 Box::new(Folded {
                     slot,
-                    settings: part == "settings",
+                    settings: part.as_str() == "settings",
                     source: source.clone(),
                     value: map
                         .entries()
@@ -549,7 +549,11 @@ impl Compiler<'_> {
                 let slot = self.lookup(&var.1)?;
                 self.written.insert(slot);
                 let name = property.2.clone();
-                let current = Node::Property(Box::new(Node::Var(slot)), name.clone(), None);
+                let current = Node::Property(
+                    Box::new(Node::Var(slot)),
+                    HashedKey::new(name.clone()),
+                    None,
+                );
                 Some(Node::SetProperty(
                     slot,
                     name,
@@ -780,9 +784,11 @@ impl Compiler<'_> {
     /// One step of a chain: `.name` or `.method(args)`.
     fn step(&mut self, base: Node, step: &Expr) -> Option<Node> {
         match step {
-            Expr::Property(property, _) => {
-                Some(Node::Property(Box::new(base), property.2.clone(), None))
-            }
+            Expr::Property(property, _) => Some(Node::Property(
+                Box::new(base),
+                HashedKey::new(property.2.clone()),
+                None,
+            )),
             Expr::MethodCall(call, _) => {
                 // A script function called as a method binds `this`: left to the interpreter.
                 if self.script_function(&call.name, call.args.len()).is_some()

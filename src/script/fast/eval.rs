@@ -9,7 +9,7 @@ use super::super::context::EventContext;
 use super::super::event_view::EventView;
 use super::super::limits;
 use super::super::pool::Pool;
-use super::super::state::StateMap;
+use super::super::state::{HashedKey, StateMap};
 use super::compile::{is_pure_chain, switch_hash, Compiled, Each, Node};
 use super::natives::{self, Helpers, Mutator, Native};
 use super::sizes::{array_within_limits, KnownSizes, Sizes};
@@ -771,7 +771,7 @@ impl<'a> Run<'a> {
 
     /// `base.name`, the maps on the way read in place: `ctx.state.plans.gold.rate` copies the
     /// rate, not the state, the plans and the plan before it.
-    fn property_of(&mut self, base: &Node, name: &ImmutableString, frame: &mut [Dynamic]) -> Step {
+    fn property_of(&mut self, base: &Node, name: &HashedKey, frame: &mut [Dynamic]) -> Step {
         self.borrowed(base, frame, &mut |run, value| run.property(value, name))
     }
 
@@ -834,7 +834,7 @@ impl<'a> Run<'a> {
     fn step_in(
         &self,
         base: &Dynamic,
-        name: &ImmutableString,
+        name: &HashedKey,
         f: &mut dyn FnMut(&Self, &Dynamic) -> Step,
     ) -> Step {
         if base.is_shared() {
@@ -848,7 +848,7 @@ impl<'a> Run<'a> {
         // The commonest kind first: each failed `read_lock` of a native type asks the value
         // for its type id.
         if let Some(map) = base.read_lock::<StateMap>() {
-            let entry = map.entries().get(name.as_str());
+            let entry = map.entries().get_hashed(name);
             return f(self, entry.unwrap_or(&Dynamic::UNIT));
         } else if let Some(ctx) = base.read_lock::<EventContext>() {
             match name.as_str() {
@@ -866,7 +866,7 @@ impl<'a> Run<'a> {
     }
 
     /// `base.name` on a map, a map of the state or `ctx`.
-    fn property(&self, base: &Dynamic, name: &ImmutableString) -> Step {
+    fn property(&self, base: &Dynamic, name: &HashedKey) -> Step {
         if base.is_shared() {
             // As in `step_in`: a rule's event first.
             let inner = unshared(base)?;
@@ -877,7 +877,7 @@ impl<'a> Run<'a> {
         }
         // As in `step_in`, the commonest kind first.
         if let Some(map) = base.read_lock::<StateMap>() {
-            return Ok(map.get(name));
+            return Ok(map.get_hashed(name));
         }
         if let Some(ctx) = base.read_lock::<EventContext>() {
             return match name.as_str() {

@@ -9,11 +9,13 @@
 //! up to [`LOOK_ALONG`] keys, by halves in a larger map), and compares the one key whose hash
 //! matches.
 
+use std::fmt;
 use std::hash::BuildHasher;
+use std::ops::Deref;
 use std::sync::OnceLock;
 
 use foldhash::fast::FixedState;
-use rhai::{Dynamic, Identifier, Map};
+use rhai::{Dynamic, Identifier, ImmutableString, Map};
 
 /// Maps with at most this many keys have their hashes looked along, not searched by halves: as
 /// few comparisons, and none mispredicted but the last.
@@ -46,7 +48,18 @@ impl Entries {
 
     /// The value under `key`.
     pub fn get(&self, key: &str) -> Option<&Dynamic> {
-        let hash = hash(key);
+        self.get_with(key, hash(key))
+    }
+
+    /// The value under a key whose hash was made once ([`HashedKey`]): a property name of a
+    /// compiled script, read about twenty times a darooghe event.
+    pub fn get_hashed(&self, key: &HashedKey) -> Option<&Dynamic> {
+        self.get_with(&key.text, key.hash)
+    }
+
+    /// The value under `key`, whose hash is `hash`.
+    #[inline(always)]
+    fn get_with(&self, key: &str, hash: u32) -> Option<&Dynamic> {
         let first = if self.by_hash.len() <= LOOK_ALONG {
             self.by_hash.iter().take_while(|&&(h, _)| h < hash).count()
         } else {
@@ -142,6 +155,36 @@ impl Entries {
     }
 }
 
+/// A key with its hash, made once: a property name a compiled script reads (`customer.home`),
+/// looked up without hashing it at each read. It reads as the name itself.
+#[derive(Clone)]
+pub struct HashedKey {
+    text: ImmutableString,
+    hash: u32,
+}
+
+impl HashedKey {
+    /// `text` and its hash.
+    pub fn new(text: ImmutableString) -> Self {
+        let hash = hash(&text);
+        Self { text, hash }
+    }
+}
+
+impl Deref for HashedKey {
+    type Target = ImmutableString;
+
+    fn deref(&self) -> &ImmutableString {
+        &self.text
+    }
+}
+
+impl fmt::Debug for HashedKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.text, f)
+    }
+}
+
 /// Each of `items`' keys' hash and place, sorted.
 fn by_hash(items: &[(Identifier, Dynamic)]) -> Vec<(u32, u32)> {
     let mut by_hash: Vec<(u32, u32)> = (0..items.len())
@@ -184,9 +227,17 @@ mod tests {
                     value.as_int().ok(),
                     "{key} of {size}"
                 );
+                let hashed = HashedKey::new(key.as_str().into());
+                assert_eq!(
+                    entries.get_hashed(&hashed).and_then(|v| v.as_int().ok()),
+                    value.as_int().ok(),
+                    "{key} of {size}, hashed once"
+                );
             }
             for missing in ["", "k", "K0", "k0 ", &format!("k{size}")] {
                 assert!(entries.get(missing).is_none(), "{missing} of {size}");
+                let hashed = HashedKey::new(missing.into());
+                assert!(entries.get_hashed(&hashed).is_none(), "{missing} of {size}");
             }
             assert!(entries
                 .keys()

@@ -40,7 +40,7 @@ use crate::encode::Plain;
 
 mod entries;
 
-pub use entries::Entries;
+pub use entries::{Entries, HashedKey};
 
 type Fallible<T> = Result<T, Box<EvalAltResult>>;
 
@@ -60,6 +60,11 @@ impl StateMap {
     /// The value under `key`, or `()` (as a map gives for a missing property).
     pub fn get(&self, key: &str) -> Dynamic {
         self.entries.get(key).map_or(Dynamic::UNIT, read)
+    }
+
+    /// The value under `key`, or `()`, as [`Self::get`] gives it.
+    pub fn get_hashed(&self, key: &HashedKey) -> Dynamic {
+        self.entries.get_hashed(key).map_or(Dynamic::UNIT, read)
     }
 
     /// Its entries.
