@@ -15,6 +15,9 @@ use super::natives::{self, Helpers, Mutator, Native};
 use super::sizes::{array_within_limits, KnownSizes, Sizes};
 use super::Bail;
 
+/// The bytes an interpolated text has room for before it grows.
+const INTERPOLATED_ROOM: usize = 32;
+
 /// How deep script calls may nest on the fast path, well within the sandbox's limit.
 const MAX_DEPTH: usize = 16;
 
@@ -310,7 +313,9 @@ impl<'a> Run<'a> {
                 Ok(Dynamic::from_map(map))
             }
             Node::Interpolated(parts) => {
-                let mut text = String::new();
+                // Room for most texts made so (a memory key, an id) at once: grown from empty,
+                // the text was reallocated once a part or two in.
+                let mut text = String::with_capacity(INTERPOLATED_ROOM);
                 for part in parts {
                     append(&mut text, &self.eval(part, frame)?)?;
                     if text.len() > limits::STRING_SIZE {
@@ -1020,7 +1025,9 @@ fn append(text: &mut String, part: &Dynamic) -> Result<(), Flow> {
     if let Some(s) = part.read_lock::<ImmutableString>() {
         text.push_str(&s);
     } else if let Ok(i) = part.as_int() {
-        text.push_str(&i.to_string());
+        // Written into the text, not made as a string of its own first.
+        use std::fmt::Write;
+        write!(text, "{i}").map_err(|_| Flow::Bail)?;
     } else if let Ok(c) = part.as_char() {
         text.push(c);
     } else if let Ok(b) = part.as_bool() {
