@@ -960,8 +960,7 @@ fn moved_at_last_reads(body: Node) -> Node {
     // The slots the statements after this one use, gathered from the end.
     let mut used_later = BTreeSet::new();
     for statement in statements.iter_mut().rev() {
-        let mut uses = Uses::default();
-        uses.note(statement, false);
+        let uses = Uses::of(statement);
         let last: BTreeSet<usize> = uses
             .once
             .iter()
@@ -1000,85 +999,23 @@ impl Uses {
         self.more.insert(slot);
     }
 
-    fn note_all(&mut self, nodes: &[Node], in_loop: bool) {
-        nodes.iter().for_each(|node| self.note(node, in_loop));
-    }
-
-    /// Notes the uses in `node`, inside a loop or not.
-    fn note(&mut self, node: &Node, in_loop: bool) {
-        match node {
-            Node::Var(slot) => self.read(*slot, in_loop),
-            Node::Take(slot) | Node::Last(slot) => self.held(*slot),
-            Node::Const(_) | Node::PickWeighted(_) | Node::Throw | Node::Break | Node::Continue => {
+    /// The uses in `statement`.
+    fn of(statement: &mut Node) -> Self {
+        let mut uses = Self::default();
+        visit_in_loops(statement, false, &mut |node, in_loop| match *node {
+            Node::Var(slot) => uses.read(slot, in_loop),
+            Node::Take(slot)
+            | Node::Last(slot)
+            | Node::SetProperty(slot, ..)
+            | Node::SetIndex(slot, ..)
+            | Node::Mutate(slot, ..) => uses.held(slot),
+            Node::ForEach(item, counter, ..) | Node::ForRange(item, counter, ..) => {
+                uses.held(item);
+                counter.into_iter().for_each(|c| uses.held(c));
             }
-            // A variable set is not read: its old value is not used after.
-            Node::Let(_, value) | Node::Assign(_, value) | Node::Return(value) => {
-                self.note(value, in_loop);
-            }
-            Node::Property(base, ..) => self.note(base, in_loop),
-            Node::SetProperty(slot, _, value) => {
-                self.held(*slot);
-                self.note(value, in_loop);
-            }
-            Node::SetIndex(slot, index, value) => {
-                self.held(*slot);
-                self.note(index, in_loop);
-                self.note(value, in_loop);
-            }
-            Node::Mutate(slot, _, _, args) => {
-                self.held(*slot);
-                self.note_all(args, in_loop);
-            }
-            Node::Block(nodes)
-            | Node::Array(nodes)
-            | Node::Map(_, nodes, _)
-            | Node::Interpolated(nodes)
-            | Node::Native(_, nodes)
-            | Node::NativeOnChain(_, nodes, _)
-            | Node::Script(_, nodes)
-            | Node::And(nodes)
-            | Node::Or(nodes)
-            | Node::Coalesce(nodes) => self.note_all(nodes, in_loop),
-            Node::Index(base, index) => {
-                self.note(base, in_loop);
-                self.note(index, in_loop);
-            }
-            Node::If(condition, then, otherwise) => {
-                self.note(condition, in_loop);
-                self.note(then, in_loop);
-                self.note(otherwise, in_loop);
-            }
-            Node::Switch(value, cases, default) => {
-                self.note(value, in_loop);
-                cases
-                    .0
-                    .iter()
-                    .for_each(|(_, case)| self.note(case, in_loop));
-                self.note(default, in_loop);
-            }
-            Node::Each(_, items, _, captured) => {
-                self.note(items, in_loop);
-                self.note_all(captured, in_loop);
-            }
-            // Everything in a loop may run again after it.
-            Node::ForEach(item, counter, items, body) => {
-                self.held(*item);
-                counter.iter().for_each(|&c| self.held(c));
-                self.note(items, true);
-                self.note(body, true);
-            }
-            Node::ForRange(item, counter, bounds, _, body) => {
-                self.held(*item);
-                counter.iter().for_each(|&c| self.held(c));
-                self.note(&bounds.0, true);
-                self.note(&bounds.1, true);
-                self.note(body, true);
-            }
-            Node::While(condition, body) => {
-                self.note(condition, true);
-                self.note(body, true);
-            }
-        }
+            _ => {}
+        });
+        uses
     }
 }
 
@@ -1123,9 +1060,23 @@ fn constant_map(node: &Node) -> Option<rhai::Map> {
 
 /// Calls `f` on `node` and on every node inside it.
 fn visit_mut(node: &mut Node, f: &mut dyn FnMut(&mut Node)) {
-    f(node);
-    let all = |nodes: &mut [Node], f: &mut dyn FnMut(&mut Node)| {
-        nodes.iter_mut().for_each(|n| visit_mut(n, f));
+    visit_in_loops(node, false, &mut |node, _| f(node));
+}
+
+/// Calls `f` on `node` and on every node inside it, with whether the node is in a loop (all of
+/// a loop is: its items, bounds and condition are read again after each turn but the last).
+fn visit_in_loops(node: &mut Node, in_loop: bool, f: &mut dyn FnMut(&mut Node, bool)) {
+    f(node, in_loop);
+    let in_loop = in_loop
+        || matches!(
+            node,
+            Node::ForEach(..) | Node::ForRange(..) | Node::While(..)
+        );
+    let visit = |node: &mut Node, f: &mut dyn FnMut(&mut Node, bool)| {
+        visit_in_loops(node, in_loop, f);
+    };
+    let all = |nodes: &mut [Node], f: &mut dyn FnMut(&mut Node, bool)| {
+        nodes.iter_mut().for_each(|n| visit_in_loops(n, in_loop, f));
     };
     match node {
         Node::Const(_)
@@ -1140,7 +1091,7 @@ fn visit_mut(node: &mut Node, f: &mut dyn FnMut(&mut Node)) {
         | Node::Assign(_, value)
         | Node::Return(value)
         | Node::Property(value, ..)
-        | Node::SetProperty(_, _, value) => visit_mut(value, f),
+        | Node::SetProperty(_, _, value) => visit(value, f),
         Node::Block(nodes)
         | Node::Array(nodes)
         | Node::Map(_, nodes, _)
@@ -1153,31 +1104,31 @@ fn visit_mut(node: &mut Node, f: &mut dyn FnMut(&mut Node)) {
         | Node::Coalesce(nodes)
         | Node::Mutate(_, _, _, nodes) => all(nodes, f),
         Node::If(condition, then, otherwise) => {
-            visit_mut(condition, f);
-            visit_mut(then, f);
-            visit_mut(otherwise, f);
+            visit(condition, f);
+            visit(then, f);
+            visit(otherwise, f);
         }
         Node::Index(base, index) | Node::SetIndex(_, base, index) | Node::While(base, index) => {
-            visit_mut(base, f);
-            visit_mut(index, f);
+            visit(base, f);
+            visit(index, f);
         }
         Node::Each(_, items, _, captured) => {
-            visit_mut(items, f);
+            visit(items, f);
             all(captured, f);
         }
         Node::ForEach(_, _, items, body) => {
-            visit_mut(items, f);
-            visit_mut(body, f);
+            visit(items, f);
+            visit(body, f);
         }
         Node::ForRange(_, _, bounds, _, body) => {
-            visit_mut(&mut bounds.0, f);
-            visit_mut(&mut bounds.1, f);
-            visit_mut(body, f);
+            visit(&mut bounds.0, f);
+            visit(&mut bounds.1, f);
+            visit(body, f);
         }
         Node::Switch(value, cases, default) => {
-            visit_mut(value, f);
-            cases.nodes_mut().for_each(|case| visit_mut(case, f));
-            visit_mut(default, f);
+            visit(value, f);
+            cases.nodes_mut().for_each(|case| visit(case, f));
+            visit(default, f);
         }
     }
 }

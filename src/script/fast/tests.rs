@@ -756,7 +756,8 @@ fn reads_through_ctx_are_the_entries_of_the_scenario_s_own_state_and_settings() 
 fn a_variable_read_for_the_last_time_is_moved_where_its_value_is_kept() {
     // `place` (a map), `tag`, the state's `rec`, `acc` (after its loop) and `m` (after its
     // change) are read once by the last statement using them, where the value is kept: moved.
-    // `n` is read twice there: copied; `k` is copied there and moved where it is read last.
+    // `n` is read twice there: copied; `k` is copied there and moved where it is read last; `x`
+    // is read once, but in a loop: copied each turn.
     // `rec` is read-only where it came from (the state), so its move is a copy. The events are
     // the interpreter's either way.
     let source = r#"
@@ -773,7 +774,10 @@ fn a_variable_read_for_the_last_time_is_moved_where_its_value_is_kept() {
             for i in 0..2 { acc.push(k); }
             let m = #{ v: n };
             m.w = 1;
-            let event = #{ customer_id: k, place: place, tag: grow(#{ t: tag }, n), n: n, rec: keep(rec), acc: acc };
+            let x = #{ a: n };
+            let out = [];
+            for i in 0..2 { out.push(keep(x)); }
+            let event = #{ customer_id: k, place: place, tag: grow(#{ t: tag }, n), n: n, rec: keep(rec), acc: acc, out: out };
             event.again = k;
             event.m = m;
             event
@@ -782,10 +786,12 @@ fn a_variable_read_for_the_last_time_is_moved_where_its_value_is_kept() {
     compiled_throughout(source, 200);
     let body = compiled_bodies(source)("event", 1);
     for moved in [
-        "Last(2)", "Last(3)", "Last(4)", "Last(5)", "Last(6)", "Last(8)",
+        "Last(2)", "Last(3)", "Last(4)", "Last(5)", "Last(6)", "Last(8)", "Last(10)",
     ] {
         assert_eq!(body.matches(moved).count(), 1, "{moved} in {body}");
     }
-    assert_eq!(body.matches("Last(").count(), 6, "{body}");
+    assert_eq!(body.matches("Last(").count(), 7, "{body}");
+    // `keep(x)` in the loop, whatever `keep`'s index.
+    assert!(body.contains(", [Var(9)])])), Let(12"), "{body}");
     assert!(body.contains("[Var(2), Last(3), "), "{body}");
 }
