@@ -7,7 +7,7 @@
 //! (`categories[merchant]`) about 450. Here the keys' 32-bit hashes are kept sorted beside them,
 //! so a read hashes the key once, finds the hash among whole numbers (looked along in a record of
 //! up to [`LOOK_ALONG`] keys, by halves in a larger map), and compares the one key whose hash
-//! matches.
+//! matches. A compiled script's property names carry their hashes ([`HashedKey`]), made once.
 
 use std::fmt;
 use std::hash::BuildHasher;
