@@ -789,15 +789,11 @@ impl<'a> Run<'a> {
         f: &mut dyn FnMut(&Self, &Dynamic) -> Step,
     ) -> Step {
         match node {
+            // A chain read from a variable or a constant (a folded `ctx` entry among them) is
+            // read where it lies, as `in_place` reads it.
             Node::Var(_) | Node::Const(_) => self.in_place(node, frame, f),
-            Node::Property(inner, name, folded) => {
-                if let Some(entry) = folded.as_deref().and_then(|folded| folded.entry(frame)) {
-                    return f(self, entry);
-                }
-                // A variable's property: the step taken from the variable itself.
-                if let Node::Var(slot) = **inner {
-                    return self.step_in(&frame[slot], name, f);
-                }
+            _ if is_pure_chain(node) => self.in_place(node, frame, f),
+            Node::Property(inner, name, _) => {
                 self.borrowed(inner, frame, &mut |run, base| run.step_in(base, name, f))
             }
             _ => {
@@ -823,6 +819,7 @@ impl<'a> Run<'a> {
                 if let Some(entry) = folded.as_deref().and_then(|folded| folded.entry(frame)) {
                     return f(self, entry);
                 }
+                // A variable's property: the step taken from the variable itself.
                 if let Node::Var(slot) = **inner {
                     return self.step_in(&frame[slot], name, f);
                 }
