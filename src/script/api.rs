@@ -10,6 +10,7 @@ use chrono_tz::Tz;
 use rhai::{Array, Dynamic, Engine, EvalAltResult, Map, Variant, FLOAT, INT};
 
 use super::draws;
+use crate::sync::lock;
 
 type Fallible<T> = Result<T, Box<EvalAltResult>>;
 
@@ -135,53 +136,59 @@ pub fn register(engine: &mut Engine, rng: &SharedRng) {
 fn register_draws(engine: &mut Engine, rng: &SharedRng) {
     // rand_float() -> a float in [0, 1).
     let r = rng.clone();
-    engine.register_fn("rand_float", move || -> FLOAT { draws::rand_float(&r) });
+    engine.register_fn("rand_float", move || -> FLOAT {
+        draws::rand_float(&mut lock(&r))
+    });
     // rand_float(lo, hi) -> a float in [lo, hi).
     let r = rng.clone();
     numeric2(engine, "rand_float", move |lo: Dynamic, hi: Dynamic| {
-        draws::rand_float_in(&r, &lo, &hi)
+        draws::rand_float_in(&mut lock(&r), &lo, &hi)
     });
     // rand_int(lo, hi) -> an integer in [lo, hi], both ends included.
     let r = rng.clone();
     engine.register_fn("rand_int", move |lo: INT, hi: INT| {
-        draws::rand_int(&r, lo, hi)
+        draws::rand_int(&mut lock(&r), lo, hi)
     });
     // chance(p) -> true with probability p.
     let r = rng.clone();
-    numeric1(engine, "chance", move |p: Dynamic| draws::chance(&r, &p));
+    numeric1(engine, "chance", move |p: Dynamic| {
+        draws::chance(&mut lock(&r), &p)
+    });
     // normal(mean, sd) -> a normal draw.
     let r = rng.clone();
     numeric2(engine, "normal", move |mean: Dynamic, sd: Dynamic| {
-        draws::normal(&r, &mean, &sd)
+        draws::normal(&mut lock(&r), &mean, &sd)
     });
     // log_normal(mu, sigma) -> exp of a normal(mu, sigma) draw; its median is exp(mu).
     let r = rng.clone();
     numeric2(engine, "log_normal", move |mu: Dynamic, sigma: Dynamic| {
-        draws::log_normal(&r, &mu, &sigma)
+        draws::log_normal(&mut lock(&r), &mu, &sigma)
     });
     // exponential(rate) -> an exponential draw with mean 1 / rate.
     let r = rng.clone();
     numeric1(engine, "exponential", move |rate: Dynamic| {
-        draws::exponential(&r, &rate)
+        draws::exponential(&mut lock(&r), &rate)
     });
     // uuid() -> a version-4 UUID string from the seeded generator.
     let r = rng.clone();
-    engine.register_fn("uuid", move || -> String { draws::uuid(&r) });
+    engine.register_fn("uuid", move || -> String { draws::uuid(&mut lock(&r)) });
 }
 
 fn register_choices(engine: &mut Engine, rng: &SharedRng) {
     // pick(array) -> one element, uniformly. Method style (`pool.pick()`) avoids copying the array.
     let r = rng.clone();
-    engine.register_fn("pick", move |items: &mut Array| draws::pick(&r, items));
+    engine.register_fn("pick", move |items: &mut Array| {
+        draws::pick(&mut lock(&r), items)
+    });
     // pick_weighted(#{ key: weight, ... }) -> a key, with probability proportional to its weight.
     let r = rng.clone();
     engine.register_fn("pick_weighted", move |weights: &mut Map| {
-        draws::pick_weighted_key(&r, weights)
+        draws::pick_weighted_key(&mut lock(&r), weights)
     });
     // pick_weighted(items, weights) -> an item, with probability proportional to its weight.
     let r = rng.clone();
     engine.register_fn("pick_weighted", move |items: &mut Array, weights: Array| {
-        draws::pick_weighted_item(&r, items, &weights)
+        draws::pick_weighted_item(&mut lock(&r), items, &weights)
     });
 }
 
@@ -251,6 +258,8 @@ fn register_geo(engine: &mut Engine, rng: &SharedRng) {
     numeric3(
         engine,
         "jitter",
-        move |lat: Dynamic, lng: Dynamic, km: Dynamic| draws::jitter(&r, &lat, &lng, &km),
+        move |lat: Dynamic, lng: Dynamic, km: Dynamic| {
+            draws::jitter(&mut lock(&r), &lat, &lng, &km)
+        },
     );
 }

@@ -10,7 +10,6 @@ use rand_distr::{Distribution, Exp, LogNormal, Normal};
 use rhai::{Array, Dynamic, EvalAltResult, ImmutableString, Map, FLOAT, INT};
 
 use crate::rng::SimRng;
-use crate::sync::lock;
 
 /// The generator shared by every helper of one engine. A mutex rather than a `RefCell` because
 /// the engine is built with Rhai's `sync` feature, so that a new version of a script can be
@@ -71,57 +70,57 @@ pub fn number(value: &Dynamic, helper: &str) -> Fallible<FLOAT> {
 }
 
 /// `rand_float()`: a float in [0, 1).
-pub fn rand_float(rng: &SharedRng) -> FLOAT {
-    lock(rng).random()
+pub fn rand_float(rng: &mut SimRng) -> FLOAT {
+    rng.random()
 }
 
 /// `rand_float(lo, hi)`: a float in [lo, hi).
-pub fn rand_float_in(rng: &SharedRng, lo: &Dynamic, hi: &Dynamic) -> Fallible<FLOAT> {
+pub fn rand_float_in(rng: &mut SimRng, lo: &Dynamic, hi: &Dynamic) -> Fallible<FLOAT> {
     let (lo, hi) = (number(lo, "rand_float")?, number(hi, "rand_float")?);
     if lo.partial_cmp(&hi) != Some(std::cmp::Ordering::Less) {
         return fail(format!("rand_float: need lo < hi, got {lo} and {hi}"));
     }
-    Ok(lock(rng).random_range(lo..hi))
+    Ok(rng.random_range(lo..hi))
 }
 
 /// `rand_int(lo, hi)`: an integer in [lo, hi], both ends included.
-pub fn rand_int(rng: &SharedRng, lo: INT, hi: INT) -> Fallible<INT> {
+pub fn rand_int(rng: &mut SimRng, lo: INT, hi: INT) -> Fallible<INT> {
     if lo > hi {
         return fail(format!("rand_int: need lo <= hi, got {lo} and {hi}"));
     }
-    Ok(lock(rng).random_range(lo..=hi))
+    Ok(rng.random_range(lo..=hi))
 }
 
 /// `chance(p)`: true with probability p.
-pub fn chance(rng: &SharedRng, p: &Dynamic) -> Fallible<bool> {
+pub fn chance(rng: &mut SimRng, p: &Dynamic) -> Fallible<bool> {
     let p = number(p, "chance")?;
-    Ok(lock(rng).random_bool(p.clamp(0.0, 1.0)))
+    Ok(rng.random_bool(p.clamp(0.0, 1.0)))
 }
 
 /// `normal(mean, sd)`: a normal draw.
-pub fn normal(rng: &SharedRng, mean: &Dynamic, sd: &Dynamic) -> Fallible<FLOAT> {
+pub fn normal(rng: &mut SimRng, mean: &Dynamic, sd: &Dynamic) -> Fallible<FLOAT> {
     let (mean, sd) = (number(mean, "normal")?, number(sd, "normal")?);
     let dist = Normal::new(mean, sd).or_else(|e| fail(format!("normal: {e}")))?;
-    Ok(dist.sample(&mut *lock(rng)))
+    Ok(dist.sample(rng))
 }
 
 /// `log_normal(mu, sigma)`: exp of a normal(mu, sigma) draw; its median is exp(mu).
-pub fn log_normal(rng: &SharedRng, mu: &Dynamic, sigma: &Dynamic) -> Fallible<FLOAT> {
+pub fn log_normal(rng: &mut SimRng, mu: &Dynamic, sigma: &Dynamic) -> Fallible<FLOAT> {
     let (mu, sigma) = (number(mu, "log_normal")?, number(sigma, "log_normal")?);
     let dist = LogNormal::new(mu, sigma).or_else(|e| fail(format!("log_normal: {e}")))?;
-    Ok(dist.sample(&mut *lock(rng)))
+    Ok(dist.sample(rng))
 }
 
 /// `exponential(rate)`: an exponential draw with mean 1 / rate.
-pub fn exponential(rng: &SharedRng, rate: &Dynamic) -> Fallible<FLOAT> {
+pub fn exponential(rng: &mut SimRng, rate: &Dynamic) -> Fallible<FLOAT> {
     let rate = number(rate, "exponential")?;
     let dist = Exp::new(rate).or_else(|e| fail(format!("exponential: {e}")))?;
-    Ok(dist.sample(&mut *lock(rng)))
+    Ok(dist.sample(rng))
 }
 
 /// `uuid()`: a version-4 UUID string from the seeded generator.
-pub fn uuid(rng: &SharedRng) -> String {
-    let bytes: [u8; 16] = lock(rng).random();
+pub fn uuid(rng: &mut SimRng) -> String {
+    let bytes: [u8; 16] = rng.random();
     uuid::Builder::from_random_bytes(bytes)
         .into_uuid()
         .hyphenated()
@@ -129,16 +128,16 @@ pub fn uuid(rng: &SharedRng) -> String {
 }
 
 /// `array.pick()`: one element, uniformly.
-pub fn pick(rng: &SharedRng, items: &Array) -> Fallible<Dynamic> {
+pub fn pick(rng: &mut SimRng, items: &Array) -> Fallible<Dynamic> {
     if items.is_empty() {
         return fail("pick: the array is empty");
     }
-    let index = lock(rng).random_range(0..items.len());
+    let index = rng.random_range(0..items.len());
     Ok(items[index].clone())
 }
 
 /// `pick_weighted(#{ key: weight })`: a key, with probability proportional to its weight.
-pub fn pick_weighted_key(rng: &SharedRng, weights: &Map) -> Fallible<String> {
+pub fn pick_weighted_key(rng: &mut SimRng, weights: &Map) -> Fallible<String> {
     let total = weights_total(weights)?;
     let entries = weights
         .iter()
@@ -167,11 +166,11 @@ fn weights_total(weights: &Map) -> Fallible<FLOAT> {
 
 /// One draw from `entries` (an item and its weight, in order) whose weights add up to `total`.
 fn weighted_draw<T>(
-    rng: &SharedRng,
+    rng: &mut SimRng,
     entries: impl Iterator<Item = (T, FLOAT)>,
     total: FLOAT,
 ) -> Option<T> {
-    let mut target = lock(rng).random_range(0.0..total);
+    let mut target = rng.random_range(0.0..total);
     let mut last = None;
     for (item, weight) in entries {
         if weight > 0.0 {
@@ -211,7 +210,7 @@ impl WeightTable {
     }
 
     /// A key, with probability proportional to its weight.
-    pub fn pick(&self, rng: &SharedRng) -> ImmutableString {
+    pub fn pick(&self, rng: &mut SimRng) -> ImmutableString {
         let entries = self.keys.iter().zip(self.weights.iter().copied());
         weighted_draw(rng, entries, self.total)
             .cloned()
@@ -220,7 +219,7 @@ impl WeightTable {
 }
 
 /// `pick_weighted(items, weights)`: an item, with probability proportional to its weight.
-pub fn pick_weighted_item(rng: &SharedRng, items: &Array, weights: &Array) -> Fallible<Dynamic> {
+pub fn pick_weighted_item(rng: &mut SimRng, items: &Array, weights: &Array) -> Fallible<Dynamic> {
     if items.len() != weights.len() || items.is_empty() {
         return fail(format!(
             "pick_weighted: {} items but {} weights",
@@ -234,16 +233,15 @@ pub fn pick_weighted_item(rng: &SharedRng, items: &Array, weights: &Array) -> Fa
         .collect::<Fallible<_>>()?;
     let index = rand_distr::weighted::WeightedIndex::new(&weights)
         .or_else(|e| fail(format!("pick_weighted: {e}")))?
-        .sample(&mut *lock(rng));
+        .sample(rng);
     Ok(items[index].clone())
 }
 
 /// `jitter(lat, lng, km)`: a point uniformly within `km` of the given one, rounded to 4
 /// decimals (about 10 m), as `#{lat, lng}`.
-pub fn jitter(rng: &SharedRng, lat: &Dynamic, lng: &Dynamic, km: &Dynamic) -> Fallible<Map> {
+pub fn jitter(rng: &mut SimRng, lat: &Dynamic, lng: &Dynamic, km: &Dynamic) -> Fallible<Map> {
     let (lat, lng) = (number(lat, "jitter")?, number(lng, "jitter")?);
     let km = number(km, "jitter")?;
-    let mut rng = lock(rng);
     let distance = km * rng.random::<f64>().sqrt();
     let bearing = rng.random_range(0.0..std::f64::consts::TAU);
     let dlat = distance / 111.32 * bearing.cos();

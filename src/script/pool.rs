@@ -201,17 +201,21 @@ fn equal(context: &NativeCallContext, a: &Dynamic, b: &Dynamic) -> bool {
 }
 
 /// `pool.pick()`: one element of a pool of the state, uniformly.
-pub(crate) fn pick_pool(rng: &SharedRng, pool: &Pool) -> Fallible<Dynamic> {
+pub(crate) fn pick_pool(rng: &mut crate::rng::SimRng, pool: &Pool) -> Fallible<Dynamic> {
     if pool.is_empty() {
         return Err("pick: the pool is empty".into());
     }
-    let index = rand::Rng::random_range(&mut *crate::sync::lock(rng), 0..pool.len());
+    let index = rand::Rng::random_range(rng, 0..pool.len());
     Ok(read(&pool.items()[index]))
 }
 
 /// `pool.pick_zipf(s)`: an element by Zipf popularity, the k-th with probability proportional
 /// to 1 / k^s.
-pub(crate) fn pick_zipf(rng: &SharedRng, pool: &Pool, s: &Dynamic) -> Fallible<Dynamic> {
+pub(crate) fn pick_zipf(
+    rng: &mut crate::rng::SimRng,
+    pool: &Pool,
+    s: &Dynamic,
+) -> Fallible<Dynamic> {
     let s = s
         .as_float()
         .or_else(|_| s.as_int().map(|i| i as f64))
@@ -221,7 +225,7 @@ pub(crate) fn pick_zipf(rng: &SharedRng, pool: &Pool, s: &Dynamic) -> Fallible<D
     }
     let zipf =
         rand_distr::Zipf::new(pool.len() as f64, s).map_err(|e| format!("pick_zipf: {e}"))?;
-    let rank: f64 = rand_distr::Distribution::sample(&zipf, &mut *crate::sync::lock(rng));
+    let rank: f64 = rand_distr::Distribution::sample(&zipf, rng);
     let rank = (rank as usize).clamp(1, pool.len());
     Ok(read(&pool.items()[rank - 1]))
 }
@@ -328,7 +332,9 @@ pub fn register(engine: &mut Engine, rng: &SharedRng, counter: &PoolCounter) {
     // pool.pick_zipf(s) -> an element by Zipf popularity: the k-th with probability
     // proportional to 1 / k^s (s = 1: the first is twice as popular as the second).
     let r = rng.clone();
-    let pick_zipf = move |pool: Pool, s: Dynamic| -> Fallible<Dynamic> { pick_zipf(&r, &pool, &s) };
+    let pick_zipf = move |pool: Pool, s: Dynamic| -> Fallible<Dynamic> {
+        pick_zipf(&mut crate::sync::lock(&r), &pool, &s)
+    };
     // With a float and an integer exponent as well: an exact match is found by Rhai's first
     // look-up (see `api::numeric1`).
     let f = pick_zipf.clone();
@@ -338,5 +344,7 @@ pub fn register(engine: &mut Engine, rng: &SharedRng, counter: &PoolCounter) {
     engine.register_fn("pick_zipf", pick_zipf);
     // pool.pick() -> one element, uniformly.
     let r = rng.clone();
-    engine.register_fn("pick", move |pool: Pool| pick_pool(&r, &pool));
+    engine.register_fn("pick", move |pool: Pool| {
+        pick_pool(&mut crate::sync::lock(&r), &pool)
+    });
 }

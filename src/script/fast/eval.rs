@@ -11,9 +11,10 @@ use super::super::limits;
 use super::super::pool::Pool;
 use super::super::state::{HashedKey, StateMap};
 use super::compile::{is_pure_chain, switch_hash, Compiled, Each, Node};
-use super::natives::{self, Helpers, Mutator, Native};
+use super::natives::{self, Generator, Helpers, Mutator, Native};
 use super::sizes::{array_within_limits, KnownSizes, Sizes};
 use super::Bail;
+use crate::sync::lock;
 
 /// The bytes an interpolated text has room for before it grows.
 const INTERPOLATED_ROOM: usize = 32;
@@ -45,6 +46,8 @@ type Step = Result<Dynamic, Flow>;
 pub struct Run<'a> {
     compiled: &'a Compiled,
     helpers: &'a Helpers,
+    /// The helpers' generator, locked while the run lasts (see [`Generator`]).
+    rng: Generator<'a>,
     seq_read: &'a AtomicBool,
     /// Calls in progress.
     depth: usize,
@@ -135,6 +138,7 @@ impl<'a> Run<'a> {
         Self {
             compiled,
             helpers,
+            rng: Generator::new(lock(&helpers.rng)),
             seq_read,
             depth: 0,
             operations: 0,
@@ -423,7 +427,7 @@ impl<'a> Run<'a> {
                 };
                 value.ok_or(Flow::Bail)
             }
-            Node::PickWeighted(table) => Ok(Dynamic::from(table.pick(&self.helpers.rng))),
+            Node::PickWeighted(table) => Ok(Dynamic::from(table.pick(&mut self.rng.borrow_mut()))),
             Node::Each(each, items, function, captured) => {
                 self.each(*each, items, *function, captured, frame)
             }
@@ -675,7 +679,7 @@ impl<'a> Run<'a> {
         if args.len() > 3 {
             let values = self.eval_all(args, frame)?;
             let refs: Vec<&Dynamic> = values.iter().collect();
-            return Ok(natives::call(native, &refs, self.helpers)?);
+            return Ok(natives::call(native, &refs, self.helpers, &self.rng)?);
         }
         if let [Node::Property(..), Node::Const(_)] | [Node::Const(_), Node::Property(..)] = args {
             return self.native_beside_constant(native, args, frame);
@@ -695,7 +699,7 @@ impl<'a> Run<'a> {
                 _ => {}
             }
         }
-        let result = natives::call(native, &refs[..args.len()], self.helpers);
+        let result = natives::call(native, &refs[..args.len()], self.helpers, &self.rng);
         // Only the values made here are dropped; the other slots hold `()`, which owns nothing
         // and is forgotten. Dropping all three was three out-of-line calls a native call, about
         // a hundred native calls a darooghe event.
@@ -740,7 +744,12 @@ impl<'a> Run<'a> {
                     _ => {}
                 }
             }
-            Ok(natives::call(native, &refs[..args.len()], run.helpers)?)
+            Ok(natives::call(
+                native,
+                &refs[..args.len()],
+                run.helpers,
+                &run.rng,
+            )?)
         });
         owned.into_iter().for_each(discard);
         result
@@ -770,7 +779,7 @@ impl<'a> Run<'a> {
             } else {
                 [constant, value]
             };
-            Ok(natives::call(native, &pair, run.helpers)?)
+            Ok(natives::call(native, &pair, run.helpers, &run.rng)?)
         })
     }
 
