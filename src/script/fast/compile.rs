@@ -74,6 +74,12 @@ pub enum Node {
     /// A variable read for the last time where its value is kept (see [`moved_at_last_reads`]):
     /// its slot, moved out of the frame unless its value is read-only (a copy is read-write).
     Last(usize),
+    /// A variable handed to a script function whose parameter the function only reads (see
+    /// [`lent_arguments`]): its slot, its value moved into the callee's frame once every
+    /// argument is read, and moved back when the call ends, instead of copied and dropped.
+    Lent(usize),
+    /// A compiled script function, by index, one or more of whose arguments are lent.
+    Lending(usize, Vec<Node>),
     /// `items.map(closure)` or `items.filter(closure)`: the items, the closure's function and
     /// the values it captured (its first arguments, before the item).
     Each(Each, Box<Node>, usize, Vec<Node>),
@@ -295,6 +301,7 @@ impl Compiled {
                 });
             }
         }
+        lent_arguments(&mut functions);
         Self { functions }
     }
 
@@ -862,7 +869,16 @@ impl Compiler<'_> {
         if call.capture_parent_scope {
             return None;
         }
-        let args = self.exprs(&call.args)?;
+        let mut args = self.exprs(&call.args)?;
+        // Rhai reads a variable given first after the other arguments (it passes it by
+        // reference): where another argument changes it, the interpreter's order is left to it.
+        if call.op_token.is_none() {
+            if let Some((&mut Node::Var(slot), rest)) = args.split_first_mut() {
+                if !rest.iter_mut().all(|arg| only_reads(arg, slot)) {
+                    return None;
+                }
+            }
+        }
         if !call.namespace.is_empty() {
             // `alias::name(..)`: a public function of an imported module.
             let namespace = &call.namespace;
@@ -1040,6 +1056,111 @@ fn moved_reads(node: &mut Node, last: &BTreeSet<usize>) {
     }
 }
 
+/// Script functions' arguments that are variables, lent rather than copied ([`Node::Lent`])
+/// where the callee only reads the parameter: `transaction(ctx, customer, merchant, ..)` copied
+/// `ctx` and two state records (an allocation and atomic counts each) and dropped them after.
+///
+/// A parameter only read is one the body never changes ([`Function::written`]) and never moves
+/// out ([`Node::Take`], [`Node::Last`]), except into a call that only reads it in turn: a
+/// fixed point over the calls, from none. A variable is lent where no other argument of the
+/// call changes or moves it (they are read before the move) and once a call.
+fn lent_arguments(functions: &mut [Function]) {
+    let mut reads_only: Vec<Vec<bool>> = functions.iter().map(|f| vec![false; f.params]).collect();
+    loop {
+        let mut grew = false;
+        for f in 0..functions.len() {
+            for param in 0..functions[f].params {
+                if reads_only[f][param] || functions[f].written.contains(&param) {
+                    continue;
+                }
+                let Some(body) = functions[f].body.as_mut() else {
+                    continue;
+                };
+                if !moves_out(body, param, &reads_only) {
+                    reads_only[f][param] = true;
+                    grew = true;
+                }
+            }
+        }
+        if !grew {
+            break;
+        }
+    }
+    for function in functions.iter_mut() {
+        if let Some(body) = function.body.as_mut() {
+            visit_mut(body, &mut |node| lend(node, &reads_only));
+        }
+    }
+}
+
+/// Whether `body` moves `slot`'s value out of its frame, other than into a parameter that
+/// `reads_only` says its function only reads.
+fn moves_out(body: &mut Node, slot: usize, reads_only: &[Vec<bool>]) -> bool {
+    let (mut moves, mut into_readers) = (0, 0);
+    visit_mut(body, &mut |node| match node {
+        Node::Take(s) | Node::Last(s) if *s == slot => moves += 1,
+        Node::Script(callee, args) => {
+            into_readers += args
+                .iter()
+                .enumerate()
+                .filter(|(i, arg)| {
+                    matches!(arg, Node::Last(s) if *s == slot) && reads_only[*callee][*i]
+                })
+                .count();
+        }
+        _ => {}
+    });
+    moves > into_readers
+}
+
+/// A script call's arguments lent where [`lent_arguments`] allows.
+fn lend(node: &mut Node, reads_only: &[Vec<bool>]) {
+    let Node::Script(callee, args) = node else {
+        return;
+    };
+    for i in 0..args.len() {
+        let (Node::Var(slot) | Node::Last(slot)) = args[i] else {
+            continue;
+        };
+        if !reads_only[*callee][i] {
+            continue;
+        }
+        let mut others_keep_it = true;
+        for (j, other) in args.iter_mut().enumerate() {
+            if j != i && !only_reads(other, slot) {
+                others_keep_it = false;
+            }
+        }
+        if others_keep_it {
+            args[i] = Node::Lent(slot);
+        }
+    }
+    if args.iter().any(|arg| matches!(arg, Node::Lent(_))) {
+        *node = Node::Lending(*callee, std::mem::take(args));
+    }
+}
+
+/// Whether `node` leaves `slot` as it is: reads it at most, neither changing nor moving nor
+/// lending it.
+fn only_reads(node: &mut Node, slot: usize) -> bool {
+    let mut untouched = true;
+    visit_mut(node, &mut |node| match *node {
+        Node::Assign(s, _)
+        | Node::SetProperty(s, ..)
+        | Node::SetIndex(s, ..)
+        | Node::Mutate(s, ..)
+        | Node::Take(s)
+        | Node::Last(s)
+        | Node::Lent(s)
+            if s == slot =>
+        {
+            untouched = false;
+        }
+        _ => {}
+    });
+    untouched
+}
+
 /// The map a node always gives: a constant, or a literal of constants.
 fn constant_map(node: &Node) -> Option<rhai::Map> {
     match node {
@@ -1083,6 +1204,7 @@ fn visit_in_loops(node: &mut Node, in_loop: bool, f: &mut dyn FnMut(&mut Node, b
         | Node::Var(_)
         | Node::Take(_)
         | Node::Last(_)
+        | Node::Lent(_)
         | Node::PickWeighted(_)
         | Node::Throw
         | Node::Break
@@ -1099,6 +1221,7 @@ fn visit_in_loops(node: &mut Node, in_loop: bool, f: &mut dyn FnMut(&mut Node, b
         | Node::Native(_, nodes)
         | Node::NativeOnChain(_, nodes, _)
         | Node::Script(_, nodes)
+        | Node::Lending(_, nodes)
         | Node::And(nodes)
         | Node::Or(nodes)
         | Node::Coalesce(nodes)

@@ -80,6 +80,7 @@ impl Frames {
     }
 
     /// `frame` emptied, kept for a later call; as many as calls can nest, at most.
+    #[inline(always)]
     fn give_back(&mut self, mut frame: Vec<Dynamic>) {
         // Emptied value by value: dropping a `Dynamic` is an out-of-line call whatever it holds,
         // and most slots hold numbers, booleans or `()` (see `discard`). Darooghe 54,026 ->
@@ -173,25 +174,74 @@ impl<'a> Run<'a> {
     }
 
     /// Calls compiled function `index` with `args`.
-    pub fn call(&mut self, index: usize, mut args: Vec<Dynamic>) -> Result<Dynamic, Bail> {
+    pub fn call(&mut self, index: usize, args: Vec<Dynamic>) -> Result<Dynamic, Bail> {
+        let (result, frame) = self.call_keeping(index, args);
+        self.frames.give_back(frame);
+        result
+    }
+
+    /// [`Self::call`], giving the call's frame back to the caller rather than to the kept
+    /// frames: the caller takes its lent values out first.
+    #[inline(always)]
+    fn call_keeping(
+        &mut self,
+        index: usize,
+        mut args: Vec<Dynamic>,
+    ) -> (Result<Dynamic, Bail>, Vec<Dynamic>) {
         let function = &self.compiled.functions[index];
-        let body = function.body.as_ref().ok_or(Bail)?;
+        let Some(body) = function.body.as_ref() else {
+            return (Err(Bail), args);
+        };
         // Deeper calls are the interpreter's: it reports a runaway recursion, with its limit
         // and position, and a thread's stack holds its 64 levels where it might not hold ours.
         if self.depth >= MAX_DEPTH {
-            return Err(Bail);
+            return (Err(Bail), args);
         }
         self.depth += 1;
         // Made, not cloned: a clone of `()` is an out-of-line call a slot.
-        args.resize_with(function.slots.max(args.len()), || Dynamic::UNIT);
+        // Pushed one by one: `resize_with` was left out of line in `lending`'s copy.
+        while args.len() < function.slots {
+            args.push(Dynamic::UNIT);
+        }
         let result = self.eval(body, &mut args);
-        self.frames.give_back(args);
         self.known.leave(self.depth);
         self.depth -= 1;
-        match result {
+        let result = match result {
             Ok(value) | Err(Flow::Return(value)) => Ok(value),
             Err(Flow::Bail | Flow::Break | Flow::Continue) => Err(Bail),
+        };
+        (result, args)
+    }
+
+    /// [`Node::Lending`]: calls script function `index` with `args`, the variables lent to it
+    /// ([`Node::Lent`]) moved into its frame once every argument is read, and moved back once
+    /// it ends, however it ends. Out of [`Self::eval`], which stays small for other calls.
+    #[inline(never)]
+    fn lending(&mut self, index: usize, args: &[Node], frame: &mut [Dynamic]) -> Step {
+        let slots = self.compiled.functions[index].slots.max(args.len());
+        let mut callee = self.frames.take(slots);
+        for arg in args {
+            callee.push(match arg {
+                Node::Lent(_) => {
+                    self.count()?;
+                    Dynamic::UNIT
+                }
+                _ => self.operand(arg, frame)?,
+            });
         }
+        // Swapped, not assigned: an assignment drops the `()` it replaces, an out-of-line call.
+        let swap_lent = |callee: &mut [Dynamic], frame: &mut [Dynamic]| {
+            for (i, arg) in args.iter().enumerate() {
+                if let Node::Lent(slot) = *arg {
+                    std::mem::swap(&mut callee[i], &mut frame[slot]);
+                }
+            }
+        };
+        swap_lent(&mut callee, frame);
+        let (result, mut callee) = self.call_keeping(index, callee);
+        swap_lent(&mut callee, frame);
+        self.frames.give_back(callee);
+        Ok(result?)
     }
 
     fn count(&mut self) -> Result<(), Flow> {
@@ -264,6 +314,8 @@ impl<'a> Run<'a> {
                 Ok(std::mem::take(&mut frame[*slot]))
             }
             Node::Last(slot) => Ok(self.last_read(*slot, frame)),
+            // Only a script call's argument is lent, by `script`; read anywhere else.
+            Node::Lent(slot) => Ok(frame[*slot].clone()),
             Node::Let(slot, value) | Node::Assign(slot, value) => {
                 let value = settled(self.eval(value, frame)?);
                 self.known.forget(self.depth, *slot);
@@ -373,6 +425,7 @@ impl<'a> Run<'a> {
                 }
                 Ok(self.call(*index, callee)?)
             }
+            Node::Lending(index, args) => self.lending(*index, args, frame),
             Node::And(operands) => {
                 for operand in operands {
                     if !truth(self.eval(operand, frame)?)? {
