@@ -815,15 +815,15 @@ impl Scenario {
         thaw: Thaw,
     ) -> Result<Dynamic, ScriptError> {
         self.start(id);
-        let ctx = self.context(time_ms, seq);
         let queued = self.follow_ups.len();
         if let Some(fast) = &mut self.fast {
-            match fast.event(ctx.clone()) {
+            match fast.event(time_ms, seq, &self.state, &self.settings) {
                 Ok(result) => return self.checked_events("event", result, thaw),
                 // Given up: the interpreter makes the event from the same draws.
                 Err(fast::Bail) => self.restart_after_bail(id, queued),
             }
         }
+        let ctx = self.context(time_ms, seq);
         let result = self.call_per_event("event", ctx, None)?;
         self.checked_events("event", result, thaw)
     }

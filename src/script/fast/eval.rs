@@ -180,6 +180,19 @@ impl<'a> Run<'a> {
         result
     }
 
+    /// [`Self::call`], giving back what the first parameter holds when the call ends as well
+    /// (`()` for a function without parameters).
+    pub fn call_keeping_first(
+        &mut self,
+        index: usize,
+        args: Vec<Dynamic>,
+    ) -> (Result<Dynamic, Bail>, Dynamic) {
+        let (result, mut frame) = self.call_keeping(index, args);
+        let first = frame.first_mut().map(std::mem::take).unwrap_or_default();
+        self.frames.give_back(frame);
+        (result, first)
+    }
+
     /// [`Self::call`], giving the call's frame back to the caller rather than to the kept
     /// frames: the caller takes its lent values out first.
     #[inline(always)]

@@ -858,3 +858,22 @@ fn a_call_whose_first_variable_another_argument_changes_is_left_to_the_interpret
     assert_eq!(compiled.runnable("odd", 1), None, "odd is not compiled");
     assert!(compiled.runnable("pair", 2).is_some());
 }
+
+#[test]
+fn each_event_s_ctx_carries_its_own_time_and_number_whether_kept_or_made_anew() {
+    // The fast path keeps the last event's `ctx` for the next one, given its time and number;
+    // every third event moves `ctx` out of its parameter (into `held`), so the next one is made
+    // anew. The events are the interpreter's either way.
+    let source = r#"
+        fn event(ctx) {
+            let t = ctx.time;
+            let s = ctx.seq;
+            let held = if s % 3 == 0 { [ctx] } else { [] };
+            #{ customer_id: `c${s}`, t: t, s: s, at: iso8601(ctx_time(t)), held: held.len() }
+        }
+        fn ctx_time(t) { t }
+    "#;
+    compiled_throughout(source, 30);
+    let body = compiled_bodies(source)("event", 1);
+    assert!(body.contains("Array([Last(0)])"), "{body}");
+}
