@@ -66,6 +66,13 @@ impl DeliveryCounters {
                 .store(since_start(), Ordering::Relaxed);
         }
     }
+    /// Counts a record accepted and delivered at once, by a sink that writes as it accepts
+    /// (standard output, a file): no wait for an answer begins, so no clock is read (a read
+    /// a record, 0.4% of `sim sample`'s time on darooghe).
+    pub fn written(&self) {
+        self.produced.fetch_add(1, Ordering::Relaxed);
+        self.delivered.fetch_add(1, Ordering::Relaxed);
+    }
     /// Counts a record delivered.
     pub fn delivered(&self) {
         self.delivered.fetch_add(1, Ordering::Relaxed);
@@ -158,6 +165,19 @@ mod tests {
             counters.failures_by_kind(),
             vec![("message_timed_out".into(), 2), ("other".into(), 1)]
         );
+    }
+
+    #[test]
+    fn a_record_written_at_once_is_produced_and_delivered_and_leaves_nothing_unanswered() {
+        let counters = DeliveryCounters::default();
+        counters.written();
+        counters.written();
+        let account = counters.account();
+        assert_eq!(
+            (account.produced, account.delivered, account.failed),
+            (2, 2, 0)
+        );
+        assert_eq!(counters.unanswered_for(), None);
     }
 
     #[test]

@@ -62,17 +62,17 @@ impl JsonLinesSink {
 
 impl Sink for JsonLinesSink {
     fn send(&mut self, record: Record<'_>) -> Result<(), SinkError> {
-        self.counters.produced();
         let written = self
             .out
             .write_all(record.payload)
             .and_then(|()| self.out.write_all(b"\n"));
         match written {
             Ok(()) => {
-                self.counters.delivered();
+                self.counters.written();
                 Ok(())
             }
             Err(err) => {
+                self.counters.produced();
                 self.counters.failed();
                 Err(self.io_error(err))
             }
