@@ -23,6 +23,18 @@ pub struct EventContext {
     pub settings: Arc<Dynamic>,
 }
 
+impl EventContext {
+    /// The `ctx` of the event at `time` numbered `seq`, sharing `state` and `settings`.
+    pub fn new(time: INT, seq: INT, state: &Arc<Dynamic>, settings: &Arc<Dynamic>) -> Self {
+        Self {
+            time,
+            seq,
+            state: state.clone(),
+            settings: settings.clone(),
+        }
+    }
+}
+
 /// Registers the `ctx` type and its properties. Reading `ctx.seq` raises `seq_read`: an event
 /// made ahead of its turn, by another worker, may have been given a number that later changed
 /// (a follow-up fell due before it), and only an event that read the number must be made again.

@@ -785,12 +785,7 @@ impl Scenario {
     }
 
     fn context(&self, time: INT, seq: INT) -> EventContext {
-        EventContext {
-            time,
-            seq,
-            state: self.state.clone(),
-            settings: self.settings.clone(),
-        }
+        EventContext::new(time, seq, &self.state, &self.settings)
     }
 
     /// Runs `event(ctx)` for the arrival at `time_ms` with sequence number `seq`, returning what

@@ -18,6 +18,7 @@ use rhai::{Dynamic, Engine, EvalAltResult, FnPtr, NativeCallContext, FLOAT, INT}
 
 use super::draws::SharedRng;
 use super::limits;
+use crate::rng::SimRng;
 
 type Fallible<T> = Result<T, Box<EvalAltResult>>;
 
@@ -201,7 +202,7 @@ fn equal(context: &NativeCallContext, a: &Dynamic, b: &Dynamic) -> bool {
 }
 
 /// `pool.pick()`: one element of a pool of the state, uniformly.
-pub(crate) fn pick_pool(rng: &mut crate::rng::SimRng, pool: &Pool) -> Fallible<Dynamic> {
+pub(crate) fn pick_pool(rng: &mut SimRng, pool: &Pool) -> Fallible<Dynamic> {
     if pool.is_empty() {
         return Err("pick: the pool is empty".into());
     }
@@ -211,11 +212,7 @@ pub(crate) fn pick_pool(rng: &mut crate::rng::SimRng, pool: &Pool) -> Fallible<D
 
 /// `pool.pick_zipf(s)`: an element by Zipf popularity, the k-th with probability proportional
 /// to 1 / k^s.
-pub(crate) fn pick_zipf(
-    rng: &mut crate::rng::SimRng,
-    pool: &Pool,
-    s: &Dynamic,
-) -> Fallible<Dynamic> {
+pub(crate) fn pick_zipf(rng: &mut SimRng, pool: &Pool, s: &Dynamic) -> Fallible<Dynamic> {
     let s = s
         .as_float()
         .or_else(|_| s.as_int().map(|i| i as f64))

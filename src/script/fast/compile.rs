@@ -1125,12 +1125,10 @@ fn lend(node: &mut Node, reads_only: &[Vec<bool>]) {
         if !reads_only[*callee][i] {
             continue;
         }
-        let mut others_keep_it = true;
-        for (j, other) in args.iter_mut().enumerate() {
-            if j != i && !only_reads(other, slot) {
-                others_keep_it = false;
-            }
-        }
+        let others_keep_it = args
+            .iter_mut()
+            .enumerate()
+            .all(|(j, other)| j == i || only_reads(other, slot));
         if others_keep_it {
             args[i] = Node::Lent(slot);
         }

@@ -327,7 +327,7 @@ impl<'a> Run<'a> {
                 Ok(std::mem::take(&mut frame[*slot]))
             }
             Node::Last(slot) => Ok(self.last_read(*slot, frame)),
-            // Only a script call's argument is lent, by `script`; read anywhere else.
+            // Only a script call's argument is lent, by `lending`; read anywhere else.
             Node::Lent(slot) => Ok(frame[*slot].clone()),
             Node::Let(slot, value) | Node::Assign(slot, value) => {
                 let value = settled(self.eval(value, frame)?);

@@ -198,12 +198,7 @@ impl FastPath {
         if kept {
             return ctx;
         }
-        Dynamic::from(EventContext {
-            time,
-            seq,
-            state: state.clone(),
-            settings: settings.clone(),
-        })
+        Dynamic::from(EventContext::new(time, seq, state, settings))
     }
 
     /// Runs `setup(ctx)`, with the operations the sandbox allows `setup`: the state it
